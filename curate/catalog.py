@@ -1,0 +1,191 @@
+"""Catalog ingest: CSV/TSV/JSONL/Parquet rows → probed :class:`~curate.schema.Recording` rows.
+
+Bad rows never stop the run: a row missing a required field, a duplicate ``recording_id`` or audio that
+cannot be probed becomes a failure row; metadata that is not UTF-8 is decoded as Windows-1252 with a
+warning row. Only a catalog that cannot be read at all (or lacks a required column) is fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from curate import audio
+from curate.schema import Failure, Recording
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("recording_id", "audio_path")
+KNOWN = ("title", "summary", "genre", "published", "language")
+STAGE = "ingest"
+
+
+class CatalogError(ValueError):
+    """The catalog as a whole cannot be used (unreadable, wrong format, required column missing)."""
+
+
+@dataclass
+class IngestResult:
+    recordings: list[Recording]
+    failures: list[Failure]  # errors (recording lost) and warnings (recording kept)
+
+
+def _fix_encoding(value: object) -> tuple[object, bool]:
+    """Undo ``surrogateescape`` decoding: bytes that were not UTF-8 are re-read as Windows-1252."""
+    if not isinstance(value, str):
+        return value, False
+    try:
+        value.encode("utf-8")
+        return value, False
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogateescape")
+        return raw.decode("cp1252", "replace"), True
+
+
+def read_catalog(path: str | Path) -> pd.DataFrame:
+    """Every row as strings (``None`` for empty), plus ``_row`` (1-based line number) and ``_bad_encoding``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"{path}: catalog file not found")
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv", ".txt"):
+            sep = "\t" if suffix == ".tsv" else ","
+            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
+                             encoding_errors="surrogateescape")
+        elif suffix in (".jsonl", ".ndjson", ".json"):
+            text = path.read_bytes().decode("utf-8", "surrogateescape")
+            rows = []
+            for i, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise CatalogError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            df = pd.DataFrame(rows).astype(object)
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path).astype(object)
+        else:
+            raise CatalogError(f"{path}: unknown catalog format '{suffix}' (use .csv, .tsv, .jsonl or .parquet)")
+    except CatalogError:
+        raise
+    except Exception as e:
+        raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise CatalogError(f"{path}: required column(s) {missing} missing; found columns {list(df.columns)}")
+    df = df.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else v)
+    bad = pd.Series(False, index=df.index)
+    for col in df.columns:
+        fixed = df[col].map(_fix_encoding)
+        df[col] = fixed.map(lambda t: t[0])
+        bad |= fixed.map(lambda t: t[1])
+    df["_bad_encoding"] = bad
+    df["_row"] = range(2 if suffix in (".csv", ".tsv", ".txt") else 1, len(df) + (2 if suffix in (".csv", ".tsv", ".txt") else 1))
+    return df.reset_index(drop=True)
+
+
+def _normalise_published(value: object) -> str | None:
+    if value is None:
+        return None
+    ts = pd.to_datetime(str(value), errors="coerce", utc=False)
+    if pd.isna(ts):
+        raise ValueError(f"published={value!r} is not an ISO date or datetime")
+    if getattr(ts, "tzinfo", None) is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S") if (ts.hour, ts.minute, ts.second) != (0, 0, 0) else ts.strftime("%Y-%m-%d")
+
+
+def ingest(
+    catalog_path: str | Path,
+    *,
+    min_duration_s: float = 1.0,
+    threads: int = 8,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Read the catalog, validate every row, probe every audio file (headers only, in parallel)."""
+    catalog_path = Path(catalog_path).resolve()
+    df = read_catalog(catalog_path)
+    base = catalog_path.parent
+    failures: list[Failure] = []
+    candidates: list[tuple[dict, Path]] = []
+    seen: set[str] = set()
+    for row in df.to_dict("records"):
+        rid = row.get("recording_id")
+        where = f"{catalog_path.name} row {row['_row']}"
+        missing = [c for c in REQUIRED if not row.get(c)]
+        if missing:
+            failures.append(Failure(str(rid or f"<row {row['_row']}>"), STAGE, "MissingField",
+                                    f"{where}: required field(s) {missing} empty"))
+            continue
+        rid = str(rid).strip()
+        if rid in seen:
+            failures.append(Failure(rid, STAGE, "DuplicateRecordingId",
+                                    f"{where}: recording_id '{rid}' already used by an earlier row; row skipped"))
+            continue
+        seen.add(rid)
+        if row["_bad_encoding"]:
+            failures.append(Failure(rid, STAGE, "NonUtf8Metadata",
+                                    f"{where}: metadata is not UTF-8; decoded as Windows-1252", severity="warning"))
+        p = Path(str(row["audio_path"]))
+        candidates.append((row, p if p.is_absolute() else (base / p)))
+
+    def probe_one(item: tuple[dict, Path]) -> tuple[Recording | None, list[Failure]]:
+        row, path = item
+        rid = str(row["recording_id"]).strip()
+        out: list[Failure] = []
+        try:
+            info = audio.probe(path)
+        except audio.AudioDecodeError as e:
+            return None, [Failure(rid, STAGE, "AudioDecodeError", str(e), str(path))]
+        if info.duration_s < min_duration_s:
+            return None, [Failure(rid, STAGE, "TooShort",
+                                  f"{path}: {info.duration_s:.2f} s of audio, shorter than {min_duration_s} s", str(path))]
+        if info.sample_rate and info.sample_rate != audio.SAMPLE_RATE:
+            out.append(Failure(rid, STAGE, "Resampled", f"{path}: {info.sample_rate} Hz audio is resampled to 16 kHz",
+                               str(path), "warning"))
+        if info.num_channels > 1:
+            out.append(Failure(rid, STAGE, "Downmixed", f"{path}: {info.num_channels} channels are averaged to mono",
+                               str(path), "warning"))
+        try:
+            published = _normalise_published(row.get("published"))
+        except ValueError as e:
+            published = None
+            out.append(Failure(rid, STAGE, "BadPublished", f"{rid}: {e}; treated as unknown", str(path), "warning"))
+        extra = {k: v for k, v in row.items() if k not in REQUIRED + KNOWN and not k.startswith("_") and v is not None}
+        rec = Recording(
+            recording_id=rid,
+            audio_path=str(path.resolve()),
+            duration_s=float(info.duration_s),
+            sample_rate=int(info.sample_rate),
+            num_channels=int(info.num_channels),
+            codec=info.codec,
+            title=row.get("title"),
+            summary=row.get("summary"),
+            genre=row.get("genre"),
+            published=published,
+            language=row.get("language"),
+            metadata=json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None,
+        )
+        return rec, out
+
+    recordings: list[Recording] = []
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for rec, fails in pool.map(probe_one, candidates):
+            failures.extend(fails)
+            if rec is not None:
+                recordings.append(rec)
+            if on_progress:
+                on_progress(1)
+    log.info("ingest: %d recordings probed, %d failure/warning rows", len(recordings), len(failures))
+    return IngestResult(recordings, failures)
+
+
+__all__ = ["CatalogError", "IngestResult", "read_catalog", "ingest"]

@@ -1,0 +1,1 @@
+"""Command groups. Each module defines ``register(app)`` and adds its commands to the ``curate`` app."""

@@ -1,0 +1,258 @@
+"""Pipeline specs: YAML → validated dataclasses, before any data moves.
+
+A pipeline names WHAT to run::
+
+    name: thesis
+    settings: {shard_size: 8, language: nl}
+    filters:                      # Filter and Aggregate stages, in order, on the whole catalog
+      - stage: genre_filter
+        deny: [commercial]
+      - stage: metadata_dedup
+    passes:                       # model passes: each starts from the audio, runs once per recording
+      whisper:
+        - stage: whisper_transcribe
+          emit: w-raw
+    derive:                       # model-free variants from an emitted variant's saved segments
+      w-pp-3s:
+        from: w-raw
+        stages:
+          - stage: merge_punctuation
+
+``--set stage.param=value`` overrides a param of every stage of that name (``settings.key=value`` too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curate import registry
+from curate.stages.base import Aggregate, ConfigError, Filter, Stage, Transform
+
+
+@dataclass
+class Settings:
+    shard_size: int = 8  # recordings per work unit (resume granularity, one part file per variant)
+    language: str | None = "nl"  # used when the catalog row has none; null → detect where supported
+    detect_language: bool = False  # ignore catalog/config language and let the model detect it
+    min_duration_s: float = 1.0  # recordings shorter than this are dropped at ingest (too short to use)
+    allow_download: bool = False  # may model stages fetch weights at run time?
+    model_store: str | None = None  # directory of pre-fetched weights (else $CURATE_MODELS)
+
+
+@dataclass
+class Pass:
+    name: str
+    stages: list[Transform]
+
+
+@dataclass
+class Derivation:
+    variant: str
+    source: str
+    stages: list[Transform]
+
+
+@dataclass
+class Pipeline:
+    name: str
+    settings: Settings = field(default_factory=Settings)
+    filters: list[Stage] = field(default_factory=list)
+    passes: list[Pass] = field(default_factory=list)
+    derive: list[Derivation] = field(default_factory=list)
+    description: str = ""
+    source: dict[str, Any] = field(default_factory=dict)  # the resolved YAML, for run.json
+
+    def variants(self) -> list[str]:
+        out = [t.emit for p in self.passes for t in p.stages if t.emit]
+        out += [t.emit for d in self.derive for t in d.stages if t.emit]
+        return out + [d.variant for d in self.derive]
+
+    def transforms(self) -> list[Transform]:
+        return [t for p in self.passes for t in p.stages] + [t for d in self.derive for t in d.stages]
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert a YAML value to a dataclass field type (str, int, float, bool, list, dict, Optional)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if tp is Any:
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (inner,) = typing.get_args(tp)[:1] or (Any,)
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def build_dataclass(cls: type, params: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = set(params) - set(fields)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown parameter(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(fields)) or 'none'}"
+        )
+    kw = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in params.items()}
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def build_stage(spec: Any, where: str) -> Stage:
+    if not isinstance(spec, dict) or "stage" not in spec:
+        raise ConfigError(f"{where}: each stage is a mapping with a 'stage' key, got {spec!r}")
+    params = dict(spec)
+    name = params.pop("stage")
+    try:
+        cls = registry.get(name)
+    except KeyError as e:
+        raise ConfigError(f"{where}: {e.args[0]}") from None
+    stage = build_dataclass(cls, params, f"{where} ({name})")
+    stage.validate()
+    return stage
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``stage.param=value`` sets ``param`` on every stage named ``stage``; ``settings.key=value`` too.
+    Values are parsed as YAML (``3``, ``true``, ``[a, b]``)."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        target, dot, param = key.partition(".")
+        if not sep or not dot or not param:
+            raise ConfigError(f"--set {item!r}: expected STAGE.PARAM=VALUE or settings.KEY=VALUE")
+        parsed = yaml.safe_load(value)
+        if target == "settings":
+            raw.setdefault("settings", {})[param] = parsed
+            continue
+        specs = list(raw.get("filters") or [])
+        specs += [s for stages in (raw.get("passes") or {}).values() for s in stages or []]
+        specs += [s for d in (raw.get("derive") or {}).values() for s in (d or {}).get("stages") or []]
+        hits = [s for s in specs if isinstance(s, dict) and s.get("stage") == target]
+        if not hits:
+            raise ConfigError(f"--set {item!r}: the pipeline has no stage named '{target}'")
+        for s in hits:
+            s[param] = parsed
+    return raw
+
+
+def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>") -> Pipeline:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: a pipeline is a YAML mapping")
+    allowed = {"name", "description", "settings", "filters", "passes", "derive"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; valid: {sorted(allowed)}")
+    if not raw.get("name"):
+        raise ConfigError(f"{origin}: missing 'name'")
+    settings = build_dataclass(Settings, raw.get("settings") or {}, f"{origin}: settings")
+    if settings.shard_size < 1:
+        raise ConfigError(f"{origin}: settings.shard_size must be >= 1")
+    filters = []
+    for i, spec in enumerate(raw.get("filters") or []):
+        st = build_stage(spec, f"{origin}: filters[{i}]")
+        if not isinstance(st, Filter | Aggregate):
+            raise ConfigError(f"{origin}: filters[{i}] '{st.stage_name}' is a {type(st).__mro__[1].__name__}, "
+                              "only Filter and Aggregate stages belong under 'filters'")
+        filters.append(st)
+
+    def transforms(specs: Any, where: str) -> list[Transform]:
+        if not isinstance(specs, list) or not specs:
+            raise ConfigError(f"{where}: expected a non-empty list of stages")
+        out = []
+        for i, spec in enumerate(specs):
+            st = build_stage(spec, f"{where}[{i}]")
+            if not isinstance(st, Transform):
+                raise ConfigError(f"{where}[{i}] '{st.stage_name}' is not a Transform; put it under 'filters'")
+            out.append(st)
+        return out
+
+    passes = [Pass(n, transforms(s, f"{origin}: passes.{n}")) for n, s in (raw.get("passes") or {}).items()]
+    emitted: list[str] = [t.emit for p in passes for t in p.stages if t.emit]
+    derive = []
+    for variant, d in (raw.get("derive") or {}).items():
+        where = f"{origin}: derive.{variant}"
+        if not isinstance(d, dict) or set(d) - {"from", "stages"} or "from" not in d:
+            raise ConfigError(f"{where}: expected a mapping with 'from' (a variant) and 'stages'")
+        if d["from"] not in emitted:
+            raise ConfigError(f"{where}: 'from: {d['from']}' is not a variant emitted before it "
+                              f"(emitted: {', '.join(emitted) or 'none'})")
+        stages = transforms(d.get("stages"), f"{where}.stages")
+        for st in stages:
+            if st.uses_model:
+                raise ConfigError(f"{where}: '{st.stage_name}' loads a model; derived variants never run models")
+        derive.append(Derivation(str(variant), str(d["from"]), stages))
+        emitted += [t.emit for t in stages if t.emit] + [str(variant)]
+    pipe = Pipeline(str(raw["name"]), settings, filters, passes, derive, str(raw.get("description", "")), raw)
+    names = pipe.variants()
+    dupes = sorted({v for v in names if names.count(v) > 1})
+    if dupes:
+        raise ConfigError(f"{origin}: variant(s) emitted twice: {dupes}")
+    bad = [v for v in names if not v or "/" in v or v.startswith(".")]
+    if bad:
+        raise ConfigError(f"{origin}: invalid variant name(s) {bad}")
+    return pipe
+
+
+def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Pipeline:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: pipeline file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    raw = apply_overrides(raw or {}, overrides or [])
+    return parse_pipeline(raw, str(path))
+
+
+__all__ = ["Settings", "Pass", "Derivation", "Pipeline", "ConfigError", "load_pipeline", "parse_pipeline",
+           "apply_overrides", "build_dataclass", "build_stage"]

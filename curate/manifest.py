@@ -1,0 +1,153 @@
+"""The only Parquet reader/writer of the project.
+
+Every write passes an explicit schema from :mod:`curate.schema`, stamps the schema version into the
+Parquet key-value metadata, and is atomic (temp file in the same directory, then ``os.replace``).
+Readers refuse a file whose schema version differs, with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.schema import (
+    KIND_KEY,
+    SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
+    SCHEMAS,
+    Segment,
+    segment_from_row,
+    to_row,
+)
+
+
+class SchemaMismatchError(RuntimeError):
+    """A manifest was written by another schema version (or is not a curate manifest)."""
+
+
+def _atomic_path(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = _atomic_path(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def to_table(records: Iterable[Any], kind: str) -> pa.Table:
+    """Records (dataclasses or dicts) → an Arrow table with the schema of ``kind``."""
+    schema = SCHEMAS[kind]
+    rows = [r if isinstance(r, dict) else to_row(r) for r in records]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_table(path: str | Path, table: pa.Table, kind: str) -> Path:
+    """Write ``table`` atomically, cast to the schema of ``kind``, stamped with the schema version."""
+    path = Path(path)
+    schema = SCHEMAS[kind]
+    if table.schema.names != schema.names:
+        table = table.select(schema.names) if set(schema.names) <= set(table.schema.names) else table
+    table = table.cast(schema).replace_schema_metadata(
+        {SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode(), KIND_KEY: kind.encode()}
+    )
+    fd, tmp = _atomic_path(path)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_records(path: str | Path, records: Iterable[Any], kind: str) -> Path:
+    return write_table(path, to_table(records, kind), kind)
+
+
+def _check(path: Path, schema: pa.Schema, kind: str) -> None:
+    meta = schema.metadata or {}
+    found = meta.get(SCHEMA_VERSION_KEY)
+    if found is None:
+        raise SchemaMismatchError(
+            f"{path}: not a curate manifest (no schema version in its Parquet metadata); "
+            f"expected a '{kind}' file written by curate schema v{SCHEMA_VERSION}."
+        )
+    if int(found) != SCHEMA_VERSION:
+        raise SchemaMismatchError(
+            f"{path}: written with curate schema v{int(found)}, this curate reads v{SCHEMA_VERSION}. "
+            "Re-run the pipeline with this version (or install the curate version that wrote it)."
+        )
+    got_kind = meta.get(KIND_KEY, b"").decode()
+    if got_kind and got_kind != kind:
+        raise SchemaMismatchError(f"{path}: holds '{got_kind}' rows, expected '{kind}'.")
+
+
+def read_table(path: str | Path, kind: str, columns: list[str] | None = None) -> pa.Table:
+    """Read one manifest file or a directory of ``part-*.parquet`` files, checking the schema version."""
+    path = Path(path)
+    files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such manifest")
+    tables = []
+    for f in files:
+        pf = pq.ParquetFile(f)
+        _check(f, pf.schema_arrow, kind)
+        tables.append(pf.read(columns=columns))
+    if not tables:
+        schema = SCHEMAS[kind]
+        if columns:
+            schema = pa.schema([schema.field(c) for c in columns])
+        return schema.empty_table()
+    return pa.concat_tables(tables).replace_schema_metadata(None)
+
+
+def iter_batches(path: str | Path, kind: str, batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
+    """Stream a manifest (file or directory of parts) in record batches: bounded memory for big runs."""
+    path = Path(path)
+    files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+    for f in files:
+        pf = pq.ParquetFile(f)
+        _check(f, pf.schema_arrow, kind)
+        yield from pf.iter_batches(batch_size=batch_size)
+
+
+def read_segments(path: str | Path) -> list[Segment]:
+    return [segment_from_row(r) for r in read_table(path, "segments").to_pylist()]
+
+
+__all__ = [
+    "SchemaMismatchError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_json",
+    "to_table",
+    "write_table",
+    "write_records",
+    "read_table",
+    "iter_batches",
+    "read_segments",
+]

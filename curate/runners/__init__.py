@@ -1,0 +1,49 @@
+"""Runners execute a pipeline's shards: ``local`` (reference semantics) or ``ray`` (default, scales out)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from curate.config import Pipeline
+from curate.runners.driver import Plan, RunDirError, finalize, prepare
+
+RUNNERS = ("ray", "local")
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    catalog: str | Path,
+    out_dir: str | Path,
+    *,
+    runner: str = "ray",
+    ray_address: str | None = None,
+    num_workers: int | None = None,
+    verify_audio: bool = True,
+    on_plan: Callable[[Plan], None] | None = None,
+    on_ingest: Callable[[int], None] | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) ``pipeline`` on ``catalog`` into ``out_dir``; returns the run.json content."""
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
+    t0 = time.perf_counter()
+    plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest)
+    t1 = time.perf_counter()
+    if on_plan:
+        on_plan(plan)
+    if runner == "local":
+        from curate.runners import local
+
+        local.execute(plan, on_done, verify_audio)
+    else:
+        from curate.runners import ray as ray_runner
+
+        ray_runner.execute(plan, on_done, verify_audio, address=ray_address, num_workers=num_workers)
+    t2 = time.perf_counter()
+    return finalize(plan, runner, {"prepare": t1 - t0, "segment": t2 - t1})
+
+
+__all__ = ["run_pipeline", "RUNNERS", "RunDirError", "Plan"]

@@ -1,0 +1,172 @@
+"""The run driver: ingest → filters → shard plan → (runner executes shards) → finalize.
+
+Both runners share everything here; they differ only in how shards are executed. A rerun of the same
+command on the same ``--out`` reuses the plan and skips shards with a completion marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from curate import __version__, manifest
+from curate.catalog import ingest
+from curate.config import Pipeline
+from curate.runners.shard import PROGRESS_DIR, load_marker
+from curate.schema import SCHEMA_VERSION, Decision, Failure, Recording, recording_from_row
+from curate.stages.base import Aggregate, Filter
+
+log = logging.getLogger(__name__)
+
+
+class RunDirError(RuntimeError):
+    """The output directory holds a different run."""
+
+
+@dataclass
+class Plan:
+    out_dir: Path
+    pipeline: Pipeline
+    recordings: dict[str, Recording]
+    shards: list[list[str]]  # recording ids per shard, deterministic
+
+    def pending(self) -> list[int]:
+        return [i for i in range(len(self.shards)) if load_marker(self.out_dir, i) is None]
+
+    def shard_recordings(self, shard_id: int) -> list[Recording]:
+        return [self.recordings[r] for r in self.shards[shard_id]]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pipeline_fingerprint(pipeline: Pipeline) -> str:
+    return hashlib.sha256(json.dumps(pipeline.source, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def apply_filters(df: pd.DataFrame, stages: list) -> list[Decision]:
+    """Run Filter/Aggregate stages in order over the recordings table; one decision per recording."""
+    decisions: list[Decision] = []
+    alive = df
+    for st in stages:
+        if alive.empty:
+            break
+        if isinstance(st, Filter):
+            reasons = st.reasons(alive)
+            dropped = reasons.notna()
+            for rid, reason in zip(alive.loc[dropped, "recording_id"], reasons[dropped], strict=True):
+                decisions.append(Decision(rid, False, st.stage_name, str(reason)))
+            alive = alive[~dropped]
+        elif isinstance(st, Aggregate):
+            drop = st.drop(alive)
+            for row in drop.to_dict("records"):
+                decisions.append(Decision(row["recording_id"], False, st.stage_name, row["reason"], row.get("duplicate_of")))
+            alive = alive[~alive["recording_id"].isin(set(drop["recording_id"]))]
+    decisions += [Decision(rid, True, "kept") for rid in alive["recording_id"]]
+    return decisions
+
+
+def prepare(pipeline: Pipeline, catalog: str | Path, out_dir: str | Path,
+            on_ingest: Callable[[int], None] | None = None) -> Plan:
+    """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command."""
+    out_dir = Path(out_dir)
+    catalog = Path(catalog).resolve()
+    plan_file = out_dir / PROGRESS_DIR / "plan.json"
+    fp = {"catalog": str(catalog), "catalog_sha256": _sha256(catalog) if catalog.is_file() else None,
+          "pipeline": pipeline_fingerprint(pipeline)}
+    if plan_file.exists():
+        saved = json.loads(plan_file.read_text())
+        if saved["fingerprint"] != fp:
+            raise RunDirError(
+                f"{out_dir} holds a run of another catalog or pipeline ({saved['fingerprint']}); "
+                "choose a new --out, or delete the directory to start over."
+            )
+        recs = {r["recording_id"]: recording_from_row(r)
+                for r in manifest.read_table(out_dir / "recordings.parquet", "recordings").to_pylist()}
+        log.info("resuming %s: %d shards planned", out_dir, len(saved["shards"]))
+        return Plan(out_dir, pipeline, recs, saved["shards"])
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise RunDirError(f"{out_dir} is not empty and holds no curate run plan; choose a new --out")
+    result = ingest(catalog, min_duration_s=pipeline.settings.min_duration_s, on_progress=on_ingest)
+    manifest.write_records(out_dir / "recordings.parquet", result.recordings, "recordings")
+    manifest.write_records(out_dir / PROGRESS_DIR / "ingest_failures.parquet", result.failures, "failures")
+    df = manifest.read_table(out_dir / "recordings.parquet", "recordings").to_pandas()
+    decisions = apply_filters(df, pipeline.filters)
+    manifest.write_records(out_dir / "decisions.parquet", decisions, "decisions")
+    kept = sorted(d.recording_id for d in decisions if d.kept)
+    n = pipeline.settings.shard_size
+    shards = [kept[i : i + n] for i in range(0, len(kept), n)]
+    manifest.write_json(plan_file, {"fingerprint": fp, "shards": shards})
+    return Plan(out_dir, pipeline, {r.recording_id: r for r in result.recordings}, shards)
+
+
+def collect_failures(out_dir: Path) -> list[Failure]:
+    tables = [manifest.read_table(out_dir / PROGRESS_DIR / "ingest_failures.parquet", "failures")]
+    part_dir = out_dir / PROGRESS_DIR / "failures"
+    if part_dir.exists():
+        tables.append(manifest.read_table(part_dir, "failures"))
+    rows = [r for t in tables for r in t.to_pylist()]
+    return [Failure(**r) for r in rows]
+
+
+def _versions() -> dict[str, str]:
+    out = {"curate": __version__}
+    for pkg in ("torch", "faster-whisper", "openai-whisper", "whisperx", "pyannote.audio", "demucs", "ray", "pyarrow"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, Any]:
+    """Merge failures, compute stats, write run.json. Idempotent."""
+    from curate.stats import compute_stats, write_stats
+
+    out_dir = plan.out_dir
+    manifest.write_records(out_dir / "failures.parquet", collect_failures(out_dir), "failures")
+    markers = [load_marker(out_dir, i) for i in range(len(plan.shards))]
+    processed = [rid for m in markers if m for rid in m["processed"]]
+    info: dict[str, Any] = {}
+    for m in markers:
+        for k, v in ((m or {}).get("info") or {}).items():
+            info.setdefault(k, v)
+    input_s = sum(plan.recordings[r].duration_s for r in processed)
+    stats = compute_stats(out_dir, plan.pipeline.variants(), input_s)
+    write_stats(out_dir, stats)
+    run = {
+        "pipeline": plan.pipeline.source,
+        "pipeline_name": plan.pipeline.name,
+        "variants": plan.pipeline.variants(),
+        "schema_version": SCHEMA_VERSION,
+        "versions": _versions(),
+        "runner": runner,
+        "host": {"name": socket.gethostname(), "python": platform.python_version(), "platform": platform.platform()},
+        "timings_s": timings,
+        "counts": {
+            "recordings": len(plan.recordings),
+            "kept": sum(len(s) for s in plan.shards),
+            "processed": len(processed),
+            "shards": len(plan.shards),
+        },
+        "stage_info": info,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    manifest.write_json(out_dir / "run.json", run)
+    return run

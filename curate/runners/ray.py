@@ -1,0 +1,104 @@
+"""The Ray runner: the only module that imports ray.
+
+Shards stream through Ray Data. A pipeline without model stages runs as plain tasks (decode-bound work
+spreads over every CPU); a pipeline with models runs as an actor pool, so each worker loads its models
+once and keeps them (one GPU per worker when the stages ask for one). Each worker writes its shard's part
+files and completion marker itself; the driver only sees small summaries, never audio.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from curate.runners.driver import Plan
+from curate.runners.shard import PipelineWorker
+
+log = logging.getLogger(__name__)
+
+
+def _resources(plan: Plan) -> tuple[float, float]:
+    stages = plan.pipeline.transforms()
+    cpus = max([s.resources.cpus for s in stages] or [1.0])
+    gpus = max([s.resources.gpus for s in stages] or [0.0])
+    return cpus, gpus
+
+
+class _ShardActor:
+    """Actor-pool worker: Ray Data constructs one per worker; models load on the first shard."""
+
+    def __init__(self, pipeline, out_dir: str, recordings: dict, verify: bool):
+        self.worker = PipelineWorker(pipeline, out_dir, verify)
+        self.recordings = recordings
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        out = []
+        for shard_id, ids in zip(batch["shard_id"], batch["ids"], strict=True):
+            recs = [self.recordings[r] for r in json.loads(ids)]
+            out.append(json.dumps(self.worker(int(shard_id), recs)))
+        return {"summary": out}
+
+
+def init(address: str | None = None, num_cpus: int | None = None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kw: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": True,
+                          "logging_level": logging.WARNING}
+    if address:
+        ray.init(address=address, **kw)
+    else:
+        ray.init(num_cpus=num_cpus, **kw)
+
+
+def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None, verify: bool = True,
+            address: str | None = None, num_workers: int | None = None) -> None:
+    import json
+
+    import ray
+
+    pending = plan.pending()
+    if not pending:
+        return
+    init(address)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    cpus, gpus = _resources(plan)
+    cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+    cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
+    items = [{"shard_id": i, "ids": json.dumps(plan.shards[i])} for i in pending]
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    uses_model = any(s.uses_model for s in plan.pipeline.transforms())
+    recordings = {r: plan.recordings[r] for i in pending for r in plan.shards[i]}
+    if uses_model:
+        if gpus > 0 and cluster_gpus == 0:
+            log.warning("stages ask for a GPU but the cluster has none: running on CPU")
+            gpus = 0.0
+        n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
+        n = min(n, len(items))
+        ds = ds.map_batches(
+            _ShardActor, batch_size=1, concurrency=n, num_cpus=cpus, num_gpus=gpus,
+            fn_constructor_kwargs={"pipeline": plan.pipeline, "out_dir": str(plan.out_dir),
+                                   "recordings": recordings, "verify": verify},
+        )
+    else:
+        worker = PipelineWorker(plan.pipeline, plan.out_dir, verify)
+        recs_ref = ray.put(recordings)
+
+        def run_shard(batch: dict[str, Any]) -> dict[str, Any]:
+            recs = ray.get(recs_ref)
+            out = [json.dumps(worker(int(s), [recs[r] for r in json.loads(ids)]))
+                   for s, ids in zip(batch["shard_id"], batch["ids"], strict=True)]
+            return {"summary": out}
+
+        ds = ds.map_batches(run_shard, batch_size=1, num_cpus=1)
+    for row in ds.iter_rows():
+        if on_done:
+            on_done(json.loads(row["summary"]))

@@ -1,0 +1,176 @@
+"""What happens to one shard of recordings, whatever runs it: the reference semantics both runners share.
+
+A shard is a fixed, deterministic list of recordings. Processing it runs every pass on every recording
+(one recording's audio in memory at a time), derives the model-free variants, and writes one part file per
+variant and per rejecting stage, then a completion marker. A rerun skips shards that have a marker, so a
+killed run resumes and ends with exactly the files of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curate import audio, manifest
+from curate.config import Derivation, Pipeline
+from curate.schema import Failure, Recording, RejectedSegment, Segment
+from curate.stages.base import RecordingContext, RecordingError, Transform
+
+log = logging.getLogger(__name__)
+
+PROGRESS_DIR = "_progress"
+
+
+def shard_name(shard_id: int) -> str:
+    return f"part-{shard_id:05d}"
+
+
+def marker_path(out_dir: Path, shard_id: int) -> Path:
+    return out_dir / PROGRESS_DIR / "done" / f"{shard_name(shard_id)}.json"
+
+
+@dataclass
+class RecordingOutput:
+    variants: dict[str, list[Segment]] = field(default_factory=lambda: defaultdict(list))
+    rejected: dict[str, list[RejectedSegment]] = field(default_factory=lambda: defaultdict(list))
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _label(segments: list[Segment], variant: str) -> list[Segment]:
+    return [s if s.variant == variant else dataclasses.replace(s, variant=variant) for s in segments]
+
+
+def run_stages(stages: list[Transform], ctx: RecordingContext, segments: list[Segment], out: RecordingOutput) -> list[Segment]:
+    """Apply transforms in order, collecting rejected segments and emitted variants."""
+    for stage in stages:
+        result = stage.process(ctx, segments)
+        segments = result.segments
+        if result.rejected:
+            out.rejected[stage.stage_name].extend(result.rejected)
+        if stage.emit:
+            segments = _label(segments, stage.emit)
+            out.variants[stage.emit].extend(segments)
+    return segments
+
+
+def derive_recording(derivations: list[Derivation], ctx: RecordingContext, out: RecordingOutput) -> None:
+    """Model-free variants from variants already in ``out`` (in pipeline order, so chains work)."""
+    for d in derivations:
+        segments = run_stages(d.stages, ctx, list(out.variants.get(d.source, [])), out)
+        out.variants[d.variant].extend(_label(segments, d.variant))
+
+
+def verify_audio(rec: Recording) -> list[str]:
+    """Decode the whole file once, streaming, and check it against its header. Returns warnings; raises
+    :class:`~curate.audio.AudioDecodeError` for audio that is damaged beyond use."""
+    result = audio.scan(rec.audio_path)
+    warnings = []
+    if result.decoded_duration_s < rec.duration_s - max(0.5, 0.01 * rec.duration_s):
+        raise audio.AudioDecodeError(
+            rec.audio_path,
+            f"truncated: header says {rec.duration_s:.2f} s but only {result.decoded_duration_s:.2f} s decode",
+        )
+    if result.nonfinite_samples:
+        warnings.append(f"{result.nonfinite_samples} NaN/inf samples replaced by 0")
+    if result.peak < 1e-4:
+        warnings.append("audio is silent (peak < -80 dBFS)")
+    return warnings
+
+
+def process_recording(pipeline: Pipeline, rec: Recording, verify: bool = True) -> tuple[RecordingOutput, list[str]]:
+    ctx = RecordingContext(rec, None if pipeline.settings.detect_language else pipeline.settings.language)
+    if pipeline.settings.detect_language:
+        ctx.language = None
+    warnings = verify_audio(rec) if verify else []
+    out = RecordingOutput()
+    try:
+        for p in pipeline.passes:
+            run_stages(p.stages, ctx, [], out)
+        derive_recording(pipeline.derive, ctx, out)
+    finally:
+        ctx.release()
+    out.info = ctx.info
+    return out, warnings + ctx.warnings
+
+
+def process_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording], out_dir: str | Path,
+                  verify: bool = True) -> dict[str, Any]:
+    """Process one shard and write its parts and marker. Returns the marker's summary. Stages must be set up."""
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    variants: dict[str, list[Segment]] = {v: [] for v in pipeline.variants()}
+    rejected: dict[str, list[RejectedSegment]] = defaultdict(list)
+    failures: list[Failure] = []
+    done_ids: list[str] = []
+    info: dict[str, Any] = {}
+    for rec in recordings:
+        try:
+            out, warnings = process_recording(pipeline, rec, verify)
+        except (audio.AudioDecodeError, RecordingError) as e:
+            failures.append(Failure(rec.recording_id, "segment", type(e).__name__, str(e), rec.audio_path))
+            continue
+        done_ids.append(rec.recording_id)
+        failures += [Failure(rec.recording_id, "segment", "Warning", f"{rec.audio_path}: {w}", rec.audio_path,
+                             "warning") for w in warnings]
+        for v, segs in out.variants.items():
+            variants[v].extend(segs)
+        for st, rej in out.rejected.items():
+            rejected[st].extend(rej)
+        for k, v in out.info.items():
+            info.setdefault(k, v)
+    name = shard_name(shard_id)
+    for v, segs in variants.items():
+        if segs:
+            manifest.write_records(out_dir / "variants" / v / f"{name}.parquet", segs, "segments")
+    for st, rej in rejected.items():
+        manifest.write_records(out_dir / "rejected" / st / f"{name}.parquet", rej, "rejected")
+    if failures:
+        manifest.write_records(out_dir / PROGRESS_DIR / "failures" / f"{name}.parquet", failures, "failures")
+    summary = {
+        "shard_id": shard_id,
+        "recordings": [r.recording_id for r in recordings],
+        "processed": done_ids,
+        "failed": sorted({f.recording_id for f in failures if f.severity == "error"}),
+        "audio_s": sum(r.duration_s for r in recordings),
+        "segments": {v: len(s) for v, s in variants.items()},
+        "seconds": time.perf_counter() - t0,
+        "info": info,
+    }
+    manifest.write_json(marker_path(out_dir, shard_id), summary)
+    return summary
+
+
+class PipelineWorker:
+    """One worker's pipeline: stages set up once (models loaded once per worker), then shard after shard."""
+
+    def __init__(self, pipeline: Pipeline, out_dir: str | Path, verify: bool = True):
+        self.pipeline = pipeline
+        self.out_dir = Path(out_dir)
+        self.verify = verify
+        self._ready = False
+
+    def setup(self) -> None:
+        if not self._ready:
+            for stage in self.pipeline.transforms():
+                stage.setup()
+            self._ready = True
+
+    def teardown(self) -> None:
+        for stage in self.pipeline.transforms():
+            stage.teardown()
+        self._ready = False
+
+    def __call__(self, shard_id: int, recordings: list[Recording]) -> dict[str, Any]:
+        self.setup()
+        return process_shard(self.pipeline, shard_id, recordings, self.out_dir, self.verify)
+
+
+def load_marker(out_dir: Path, shard_id: int) -> dict[str, Any] | None:
+    p = marker_path(out_dir, shard_id)
+    return json.loads(p.read_text()) if p.exists() else None

@@ -1,0 +1,217 @@
+"""Every record shape of a run directory, and the Arrow schemas derived from them.
+
+This is the one place where a manifest's columns are defined. Times are float64 seconds in fields ending
+in ``_s``; ids are deterministic; records are immutable. Bump ``SCHEMA_VERSION`` whenever a column is
+added, removed or changes type: readers refuse files written with another version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+SCHEMA_VERSION_KEY = b"curate.schema_version"
+KIND_KEY = b"curate.kind"
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str
+    start_s: float | None = None
+    end_s: float | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One catalog row after probing its audio."""
+
+    recording_id: str
+    audio_path: str  # absolute
+    duration_s: float
+    sample_rate: int
+    num_channels: int
+    codec: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    genre: str | None = None
+    published: str | None = None  # ISO 8601 as given, normalised to YYYY-MM-DD[THH:MM:SS]
+    language: str | None = None
+    metadata: str | None = None  # JSON object of every other catalog column
+
+
+@dataclass(frozen=True)
+class Decision:
+    recording_id: str
+    kept: bool
+    stage: str
+    reason: str | None = None
+    duplicate_of: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    recording_id: str
+    stage: str
+    error_type: str
+    message: str
+    audio_path: str | None = None
+    severity: str = "error"  # "error": the recording was lost at this stage; "warning": it went on
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A view into a recording: ``[start_s, end_s)`` of ``audio_path``."""
+
+    segment_id: str
+    recording_id: str
+    audio_path: str
+    start_s: float
+    end_s: float
+    duration_s: float
+    variant: str
+    text: str | None = None
+    language: str | None = None
+    speaker: str | None = None
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    words: tuple[Word, ...] | None = None
+
+    @staticmethod
+    def make_id(recording_id: str, start_s: float, end_s: float) -> str:
+        return f"{recording_id}_{round(start_s * 1000):08d}_{round(end_s * 1000):08d}"
+
+    @classmethod
+    def new(cls, recording_id: str, audio_path: str, start_s: float, end_s: float, variant: str = "", **kw: Any) -> Segment:
+        start_s, end_s = float(start_s), float(end_s)
+        return cls(
+            segment_id=cls.make_id(recording_id, start_s, end_s),
+            recording_id=recording_id,
+            audio_path=audio_path,
+            start_s=start_s,
+            end_s=end_s,
+            duration_s=end_s - start_s,
+            variant=variant,
+            **kw,
+        )
+
+    def with_times(self, start_s: float, end_s: float, **kw: Any) -> Segment:
+        """A copy with new boundaries (id and duration follow); other fields can be overridden too."""
+        return dataclasses.replace(
+            self,
+            segment_id=self.make_id(self.recording_id, start_s, end_s),
+            start_s=float(start_s),
+            end_s=float(end_s),
+            duration_s=float(end_s) - float(start_s),
+            **kw,
+        )
+
+
+@dataclass(frozen=True)
+class RejectedSegment:
+    """A segment a stage dropped, with the rule that dropped it."""
+
+    segment: Segment
+    stage: str
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------------
+# Arrow schemas, derived from the dataclasses above.
+
+_WORD_TYPE = pa.struct(
+    [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("score", pa.float64())]
+)
+_SCALARS: dict[Any, pa.DataType] = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_()}
+
+
+def _arrow_type(tp: Any) -> tuple[pa.DataType, bool]:
+    """(arrow type, nullable) for a dataclass field annotation."""
+    nullable = False
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(tp))
+        (tp,) = args
+        origin = typing.get_origin(tp)
+    if origin is tuple and typing.get_args(tp)[0] is Word:
+        return pa.list_(_WORD_TYPE), nullable
+    return _SCALARS[tp], nullable
+
+
+def arrow_schema(cls: type, extra: list[pa.Field] | None = None) -> pa.Schema:
+    hints = typing.get_type_hints(cls)
+    fields = []
+    for f in dataclasses.fields(cls):
+        tp, nullable = _arrow_type(hints[f.name])
+        fields.append(pa.field(f.name, tp, nullable=nullable))
+    return pa.schema(fields + (extra or []))
+
+
+RECORDING_SCHEMA = arrow_schema(Recording)
+DECISION_SCHEMA = arrow_schema(Decision)
+FAILURE_SCHEMA = arrow_schema(Failure)
+SEGMENT_SCHEMA = arrow_schema(Segment)
+REJECTED_SCHEMA = arrow_schema(
+    Segment, [pa.field("stage", pa.string(), nullable=False), pa.field("reason", pa.string(), nullable=False)]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "recordings": RECORDING_SCHEMA,
+    "decisions": DECISION_SCHEMA,
+    "failures": FAILURE_SCHEMA,
+    "segments": SEGMENT_SCHEMA,
+    "rejected": REJECTED_SCHEMA,
+}
+
+
+def to_row(record: Any) -> dict[str, Any]:
+    """A record as a plain dict for Arrow (words become dicts, RejectedSegment is flattened)."""
+    if isinstance(record, RejectedSegment):
+        row = to_row(record.segment)
+        row.update(stage=record.stage, reason=record.reason)
+        return row
+    row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    if isinstance(record, Segment) and record.words is not None:
+        row["words"] = [dataclasses.asdict(w) for w in record.words]
+    return row
+
+
+def segment_from_row(row: dict[str, Any]) -> Segment:
+    names = {f.name for f in dataclasses.fields(Segment)}
+    kw = {k: v for k, v in row.items() if k in names}
+    if kw.get("words") is not None:
+        kw["words"] = tuple(Word(**w) for w in kw["words"])
+    return Segment(**kw)
+
+
+def recording_from_row(row: dict[str, Any]) -> Recording:
+    names = {f.name for f in dataclasses.fields(Recording)}
+    return Recording(**{k: v for k, v in row.items() if k in names})
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Word",
+    "Recording",
+    "Decision",
+    "Failure",
+    "Segment",
+    "RejectedSegment",
+    "SCHEMAS",
+    "RECORDING_SCHEMA",
+    "DECISION_SCHEMA",
+    "FAILURE_SCHEMA",
+    "SEGMENT_SCHEMA",
+    "REJECTED_SCHEMA",
+    "to_row",
+    "segment_from_row",
+    "recording_from_row",
+]

@@ -1,0 +1,151 @@
+"""The three stage kinds. A stage is a small dataclass whose fields are its YAML params; its algorithm is a
+module-level pure function. Models load in ``setup()``, never in ``__init__``, so any pipeline can be
+validated on a laptop.
+
+- :class:`Filter`: recording metadata → keep, or the reason to drop it (catalog level, vectorised).
+- :class:`Aggregate`: the whole catalog → which recordings to drop, e.g. de-duplication.
+- :class:`Transform`: one recording + its current segments → new segments (and rejected ones).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from curate.schema import Recording, RejectedSegment, Segment
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A pipeline or stage configuration is invalid. Raised before any data moves."""
+
+
+class RecordingError(RuntimeError):
+    """A problem with one recording (its audio, its metadata). Becomes a failure row; the run goes on."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage needs. Only the runner decides how to use it."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    batch_size: int = 1
+    memory_gb: float = 0.0
+
+
+@dataclass
+class Stage:
+    stage_name: ClassVar[str] = ""
+    resources: ClassVar[Resources] = Resources()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for invalid params. Called once when the pipeline is loaded."""
+
+    def params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Filter(Stage):
+    """Keep a recording or give the reason to drop it."""
+
+    def keep(self, rec: Recording) -> str | None:
+        """``None`` to keep; otherwise a short reason (``"genre 'music' denied"``)."""
+        raise NotImplementedError
+
+    def reasons(self, df: pd.DataFrame) -> pd.Series:
+        """Vectorised form over the recordings table: a reason per row, ``None`` to keep. Override for speed."""
+        import pandas as pd
+
+        from curate.schema import recording_from_row
+
+        return pd.Series([self.keep(recording_from_row(r)) for r in df.to_dict("records")], index=df.index)
+
+
+@dataclass
+class Aggregate(Stage):
+    """Looks at the whole catalog at once."""
+
+    def drop(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Rows to drop: columns ``recording_id``, ``reason``, ``duplicate_of`` (nullable)."""
+        raise NotImplementedError
+
+
+@dataclass
+class StageResult:
+    segments: list[Segment]
+    rejected: list[RejectedSegment] = field(default_factory=list)
+
+
+class RecordingContext:
+    """What a transform sees of one recording: its row, its audio (decoded lazily, once), and a warning sink."""
+
+    def __init__(self, recording: Recording, default_language: str | None = None):
+        self.recording = recording
+        self.language = recording.language or default_language
+        self.warnings: list[str] = []
+        self.info: dict[str, Any] = {}  # stage facts worth recording in run.json (e.g. a fallback taken)
+        self._audio: np.ndarray | None = None
+
+    def audio(self) -> np.ndarray:
+        """The whole recording as 16 kHz mono float32 (cached for the stages of this recording)."""
+        if self._audio is None:
+            from curate import audio
+
+            self._audio = audio.load(self.recording.audio_path)
+        return self._audio
+
+    def read(self, start_s: float, end_s: float) -> np.ndarray:
+        from curate import audio
+
+        if self._audio is not None:
+            sr = audio.SAMPLE_RATE
+            return self._audio[int(round(start_s * sr)) : int(round(end_s * sr))]
+        return audio.load(self.recording.audio_path, start_s, end_s)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def release(self) -> None:
+        self._audio = None
+
+
+@dataclass
+class Transform(Stage):
+    """Recording + segments → segments. ``emit`` writes the segments as they are after this stage."""
+
+    emit: str | None = None
+
+    def setup(self) -> None:
+        """Load models here (once per worker), never in ``__init__``."""
+
+    def teardown(self) -> None:
+        """Free models (e.g. before the next model stage loads on the same GPU)."""
+
+    def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
+        raise NotImplementedError
+
+    @property
+    def uses_model(self) -> bool:
+        return type(self).setup is not Transform.setup
+
+
+__all__ = [
+    "ConfigError",
+    "RecordingError",
+    "Resources",
+    "Stage",
+    "Filter",
+    "Aggregate",
+    "Transform",
+    "StageResult",
+    "RecordingContext",
+]

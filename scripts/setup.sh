@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One-time set-up for `make demo` / `make test` on a fresh Debian/Ubuntu machine:
+# system packages (ffmpeg, sox, espeak-ng) when missing, then a virtualenv with the pinned stack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3.11}
+
+missing=()
+for tool in ffmpeg sox espeak-ng; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg sox espeak-ng >/dev/null
+fi
+
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), "curate needs Python 3.11"' \
+  || { echo "setup: Python 3.11 is required (found $("$PYTHON" --version))"; exit 1; }
+
+stamp="$VENV/.installed-$(cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: creating $VENV with the pinned stack (first time: a few minutes, ~9 GB)"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade "pip>=24" 
+  "$VENV/bin/python" -m pip install -q -r requirements.lock
+  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+fi
