@@ -37,6 +37,13 @@ class IngestResult:
     failures: list[Failure]  # errors (recording lost) and warnings (recording kept)
 
 
+def _clean(v: object) -> object:
+    """Empty cells (``""``, NaN, None) are ``None``; everything else as read."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
+        return None
+    return v
+
+
 def _fix_encoding(value: object) -> tuple[object, bool]:
     """Undo ``surrogateescape`` decoding: bytes that were not UTF-8 are re-read as Windows-1252."""
     if not isinstance(value, str):
@@ -49,6 +56,42 @@ def _fix_encoding(value: object) -> tuple[object, bool]:
         return raw.decode("cp1252", "replace"), True
 
 
+def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
+    """CSV/TSV with per-line decoding: lines that are not UTF-8 are read as Windows-1252 and their rows
+    flagged (``_bad_encoding``), instead of failing the whole catalog."""
+    import csv
+
+    raw_lines = path.read_bytes().splitlines(keepends=True)
+    bad_lines: set[int] = set()
+    lines = []
+    for i, raw in enumerate(raw_lines, 1):
+        try:
+            lines.append(raw.decode("utf-8-sig" if i == 1 else "utf-8"))
+        except UnicodeDecodeError:
+            lines.append(raw.decode("cp1252", "replace"))
+            bad_lines.add(i)
+    reader = csv.reader(lines, delimiter=sep)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CatalogError(f"{path}: empty catalog") from None
+    records, flags, starts = [], [], []
+    prev = reader.line_num
+    for rec in reader:
+        span = set(range(prev + 1, reader.line_num + 1))
+        prev = reader.line_num
+        if not any(f.strip() for f in rec):
+            continue
+        rec = rec + [""] * (len(header) - len(rec))
+        records.append(dict(zip(header, rec[: len(header)], strict=True)))
+        flags.append(bool(span & bad_lines))
+        starts.append(min(span))
+    df = pd.DataFrame(records, columns=header).astype(object)
+    df["_bad_encoding_lines"] = flags
+    df["_line"] = starts
+    return df
+
+
 def read_catalog(path: str | Path) -> pd.DataFrame:
     """Every row as strings (``None`` for empty), plus ``_row`` (1-based line number) and ``_bad_encoding``."""
     path = Path(path)
@@ -57,9 +100,7 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            sep = "\t" if suffix == ".tsv" else ","
-            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
-                             encoding_errors="surrogateescape")
+            df = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
         elif suffix in (".jsonl", ".ndjson", ".json"):
             text = path.read_bytes().decode("utf-8", "surrogateescape")
             rows = []
@@ -81,14 +122,16 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise CatalogError(f"{path}: required column(s) {missing} missing; found columns {list(df.columns)}")
+    pre_bad = df.pop("_bad_encoding_lines") if "_bad_encoding_lines" in df.columns else None
+    line = df.pop("_line") if "_line" in df.columns else None
     df = df.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else v)
-    bad = pd.Series(False, index=df.index)
+    bad = pre_bad.astype(bool) if pre_bad is not None else pd.Series(False, index=df.index)
     for col in df.columns:
         fixed = df[col].map(_fix_encoding)
         df[col] = fixed.map(lambda t: t[0])
         bad |= fixed.map(lambda t: t[1])
     df["_bad_encoding"] = bad
-    df["_row"] = range(2 if suffix in (".csv", ".tsv", ".txt") else 1, len(df) + (2 if suffix in (".csv", ".tsv", ".txt") else 1))
+    df["_row"] = line if line is not None else range(1, len(df) + 1)
     return df.reset_index(drop=True)
 
 
@@ -118,6 +161,7 @@ def ingest(
     candidates: list[tuple[dict, Path]] = []
     seen: set[str] = set()
     for row in df.to_dict("records"):
+        row = {k: _clean(v) for k, v in row.items()}
         rid = row.get("recording_id")
         where = f"{catalog_path.name} row {row['_row']}"
         missing = [c for c in REQUIRED if not row.get(c)]

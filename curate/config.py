@@ -184,7 +184,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>") -> Pipeline:
+def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>", available_variants: list[str] | None = None) -> Pipeline:
+    """Validate a pipeline. ``available_variants``: variants that already exist (``curate derive`` on a run
+    directory), usable as ``from:`` of a derivation."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: a pipeline is a YAML mapping")
     allowed = {"name", "description", "settings", "filters", "passes", "derive"}
@@ -216,7 +218,7 @@ def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>") -> Pipeline:
         return out
 
     passes = [Pass(n, transforms(s, f"{origin}: passes.{n}")) for n, s in (raw.get("passes") or {}).items()]
-    emitted: list[str] = [t.emit for p in passes for t in p.stages if t.emit]
+    emitted: list[str] = list(available_variants or []) + [t.emit for p in passes for t in p.stages if t.emit]
     derive = []
     for variant, d in (raw.get("derive") or {}).items():
         where = f"{origin}: derive.{variant}"
@@ -232,7 +234,7 @@ def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>") -> Pipeline:
         derive.append(Derivation(str(variant), str(d["from"]), stages))
         emitted += [t.emit for t in stages if t.emit] + [str(variant)]
     pipe = Pipeline(str(raw["name"]), settings, filters, passes, derive, str(raw.get("description", "")), raw)
-    names = pipe.variants()
+    names = pipe.variants() + list(available_variants or [])
     dupes = sorted({v for v in names if names.count(v) > 1})
     if dupes:
         raise ConfigError(f"{origin}: variant(s) emitted twice: {dupes}")
@@ -242,7 +244,8 @@ def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>") -> Pipeline:
     return pipe
 
 
-def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Pipeline:
+def load_pipeline(path: str | Path, overrides: list[str] | None = None,
+                  available_variants: list[str] | None = None) -> Pipeline:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: pipeline file not found")
@@ -251,7 +254,7 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Pipel
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     raw = apply_overrides(raw or {}, overrides or [])
-    return parse_pipeline(raw, str(path))
+    return parse_pipeline(raw, str(path), available_variants)
 
 
 __all__ = ["Settings", "Pass", "Derivation", "Pipeline", "ConfigError", "load_pipeline", "parse_pipeline",

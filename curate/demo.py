@@ -19,7 +19,8 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,9 +36,11 @@ CATALOG_COLUMNS = ("recording_id", "audio_path", "title", "summary", "genre", "p
 FILTERED_GENRES = ("music", "commercial")  # what the demo pipeline's genre deny list drops
 KINDS = ("speech", "music", "vocal_music", "noise", "silence")
 # (format, sample rate, channels), cycled over the catalog rows.
+# fmt: off
 FORMATS = (("flac", 16000, 1), ("mp3", 44100, 1), ("wav", 22050, 1), ("wav", 48000, 2), ("flac", 44100, 1),
            ("mp3", 16000, 1), ("wav", 16000, 1), ("flac", 48000, 1), ("mp3", 22050, 1), ("wav", 44100, 1),
            ("flac", 22050, 2), ("mp3", 48000, 1))
+# fmt: on
 TITLES = {
     "news": {"nl": "Het Avondjournaal", "en": "The Evening Bulletin"},
     "talkshow": {"nl": "Aan Tafel", "en": "Talk of the Town"},
@@ -45,22 +48,30 @@ TITLES = {
     "music": {"nl": "Muziek voor de Nacht", "en": "Songs at Midnight"},
     "commercial": {"nl": "Reclameblok", "en": "Commercial Break"},
 }
+# fmt: off
 TOPICS = {
     "nl": ("de woningbouw", "de droogte in de polder", "de haven van Rotterdam", "een oude scheepswerf",
            "de nieuwe metrolijn", "de visserij", "het onderwijs", "de dijkversterking"),
     "en": ("the housing plan", "the long drought", "a busy harbour", "an old shipyard", "the new underground line",
            "the fishing fleet", "education", "the sea wall"),
 }
+# fmt: on
 CHANNELS = {"nl": ("Demo Radio 1", "Demo TV 2"), "en": ("Demo World Service",)}
 # Every programme opens with these blocks (so even a 40 s programme has each kind), then draws at random.
-OPENING = {"news": ("silence", "jingle", "turns", "noise"), "talkshow": ("silence", "bed", "turns", "applause"),
-           "documentary": ("silence", "bed", "noise", "turns"), "music": ("silence", "song", "turns", "jingle"),
-           "commercial": ("silence", "jingle", "bed", "song")}
-RECIPES = {"news": {"turns": 5, "jingle": 2, "noise": 1, "silence": 1, "bed": 1},
-           "talkshow": {"turns": 6, "applause": 2, "jingle": 1, "song": 1, "silence": 1},
-           "documentary": {"bed": 3, "turns": 3, "noise": 2, "silence": 1, "song": 1},
-           "music": {"song": 4, "jingle": 2, "turns": 1, "silence": 1},
-           "commercial": {"bed": 4, "jingle": 2, "song": 1, "silence": 1}}
+OPENING = {
+    "news": ("silence", "jingle", "turns", "noise"),
+    "talkshow": ("silence", "bed", "turns", "applause"),
+    "documentary": ("silence", "bed", "noise", "turns"),
+    "music": ("silence", "song", "turns", "jingle"),
+    "commercial": ("silence", "jingle", "bed", "song"),
+}
+RECIPES = {
+    "news": {"turns": 5, "jingle": 2, "noise": 1, "silence": 1, "bed": 1},
+    "talkshow": {"turns": 6, "applause": 2, "jingle": 1, "song": 1, "silence": 1},
+    "documentary": {"bed": 3, "turns": 3, "noise": 2, "silence": 1, "song": 1},
+    "music": {"song": 4, "jingle": 2, "turns": 1, "silence": 1},
+    "commercial": {"bed": 4, "jingle": 2, "song": 1, "silence": 1},
+}
 
 
 @dataclass(frozen=True)
@@ -93,21 +104,37 @@ class _Programme:
     rerun_of: str | None = None
 
 
-def build_demo_archive(out_dir: Path, *, n_programmes: int = 12, seed: int = 0, min_s: float = 120,
-                       max_s: float = 360, overlong_s: float = 420) -> Path:
+def build_demo_archive(
+    out_dir: Path,
+    *,
+    n_programmes: int = 12,
+    seed: int = 0,
+    min_s: float = 120,
+    max_s: float = 360,
+    overlong_s: float = 420,
+) -> Path:
     """Build the ~40-minute demo archive (mostly news/talkshow/documentary) and return its catalog.csv."""
     if n_programmes < 6 or not 0 < min_s <= max_s:
         raise ValueError(f"need n_programmes >= 6 and 0 < min_s <= max_s; got {n_programmes}, {min_s}, {max_s}")
-    params = {"builder": "demo", "n_programmes": n_programmes, "seed": seed, "min_s": min_s, "max_s": max_s,
-              "overlong_s": overlong_s}
+    params = dict(builder="demo", n_programmes=n_programmes, seed=seed, min_s=min_s, max_s=max_s, overlong_s=overlong_s)
     rng = np.random.default_rng([seed, 1])
-    slots = [(("news", "talkshow", "documentary")[i % 3], ("nl", "en", "nl", "nl")[i % 4], "")
-             for i in range(n_programmes - 5)]
-    for pos, special in ((1, [("music", "nl", "")]), (3, [("talkshow", "nl", "original"), ("talkshow", "nl", "rerun")]),
-                         (6, [("documentary", "en", "overlong")]), (8, [("commercial", "nl", "")])):
+    slots = [
+        (("news", "talkshow", "documentary")[i % 3], ("nl", "en", "nl", "nl")[i % 4], "")
+        for i in range(n_programmes - 5)
+    ]
+    for pos, special in (
+        (1, [("music", "nl", "")]),
+        (3, [("talkshow", "nl", "original"), ("talkshow", "nl", "rerun")]),
+        (6, [("documentary", "en", "overlong")]),
+        (8, [("commercial", "nl", "")]),
+    ):
         slots[pos:pos] = special
-    durations = [overlong_s if tag == "overlong" else min_s + (max_s - min_s) * rng.random() ** 2
-                 for _, _, tag in slots]  # squared: skewed short, so 12 programmes stay near 40 minutes
+    # Stratified draws skewed short (cubed) keep 12 programmes near 40 minutes whatever the seed.
+    quantiles = (rng.permutation(len(slots)) + 0.5) / len(slots)
+    durations = [
+        overlong_s if tag == "overlong" else round(min_s + (max_s - min_s) * q**3)
+        for (_, _, tag), q in zip(slots, quantiles, strict=True)
+    ]
     return _build(Path(out_dir), params, _schedule("demo", slots, durations, rng))
 
 
@@ -127,8 +154,9 @@ def load_ground_truth(path: Path) -> dict[str, list[Region]]:
     return {rid: [Region(**r) for r in regions] for rid, regions in raw.items()}
 
 
-def _schedule(prefix: str, slots: list[tuple[str, str, str]], durations: list[float],
-              rng: np.random.Generator) -> list[_Programme]:
+def _schedule(
+    prefix: str, slots: list[tuple[str, str, str]], durations: list[float], rng: np.random.Generator
+) -> list[_Programme]:
     """Give each slot an id, format, title, summary and broadcast time; a rerun copies its original's metadata."""
     programmes: list[_Programme] = []
     day = datetime(2023, 3, 6)
@@ -139,9 +167,8 @@ def _schedule(prefix: str, slots: list[tuple[str, str, str]], durations: list[fl
         if tag == "rerun":
             orig = programmes[-1]
             fmt = "mp3" if orig.fmt != "mp3" else "flac"  # the rerun is the same audio, re-encoded
-            programmes.append(_Programme(rid, orig.genre, orig.language, orig.duration_s, fmt, orig.sample_rate,
-                                         orig.channels, orig.title, orig.summary,
-                                         orig.published + timedelta(hours=4), orig.channel, orig.recording_id))
+            published = orig.published + timedelta(hours=4)
+            programmes.append(replace(orig, recording_id=rid, fmt=fmt, published=published, rerun_of=orig.recording_id))
             continue
         title = TITLES[genre][lang]
         episodes[title] = episodes.get(title, 0) + 1
@@ -149,8 +176,9 @@ def _schedule(prefix: str, slots: list[tuple[str, str, str]], durations: list[fl
         summary = f"{'Aflevering' if lang == 'nl' else 'Episode'} {episodes[title]}: {topic}."
         channel = CHANNELS[lang][list(TITLES).index(genre) % len(CHANNELS[lang])]
         published = day + timedelta(days=i, hours=int(rng.choice([7, 9, 12, 13])), minutes=int(rng.integers(0, 4)) * 15)
-        programmes.append(_Programme(rid, genre, lang, float(dur), fmt, rate, channels, title, summary, published,
-                                     channel))
+        programmes.append(
+            _Programme(rid, genre, lang, float(dur), fmt, rate, channels, title, summary, published, channel)
+        )
     return programmes
 
 
@@ -162,7 +190,6 @@ def _build(out_dir: Path, params: dict, programmes: list[_Programme]) -> Path:
         log.info("demo archive already built at %s; reusing it", out_dir)
         return catalog
     ffmpeg = snd.require_tool("ffmpeg", "ffmpeg")
-    bank = snd.SpeechBank()
     for stale in (params_file, catalog, out_dir / "ground_truth.json"):
         stale.unlink(missing_ok=True)
     for sub in ("audio", "rttm"):
@@ -171,7 +198,9 @@ def _build(out_dir: Path, params: dict, programmes: list[_Programme]) -> Path:
     truth: dict[str, list[dict]] = {}
     rows = []
     previous: tuple[np.ndarray, list[Region]] | None = None
-    try:
+    pending: list[Future] = []
+    # Encoding (ffmpeg, libsndfile) releases the GIL: write one programme while synthesizing the next.
+    with snd.SpeechBank() as bank, ThreadPoolExecutor(max_workers=2) as pool:
         for prog in programmes:
             if prog.rerun_of is not None and previous is not None:
                 audio, regions = previous
@@ -180,16 +209,16 @@ def _build(out_dir: Path, params: dict, programmes: list[_Programme]) -> Path:
                 audio, regions = _assemble(prog, bank, np.random.default_rng(seed))
                 previous = audio, regions
             rel = f"audio/{prog.recording_id}.{prog.fmt}"
-            _write_audio(out_dir / rel, audio, prog, ffmpeg)
+            if len(pending) >= 2:  # bounds memory, and a failed write stops the build early
+                pending.pop(0).result()
+            pending.append(pool.submit(_write_audio, out_dir / rel, audio, prog, ffmpeg))
             _write_rttm(out_dir / "rttm" / f"{prog.recording_id}.rttm", prog.recording_id, regions)
             truth[prog.recording_id] = [asdict(r) for r in regions]
-            rows.append({"recording_id": prog.recording_id, "audio_path": rel, "title": prog.title,
-                         "summary": prog.summary, "genre": prog.genre, "published": prog.published.isoformat(),
-                         "language": prog.language, "channel": prog.channel})
-            log.info("demo: wrote %s (%s, %s, %.0f s, %s %d Hz x%d)", rel, prog.genre, prog.language,
-                     audio.size / prog.sample_rate, prog.fmt, prog.sample_rate, prog.channels)
-    finally:
-        bank.close()
+            row = (prog.recording_id, rel, prog.title, prog.summary, prog.genre, prog.published.isoformat())
+            rows.append(dict(zip(CATALOG_COLUMNS, (*row, prog.language, prog.channel), strict=True)))
+            log.info("demo: %s (%s, %s, %.0f s)", rel, prog.genre, prog.language, prog.duration_s)
+        for job in pending:
+            job.result()
     _atomic_write(out_dir / "ground_truth.json", json.dumps(truth, indent=1, ensure_ascii=False))
     with open(out_dir / "catalog.csv.tmp", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CATALOG_COLUMNS)
@@ -211,15 +240,17 @@ class _Track:
 
     def place(self, audio: np.ndarray, kind: str, **meta: str | None) -> None:
         if audio.size:
-            self.regions.append(Region(self.n / self.sample_rate, (self.n + audio.size) / self.sample_rate, kind,
-                                       **meta))
+            self.regions.append(
+                Region(self.n / self.sample_rate, (self.n + audio.size) / self.sample_rate, kind, **meta)
+            )
             self.chunks.append(audio.astype(np.float32))
             self.n += audio.size
 
     def extend(self, other: _Track) -> None:
         offset = self.n / self.sample_rate
-        self.regions += [Region(**{**asdict(r), "start_s": r.start_s + offset, "end_s": r.end_s + offset})
-                         for r in other.regions]
+        self.regions += [
+            Region(**{**asdict(r), "start_s": r.start_s + offset, "end_s": r.end_s + offset}) for r in other.regions
+        ]
         self.chunks += other.chunks
         self.n += other.n
 
@@ -233,6 +264,7 @@ class _Ctx:
     bank: snd.SpeechBank
     rng: np.random.Generator
     speakers: list[snd.Speaker]
+    last_speaker: snd.Speaker | None = None  # carried across blocks so consecutive turns always change speaker
 
     @property
     def sr(self) -> int:
@@ -245,7 +277,7 @@ def _assemble(prog: _Programme, bank: snd.SpeechBank, rng: np.random.Generator) 
     n_speakers = 3 if prog.genre == "talkshow" else 2
     ctx = _Ctx(prog, bank, rng, [pool[i] for i in rng.permutation(len(pool))[:n_speakers]])
     track = _Track(prog.sample_rate)
-    target = int(round(prog.duration_s * ctx.sr))
+    target = round(prog.duration_s * ctx.sr)
     names, weights = zip(*RECIPES[prog.genre].items(), strict=True)
     probs = np.array(weights, float) / sum(weights)
     plan = list(OPENING[prog.genre])
@@ -273,11 +305,12 @@ def _seconds(ctx: _Ctx, low: float, high: float, budget: int) -> float:
 def _turns(ctx: _Ctx, budget: int, n_turns: int | None = None) -> _Track:
     """Speakers take turns of 1-3 sentences with pauses; stops early rather than overrun the budget."""
     track = _Track(ctx.sr)
-    speaker = None
     for _ in range(n_turns or int(ctx.rng.integers(2, 7))):
-        speaker = ctx.speakers[int(ctx.rng.choice([i for i, s in enumerate(ctx.speakers) if s is not speaker]))]
-        sentences = [str(s) for s in ctx.rng.choice(snd.SENTENCES[speaker.language], int(ctx.rng.integers(1, 4)),
-                                                    replace=False)]
+        others = [i for i, s in enumerate(ctx.speakers) if s is not ctx.last_speaker]
+        speaker = ctx.speakers[int(ctx.rng.choice(others))]
+        sentences = [
+            str(s) for s in ctx.rng.choice(snd.SENTENCES[speaker.language], int(ctx.rng.integers(1, 4)), replace=False)
+        ]
         parts: list[np.ndarray] = []
         for sentence in sentences:
             if parts:  # a breath between sentences of one turn belongs to the turn
@@ -287,6 +320,7 @@ def _turns(ctx: _Ctx, budget: int, n_turns: int | None = None) -> _Track:
         pause = np.zeros(int(ctx.rng.uniform(0.25, 0.9) * ctx.sr), np.float32)
         if track.n + turn.size + pause.size > budget:
             break
+        ctx.last_speaker = speaker
         track.place(turn, "speech", speaker=speaker.label, language=speaker.language, text=" ".join(sentences))
         track.place(pause, "silence")
     return track
@@ -302,24 +336,26 @@ def _bed(ctx: _Ctx, budget: int) -> _Track:
     total = intro + speech.n + outro
     gain = np.full(total, 0.15, np.float32)
     ramp = int(0.3 * ctx.sr)
-    gain[:intro], gain[intro + speech.n:] = 1.0, 1.0
-    gain[intro - ramp:intro] = np.linspace(1.0, 0.15, ramp)
-    gain[intro + speech.n:intro + speech.n + ramp] = np.linspace(0.15, 1.0, ramp)
+    gain[:intro], gain[intro + speech.n :] = 1.0, 1.0
+    gain[intro - ramp : intro] = np.linspace(1.0, 0.15, ramp)
+    gain[intro + speech.n : intro + speech.n + ramp] = np.linspace(0.15, 1.0, ramp)
     bed = snd.instrumental(ctx.rng, ctx.sr, total / ctx.sr) * gain
     track.place(bed[:intro], "music", source="bed")
+    voice = np.concatenate([np.zeros(intro, np.float32), speech.audio()])
     for r in speech.regions:
-        a, b = intro + int(round(r.start_s * ctx.sr)), intro + int(round(r.end_s * ctx.sr))
-        mixed = bed[a:b] + speech.audio()[a - intro:b - intro]
+        a, b = intro + round(r.start_s * ctx.sr), intro + round(r.end_s * ctx.sr)
+        mixed = bed[a:b] + voice[a:b]
         if r.kind == "speech":
             track.place(mixed, "speech", speaker=r.speaker, language=r.language, text=r.text, background="music")
         else:
             track.place(mixed, "music", source="bed")
-    track.place(bed[intro + speech.n:], "music", source="bed")
+    track.place(bed[intro + speech.n :], "music", source="bed")
     return track
 
 
-def _piece(kind: str, source: str, low: float, high: float,
-           make: Callable[[_Ctx, float], np.ndarray]) -> Callable[[_Ctx, int], _Track]:
+def _piece(
+    kind: str, source: str, low: float, high: float, make: Callable[[_Ctx, float], np.ndarray]
+) -> Callable[[_Ctx, int], _Track]:
     """A block holding one generated piece of random length, cut to the budget."""
 
     def block(ctx: _Ctx, budget: int) -> _Track:
@@ -338,9 +374,10 @@ BLOCKS: dict[str, Callable[[_Ctx, int], _Track]] = {
     "jingle": _piece("music", "jingle", 3, 8, lambda c, s: snd.instrumental(c.rng, c.sr, s)),
     "song": _piece("vocal_music", "song", 12, 35, lambda c, s: snd.vocal_music(c.rng, c.sr, s)),
     "applause": _piece("noise", "applause", 2, 6, lambda c, s: snd.applause(c.rng, c.sr, s)),
-    "noise": _piece("noise", "noise", 1.5, 5,
-                    lambda c, s: snd.noise_burst(c.rng, c.sr, s, str(c.rng.choice(["pink", "white"])))),
-    "silence": _piece("silence", None, 0.5, 2.5, lambda c, s: np.zeros(int(round(s * c.sr)), np.float32)),
+    "noise": _piece(
+        "noise", "noise", 1.5, 5, lambda c, s: snd.noise_burst(c.rng, c.sr, s, str(c.rng.choice(["pink", "white"])))
+    ),
+    "silence": _piece("silence", None, 0.5, 2.5, lambda c, s: np.zeros(round(s * c.sr), np.float32)),
 }
 
 
@@ -352,15 +389,20 @@ def _write_audio(path: Path, audio: np.ndarray, prog: _Programme, ffmpeg: str) -
     if prog.fmt in ("wav", "flac"):
         sf.write(path, audio, prog.sample_rate, format=prog.fmt.upper(), subtype="PCM_16")
         return
+    # fmt: off
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(prog.sample_rate),
            "-ac", str(prog.channels), "-i", "-", "-c:a", "libmp3lame", "-b:a", "128k", "-map_metadata", "-1",
-           "-fflags", "+bitexact", "-flags:a", "+bitexact", str(path)]
+           "-fflags", "+bitexact", "-flags:a", "+bitexact", str(path)]  # bitexact: same bytes on every build
+    # fmt: on
     subprocess.run(cmd, input=np.ascontiguousarray(audio, np.float32).tobytes(), check=True, capture_output=True)
 
 
 def _write_rttm(path: Path, recording_id: str, regions: list[Region]) -> None:
-    lines = [f"SPEAKER {recording_id} 1 {r.start_s:.3f} {r.end_s - r.start_s:.3f} <NA> <NA> {r.speaker} <NA> <NA>\n"
-             for r in regions if r.kind == "speech"]
+    lines = [
+        f"SPEAKER {recording_id} 1 {r.start_s:.3f} {r.end_s - r.start_s:.3f} <NA> <NA> {r.speaker} <NA> <NA>\n"
+        for r in regions
+        if r.kind == "speech"
+    ]
     _atomic_write(path, "".join(lines))
 
 

@@ -138,8 +138,10 @@ def require_tool(name: str, apt_package: str) -> str:
     """Return the executable's path, or fail with the package to install (the demo cannot do without it)."""
     path = shutil.which(name)
     if path is None:
-        raise RuntimeError(f"`{name}` is needed to build the demo archive but is not on PATH; "
-                           f"install it with `apt-get install {apt_package}`.")
+        raise RuntimeError(
+            f"`{name}` is needed to build the demo archive but is not on PATH; "
+            f"install it with `apt-get install {apt_package}`."
+        )
     return path
 
 
@@ -156,7 +158,10 @@ class SpeechBank:
         self._native: dict[tuple[str, str], np.ndarray] = {}
         self._resampled: dict[tuple[str, str, int], np.ndarray] = {}
 
-    def close(self) -> None:
+    def __enter__(self) -> SpeechBank:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._tmp.cleanup()
 
     def get(self, speaker: Speaker, sentence: str, sample_rate: int) -> np.ndarray:
@@ -173,13 +178,24 @@ class SpeechBank:
         key = (speaker.label, sentence)
         if key not in self._native:
             wav = Path(self._tmp.name) / f"{len(self._native)}.wav"
-            cmd = [self._espeak, "-v", speaker.voice, "-p", str(speaker.pitch), "-s", str(speaker.speed),
-                   "-w", str(wav), sentence]
+            cmd = [
+                self._espeak,
+                "-v",
+                speaker.voice,
+                "-p",
+                str(speaker.pitch),
+                "-s",
+                str(speaker.speed),
+                "-w",
+                str(wav),
+                sentence,
+            ]
             subprocess.run(cmd, check=True, capture_output=True)
             audio, rate = sf.read(wav, dtype="float32")
             if rate != ESPEAK_RATE or audio.size == 0:
-                raise RuntimeError(f"espeak-ng produced unexpected output for voice {speaker.voice}: "
-                                   f"{audio.size} samples at {rate} Hz")
+                raise RuntimeError(
+                    f"espeak-ng produced unexpected output for voice {speaker.voice}: {audio.size} samples at {rate} Hz"
+                )
             self._native[key] = _trim(audio, ESPEAK_RATE)
         return self._native[key]
 
@@ -208,26 +224,26 @@ def _hz(midi: float | np.ndarray) -> float | np.ndarray:
 
 def _envelope(n: int, sample_rate: int, attack_s: float, decay_s: float) -> np.ndarray:
     """Linear attack then exponential decay; short decays give plucks, long ones give pads."""
-    t = np.arange(n) / sample_rate
-    env = np.minimum(1.0, t / max(attack_s, 1e-3)) * np.exp(-t / decay_s)
+    t = np.arange(n, dtype=np.float32) / np.float32(sample_rate)
+    env = np.minimum(np.float32(1), t / np.float32(max(attack_s, 1e-3))) * np.exp(-t / np.float32(decay_s))
     release = min(n, int(0.02 * sample_rate))  # avoid clicks at the note end
-    env[n - release:] *= np.linspace(1.0, 0.0, release)
+    env[n - release :] *= np.linspace(1.0, 0.0, release, dtype=np.float32)
     return env
 
 
 def _tone(freq: float, n: int, sample_rate: int, harmonics: tuple[float, ...]) -> np.ndarray:
-    """Additive tone; harmonics above Nyquist are skipped so nothing aliases."""
-    t = np.arange(n) / sample_rate
-    out = np.zeros(n)
+    """Additive tone; harmonics above Nyquist are skipped so nothing aliases. float32: notes are short."""
+    t = np.arange(n, dtype=np.float32) / np.float32(sample_rate)
+    out = np.zeros(n, np.float32)
     for k, amp in enumerate(harmonics, start=1):
         if k * freq < 0.45 * sample_rate:
-            out += amp * np.sin(2 * np.pi * k * freq * t)
+            out += np.float32(amp) * np.sin(np.float32(2 * np.pi * k * freq) * t)
     return out
 
 
 def instrumental(rng: np.random.Generator, sample_rate: int, duration_s: float) -> np.ndarray:
     """Chords, bass and an arpeggio at a random key and tempo: a jingle, a bed or an accompaniment."""
-    n = int(round(duration_s * sample_rate))
+    n = round(duration_s * sample_rate)
     out = np.zeros(n)
     key = int(rng.integers(55, 65))
     progression = PROGRESSIONS[int(rng.integers(len(PROGRESSIONS)))]
@@ -239,15 +255,21 @@ def instrumental(rng: np.random.Generator, sample_rate: int, duration_s: float) 
         triad = MINOR if progression[i % len(progression)] == 9 else MAJOR
         length = min(chord_n, n - start)
         pad = sum(_tone(_hz(root + iv), length, sample_rate, (1, 0.3, 0.1)) for iv in triad)
-        out[start:start + length] += 0.12 * pad * _envelope(length, sample_rate, 0.15, 3.0)
+        out[start : start + length] += 0.12 * pad * _envelope(length, sample_rate, 0.15, 3.0)
         for j, s in enumerate(range(start, start + length, step_n)):
             note_n = min(int(0.6 * sample_rate), n - s)
             arp = root + 12 + triad[j % 3] + (12 if j % 4 == 3 else 0)
-            out[s:s + note_n] += 0.18 * _tone(_hz(arp), note_n, sample_rate, (1, 0.5, 0.25, 0.12)) * \
-                _envelope(note_n, sample_rate, 0.005, 0.18)
+            out[s : s + note_n] += (
+                0.18
+                * _tone(_hz(arp), note_n, sample_rate, (1, 0.5, 0.25, 0.12))
+                * _envelope(note_n, sample_rate, 0.005, 0.18)
+            )
             if j % 2 == 0:
-                out[s:s + note_n] += 0.25 * _tone(_hz(root - 12), note_n, sample_rate, (1, 0.4, 0.2)) * \
-                    _envelope(note_n, sample_rate, 0.01, 0.3)
+                out[s : s + note_n] += (
+                    0.25
+                    * _tone(_hz(root - 12), note_n, sample_rate, (1, 0.4, 0.2))
+                    * _envelope(note_n, sample_rate, 0.01, 0.3)
+                )
     return _fade(_normalize(out, 0.5), sample_rate)
 
 
@@ -257,7 +279,7 @@ def sung_line(rng: np.random.Generator, sample_rate: int, duration_s: float) -> 
     The source is a band-limited sawtooth (like glottal pulses) whose f0 follows a pentatonic melody;
     each note gets a vowel, imposed by three parallel resonators at that vowel's formants.
     """
-    n = int(round(duration_s * sample_rate))
+    n = round(duration_s * sample_rate)
     base = int(rng.integers(55, 64))
     notes: list[tuple[int, int, float, int]] = []  # start, length, midi pitch, vowel index
     pos = 0
@@ -279,9 +301,9 @@ def sung_line(rng: np.random.Generator, sample_rate: int, duration_s: float) -> 
         source += np.sin(k * phase) / k
     out = np.zeros(n)
     for start, length, _, vowel in notes:
-        seg = source[start:start + length]
+        seg = source[start : start + length]
         voiced = sum(_resonator(seg, f, 80 + 0.05 * f, sample_rate) for f in VOWELS[vowel])
-        out[start:start + length] = voiced * _envelope(length, sample_rate, 0.05, 2.0)
+        out[start : start + length] = voiced * _envelope(length, sample_rate, 0.05, 2.0)
     return _fade(_normalize(out, 0.6), sample_rate)
 
 
@@ -302,7 +324,7 @@ def _resonator(x: np.ndarray, freq: float, bandwidth: float, sample_rate: int) -
 
 def noise_burst(rng: np.random.Generator, sample_rate: int, duration_s: float, colour: str) -> np.ndarray:
     """Band-passed white or 1/f ('pink') noise with soft edges: wind, traffic, crowd rumble, hiss."""
-    n = int(round(duration_s * sample_rate))
+    n = round(duration_s * sample_rate)
     white = rng.standard_normal(n)
     if colour == "pink":
         spectrum = np.fft.rfft(white)
@@ -319,7 +341,7 @@ def noise_burst(rng: np.random.Generator, sample_rate: int, duration_s: float, c
 
 def applause(rng: np.random.Generator, sample_rate: int, duration_s: float) -> np.ndarray:
     """Many short band-passed clap transients, swelling and dying away like an audience."""
-    n = int(round(duration_s * sample_rate))
+    n = round(duration_s * sample_rate)
     rate = rng.uniform(40, 80)  # claps per second at full strength
     impulses = (rng.random(n) < rate / sample_rate) * rng.uniform(0.3, 1.0, n)
     kernel_n = int(0.012 * sample_rate)
@@ -342,5 +364,5 @@ def _fade(x: np.ndarray, sample_rate: int, fade_s: float = 0.05) -> np.ndarray:
     if k:
         ramp = np.linspace(0.0, 1.0, k, dtype=np.float32)
         x[:k] *= ramp
-        x[x.size - k:] *= ramp[::-1]
+        x[x.size - k :] *= ramp[::-1]
     return x

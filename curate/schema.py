@@ -123,6 +123,27 @@ class RejectedSegment:
     reason: str
 
 
+@dataclass(frozen=True)
+class MaterializedSegment:
+    """One row of a materialized directory's ``index.parquet`` (``curate materialize``): where a segment's
+    16 kHz mono samples are. pcm16: ``shard`` is a file under ``shards/`` and ``offset`` the sample offset
+    into it; flac: ``shard`` is the audio file's path relative to the directory and ``offset`` is 0."""
+
+    segment_id: str
+    recording_id: str
+    shard: str
+    offset: int
+    num_samples: int
+    sample_rate: int
+    start_s: float
+    end_s: float
+    duration_s: float
+    text: str | None
+    speaker: str | None
+    language: str | None
+    variant: str
+
+
 # ---------------------------------------------------------------------------------------------------
 # Arrow schemas, derived from the dataclasses above.
 
@@ -169,6 +190,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "failures": FAILURE_SCHEMA,
     "segments": SEGMENT_SCHEMA,
     "rejected": REJECTED_SCHEMA,
+    "materialized": arrow_schema(MaterializedSegment),
 }
 
 
@@ -205,6 +227,7 @@ __all__ = [
     "Failure",
     "Segment",
     "RejectedSegment",
+    "MaterializedSegment",
     "SCHEMAS",
     "RECORDING_SCHEMA",
     "DECISION_SCHEMA",

@@ -49,6 +49,7 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     kw: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": True,
                           "logging_level": logging.WARNING}
     if address:
@@ -102,3 +103,54 @@ def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None,
     for row in ds.iter_rows():
         if on_done:
             on_done(json.loads(row["summary"]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Generic fan-out for jobs that are not curation pipelines (Demucs stems, materialize, ablation cells).
+# Items and results are small JSON-able dicts; workers do their own I/O.
+
+
+def map_tasks(items: list[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]], *, num_cpus: float = 1,
+              num_gpus: float = 0, max_in_flight: int | None = None, address: str | None = None):
+    """Run ``fn(item)`` as Ray tasks, at most ``max_in_flight`` at a time (bounded memory); yield results as
+    they finish (unordered)."""
+    import ray
+
+    init(address)
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(fn)
+    limit = max_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1e-3)) * 2)
+    pending = list(reversed(items))
+    running: list[Any] = []
+    while pending or running:
+        while pending and len(running) < limit:
+            running.append(remote.remote(pending.pop()))
+        done, running = ray.wait(running, num_returns=1)
+        yield ray.get(done[0])
+
+
+class _FactoryActor:
+    def __init__(self, factory: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]]):
+        self.fn = factory()
+
+    def call(self, item: dict[str, Any]) -> dict[str, Any]:
+        return self.fn(item)
+
+
+def map_actors(items: list[dict[str, Any]], factory: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]], *,
+               num_workers: int | None = None, num_cpus: float = 1, num_gpus: float = 0, address: str | None = None):
+    """An actor pool: each worker calls ``factory()`` once (load a model there), then handles items one by one.
+    One worker per GPU when ``num_gpus`` > 0 and GPUs exist, else one per ``num_cpus`` CPUs. Yields results
+    unordered."""
+    import ray
+    from ray.util import ActorPool
+
+    init(address)
+    res = ray.cluster_resources()
+    if num_gpus and res.get("GPU", 0) == 0:
+        log.warning("workers ask for a GPU but the cluster has none: running on CPU")
+        num_gpus = 0
+    n = num_workers or max(1, int(res.get("GPU", 0) // num_gpus) if num_gpus else int(res.get("CPU", 1) // max(num_cpus, 1)))
+    n = max(1, min(n, len(items)))
+    actor_cls = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_FactoryActor)
+    pool = ActorPool([actor_cls.remote(factory) for _ in range(n)])
+    yield from pool.map_unordered(lambda a, item: a.call.remote(item), items)

@@ -1,0 +1,173 @@
+"""The synthetic demo archive: what the pipeline's tests and `make demo` rely on it to contain."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from collections import Counter
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from curate import demo_sounds
+from curate.demo import (
+    CATALOG_COLUMNS,
+    FILTERED_GENRES,
+    KINDS,
+    Region,
+    build_demo_archive,
+    build_mini_archive,
+    load_ground_truth,
+)
+
+
+def _rows(catalog: Path) -> list[dict[str, str]]:
+    with open(catalog, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_mini_archive(tmp_path_factory.mktemp("mini") / "archive")
+
+
+@pytest.fixture(scope="module")
+def truth(mini: Path) -> dict[str, list[Region]]:
+    return load_ground_truth(mini.parent / "ground_truth.json")
+
+
+def test_catalog_has_the_contract_columns_and_an_extra_metadata_column(mini: Path) -> None:
+    with open(mini, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    assert tuple(header) == CATALOG_COLUMNS
+    assert {"recording_id", "audio_path", "title", "summary", "genre", "published", "language"} < set(header)
+    rows = _rows(mini)
+    assert len({r["recording_id"] for r in rows}) == len(rows) == 4
+    assert {r["language"] for r in rows} == {"nl", "en"}
+
+
+def test_audio_is_decodable_in_mixed_formats_rates_and_channels(mini: Path) -> None:
+    infos = {}
+    for row in _rows(mini):
+        path = mini.parent / row["audio_path"]
+        assert path.is_file()
+        info = sf.info(path)
+        probed = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert float(probed.stdout) == pytest.approx(info.duration, abs=0.25)  # mp3: ffprobe estimates
+        infos[row["recording_id"]] = (path.suffix, info.samplerate, info.channels)
+    assert {s for s, _, _ in infos.values()} == {".wav", ".flac", ".mp3"}
+    assert len({rate for _, rate, _ in infos.values()}) >= 2
+    assert {ch for _, _, ch in infos.values()} == {1, 2}
+
+
+def test_ground_truth_tiles_each_file_exactly(mini: Path, truth: dict[str, list[Region]]) -> None:
+    rows = _rows(mini)
+    assert set(truth) == {r["recording_id"] for r in rows}
+    for row in rows:
+        regions = truth[row["recording_id"]]
+        duration = sf.info(mini.parent / row["audio_path"]).duration
+        assert regions[0].start_s == 0
+        assert regions[-1].end_s == pytest.approx(duration, abs=1e-3)
+        for a, b in pairwise(regions):
+            assert a.start_s < a.end_s <= b.start_s  # ordered and non-overlapping
+        for r in regions:
+            assert r.kind in KINDS
+            if r.kind == "speech":
+                assert r.speaker and r.language == row["language"] and r.text and r.text[-1] in ".?!"
+
+
+def test_archive_holds_every_kind_and_turn_taking(truth: dict[str, list[Region]]) -> None:
+    kinds = Counter(r.kind for regions in truth.values() for r in regions)
+    assert set(kinds) == set(KINDS)
+    assert any(r.background == "music" for regions in truth.values() for r in regions)
+    speakers = {r.speaker for regions in truth.values() for r in regions if r.kind == "speech"}
+    assert len(speakers) >= 2
+    for regions in truth.values():
+        turns = [r.speaker for r in regions if r.kind == "speech"]
+        if len(turns) > 1:
+            assert all(a != b for a, b in pairwise(turns))  # consecutive turns alternate
+
+
+def test_ground_truth_times_match_the_audio(mini: Path, truth: dict[str, list[Region]]) -> None:
+    """Speech regions are loud and silences quiet in the written file (mp3 included), so times are right."""
+    for row in _rows(mini):
+        audio, rate = sf.read(mini.parent / row["audio_path"], dtype="float32", always_2d=True)
+        mono = audio.mean(axis=1)
+
+        def rms(r: Region, mono: np.ndarray = mono, rate: int = rate) -> float:
+            return float(np.sqrt(np.mean(mono[round(r.start_s * rate) : round(r.end_s * rate)] ** 2)))
+
+        regions = truth[row["recording_id"]]
+        speech = [rms(r) for r in regions if r.kind == "speech"]
+        silence = [rms(r) for r in regions if r.kind == "silence" and r.end_s - r.start_s > 0.3]
+        assert speech and silence
+        assert min(speech) > 0.02 > 0.002 > max(silence)
+
+
+def test_rttm_lists_the_speech_turns(mini: Path, truth: dict[str, list[Region]]) -> None:
+    for rid, regions in truth.items():
+        lines = (mini.parent / "rttm" / f"{rid}.rttm").read_text().splitlines()
+        speech = [r for r in regions if r.kind == "speech"]
+        assert len(lines) == len(speech)
+        for line, r in zip(lines, speech, strict=True):
+            fields = line.split()
+            assert fields[0] == "SPEAKER" and fields[1] == rid and fields[7] == r.speaker
+            assert float(fields[3]) == pytest.approx(r.start_s, abs=1e-3)
+
+
+def test_rerun_pair_and_genres_to_filter(mini: Path, truth: dict[str, list[Region]]) -> None:
+    rows = _rows(mini)
+    pairs = [
+        (a, b)
+        for a, b in pairwise(rows)
+        if (a["title"], a["summary"], a["published"][:10]) == (b["title"], b["summary"], b["published"][:10])
+    ]
+    assert len(pairs) == 1
+    original, rerun = pairs[0]
+    assert original["published"] < rerun["published"]
+    assert truth[original["recording_id"]] == truth[rerun["recording_id"]]
+    assert {r["genre"] for r in rows} & set(FILTERED_GENRES)
+
+
+def test_same_seed_same_archive_and_rebuild_is_skipped(mini: Path, tmp_path: Path) -> None:
+    again = build_mini_archive(tmp_path / "again")
+    assert again.read_bytes() == mini.read_bytes()
+    assert (again.parent / "ground_truth.json").read_bytes() == (mini.parent / "ground_truth.json").read_bytes()
+    wav = next(r["audio_path"] for r in _rows(mini) if r["audio_path"].endswith(".wav"))
+    assert (again.parent / wav).read_bytes() == (mini.parent / wav).read_bytes()
+
+    stamp = (again.parent / wav).stat().st_mtime_ns
+    assert build_mini_archive(tmp_path / "again") == again
+    assert (again.parent / wav).stat().st_mtime_ns == stamp  # idempotent: nothing rewritten
+    assert json.loads((again.parent / "demo_params.json").read_text())["seed"] == 0
+
+    other = build_mini_archive(tmp_path / "again", seed=1)  # new parameters: rebuilt in place
+    assert (other.parent / wav).read_bytes() != (mini.parent / wav).read_bytes()
+
+
+def test_demo_archive_carries_the_metadata_traps(tmp_path: Path) -> None:
+    """A shrunken full build: genres to drop, an over-long programme and a rerun, at the programmes' lengths."""
+    catalog = build_demo_archive(tmp_path, n_programmes=6, min_s=20, max_s=25, overlong_s=32)
+    rows = _rows(catalog)
+    assert len(rows) == 6
+    assert {"music", "commercial"} <= {r["genre"] for r in rows}
+    assert [r["title"] for r in rows].count(rows[2]["title"]) >= 2
+    durations = {r["recording_id"]: sf.info(catalog.parent / r["audio_path"]).duration for r in rows}
+    assert max(durations.values()) == pytest.approx(32)
+    assert all(20 <= d <= 25 or d == pytest.approx(32) for d in durations.values())
+
+
+def test_missing_tool_names_the_apt_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo_sounds.shutil, "which", lambda name: None if name == "espeak-ng" else f"/usr/bin/{name}")
+    with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
+        build_mini_archive(tmp_path)
+    assert not (tmp_path / "catalog.csv").exists()
