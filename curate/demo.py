@@ -58,12 +58,13 @@ TOPICS = {
 # fmt: on
 CHANNELS = {"nl": ("Demo Radio 1", "Demo TV 2"), "en": ("Demo World Service",)}
 # Every programme opens with these blocks (so even a 40 s programme has each kind), then draws at random.
+# Fixed-length pieces come first: turns and beds shrink to fit what is left, so they go last.
 OPENING = {
-    "news": ("silence", "jingle", "turns", "noise"),
-    "talkshow": ("silence", "bed", "turns", "applause"),
-    "documentary": ("silence", "bed", "noise", "turns"),
-    "music": ("silence", "song", "turns", "jingle"),
-    "commercial": ("silence", "jingle", "bed", "song"),
+    "news": ("silence", "jingle", "noise", "turns"),
+    "talkshow": ("silence", "applause", "bed", "turns"),
+    "documentary": ("silence", "noise", "bed", "turns"),
+    "music": ("silence", "jingle", "turns", "song"),
+    "commercial": ("silence", "jingle", "song", "bed"),
 }
 RECIPES = {
     "news": {"turns": 5, "jingle": 2, "noise": 1, "silence": 1, "bed": 1},
@@ -190,6 +191,7 @@ def _build(out_dir: Path, params: dict, programmes: list[_Programme]) -> Path:
         log.info("demo archive already built at %s; reusing it", out_dir)
         return catalog
     ffmpeg = snd.require_tool("ffmpeg", "ffmpeg")
+    snd.require_tool("espeak-ng", "espeak-ng")  # fail before deleting anything
     for stale in (params_file, catalog, out_dir / "ground_truth.json"):
         stale.unlink(missing_ok=True)
     for sub in ("audio", "rttm"):
@@ -231,31 +233,29 @@ def _build(out_dir: Path, params: dict, programmes: list[_Programme]) -> Path:
 
 @dataclass
 class _Track:
-    """Pieces placed one after another; each becomes a Region, so regions tile the track exactly."""
+    """Pieces placed one after another, kept in samples so region bounds stay exact and tile the track."""
 
     sample_rate: int
     chunks: list[np.ndarray] = field(default_factory=list)
-    regions: list[Region] = field(default_factory=list)
+    pieces: list[tuple[int, int, str, dict]] = field(default_factory=list)  # start, end (samples), kind, meta
     n: int = 0
 
     def place(self, audio: np.ndarray, kind: str, **meta: str | None) -> None:
         if audio.size:
-            self.regions.append(
-                Region(self.n / self.sample_rate, (self.n + audio.size) / self.sample_rate, kind, **meta)
-            )
+            self.pieces.append((self.n, self.n + audio.size, kind, meta))
             self.chunks.append(audio.astype(np.float32))
             self.n += audio.size
 
     def extend(self, other: _Track) -> None:
-        offset = self.n / self.sample_rate
-        self.regions += [
-            Region(**{**asdict(r), "start_s": r.start_s + offset, "end_s": r.end_s + offset}) for r in other.regions
-        ]
+        self.pieces += [(a + self.n, b + self.n, kind, meta) for a, b, kind, meta in other.pieces]
         self.chunks += other.chunks
         self.n += other.n
 
     def audio(self) -> np.ndarray:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+
+    def regions(self) -> list[Region]:
+        return [Region(a / self.sample_rate, b / self.sample_rate, kind, **meta) for a, b, kind, meta in self.pieces]
 
 
 @dataclass
@@ -294,8 +294,8 @@ def _assemble(prog: _Programme, bank: snd.SpeechBank, rng: np.random.Generator) 
     outro = snd.instrumental(rng, ctx.sr, rest / ctx.sr) if rest >= ctx.sr // 2 else np.zeros(rest, np.float32)
     track.place(outro, "music" if rest >= ctx.sr // 2 else "silence", source="outro")
     audio = track.audio()
-    audio += rng.standard_normal(audio.size).astype(np.float32) * 2e-4  # a noise floor, like real tape
-    return np.clip(audio, -1, 1), track.regions
+    audio += rng.standard_normal(audio.size, dtype=np.float32) * np.float32(2e-4)  # a noise floor, like real tape
+    return np.clip(audio, -1, 1, out=audio), track.regions()
 
 
 def _seconds(ctx: _Ctx, low: float, high: float, budget: int) -> float:
@@ -342,11 +342,10 @@ def _bed(ctx: _Ctx, budget: int) -> _Track:
     bed = snd.instrumental(ctx.rng, ctx.sr, total / ctx.sr) * gain
     track.place(bed[:intro], "music", source="bed")
     voice = np.concatenate([np.zeros(intro, np.float32), speech.audio()])
-    for r in speech.regions:
-        a, b = intro + round(r.start_s * ctx.sr), intro + round(r.end_s * ctx.sr)
-        mixed = bed[a:b] + voice[a:b]
-        if r.kind == "speech":
-            track.place(mixed, "speech", speaker=r.speaker, language=r.language, text=r.text, background="music")
+    for a, b, kind, meta in speech.pieces:
+        mixed = bed[intro + a : intro + b] + voice[intro + a : intro + b]
+        if kind == "speech":
+            track.place(mixed, "speech", **meta, background="music")
         else:
             track.place(mixed, "music", source="bed")
     track.place(bed[intro + speech.n :], "music", source="bed")
@@ -382,19 +381,37 @@ BLOCKS: dict[str, Callable[[_Ctx, int], _Track]] = {
 
 
 def _write_audio(path: Path, audio: np.ndarray, prog: _Programme, ffmpeg: str) -> None:
-    """Write at the programme's rate and format; stereo gets a slightly delayed, quieter right channel."""
-    if prog.channels == 2:
-        right = np.concatenate([np.zeros(8, np.float32), audio[:-8]]) * 0.85
-        audio = np.stack([audio, right], axis=1)
+    """Write at the programme's rate and format, 10 s at a time so a long stereo file is never copied whole.
+
+    Stereo gets a right channel that is the mono mix, 8 samples later and quieter: not identical channels.
+    """
+    lagged = np.concatenate([np.zeros(8, np.float32), audio[:-8] * np.float32(0.85)]) if prog.channels == 2 else None
+    step = 10 * prog.sample_rate
+    blocks = (
+        np.stack([audio[a : a + step], lagged[a : a + step]], axis=1) if lagged is not None else audio[a : a + step]
+        for a in range(0, audio.size, step)
+    )
     if prog.fmt in ("wav", "flac"):
-        sf.write(path, audio, prog.sample_rate, format=prog.fmt.upper(), subtype="PCM_16")
+        with sf.SoundFile(path, "w", prog.sample_rate, prog.channels, "PCM_16", format=prog.fmt.upper()) as f:
+            for block in blocks:
+                f.write(block)
         return
     # fmt: off
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(prog.sample_rate),
-           "-ac", str(prog.channels), "-i", "-", "-c:a", "libmp3lame", "-b:a", "128k", "-map_metadata", "-1",
-           "-fflags", "+bitexact", "-flags:a", "+bitexact", str(path)]  # bitexact: same bytes on every build
+           "-ac", str(prog.channels), "-i", "-", "-c:a", "libmp3lame", "-b:a", "128k", "-compression_level", "7",
+           "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact", str(path)]  # same bytes every build
     # fmt: on
-    subprocess.run(cmd, input=np.ascontiguousarray(audio, np.float32).tobytes(), check=True, capture_output=True)
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdin is not None and proc.stderr is not None  # for the type checker: both are pipes
+        try:
+            for block in blocks:
+                proc.stdin.write(np.ascontiguousarray(block, np.float32).tobytes())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # ffmpeg stopped reading; its message below says why
+        err = proc.stderr.read().decode(errors="replace")
+    if proc.returncode:
+        raise RuntimeError(f"ffmpeg could not write {path} (exit {proc.returncode}): {err.strip()}")
 
 
 def _write_rttm(path: Path, recording_id: str, regions: list[Region]) -> None:

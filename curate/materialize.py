@@ -312,6 +312,9 @@ def _finalize(out_dir: Path, units: list[dict[str, Any]], run_dir: Any, variant:
               shard_bytes: int, seconds: float) -> dict[str, Any]:
     import pyarrow as pa
 
+    for sub in ("audio", "shards"):  # temp files of units killed mid-write (their units were redone)
+        for tmp in (out_dir / sub).rglob(".*.tmp") if (out_dir / sub).is_dir() else []:
+            tmp.unlink(missing_ok=True)
     parts = [manifest.read_table(_index_part(out_dir, u["unit"]), "materialized") for u in units]
     table = pa.concat_tables(parts) if parts else manifest.to_table([], "materialized")
     manifest.write_table(out_dir / "index.parquet", table, "materialized")
@@ -339,5 +342,16 @@ def read_segment(out_dir: str | Path, row: dict[str, Any]) -> np.ndarray:
     return x
 
 
-__all__ = ["FORMATS", "MaterializeError", "materialize", "materialize_unit", "plan_units", "segment_audio",
-           "read_segment", "to_int16", "flac_bytes", "safe_name", "DEFAULT_SHARD_BYTES"]
+__all__ = [
+    "DEFAULT_SHARD_BYTES",
+    "FORMATS",
+    "MaterializeError",
+    "flac_bytes",
+    "materialize",
+    "materialize_unit",
+    "plan_units",
+    "read_segment",
+    "safe_name",
+    "segment_audio",
+    "to_int16",
+]

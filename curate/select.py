@@ -309,5 +309,17 @@ def write_selection(out_dir: str | Path, sel: Selection, stats: dict[str, Any]) 
     manifest.write_json(out_dir / "selection.json", stats)
 
 
-__all__ = ["Selection", "Split", "Predicate", "load_selection", "parse_selection", "parse_predicate",
-           "load_segments", "apply_selection", "select", "write_selection", "seeded_order", "SPLIT_METHODS"]
+__all__ = [
+    "SPLIT_METHODS",
+    "Predicate",
+    "Selection",
+    "Split",
+    "apply_selection",
+    "load_segments",
+    "load_selection",
+    "parse_predicate",
+    "parse_selection",
+    "seeded_order",
+    "select",
+    "write_selection",
+]

@@ -23,9 +23,10 @@ stamp="$VENV/.installed-$(cat requirements.lock pyproject.toml | sha1sum | cut -
 if [ ! -f "$stamp" ]; then
   echo "setup: creating $VENV with the pinned stack (first time: a few minutes, ~9 GB)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade "pip>=24" 
-  "$VENV/bin/python" -m pip install -q -r requirements.lock
-  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+  quiet "$VENV/bin/python" -m pip install -q --upgrade "pip>=24"
+  quiet "$VENV/bin/python" -m pip install -q -r requirements.lock
+  quiet "$VENV/bin/python" -m pip install -q --no-deps -e .
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi

@@ -99,18 +99,18 @@ def test_archive_holds_every_kind_and_turn_taking(truth: dict[str, list[Region]]
 
 def test_ground_truth_times_match_the_audio(mini: Path, truth: dict[str, list[Region]]) -> None:
     """Speech regions are loud and silences quiet in the written file (mp3 included), so times are right."""
+    speech, silence = [], []
     for row in _rows(mini):
         audio, rate = sf.read(mini.parent / row["audio_path"], dtype="float32", always_2d=True)
         mono = audio.mean(axis=1)
-
-        def rms(r: Region, mono: np.ndarray = mono, rate: int = rate) -> float:
-            return float(np.sqrt(np.mean(mono[round(r.start_s * rate) : round(r.end_s * rate)] ** 2)))
-
-        regions = truth[row["recording_id"]]
-        speech = [rms(r) for r in regions if r.kind == "speech"]
-        silence = [rms(r) for r in regions if r.kind == "silence" and r.end_s - r.start_s > 0.3]
-        assert speech and silence
-        assert min(speech) > 0.02 > 0.002 > max(silence)
+        for r in truth[row["recording_id"]]:
+            rms = float(np.sqrt(np.mean(mono[round(r.start_s * rate) : round(r.end_s * rate)] ** 2)))
+            if r.kind == "speech":
+                speech.append(rms)
+            elif r.kind == "silence" and r.end_s - r.start_s > 0.3:
+                silence.append(rms)
+    assert len(speech) > 5 and len(silence) > 5
+    assert min(speech) > 0.02 > 0.002 > max(silence)
 
 
 def test_rttm_lists_the_speech_turns(mini: Path, truth: dict[str, list[Region]]) -> None:
@@ -170,4 +170,4 @@ def test_missing_tool_names_the_apt_package(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(demo_sounds.shutil, "which", lambda name: None if name == "espeak-ng" else f"/usr/bin/{name}")
     with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
         build_mini_archive(tmp_path)
-    assert not (tmp_path / "catalog.csv").exists()
+    assert list(tmp_path.iterdir()) == []

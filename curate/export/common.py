@@ -1,0 +1,163 @@
+"""What every export shares: select → split → write one format → record the selection and a summary.
+
+Each format is a module of :mod:`curate.export` with ``write(ctx: ExportContext) -> dict`` (the files it
+wrote and counts). Formats that embed audio (hf, webdataset) cut it per shard with
+:func:`curate.materialize.segment_audio`, in parallel with Ray or locally; formats that point into the
+source recordings (lhotse, nemo, kaldi) copy no audio; fairseq reads materialized FLAC files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from curate import __version__, manifest
+from curate.select import Selection, select, write_selection
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("fairseq", "lhotse", "hf", "nemo", "webdataset", "kaldi")
+SPLITS = ("train", "valid")
+META_COLUMNS = ("segment_id", "recording_id", "audio_path", "start_s", "end_s", "duration_s", "text", "speaker",
+                "language", "variant")
+
+
+class ExportError(RuntimeError):
+    """An export cannot be made as asked (unknown format, empty selection, missing package …)."""
+
+
+@dataclass
+class ExportContext:
+    run_dir: Path
+    variant: str
+    out_dir: Path
+    segments: pd.DataFrame  # selected rows, sorted by recording and time, with a ``split`` column
+    recordings: pd.DataFrame  # recordings.parquet rows of the recordings the segments come from
+    runner: str = "local"
+    shard_segments: int = 2000  # segments per shard (hf, webdataset)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.segments[self.segments["split"] == name]
+
+    def splits(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """train always (possibly empty), valid when it has rows."""
+        for name in SPLITS:
+            part = self.split(name)
+            if name == "train" or len(part):
+                yield name, part
+
+
+def clean(v: Any) -> Any:
+    """NaN/None → None, numpy scalars → Python."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def meta_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: clean(r.get(k)) for k in META_COLUMNS} for r in df.to_dict("records")]
+
+
+def words_ltr(text: str) -> tuple[str, str]:
+    """fairseq's ``.wrd`` and ``.ltr`` lines for a transcript, as ``examples/wav2vec/libri_labels.py``:
+    upper case; letters separated by spaces, ``|`` between words and at the end."""
+    words = " ".join(str(text).upper().split())
+    return words, " ".join(list(words.replace(" ", "|"))) + " |"
+
+
+def shard_units(ctx: ExportContext, fn: Callable[[dict[str, Any]], dict[str, Any]], **extra: Any) -> list[dict[str, Any]]:
+    """Cut each split into shards of ``ctx.shard_segments`` and run ``fn`` on each (Ray or local); results in
+    shard order."""
+    items = []
+    for name, part in ctx.splits():
+        rows = meta_records(part)
+        n = max(1, -(-len(rows) // ctx.shard_segments))
+        for i in range(n):
+            items.append({"split": name, "shard": i, "num_shards": n, "out_dir": str(ctx.out_dir),
+                          "rows": rows[i * ctx.shard_segments:(i + 1) * ctx.shard_segments], **extra})
+    if ctx.runner == "ray" and len(items) > 1:
+        from curate.runners.ray import map_tasks
+
+        results = list(map_tasks(items, fn, num_cpus=1))
+    else:
+        results = [fn(it) for it in items]
+    return sorted(results, key=lambda r: (SPLITS.index(r["split"]), r["shard"]))
+
+
+def iter_segment_audio(rows: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+    """(row, 16 kHz float32 samples) for rows sorted by recording, one recording's ranges at a time."""
+    from curate.materialize import segment_audio
+
+    i = 0
+    while i < len(rows):
+        j = i
+        while j < len(rows) and rows[j]["recording_id"] == rows[i]["recording_id"]:
+            j += 1
+        group = rows[i:j]
+        spans = [(r["start_s"], r["end_s"]) for r in group]
+        yield from zip(group, segment_audio(group[0]["audio_path"], spans), strict=True)
+        i = j
+
+
+def export(run_dir: str | Path, variant: str, fmt: str, out_dir: str | Path, selection: Selection | None = None,
+           *, runner: str = "local", shard_segments: int = 2000, **options: Any) -> dict[str, Any]:
+    """Select from ``variant`` of ``run_dir`` and write it in ``fmt`` to ``out_dir``; returns export.json."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if shard_segments < 1:
+        raise ExportError(f"shard_segments must be >= 1, got {shard_segments}")
+    t0 = time.perf_counter()
+    sel = selection or Selection()
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    segments, stats = select(run_dir, variant, sel)
+    if segments.empty:
+        steps = ", ".join(f"{s['step']}={s['segments']}" for s in stats["steps"])
+        raise ExportError(f"{run_dir}: the selection '{sel.name}' leaves no segments of variant '{variant}' "
+                          f"(segments after each step: {steps})")
+    recs = manifest.read_table(run_dir / "recordings.parquet", "recordings").to_pandas()
+    recs = recs[recs["recording_id"].isin(set(segments["recording_id"]))].sort_values("recording_id")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = ExportContext(run_dir, variant, out_dir, segments, recs.reset_index(drop=True), runner, shard_segments,
+                        options)
+    module = importlib.import_module(f"curate.export.{fmt}")
+    result = module.write(ctx)
+    write_selection(out_dir, sel, stats)
+    info = {"format": fmt, "run_dir": str(run_dir.resolve()), "variant": variant, "selection": sel.name,
+            "curate_version": __version__, "segments": {n: len(p) for n, p in ctx.splits()},
+            "hours": {n: float(p["duration_s"].sum()) / 3600 for n, p in ctx.splits()},
+            "seconds": time.perf_counter() - t0, **result}
+    manifest.write_json(out_dir / "export.json", info)
+    log.info("exported %d segments of %s to %s (%s)", len(segments), variant, out_dir, fmt)
+    return info
+
+
+def export_demo(run_dir: str | Path, variant: str, out_dir: str | Path,
+                formats: tuple[str, ...] = ("lhotse", "nemo", "fairseq")) -> dict[str, dict[str, Any]]:
+    """The demo's export step: ``variant`` to each format under ``out_dir/<format>`` (a 5 % random validation
+    split), locally. Returns {format: export.json}."""
+    from curate.select import Split
+
+    sel = Selection(name="demo", split=Split(method="random", valid_pct=5))
+    return {f: export(run_dir, variant, f, Path(out_dir) / f, sel, runner="local") for f in formats}
+
+
+__all__ = [
+    "FORMATS",
+    "ExportContext",
+    "ExportError",
+    "export",
+    "export_demo",
+    "iter_segment_audio",
+    "meta_records",
+    "shard_units",
+    "words_ltr",
+]

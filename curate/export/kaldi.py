@@ -1,0 +1,71 @@
+"""A Kaldi data directory per split: ``wav.scp``, ``segments``, ``utt2spk``, ``spk2utt``, ``reco2dur`` and
+``text`` (when every segment has one), sorted in C locale order as ``utils/validate_data_dir.sh`` requires.
+
+Utterance ids are prefixed with their speaker id (``<recording>-<speaker>`` when the variant has speaker
+labels, else the recording), so sorting by utterance also sorts by speaker. ``wav.scp`` gives a plain
+path for 16 kHz mono WAV sources and an ``ffmpeg … |`` pipe for everything else (Kaldi reads only WAV).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from typing import Any
+
+from curate import manifest
+from curate.export.common import ExportContext, meta_records
+
+log = logging.getLogger(__name__)
+_BAD = re.compile(r"\s")
+
+
+def kaldi_id(s: str) -> str:
+    return _BAD.sub("_", str(s))
+
+
+def wav_entry(path: str, sample_rate: int, num_channels: int) -> str:
+    if path.lower().endswith(".wav") and sample_rate == 16000 and num_channels == 1 and not _BAD.search(path):
+        return path
+    return f"ffmpeg -nostdin -v error -i {shlex.quote(path)} -ac 1 -ar 16000 -f wav - |"
+
+
+def _lines(pairs: list[tuple[str, str]]) -> str:
+    # Kaldi sorts with LC_ALL=C: byte order of the UTF-8 encoded ids.
+    return "".join(f"{k} {v}\n" for k, v in sorted(pairs, key=lambda kv: kv[0].encode()))
+
+
+def write(ctx: ExportContext) -> dict[str, Any]:
+    recs = {r["recording_id"]: r for r in ctx.recordings.to_dict("records")}
+    dirs = []
+    for name, part in ctx.splits():
+        rows = meta_records(part)
+        d = ctx.out_dir / name
+        utt2spk, segments, text = [], [], []
+        for r in rows:
+            reco = kaldi_id(r["recording_id"])
+            spk = f"{reco}-{kaldi_id(r['speaker'])}" if r["speaker"] else reco
+            utt = f"{spk}-{kaldi_id(r['segment_id'])}"
+            utt2spk.append((utt, spk))
+            segments.append((utt, f"{reco} {r['start_s']!r} {r['end_s']!r}"))
+            if r["text"] is not None:
+                text.append((utt, " ".join(str(r["text"]).split())))
+        spk2utt: dict[str, list[str]] = {}
+        for utt, spk in sorted(utt2spk, key=lambda kv: kv[0].encode()):
+            spk2utt.setdefault(spk, []).append(utt)
+        used = sorted({r["recording_id"] for r in rows})
+        wav = [(kaldi_id(i), wav_entry(recs[i]["audio_path"], recs[i]["sample_rate"], recs[i]["num_channels"]))
+               for i in used]
+        dur = [(kaldi_id(i), repr(float(recs[i]["duration_s"]))) for i in used]
+        manifest.atomic_write_text(d / "wav.scp", _lines(wav))
+        manifest.atomic_write_text(d / "segments", _lines(segments))
+        manifest.atomic_write_text(d / "utt2spk", _lines(utt2spk))
+        manifest.atomic_write_text(d / "spk2utt", _lines([(s, " ".join(u)) for s, u in spk2utt.items()]))
+        manifest.atomic_write_text(d / "reco2dur", _lines(dur))
+        if rows and len(text) == len(rows):
+            manifest.atomic_write_text(d / "text", _lines(text))
+        elif text:
+            log.warning("kaldi: %d of %d segments have no text: no %s/text written", len(rows) - len(text),
+                        len(rows), name)
+        dirs.append(name)
+    return {"data_dirs": dirs}
