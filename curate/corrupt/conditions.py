@@ -134,23 +134,27 @@ def load_condition(spec: str | Path, preset_dir: Path | None = None) -> Conditio
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConditionError(f"{path}: not valid YAML ({e})") from None
-    return parse_condition(raw, str(path))
+    cond = parse_condition(raw, str(path))
+    if path.parent.name == "corruption" and cond.name != path.stem:
+        raise ConditionError(f"{path}: preset name '{cond.name}' differs from its file name '{path.stem}'")
+    return cond
 
 
 # ---------------------------------------------------------------------------------------------------
 # Pure signal functions.
 
 
-def batch_rng(seed: int, epoch: int, batch_idx: int) -> np.random.Generator:
-    """The one source of randomness for a batch: independent streams per (seed, epoch, batch)."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(batch_idx)]))
+def batch_rng(seed: int, epoch: int, batch_idx: int, stream: int = 0) -> np.random.Generator:
+    """The one source of randomness for a batch: independent streams per (seed, epoch, batch). ``stream``
+    separates other uses (1: dataset-level pairing of an epoch, 2: choosing preview utterances)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(batch_idx), int(stream)]))
 
 
 def choose(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices of ``round(fraction·n)`` utterances out of ``n``, at least one (none if ``n`` is 0)."""
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    k = min(n, max(1, int(round(fraction * n))))
+    k = min(n, max(1, round(fraction * n)))
     return np.sort(rng.choice(n, size=k, replace=False))
 
 
@@ -221,6 +225,24 @@ def realized_snr_db(clean: np.ndarray, corrupted: np.ndarray) -> float:
     return float(10.0 * np.log10(power(clean) / max(power(corrupted - clean), _EPS)))
 
 
-__all__ = ["Condition", "ConditionError", "KINDS", "MIX_SOURCES", "SUB_SOURCES", "PAIRINGS", "condition_from_name",
-           "parse_condition", "load_condition", "batch_rng", "choose", "power", "fit_length", "place", "scale_to_snr",
-           "mix_at_snr", "substitute", "concat", "realized_snr_db"]
+__all__ = [
+    "KINDS",
+    "MIX_SOURCES",
+    "PAIRINGS",
+    "SUB_SOURCES",
+    "Condition",
+    "ConditionError",
+    "batch_rng",
+    "choose",
+    "concat",
+    "condition_from_name",
+    "fit_length",
+    "load_condition",
+    "mix_at_snr",
+    "parse_condition",
+    "place",
+    "power",
+    "realized_snr_db",
+    "scale_to_snr",
+    "substitute",
+]

@@ -48,6 +48,7 @@ class AudioPool:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cached_samples = 0
         self._fixed = dict(arrays or {})  # in-memory clips, never evicted
+        self._bad: set[str] = set()
 
     @classmethod
     def from_arrays(cls, name: str, arrays: dict[str, np.ndarray], speakers: dict[str, str] | None = None) -> AudioPool:
@@ -79,11 +80,26 @@ class AudioPool:
             self._cached_samples -= old.size
         return x
 
+    def draw(self, i: int) -> tuple[str, np.ndarray]:
+        """Clip ``i`` as (clip id, audio). A clip that cannot be decoded is logged once and replaced by the next
+        decodable one (deterministic: the same files give the same substitutes), so a damaged file among
+        thousands cannot stop a training run hours in."""
+        for k in range(len(self)):
+            j = (i + k) % len(self)
+            if self.clips[j].clip_id in self._bad:
+                continue
+            try:
+                return self.clips[j].clip_id, self.get(j)
+            except audio.AudioDecodeError as e:
+                self._bad.add(self.clips[j].clip_id)
+                log.warning("pool '%s': skipping undecodable clip (%s)", self.name, e)
+        raise MissingSourceError(f"pool '{self.name}': none of its {len(self)} clips can be decoded")
+
     def preload(self, on_progress: Callable[[int], None] | None = None) -> None:
         """Decode every clip now (raises the cache limit to fit the pool)."""
         self.cache_s = float("inf")
         for i in range(len(self)):
-            self.get(i)
+            self.draw(i)
             if on_progress:
                 on_progress(1)
 
@@ -113,7 +129,9 @@ class Sources:
     def require(self, source: str, condition: str) -> AudioPool:
         pool = getattr(self, source)
         if pool is None or len(pool) == 0:
-            state = "is empty" if pool is not None else "was not given"
+            state = "was not given"
+            if pool is not None:
+                state = "is empty" + (" (no vocal stem passed the speech-activity check)" if source == "vocals" else "")
             raise MissingSourceError(f"condition '{condition}' needs {source} audio, which {state}: {self._HINT[source]}")
         return pool
 
@@ -129,4 +147,4 @@ def pool_from_paths(name: str, paths: Sequence[str | Path], root: str | Path | N
     return AudioPool(name, clips, cache_s=cache_s)
 
 
-__all__ = ["Clip", "AudioPool", "Sources", "MissingSourceError", "pool_from_paths"]
+__all__ = ["AudioPool", "Clip", "MissingSourceError", "Sources", "pool_from_paths"]
