@@ -7,13 +7,16 @@ export HF_HUB_DISABLE_TELEMETRY = 1
 export RAY_USAGE_STATS_ENABLED = 0
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: setup demo test test-fast lint format bench lock clean
+.PHONY: setup demo demo-ablate test test-fast lint format bench lock clean
 
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
 
 demo: setup  ## build the synthetic demo archive and run every pipeline on it (≤ 10 min on 2 cores)
 	$(PY) -m curate.cli demo --out demo_out
+
+demo-ablate: setup  ## tiny two-cell ablation on the demo run (after `make demo`; ≤ 5 min on 2 cores)
+	$(PY) -m curate.cli ablate configs/ablations/tiny-demo.yaml --out demo_out/ablation --runner local --threads 1
 
 test: setup  ## the full test suite (what CI runs)
 	$(PY) -m ruff check curate tests benchmarks

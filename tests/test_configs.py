@@ -84,7 +84,7 @@ def test_overrides(tmp_path):
     assert pipe.passes[0].stages[0].window_s == 10.0 and pipe.settings.shard_size == 3
     with pytest.raises(ConfigError, match="no stage named"):
         load_pipeline(REPO / "pipelines" / "seq.yaml", ["nostage.x=1"])
-    with pytest.raises(ConfigError, match="expected STAGE.PARAM=VALUE"):
+    with pytest.raises(ConfigError, match=r"expected STAGE\.PARAM=VALUE"):
         load_pipeline(REPO / "pipelines" / "seq.yaml", ["window_s=1"])
 
 

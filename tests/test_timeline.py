@@ -1,5 +1,7 @@
 """Interval math: table tests for the edges and hypothesis properties for the algebra."""
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -49,7 +51,7 @@ def test_merge_table(intervals, gap, expected):
 @given(spans)
 def test_merge_is_disjoint_sorted_and_preserves_coverage(ivs):
     merged = timeline.merge(ivs)
-    assert all(a[1] < b[0] for a, b in zip(merged, merged[1:], strict=False))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(merged))
     assert timeline.merge(merged) == merged
     for s, e in ivs:
         if e > s:
@@ -69,7 +71,7 @@ def test_halve_parts_cover_and_respect_max(length, max_s):
     parts = timeline.halve((10.0, 10.0 + length), max_s)
     assert all(e - s <= max_s + 1e-9 for s, e in parts)
     assert sum(e - s for s, e in parts) == pytest.approx(length)
-    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
 
 
 @given(st.floats(0, 10000), st.floats(0.5, 100))
