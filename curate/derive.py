@@ -49,7 +49,13 @@ def load_derivation(run_dir: str | Path, pipeline_path: str | Path, source: str 
         raise DeriveError(f"{run_dir}: no run.json; expected a finished `curate run` directory")
     if not pipeline_path.is_file():
         raise ConfigError(f"{pipeline_path}: pipeline file not found")
-    raw = apply_overrides(yaml.safe_load(pipeline_path.read_text(encoding="utf-8")) or {}, overrides or [])
+    try:
+        raw = yaml.safe_load(pipeline_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{pipeline_path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{pipeline_path}: a pipeline is a YAML mapping")
+    raw = apply_overrides(raw, overrides or [])
     if raw.get("passes") or raw.get("filters"):
         raise ConfigError(f"{pipeline_path}: a derivation pipeline has only 'derive:' entries (no passes or filters)")
     made_here = {str(v) for v in (raw.get("derive") or {})}
@@ -81,7 +87,7 @@ def derive(run_dir: str | Path, pipeline: Pipeline, on_part: Callable[[int, int]
     roots = sorted({d.source for d in pipeline.derive} - {d.variant for d in pipeline.derive}
                    - {t.emit for d in pipeline.derive for t in d.stages if t.emit})
     parts = sorted({p.name for r in roots for p in (run_dir / "variants" / r).glob("part-*.parquet")})
-    new = [v for v in pipeline.variants()]
+    new = pipeline.variants()
     tmp = {v: run_dir / "variants" / f".{v}.partial" for v in new}
     for d in tmp.values():
         shutil.rmtree(d, ignore_errors=True)

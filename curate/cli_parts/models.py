@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         """Download a model into the store (needs internet; run it before going offline)."""
         from curate.cli import console, fail, out
         from curate.models import fetch as fetch_model
-        from curate.models.fetch import ModelFetchError
+        from curate.models.download import ModelFetchError
 
         try:
             with console.status(f"fetching {name} …"):

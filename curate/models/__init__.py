@@ -170,7 +170,7 @@ def _leaves(bdir: Path) -> list[Path]:
 
 def fetch(spec: str, store: str | Path | None = None) -> Path:
     """Download a model into ``<store>/<backend>/<name>`` (needs internet; only ever on explicit request)."""
-    from curate.models.fetch import fetch_into
+    from curate.models.download import fetch_into
 
     ms = parse_spec(spec)
     if ms.backend is None:

@@ -1,0 +1,110 @@
+"""`curate derive`: new variants from a run's saved w-raw, without loading any model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from curate import manifest
+from curate.cli import app
+from curate.config import ConfigError, load_pipeline
+from curate.derive import DeriveError, derive, load_derivation
+from curate.runners import run_pipeline
+from curate.stages import whisper as W
+from curate.testing import make_archive
+
+# What the scripted "model" says for every recording (times in seconds).
+SCRIPT = [(0.0, 3.0, "[Muziek]"), (3.0, 5.0, "Dit is"), (5.5, 7.5, "een zin."), (9.0, 10.5, "Kort."),
+          (12.0, 16.0, "Vier seconden."), (20.0, 64.0, "Een heel lang verhaal.")]
+
+
+def scripted_setup(self) -> None:
+    self._rt_model, self._rt_info = object(), {"backend": "scripted"}
+
+
+def scripted_transcribe(self, audio, language):
+    return [{"start": s, "end": e, "text": t} for s, e, t in SCRIPT], language
+
+
+def no_model(self) -> None:
+    raise AssertionError("derive must never load a model")
+
+
+@pytest.fixture
+def whisper_run(tmp_path, repo, monkeypatch):
+    """A finished run of pipelines/whisper.yaml with a scripted transcriber (3 recordings, 2 shards)."""
+    monkeypatch.setattr(W.WhisperTranscribe, "setup", scripted_setup)
+    monkeypatch.setattr(W.WhisperTranscribe, "transcribe", scripted_transcribe)
+    catalog = make_archive(tmp_path / "archive", n=3, duration_s=65.0)
+    pipe = load_pipeline(repo / "pipelines" / "whisper.yaml", ["settings.shard_size=2"])
+    run_pipeline(pipe, catalog, tmp_path / "run", runner="local")
+    monkeypatch.setattr(W.WhisperTranscribe, "setup", no_model)
+    return tmp_path / "run"
+
+
+def test_run_derives_w_pp_variants_in_the_same_pass(whisper_run):
+    raw = manifest.read_segments(whisper_run / "variants" / "w-raw")
+    assert len(raw) == 3 * len(SCRIPT)
+    pp1 = manifest.read_segments(whisper_run / "variants" / "w-pp-1s")
+    pp3 = manifest.read_segments(whisper_run / "variants" / "w-pp-3s")
+    # [Muziek] dropped; "Dit is" + "een zin." merged (3.0-7.5); "Kort." 1.5 s; "Vier seconden."; 44 s halved
+    per_rec_1 = sorted((s.start_s, s.end_s) for s in pp1 if s.recording_id == "rec000")
+    assert per_rec_1 == [(3.0, 7.5), (9.0, 10.5), (12.0, 16.0), (20.0, 42.0), (42.0, 64.0)]
+    assert sorted((s.start_s, s.end_s) for s in pp3 if s.recording_id == "rec000") == [
+        (3.0, 7.5), (12.0, 16.0), (20.0, 42.0), (42.0, 64.0)]
+    rejected = manifest.read_table(whisper_run / "rejected" / "drop_phrases", "rejected").to_pylist()
+    assert {r["text"] for r in rejected} == {"[Muziek]"}
+
+
+def test_derive_new_variant_without_a_model(whisper_run, repo):
+    pipe = load_derivation(whisper_run, repo / "pipelines" / "post" / "w-pp-5s.yaml", "w-raw")
+    entry = derive(whisper_run, pipe)
+    segs = manifest.read_segments(whisper_run / "variants" / "w-pp-5s")
+    assert sorted((s.start_s, s.end_s) for s in segs if s.recording_id == "rec001") == [(20.0, 42.0), (42.0, 64.0)]
+    assert all(5.0 <= s.duration_s <= 30.0 and s.variant == "w-pp-5s" for s in segs)
+    assert entry["segments"] == {"w-pp-5s": 6}
+    # one output part per source part (each holds whole recordings of one shard)
+    src_parts = sorted(p.name for p in (whisper_run / "variants" / "w-raw").glob("part-*.parquet"))
+    assert sorted(p.name for p in (whisper_run / "variants" / "w-pp-5s").glob("part-*.parquet")) == src_parts
+    stats = json.loads((whisper_run / "stats.json").read_text())
+    assert set(stats["variants"]) == {"w-raw", "w-pp-1s", "w-pp-3s", "w-pp-5s"}
+    assert stats["variants"]["w-pp-5s"]["segments"] == 6 and stats["variants"]["w-pp-5s"]["min_s"] == 22.0
+    assert "w-pp-5s" in (whisper_run / "stats.md").read_text()
+    run = json.loads((whisper_run / "run.json").read_text())
+    assert run["derived"][-1]["variants"] == ["w-pp-5s"] and run["derived"][-1]["from"] == ["w-raw"]
+    assert "w-pp-5s" in run["variants"]
+    # the run's own rejected parts are untouched; the derivation's sit next to them, labelled
+    rej = manifest.read_table(whisper_run / "rejected" / "min_duration", "rejected").to_pylist()
+    assert {r["variant"] for r in rej} >= {"w-pp-5s"}
+    assert any(p.name.endswith(".w-pp-5s.parquet") for p in (whisper_run / "rejected" / "min_duration").iterdir())
+
+
+def test_derive_refuses_existing_variants_unknown_sources_and_models(whisper_run, repo, tmp_path):
+    post = repo / "pipelines" / "post" / "w-pp-3s.yaml"
+    with pytest.raises(DeriveError, match="already exist"):
+        load_derivation(whisper_run, post, "w-raw")
+    before = manifest.read_segments(whisper_run / "variants" / "w-pp-3s")
+    derive(whisper_run, load_derivation(whisper_run, post, "w-raw", force=True))
+    assert sorted(s.segment_id for s in manifest.read_segments(whisper_run / "variants" / "w-pp-3s")) == sorted(
+        s.segment_id for s in before)  # same rules, same segments
+    with pytest.raises(DeriveError, match="no variant 'wx-asr'"):
+        load_derivation(whisper_run, repo / "pipelines" / "post" / "w-pp-5s.yaml", "wx-asr")
+    bad = tmp_path / "model.yaml"
+    bad.write_text("name: x\nderive:\n  w-x:\n    from: w-raw\n    stages:\n      - stage: whisper_transcribe\n")
+    with pytest.raises(ConfigError, match="loads a model"):
+        load_derivation(whisper_run, bad)
+    with pytest.raises(DeriveError, match=r"run\.json"):
+        load_derivation(tmp_path, post)
+
+
+def test_derive_cli(whisper_run, repo):
+    result = CliRunner().invoke(app, ["derive", str(whisper_run), "--from", "w-raw", "--pipeline",
+                                      str(repo / "pipelines" / "post" / "w-pp-5s.yaml"), "--set", "min_duration.min_s=4"])
+    assert result.exit_code == 0, result.output
+    segs = manifest.read_segments(whisper_run / "variants" / "w-pp-5s")
+    assert min(s.duration_s for s in segs) == 4.0  # "Vier seconden." survives min_s=4
+    result = CliRunner().invoke(app, ["derive", str(whisper_run), "--from", "w-raw", "--pipeline",
+                                      str(repo / "pipelines" / "post" / "w-pp-5s.yaml")])
+    assert result.exit_code == 2 and "already exist" in result.output
