@@ -46,13 +46,18 @@ def _label(segments: list[Segment], variant: str) -> list[Segment]:
     return [s if s.variant == variant else dataclasses.replace(s, variant=variant) for s in segments]
 
 
-def run_stages(stages: list[Transform], ctx: RecordingContext, segments: list[Segment], out: RecordingOutput) -> list[Segment]:
-    """Apply transforms in order, collecting rejected segments and emitted variants."""
+def run_stages(stages: list[Transform], ctx: RecordingContext, segments: list[Segment], out: RecordingOutput,
+               variant: str | None = None) -> list[Segment]:
+    """Apply transforms in order, collecting rejected segments and emitted variants. ``variant`` labels the
+    rejected segments (a derivation's name), so ``rejected/<stage>/`` says which variant dropped them."""
     for stage in stages:
         result = stage.process(ctx, segments)
         segments = result.segments
-        if result.rejected:
-            out.rejected[stage.stage_name].extend(result.rejected)
+        rejected = result.rejected
+        if variant:
+            rejected = [dataclasses.replace(r, segment=dataclasses.replace(r.segment, variant=variant)) for r in rejected]
+        if rejected:
+            out.rejected[stage.stage_name].extend(rejected)
         if stage.emit:
             segments = _label(segments, stage.emit)
             out.variants[stage.emit].extend(segments)
@@ -62,7 +67,7 @@ def run_stages(stages: list[Transform], ctx: RecordingContext, segments: list[Se
 def derive_recording(derivations: list[Derivation], ctx: RecordingContext, out: RecordingOutput) -> None:
     """Model-free variants from variants already in ``out`` (in pipeline order, so chains work)."""
     for d in derivations:
-        segments = run_stages(d.stages, ctx, list(out.variants.get(d.source, [])), out)
+        segments = run_stages(d.stages, ctx, list(out.variants.get(d.source, [])), out, d.variant)
         out.variants[d.variant].extend(_label(segments, d.variant))
 
 
@@ -158,6 +163,7 @@ class PipelineWorker:
     def setup(self) -> None:
         if not self._ready:
             for stage in self.pipeline.transforms():
+                stage.bind(self.pipeline.settings)
                 stage.setup()
             self._ready = True
 

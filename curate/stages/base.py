@@ -124,6 +124,16 @@ class Transform(Stage):
 
     emit: str | None = None
 
+    def bind(self, settings: Any) -> None:
+        """Called by the runner before :meth:`setup`: the pipeline-wide settings (model store, downloads)."""
+        self._settings = settings
+
+    def setting(self, name: str, own: Any = None) -> Any:
+        """A stage's own param when set, else the pipeline setting of that name (``None`` when unbound)."""
+        if own is not None:
+            return own
+        return getattr(getattr(self, "_settings", None), name, None)
+
     def setup(self) -> None:
         """Load models here (once per worker), never in ``__init__``."""
 

@@ -172,7 +172,8 @@ class WhisperTranscribe(Transform):
 
         from curate.models import resolve
 
-        resolved = resolve(self.model, self.model_store, self.allow_download, default_backend=BACKENDS[self.backend])
+        resolved = resolve(self.model, self.setting("model_store", self.model_store),
+                           self.allow_download or bool(self.setting("allow_download")), default_backend=BACKENDS[self.backend])
         device = self._device()
         info: dict[str, Any] = {"backend": self.backend, "model": self.model, "model_path": str(resolved.path),
                                 "model_source": resolved.source, "device": device}
