@@ -75,6 +75,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
+    path: str | None = None             # a run directory or a materialized directory (or --data)
     variant: str | None = None          # run-dir variant; None for a materialized directory
     batch_samples: int = 2_400_000      # per-GPU sample budget of one batch (padded cost: B × longest)
     bin_size: int = 5000                # length-sorted bins
@@ -113,7 +114,9 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    out_dir: str = "pretrain_out"       # checkpoints, metrics.jsonl, tb/ (or --out)
     max_steps: int = 400_000
+    max_time_s: float = 0.0             # stop (with checkpoint + validation) after this wall time; 0 = off
     accumulation: int = 1
     seed: int = 0
     device: str = "auto"                # auto → cuda when available
@@ -123,6 +126,7 @@ class TrainConfig:
     ckpt_every: int = 5000
     log_every: int = 100
     tensorboard: bool = True
+    peak_tflops: float = 0.0            # device peak for MFU; 0 → known GPU table (CPU: not reported)
     # Health checks.
     spike_factor: float = 3.0           # loss > factor × running median …
     spike_patience: int = 50            # … for this many consecutive steps → stop

@@ -53,9 +53,10 @@ def contrastive_logits(c: torch.Tensor, q: torch.Tensor, neg_idx: torch.Tensor, 
     A distractor identical to the target (same code) gets −inf, as in fairseq."""
     with torch.autocast(c.device.type, enabled=False):
         c, q = c.float(), q.float()
-        cand = torch.cat([q[:, None], q[neg_idx]], 1)                     # [N, 1 + K, F]
+        negs = q[neg_idx]                                                 # [N, K, F]
+        cand = torch.cat([q[:, None], negs], 1)                           # [N, 1 + K, F]
         logits = F.cosine_similarity(c[:, None], cand, dim=-1) / temp
-        same = (q[neg_idx] == q[:, None]).all(-1)                         # [N, K]
+        same = (negs == q[:, None]).all(-1)                               # [N, K]
         logits[:, 1:] = logits[:, 1:].masked_fill(same, float("-inf"))
     return logits
 

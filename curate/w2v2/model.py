@@ -138,9 +138,9 @@ class GumbelQuantizer(nn.Module):
             onehot = F.gumbel_softmax(logits, tau=tau, hard=True).view(N, self.G, self.V)
         else:
             onehot = hard
-        # [N, G, V, 1] × [1, G, V, d] summed over V → [N, G, d]
-        cv = self.codevectors.float().view(1, self.G, self.V, -1)
-        q = (onehot.unsqueeze(-1) * cv).sum(2)
+        # per codebook: [G, N, V] @ [G, V, d] → [G, N, d] (a batched matmul, no [N, G, V, d] temporary)
+        cv = self.codevectors.float().view(self.G, self.V, -1)
+        q = torch.bmm(onehot.transpose(0, 1), cv).transpose(0, 1)     # [N, G, d]
         return q.reshape(N, -1), prob_ppl, code_ppl
 
 

@@ -1,0 +1,193 @@
+"""Pre-training data: segments of a run-directory variant or a materialized shard directory → float32 audio.
+
+Two sources with one interface (``lengths``, ``sessions``, ``read(i)``):
+- ``VariantSource``: ``RUN/variants/<v>/part-*.parquet``; each segment is a view into a long recording and is
+  read with ``curate.audio.load(path, start_s, end_s)`` (seeks in FLAC/WAV).
+- ``ShardSource``: ``OUT/index.parquet`` + ``OUT/shards/shard-*.pcm16`` written by ``curate materialize``:
+  raw little-endian int16 mono 16 kHz, segments concatenated; read through ``np.memmap`` (zero decode).
+  (``--format flac`` directories work too: one FLAC per segment, decoded.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curate.stages.base import ConfigError
+from curate.w2v2.config import SAMPLE_RATE, DataConfig
+
+log = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ["segment_id", "recording_id", "shard", "offset", "num_samples", "sample_rate"]
+
+
+class DataError(RuntimeError):
+    """The pre-training data cannot be read (missing variant, bad index, corrupt shard)."""
+
+
+class VariantSource:
+    def __init__(self, run_dir: Path, variant: str):
+        from curate import manifest
+
+        vdir = Path(run_dir) / "variants" / variant
+        if not vdir.is_dir():
+            have = sorted(p.name for p in (Path(run_dir) / "variants").glob("*")) if (Path(run_dir) / "variants").is_dir() else []
+            raise DataError(f"{vdir}: no such variant in run directory {run_dir} (have: {', '.join(have) or 'none'})")
+        t = manifest.read_table(vdir, "segments", columns=["segment_id", "recording_id", "audio_path", "start_s", "end_s"])
+        self.paths = t.column("audio_path").to_pylist()
+        self.start_s = t.column("start_s").to_numpy()
+        self.end_s = t.column("end_s").to_numpy()
+        self.sessions = np.asarray(t.column("recording_id").to_pylist(), dtype=object)
+        self.lengths = np.round((self.end_s - self.start_s) * SAMPLE_RATE).astype(np.int64)
+        self.name = f"{run_dir}:{variant}"
+
+    def read(self, i: int) -> np.ndarray:
+        from curate.audio import load
+
+        x = load(self.paths[i], float(self.start_s[i]), float(self.end_s[i]))
+        n = int(self.lengths[i])                              # decoders may differ by a sample: fix the length
+        return x[:n] if x.size >= n else np.pad(x, (0, n - x.size))
+
+
+class ShardSource:
+    def __init__(self, out_dir: Path):
+        from curate import manifest
+
+        out_dir = Path(out_dir)
+        index = out_dir / "index.parquet"
+        try:
+            t = manifest.read_table(index, "materialized")
+        except (OSError, ValueError) as e:
+            raise DataError(f"{index}: cannot read the materialized index ({type(e).__name__}: {e})") from None
+        missing = [c for c in INDEX_COLUMNS if c not in t.column_names]
+        if missing:
+            raise DataError(f"{index}: missing column(s) {', '.join(missing)}; re-run `curate materialize`")
+        rates = set(t.column("sample_rate").to_pylist())
+        if rates - {SAMPLE_RATE}:
+            raise DataError(f"{index}: sample rates {sorted(rates)}, expected {SAMPLE_RATE}")
+        self.root, self.dir = out_dir, out_dir / "shards"
+        self.shards = t.column("shard").to_pylist()
+        self.offsets = t.column("offset").to_numpy().astype(np.int64)
+        self.lengths = t.column("num_samples").to_numpy().astype(np.int64)
+        self.sessions = np.asarray(t.column("recording_id").to_pylist(), dtype=object)
+        self._maps: dict[str, np.memmap] = {}
+        self.name = str(out_dir)
+
+    def _map(self, shard: str) -> np.memmap:
+        m = self._maps.get(shard)
+        if m is None:
+            path = self.dir / shard
+            if not path.exists():
+                raise DataError(f"{path}: shard listed in index.parquet is missing")
+            m = self._maps[shard] = np.memmap(path, dtype="<i2", mode="r")
+        return m
+
+    def read(self, i: int) -> np.ndarray:
+        if not self.shards[i].endswith(".pcm16"):             # --format flac: one file per segment
+            from curate.audio import load
+
+            return load(self.root / self.shards[i])
+        m = self._map(self.shards[i])
+        a, n = int(self.offsets[i]), int(self.lengths[i])
+        if a + n > m.size:
+            raise DataError(f"{self.dir / self.shards[i]}: segment {i} ends at sample {a + n} > shard size {m.size}")
+        return m[a : a + n].astype(np.float32) / 32768.0
+
+    def __getstate__(self):                                   # memmaps are reopened in DataLoader workers
+        return {**self.__dict__, "_maps": {}}
+
+
+def open_source(path: str | Path, variant: str | None) -> VariantSource | ShardSource:
+    path = Path(path)
+    if (path / "index.parquet").exists():
+        return ShardSource(path)
+    if not (path / "variants").is_dir():
+        raise DataError(f"{path}: neither a materialized directory (index.parquet) nor a run directory (variants/)")
+    if not variant:
+        raise ConfigError(f"{path} is a run directory: name a variant (data.variant or --set data.variant=NAME)")
+    return VariantSource(path, variant)
+
+
+def split_train_val(sessions: np.ndarray, lengths: np.ndarray, rule: str, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val). ``median_per_session`` (thesis): one median-length utterance per session with ≥ 2
+    utterances; ``random``: a seeded random fraction."""
+    idx = np.arange(len(lengths))
+    if rule == "random":
+        rng = np.random.default_rng(seed)
+        val = np.sort(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False)) if len(idx) > 1 else idx[:0]
+    elif rule == "median_per_session":
+        order = np.lexsort((idx, lengths, sessions.astype(str)))      # by session, then length, then index
+        s_sorted = sessions[order].astype(str)
+        starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        val = np.sort(np.array([order[(a + b - 1) // 2] for a, b in zip(starts, ends, strict=True) if b - a >= 2], dtype=np.int64))
+    else:
+        raise ConfigError(f"data.val_split: expected median_per_session or random, got {rule!r}")
+    return np.setdiff1d(idx, val), val
+
+
+def collate(arrays: list[np.ndarray], crop: bool, rng: np.random.Generator, normalize: bool = False,
+            bucket: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Utterances → (wav [B, S] float32, lengths [B] int64, waste). ``crop``: random crop of each to the shortest
+    (optionally rounded down to a multiple of ``bucket`` samples), no padding; else zero-pad to the longest.
+    ``waste`` = audio cropped away or padding added, as a fraction of the batch's samples."""
+    lens = np.array([a.size for a in arrays], dtype=np.int64)
+    if normalize:
+        arrays = [(a - a.mean()) / (a.std() + 1e-5) for a in arrays]
+    if crop:
+        S = int(lens.min())
+        if bucket:
+            S = S // bucket * bucket if bucket <= S else S
+        starts = [int(rng.integers(0, n - S + 1)) for n in lens]
+        wav = np.stack([a[s : s + S] for a, s in zip(arrays, starts, strict=True)]).astype(np.float32)
+        return wav, np.full(len(arrays), S, dtype=np.int64), float(1 - S * len(lens) / lens.sum())
+    S = int(lens.max())
+    wav = np.zeros((len(arrays), S), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        wav[i, : a.size] = a
+    return wav, lens, float(1 - lens.sum() / (S * len(lens)))
+
+
+class BatchDataset:
+    """Reads and collates one batch: (indices, epoch, global batch number g) → numpy batch. Every random choice
+    (over-long crop windows, crop offsets, the corruption transform's draws) is seeded by (seed, g)."""
+
+    def __init__(self, source, cfg: DataConfig, seed: int,
+                 transform: Callable[..., tuple[list[np.ndarray], Any]] | None = None, validation: bool = False,
+                 bucket: int = 0):
+        self.source, self.cfg, self.seed = source, cfg, seed
+        self.transform, self.validation, self.bucket = transform, validation, bucket
+
+    def load(self, idx: np.ndarray, epoch: int, g: int) -> dict[str, Any]:
+        max_n = int(self.cfg.max_s * SAMPLE_RATE)
+        rng = np.random.default_rng([self.seed, 7, g])
+        arrays = []
+        for i in idx:
+            a = self.source.read(int(i))
+            if a.size > max_n:                                # over-long: random window of max_s
+                o = int(rng.integers(0, a.size - max_n + 1))
+                a = a[o : o + max_n]
+            arrays.append(a)
+        meta = None
+        if self.transform is not None and not self.validation:   # corruption: training batches only
+            arrays, meta = self.transform(arrays, epoch, g, False)
+        wav, lens, waste = collate(arrays, self.cfg.crop, rng, self.cfg.normalize, self.bucket)
+        return {"wav": wav, "lengths": lens, "waste": waste, "audio_s": float(lens.sum()) / SAMPLE_RATE,
+                "index": g, "corruption": meta}
+
+
+def build_transform(cfg: DataConfig, seed: int):
+    """The corruption transform named by ``data.corruption`` (curate.corrupt), or None."""
+    if not cfg.corruption:
+        return None
+    from curate.corrupt import CorruptionTransform
+
+    spec = dict(cfg.corruption)
+    unknown = set(spec) - {"condition", "sources"}
+    if unknown or "condition" not in spec:
+        raise ConfigError(f"data.corruption: expected {{condition: NAME, sources: {{...}}}}, got keys {sorted(spec)}")
+    return CorruptionTransform(spec["condition"], spec.get("sources"), seed=seed)
