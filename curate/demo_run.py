@@ -21,6 +21,13 @@ def best_variant(stats: dict) -> str:
     return next((v for v in BEST_ORDER if v in have), next(iter(have), "seq"))
 
 
+def _summary(result: dict) -> str:
+    first, last = result.get("first") or {}, result.get("last") or {}
+    return (f"{result['steps']} steps, {result['audio_h']:.3f} h audio seen ({result['epochs']} epochs), "
+            f"loss {first.get('loss', float('nan')):.3f} → {last.get('loss', float('nan')):.3f}, "
+            f"best validation loss {result['best_val']:.3f}")
+
+
 def run_demo(out_dir: Path, pipeline_path: Path, *, runner: str = "ray", seed: int = 0,
              console: Console | None = None) -> Path:
     from curate.cli import run_with_progress
@@ -51,5 +58,12 @@ def run_demo(out_dir: Path, pipeline_path: Path, *, runner: str = "ray", seed: i
     console.print(f"exported variant [bold]{best}[/] in {time.perf_counter() - t:.0f} s:")
     for fmt, info in exported.items():
         console.print(f"  {fmt:8s} {out_dir / 'exports' / fmt}  ({sum(info['segments'].values())} segments)")
+    console.rule("[bold]4. wav2vec 2.0 pre-training (tiny CPU config)")
+    from curate.w2v2.demo import pretrain_demo
+
+    t = time.perf_counter()
+    result = pretrain_demo(run_dir, out_dir / "pretrain", variant=best)
+    console.print(f"pre-trained on {best} in {time.perf_counter() - t:.0f} s: {_summary(result)}")
+    console.print(f"checkpoints and metrics: {out_dir / 'pretrain'}  (tensorboard --logdir {out_dir / 'pretrain'})")
     console.rule(f"[bold]demo finished in {time.perf_counter() - t0:.0f} s")
     return run_dir

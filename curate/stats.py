@@ -45,6 +45,16 @@ def compute_stats(out_dir: Path, variants: list[str], input_s: float) -> dict[st
     }
 
 
+# Thesis Table 14 row order; other variants follow alphabetically.
+TABLE14_ORDER = ("seq", "sad", "w-raw", "w-pp-1s", "w-pp-3s", "wx-asr", "wx-align", "wx-diar", "wx-diar-1s",
+                 "wx-diar-3s")
+
+
+def ordered(variants: list[str]) -> list[str]:
+    rank = {v: i for i, v in enumerate(TABLE14_ORDER)}
+    return sorted(variants, key=lambda v: (rank.get(v, len(rank)), v))
+
+
 def format_table(stats: dict[str, Any]) -> str:
     """Markdown in the layout of thesis Table 14."""
     lines = [
@@ -53,7 +63,8 @@ def format_table(stats: dict[str, Any]) -> str:
         "| variant | segments | hours | discarded % | avg s | min s | max s |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for v, s in stats["variants"].items():
+    for v in ordered(list(stats["variants"])):
+        s = stats["variants"][v]
         lines.append(
             f"| {v} | {s['segments']:,} | {s['hours']:.3f} | {s['discarded_pct']:.2f} | {s['avg_s']:.2f} "
             f"| {s['min_s']:.2f} | {s['max_s']:.2f} |"

@@ -50,8 +50,10 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # workers inherit a quiet warnings filter: library deprecation chatter would bury the progress bars
     kw: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": True,
-                          "logging_level": logging.WARNING}
+                          "logging_level": logging.WARNING,
+                          "runtime_env": {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::UserWarning"}}}
     if address:
         ray.init(address=address, **kw)
     else:
@@ -85,7 +87,7 @@ def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None,
         n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
         n = min(n, len(items))
         ds = ds.map_batches(
-            _ShardActor, batch_size=1, concurrency=n, num_cpus=cpus, num_gpus=gpus,
+            _ShardActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n), num_cpus=cpus, num_gpus=gpus,
             fn_constructor_kwargs={"pipeline": plan.pipeline, "out_dir": str(plan.out_dir),
                                    "recordings": recordings, "verify": verify},
         )
