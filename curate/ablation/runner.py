@@ -109,7 +109,20 @@ def pretrain_run(spec: AblationSpec, cell: Cell, run_dir: Path, lr: float, steps
 
 
 def val_curve(run_dir: Path) -> list[list[float]]:
-    """[(step, validation loss)] from the run's TensorBoard events (``val/loss``)."""
+    """[(step, validation loss)]: the ``val_loss`` records of the run's metrics.jsonl, else (runs written before
+    the trainer logged them there) its TensorBoard events (``val/loss``)."""
+    metrics = Path(run_dir) / "metrics.jsonl"
+    if metrics.exists():
+        curve = {}
+        for line in metrics.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:                      # a line cut short by a crash
+                continue
+            if rec.get("val_loss") is not None:
+                curve[int(rec["step"])] = float(rec["val_loss"])
+        if curve:
+            return [[s, v] for s, v in sorted(curve.items())]
     tb = Path(run_dir) / "tb"
     if not tb.is_dir():
         return []

@@ -75,6 +75,7 @@ class BatchStream:
 
     Each optimizer step consumes ``world × accumulation`` consecutive batches; rank r takes the ones at
     positions a·world + r. The pair (step, position) fixes every batch and every random draw.
+    ``lengths`` may be a function epoch → lengths (dataset-level concatenation changes them every epoch).
     """
 
     def __init__(self, lengths: np.ndarray, ids: np.ndarray, budget: int, seed: int, **kw):
@@ -85,7 +86,8 @@ class BatchStream:
 
     def plan(self) -> EpochPlan:
         if self._plan is None:
-            self._plan = plan_epoch(self.lengths, self.ids, self.budget, self.seed, self.epoch, **self.kw)
+            lengths = self.lengths(self.epoch) if callable(self.lengths) else self.lengths
+            self._plan = plan_epoch(lengths, self.ids, self.budget, self.seed, self.epoch, **self.kw)
             if not self._plan.batches:
                 raise ValueError("no batch fits: the sample budget is smaller than the shortest utterance, or every "
                                  "batch spans more than max_spread_s; raise data.batch_samples")

@@ -6,6 +6,10 @@ Two sources with one interface (``lengths``, ``sessions``, ``read(i)``):
 - ``ShardSource``: ``OUT/index.parquet`` + ``OUT/shards/shard-*.pcm16`` written by ``curate materialize``:
   raw little-endian int16 mono 16 kHz, segments concatenated; read through ``np.memmap`` (zero decode).
   (``--format flac`` directories work too: one FLAC per segment, decoded.)
+
+``data.corruption`` selects a condition of ``curate.corrupt``: collate-time conditions corrupt training batches
+(``BatchDataset.transform``); the concatenation conditions ``1spk-concat`` / ``2spk-concat`` pair the training
+utterances anew each epoch (``EpochPairs``), so a training example is two utterances back to back.
 """
 
 from __future__ import annotations
@@ -43,7 +47,18 @@ class VariantSource:
         self.end_s = t.column("end_s").to_numpy()
         self.sessions = np.asarray(t.column("recording_id").to_pylist(), dtype=object)
         self.lengths = np.round((self.end_s - self.start_s) * SAMPLE_RATE).astype(np.int64)
+        self.segment_ids = t.column("segment_id").to_pylist()
+        self.run_dir, self.variant = Path(run_dir), variant
         self.name = f"{run_dir}:{variant}"
+
+    def utterances(self) -> list:
+        """Pairing keys (``curate.corrupt.Utterance``) of every segment, read as ``curate.corrupt.run_utterances``
+        reads them: session = LibriSpeech chapter, else the recording; speaker = the recording's global speaker,
+        else the segment's label scoped to its recording."""
+        from curate.corrupt import run_utterances
+
+        by_key = {u.key: u for u in run_utterances(self.run_dir, self.variant)[1]}
+        return [by_key[k] for k in self.segment_ids]
 
     def read(self, i: int) -> np.ndarray:
         from curate.audio import load
@@ -75,7 +90,21 @@ class ShardSource:
         self.lengths = t.column("num_samples").to_numpy().astype(np.int64)
         self.sessions = np.asarray(t.column("recording_id").to_pylist(), dtype=object)
         self._maps: dict[str, np.memmap] = {}
-        self.name = str(out_dir)
+        self.index, self.name = index, str(out_dir)
+
+    def utterances(self) -> list:
+        """Pairing keys (``curate.corrupt.Utterance``): session = a ``session`` or ``chapter`` column when the
+        index has one, else the recording; speaker = the ``speaker`` column."""
+        import pyarrow.parquet as pq
+
+        from curate.corrupt import Utterance
+
+        t = pq.read_table(self.index)
+        col = next((c for c in ("session", "chapter") if c in t.column_names), "recording_id")
+        sessions = [None if v is None else str(v) for v in t.column(col).to_pylist()]
+        speakers = t.column("speaker").to_pylist() if "speaker" in t.column_names else [None] * t.num_rows
+        return [Utterance(k, None if spk is None else str(spk), ses)
+                for k, spk, ses in zip(t.column("segment_id").to_pylist(), speakers, sessions, strict=True)]
 
     def _map(self, shard: str) -> np.memmap:
         m = self._maps.get(shard)
@@ -152,42 +181,87 @@ def collate(arrays: list[np.ndarray], crop: bool, rng: np.random.Generator, norm
     return wav, lens, float(1 - lens.sum() / (S * len(lens)))
 
 
+class EpochPairs:
+    """Dataset-level concatenation of the training utterances ``ids`` (source indices): each epoch,
+    ``ConcatTransform.pairs`` gives every utterance a partner and the example becomes the two back to back.
+    A pure function of (seed, epoch), so the sampler state ``(epoch, position)`` still resumes exactly."""
+
+    def __init__(self, concat, utterances: list, ids: np.ndarray, lengths: np.ndarray):
+        """``concat``: a ``curate.corrupt.ConcatTransform``; ``utterances``: pairing keys of every source
+        segment; ``lengths``: per source segment, already capped at ``data.max_s``."""
+        self.concat, self.ids, self.lengths = concat, np.asarray(ids, dtype=np.int64), np.asarray(lengths)
+        self.utterances = [utterances[i] for i in self.ids.tolist()]
+        self._cache: dict[int, np.ndarray] = {}
+
+    def partners(self, epoch: int) -> np.ndarray:
+        """Per source index: its partner's source index in ``epoch``, or -1 (not trained, or no valid partner)."""
+        p = self._cache.get(epoch)
+        if p is None:
+            p = np.full(len(self.lengths), -1, dtype=np.int64)
+            for a, b in self.concat.pairs(self.utterances, epoch):
+                if b is not None:
+                    p[self.ids[a]] = self.ids[b]
+            # the read-ahead loader spans at most two epochs; results are deterministic, so races only recompute
+            self._cache = {e: v for e, v in self._cache.items() if e >= epoch - 1} | {epoch: p}
+        return p
+
+    def example_lengths(self, epoch: int) -> np.ndarray:
+        """Length of each example of ``ids`` in ``epoch`` (first + partner): what the batcher plans with."""
+        p = self.partners(epoch)[self.ids]
+        return self.lengths[self.ids] + np.where(p >= 0, self.lengths[np.maximum(p, 0)], 0)
+
+
 class BatchDataset:
     """Reads and collates one batch: (indices, epoch, global batch number g) → numpy batch. Every random choice
-    (over-long crop windows, crop offsets, the corruption transform's draws) is seeded by (seed, g)."""
+    (over-long crop windows, crop offsets, the corruption transform's draws) is seeded by (seed, g).
+    With ``pairs`` (training only), index i stands for the example concat(i, its partner in ``epoch``)."""
 
     def __init__(self, source, cfg: DataConfig, seed: int,
                  transform: Callable[..., tuple[list[np.ndarray], Any]] | None = None, validation: bool = False,
-                 bucket: int = 0):
+                 bucket: int = 0, pairs: EpochPairs | None = None):
         self.source, self.cfg, self.seed = source, cfg, seed
         self.transform, self.validation, self.bucket = transform, validation, bucket
+        self.pairs = None if validation else pairs
+
+    def _read(self, i: int, max_n: int, rng: np.random.Generator) -> np.ndarray:
+        a = self.source.read(i)
+        if a.size > max_n:                                    # over-long: random window of max_s
+            o = int(rng.integers(0, a.size - max_n + 1))
+            a = a[o : o + max_n]
+        return a
 
     def load(self, idx: np.ndarray, epoch: int, g: int) -> dict[str, Any]:
         max_n = int(self.cfg.max_s * SAMPLE_RATE)
         rng = np.random.default_rng([self.seed, 7, g])
-        arrays = []
-        for i in idx:
-            a = self.source.read(int(i))
-            if a.size > max_n:                                # over-long: random window of max_s
-                o = int(rng.integers(0, a.size - max_n + 1))
-                a = a[o : o + max_n]
+        partners = self.pairs.partners(epoch) if self.pairs is not None else None
+        arrays, used = [], []
+        for i in idx.tolist():
+            a = self._read(i, max_n, rng)
+            if partners is not None:                          # dataset-level concatenation (1spk/2spk-concat)
+                from curate.corrupt import ConcatTransform
+
+                j = int(partners[i])
+                a = ConcatTransform.apply(a, self._read(j, max_n, rng) if j >= 0 else None)
+                used.append(j if j >= 0 else None)
             arrays.append(a)
         meta = None
         if self.transform is not None and not self.validation:   # corruption: training batches only
             arrays, meta = self.transform(arrays, epoch, g, False)
         wav, lens, waste = collate(arrays, self.cfg.crop, rng, self.cfg.normalize, self.bucket)
         return {"wav": wav, "lengths": lens, "waste": waste, "audio_s": float(lens.sum()) / SAMPLE_RATE,
-                "index": g, "corruption": meta}
+                "index": g, "corruption": meta, "partners": used if partners is not None else None}
 
 
-def build_transform(cfg: DataConfig, seed: int):
-    """The corruption transform named by ``data.corruption`` (curate.corrupt), or None."""
+def build_transforms(cfg: DataConfig, seed: int):
+    """``(dataset_transform, batch_transform)`` for ``data.corruption`` (``curate.corrupt.make_transforms``):
+    a ``ConcatTransform`` for ``1spk-concat``/``2spk-concat``, a ``CorruptionTransform`` for the collate-time
+    conditions, or ``(None, None)`` without corruption."""
     if not cfg.corruption:
-        return None
-    from curate.corrupt import CorruptionTransform
+        return None, None
+    from curate.corrupt import load_condition, make_transforms
 
     spec = dict(cfg.corruption)
     unknown = set(spec) - {"condition", "sources"}
     if unknown or "condition" not in spec:
         raise ConfigError(f"data.corruption: expected {{condition: NAME, sources: {{...}}}}, got keys {sorted(spec)}")
-    return CorruptionTransform(spec["condition"], spec.get("sources"), seed=seed)
+    return make_transforms(load_condition(spec["condition"]), spec.get("sources"), seed)

@@ -125,15 +125,7 @@ def all_hidden_states(w2v, wav, lengths, mask=None):
     if mask is not None:
         x = torch.where(mask.unsqueeze(-1), w2v.mask_emb.to(x.dtype), x)
     key_mask = None if bool(valid.all()) else valid[:, None, None, :]
-    if key_mask is not None:
-        x = x * valid.unsqueeze(-1).to(x.dtype)
-    x = w2v.encoder_norm(x + w2v.pos_conv(x))
-    x = torch.nn.functional.dropout(x, w2v.cfg.dropout, w2v.training)
-    states = [x]
-    for layer in w2v.layers:
-        x = layer(x, key_mask)
-        states.append(x)
-    return states, flens, valid
+    return w2v.encode(x, key_mask, return_all_layers=True), flens, valid
 
 
 class CTCModel:

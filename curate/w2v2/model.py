@@ -177,15 +177,21 @@ class Wav2Vec2(nn.Module):
         l2 = f.float().pow(2).mean()                          # fp32: penalty on the raw CNN output
         return self.feature_norm(f), l2
 
-    def encode(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Projected features [B, T, D] → context [B, T, D] (positional conv, LN, post-LN layers)."""
+    def encode(self, x: torch.Tensor, key_mask: torch.Tensor | None = None,
+               return_all_layers: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """Projected features [B, T, D] → context [B, T, D] (positional conv, LN, post-LN layers).
+        ``return_all_layers``: the list of L+1 states instead: entry 0 the transformer input (after the
+        positional conv, its LayerNorm and dropout), entry i the output of layer i."""
         if key_mask is not None:                              # zero padded steps so the conv does not see them
             x = x * key_mask.view(x.shape[0], -1, 1).to(x.dtype)
         x = self.encoder_norm(x + self.pos_conv(x))
         x = F.dropout(x, self.cfg.dropout, self.training)
+        states = [x]
         for layer in self.layers:
             x = layer(x, key_mask)
-        return x
+            if return_all_layers:
+                states.append(x)
+        return states if return_all_layers else x
 
     def forward(self, wav: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None, tau: float = 2.0) -> dict:
         """wav [B, S]; mask [B, T] bool (masked steps); valid [B, T] bool or None (no padding).

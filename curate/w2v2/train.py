@@ -159,12 +159,13 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
              stop_at: int | None = None, transform: Callable | None = None,
              on_log: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Pre-train on a run-directory variant (``variant``) or a materialized directory; write checkpoints,
-    metrics.jsonl and TensorBoard logs under ``out_dir``. ``resume`` continues from ``out_dir/last.pt``;
+    metrics.jsonl (one record per logged step; ``val_loss`` in those of validation steps) and TensorBoard logs
+    under ``out_dir``. ``resume`` continues from ``out_dir/last.pt``;
     ``stop_at`` stops (with a checkpoint) after that many steps, as an interrupted run would."""
     import torch
 
     from curate.w2v2.batching import BatchStream, plan_epoch
-    from curate.w2v2.data import BatchDataset, build_transform, open_source, split_train_val
+    from curate.w2v2.data import BatchDataset, EpochPairs, build_transforms, open_source, split_train_val
     from curate.w2v2.health import Health
     from curate.w2v2.model import Wav2Vec2, flops_per_audio_second
     from curate.w2v2.schedule import batch_seconds, heuristic_lr, lr_at
@@ -190,11 +191,14 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
     train_ids, val_ids = usable[tr], usable[va]
     if len(train_ids) == 0:
         raise ValueError(f"{source.name}: no segments of at least data.min_s={dc.min_s} s to train on")
-    stream = BatchStream(lengths[train_ids], train_ids, dc.batch_samples, tc.seed, bin_size=dc.bin_size,
-                         queue_size=dc.queue_size, max_spread_s=dc.max_spread_s)
-    transform = transform or build_transform(dc, tc.seed)
+    concat, batch_transform = build_transforms(dc, tc.seed)
+    transform = transform or batch_transform
+    # 1spk/2spk-concat: each epoch pairs the training utterances; the batcher plans with the concatenated lengths
+    pairs = EpochPairs(concat, source.utterances(), train_ids, lengths) if concat is not None else None
+    stream = BatchStream(pairs.example_lengths if pairs else lengths[train_ids], train_ids, dc.batch_samples, tc.seed,
+                         bin_size=dc.bin_size, queue_size=dc.queue_size, max_spread_s=dc.max_spread_s)
     bucket = int(dc.compile_bucket_s * SAMPLE_RATE) if tc.compile else 0
-    train_ds = BatchDataset(source, dc, tc.seed, transform, bucket=bucket)
+    train_ds = BatchDataset(source, dc, tc.seed, transform, bucket=bucket, pairs=pairs)
     val_ds = BatchDataset(source, dc, tc.seed, None, validation=True)
     val_plan = plan_epoch(lengths[val_ids], val_ids, dc.batch_samples, tc.seed, 0, max_spread_s=1e9) if len(val_ids) else None
     val_items = [val_ds.load(b, 0, j) for j, b in enumerate(val_plan.batches)] if val_plan else []
@@ -289,22 +293,24 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
                "audio_h": audio_s / 3600, "epochs": epochs}
         first = first or rec
         last = rec
-        if step % tc.log_every == 0 or step == end:
+        validated = bool(val_items) and (step % tc.val_every == 0 or step == end)
+        if step % tc.log_every == 0 or step == end or validated:     # a validation step is always logged
             dt = time.perf_counter() - t_last
             rec["audio_s_per_s"] = audio_window / dt
             rec["mfu"] = audio_window * flops_s / dt / peak if peak else None
             t_last, audio_window = time.perf_counter(), 0.0
+            if validated:                                     # the val/loss curve, in the same record
+                last_val = rec["val_loss"] = validate(model, val_items, cfg, device, tau, autocast)
             if rank == 0:
                 with metrics_path.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
                 if writer:
                     for k, v in rec.items():
-                        if k != "step" and v is not None:
+                        if k not in ("step", "val_loss") and v is not None:
                             writer.add_scalar(f"train/{k}", v, step)
             if on_log:
                 on_log(rec)
-        if val_items and (step % tc.val_every == 0 or step == end):
-            last_val = validate(model, val_items, cfg, device, tau, autocast)
+        if validated:
             if writer:
                 writer.add_scalar("val/loss", last_val, step)
             if last_val < best_val:
