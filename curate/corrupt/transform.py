@@ -89,6 +89,7 @@ class CorruptionTransform:
         self.condition = condition
         self.sources = sources or Sources()
         self.seed = int(seed)
+        self.skipped_no_partner = 0  # 2spk-mix utterances left clean: no other speaker to mix in
         if condition.source != "speech":  # fail before training starts, not at the first batch
             self.pool = self.sources.require(condition.source, condition.name)
         else:
@@ -107,18 +108,30 @@ class CorruptionTransform:
         events = []
         for i in chosen:
             i = int(i)
-            out[i], event = self._corrupt_one(batch, i, rng, speakers)
+            y, event = self._corrupt_one(batch, i, rng, speakers)
+            if event is None:
+                continue
+            out[i] = y
             events.append(event)
         return out, events
 
     def _corrupt_one(self, batch: Sequence[np.ndarray], i: int, rng: np.random.Generator,
-                     speakers: Sequence[str | None] | None) -> tuple[np.ndarray, Corruption]:
+                     speakers: Sequence[str | None] | None) -> tuple[np.ndarray, Corruption | None]:
         c = self.condition
         x = np.asarray(batch[i], dtype=np.float32)
         n = x.size
         snr = float(rng.uniform(*c.snr_db)) if c.kind == "mix" else None
         if c.source == "speech":
-            src_id, partner = self._partner(batch, i, rng, speakers)
+            found = self._partner(batch, i, rng, speakers)
+            if found is None:
+                # A batch of one utterance (or of one speaker) and no speech pool: nothing to mix in. Skipping
+                # beats crashing a days-long run; the count is reported so the ablation stays honest.
+                self.skipped_no_partner += 1
+                if self.skipped_no_partner == 1:
+                    log.warning("%s: a batch had no utterance of another speaker to mix in; that utterance stays "
+                                "clean (give a speech pool, or larger batches, to avoid this)", c.name)
+                return x, None
+            src_id, partner = found
             added, offset = place(partner, n, rng)
         else:
             src_id, src = self.pool.draw(int(rng.integers(len(self.pool))))
@@ -131,8 +144,9 @@ class CorruptionTransform:
         return y, Corruption(i, c.name, c.kind, c.source, src_id, offset, n, gain, snr)
 
     def _partner(self, batch: Sequence[np.ndarray], i: int, rng: np.random.Generator,
-                 speakers: Sequence[str | None] | None) -> tuple[str, np.ndarray]:
-        """A second speaker: from ``Sources.speech`` when given, else another utterance of the batch."""
+                 speakers: Sequence[str | None] | None) -> tuple[str, np.ndarray] | None:
+        """A second speaker: from ``Sources.speech`` when given, else another utterance of the batch; ``None``
+        when there is none."""
         me = speakers[i] if speakers is not None else None
         if self.pool is not None and len(self.pool):
             for _ in range(16):  # rejection sampling: O(1) per draw on a large speech pool
@@ -145,9 +159,7 @@ class CorruptionTransform:
         cands = [j for j in range(len(batch)) if j != i and batch[j].size > 0
                  and (me is None or speakers is None or speakers[j] != me)]
         if not cands:
-            raise MissingSourceError(
-                f"condition '{self.condition.name}': utterance {i} of the batch has no partner of another speaker "
-                "(batch of one, or one speaker only); give Sources.speech or larger batches")
+            return None
         j = cands[int(rng.integers(len(cands)))]
         return f"batch:{j}", np.asarray(batch[j], dtype=np.float32)
 
