@@ -123,7 +123,7 @@ def out_console_stats(run_dir: Path, load_stats, format_table) -> None:
 
     from curate import manifest
 
-    out.print(format_table(load_stats(run_dir)))
+    out.print(format_table(load_stats(run_dir)), soft_wrap=True)
     failures = manifest.read_table(run_dir / "failures.parquet", "failures")
     n_err = pc.sum(pc.equal(failures.column("severity"), "error")).as_py() or 0
     out.print(f"run directory: {run_dir}  ({n_err} failed recordings, {failures.num_rows - n_err} warnings "
@@ -136,7 +136,7 @@ def stats(run_dir: Annotated[Path, typer.Argument(help="a curate run directory")
     from curate.stats import format_table, load_stats
 
     try:
-        out.print(format_table(load_stats(run_dir)))
+        out.print(format_table(load_stats(run_dir)), soft_wrap=True)
     except FileNotFoundError as e:
         fail(str(e))
 

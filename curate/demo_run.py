@@ -46,10 +46,19 @@ def run_demo(out_dir: Path, pipeline_path: Path, *, runner: str = "ray", seed: i
     run_dir = out_dir / "runs" / pipe.name
     run_with_progress(pipe, catalog, run_dir, runner=runner)
     stats = load_stats(run_dir)
-    console.print(format_table(stats))
+    console.print(format_table(stats), soft_wrap=True)
     console.print(f"run directory: {run_dir}")
 
-    console.rule("[bold]3. export")
+    console.rule("[bold]3. what the segments contain (against the archive's ground truth)")
+    from curate import manifest
+    from curate.demo import load_ground_truth
+    from curate.quality import as_dict, evaluate_run, format_quality
+
+    quality = evaluate_run(run_dir, load_ground_truth(catalog.parent / "ground_truth.json"))
+    manifest.write_json(run_dir / "quality.json", as_dict(quality))
+    console.print(format_quality(quality), soft_wrap=True)
+
+    console.rule("[bold]4. export")
     best = best_variant(stats)
     from curate.export import export_demo
 
@@ -58,7 +67,7 @@ def run_demo(out_dir: Path, pipeline_path: Path, *, runner: str = "ray", seed: i
     console.print(f"exported variant [bold]{best}[/] in {time.perf_counter() - t:.0f} s:")
     for fmt, info in exported.items():
         console.print(f"  {fmt:8s} {out_dir / 'exports' / fmt}  ({sum(info['segments'].values())} segments)")
-    console.rule("[bold]4. wav2vec 2.0 pre-training (tiny CPU config)")
+    console.rule("[bold]5. wav2vec 2.0 pre-training (tiny CPU config)")
     from curate.w2v2.demo import pretrain_demo
 
     t = time.perf_counter()

@@ -1,0 +1,147 @@
+"""Segmentation quality against a ground-truth timeline: what each variant's segments actually contain.
+
+The thesis judged variants by the WER of models pre-trained on them — days of GPU time per cell. When the
+archive (or a sample of it) has a reference timeline, as the demo archive does, the same question gets a
+cheap first answer: how much of each variant is clean single-speaker speech, how much music, noise or
+silence it lets through, and how much of the speech it keeps.
+
+Reference: ``{recording_id: [Region(start_s, end_s, kind, speaker, background, ...)]}`` with kinds
+speech | music | vocal_music | noise | silence (see :func:`curate.demo.load_ground_truth`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from curate import manifest, timeline
+
+#: a second speaker must cover at least this share of a segment's speech to count as a speaker mix
+MIX_MIN_SHARE = 0.1
+
+
+class RegionLike(Protocol):
+    start_s: float
+    end_s: float
+    kind: str
+    speaker: str | None
+    background: str | None
+
+
+@dataclass(frozen=True)
+class VariantQuality:
+    segments: int
+    hours: float
+    speech_pct: float  # share of segment time that is speech (with or without a music bed)
+    clean_speech_pct: float  # speech with nothing under it
+    music_pct: float  # music or sung music, plus speech over a music bed
+    noise_pct: float
+    silence_pct: float
+    multi_speaker_pct: float  # segments where a second speaker holds ≥ 10 % of the speech
+    speech_recall_pct: float  # share of the reference speech (of the evaluated recordings) the variant keeps
+
+
+def _overlap(spans: Sequence[tuple[float, float]], regions: Iterable[tuple[float, float]]) -> float:
+    return timeline.total(timeline.intersect(spans, regions))
+
+
+def evaluate_segments(segments: Sequence[tuple[str, float, float]], reference: dict[str, Sequence[RegionLike]]
+                      ) -> VariantQuality:
+    """Score ``(recording_id, start_s, end_s)`` segments against the reference regions (pure function).
+
+    Only recordings present in the reference count; recall is relative to the speech of the recordings that
+    have at least one segment in some variant — the caller passes those as ``reference``."""
+    by_rec: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for rid, s, e in segments:
+        if rid in reference:
+            by_rec[rid].append((s, e))
+    total = speech = clean = music = noise = silence = kept_speech = ref_speech = 0.0
+    mixed = n = 0
+    for rid, regions in reference.items():
+        spans = by_rec.get(rid, [])
+        speech_regions = [(r.start_s, r.end_s) for r in regions if r.kind == "speech"]
+        ref_speech += timeline.total(speech_regions)
+        if not spans:
+            continue
+        kept_speech += _overlap(timeline.merge(spans), speech_regions)
+        for s, e in spans:
+            n += 1
+            total += e - s
+            per_speaker: dict[str, float] = defaultdict(float)
+            for r in regions:
+                ov = timeline.overlap((s, e), (r.start_s, r.end_s))
+                if ov <= 0:
+                    continue
+                if r.kind == "speech":
+                    speech += ov
+                    per_speaker[r.speaker or "?"] += ov
+                    if r.background:
+                        music += ov
+                    else:
+                        clean += ov
+                elif r.kind in ("music", "vocal_music"):
+                    music += ov
+                elif r.kind == "noise":
+                    noise += ov
+                elif r.kind == "silence":
+                    silence += ov
+            spoken = sum(per_speaker.values())
+            if spoken > 0 and len(per_speaker) > 1 and sorted(per_speaker.values())[-2] >= MIX_MIN_SHARE * spoken:
+                mixed += 1
+
+    def pct(x: float, of: float) -> float:
+        return 100.0 * x / of if of > 0 else 0.0
+
+    return VariantQuality(
+        segments=n, hours=total / 3600, speech_pct=pct(speech, total), clean_speech_pct=pct(clean, total),
+        music_pct=pct(music, total), noise_pct=pct(noise, total), silence_pct=pct(silence, total),
+        multi_speaker_pct=pct(mixed, n), speech_recall_pct=pct(kept_speech, ref_speech),
+    )
+
+
+def evaluate_run(run_dir: str | Path, reference: dict[str, Sequence[RegionLike]],
+                 variants: list[str] | None = None) -> dict[str, VariantQuality]:
+    """Every variant of a run directory against the reference (only recordings the run processed)."""
+    run_dir = Path(run_dir)
+    vdir = run_dir / "variants"
+    names = variants or sorted(p.name for p in vdir.iterdir() if p.is_dir())
+    decisions = manifest.read_table(run_dir / "decisions.parquet", "decisions").to_pylist()
+    failed = {f["recording_id"] for f in manifest.read_table(run_dir / "failures.parquet", "failures").to_pylist()
+              if f["severity"] == "error"}
+    kept = {d["recording_id"] for d in decisions if d["kept"]} - failed
+    ref = {rid: regions for rid, regions in reference.items() if rid in kept}
+    out = {}
+    for v in names:
+        t = manifest.read_table(vdir / v, "segments", columns=["recording_id", "start_s", "end_s"])
+        rows = zip(t.column("recording_id").to_pylist(), t.column("start_s").to_pylist(),
+                   t.column("end_s").to_pylist(), strict=True)
+        out[v] = evaluate_segments(list(rows), ref)
+    return out
+
+
+def format_quality(results: dict[str, VariantQuality]) -> str:
+    from curate.stats import ordered
+
+    lines = [
+        "| variant | segments | hours | speech % | clean speech % | music % | noise % | silence % "
+        "| >1 speaker % | speech kept % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for v in ordered(list(results)):
+        q = results[v]
+        lines.append(f"| {v} | {q.segments} | {q.hours:.3f} | {q.speech_pct:.1f} | {q.clean_speech_pct:.1f} "
+                     f"| {q.music_pct:.1f} | {q.noise_pct:.1f} | {q.silence_pct:.1f} | {q.multi_speaker_pct:.1f} "
+                     f"| {q.speech_recall_pct:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def as_dict(results: dict[str, VariantQuality]) -> dict[str, Any]:
+    import dataclasses
+
+    return {v: dataclasses.asdict(q) for v, q in results.items()}
+
+
+__all__ = ["VariantQuality", "evaluate_segments", "evaluate_run", "format_quality", "as_dict"]
