@@ -156,3 +156,164 @@ def map_actors(items: list[dict[str, Any]], factory: Callable[[], Callable[[dict
     actor_cls = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_FactoryActor)
     pool = ActorPool([actor_cls.remote(factory) for _ in range(n)])
     yield from pool.map_unordered(lambda a, item: a.call.remote(item), items)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage pools (opt-in): every model stage of a pipeline is its own actor pool with its own resources, so a
+# GPU-heavy stage (Whisper) and a light one (diarization) scale separately. Shards flow from pool to pool
+# carrying their recordings' segments so far; the last step derives and writes exactly what
+# ``shard.process_shard`` writes (same part files, same marker), so results match the other runners.
+
+
+def _apply_stage(stage, pipeline, recordings: dict, state: dict, first_of_pass: bool, verify_first: bool) -> None:
+    from curate import audio
+    from curate.runners.shard import RecordingOutput, run_stages, verify_audio
+    from curate.schema import Failure
+    from curate.stages.base import RecordingContext, RecordingError
+
+    s = pipeline.settings
+    for rid in state["ids"]:
+        if rid in state["failed"]:
+            continue
+        rec = recordings[rid]
+        ctx = RecordingContext(rec, None if s.detect_language else s.language)
+        if s.detect_language:
+            ctx.language = None
+        out = state["outputs"].setdefault(rid, RecordingOutput())
+        try:
+            if verify_first:
+                state["warnings"].setdefault(rid, []).extend(verify_audio(rec))
+            segs = [] if first_of_pass else state["segments"].get(rid, [])
+            state["segments"][rid] = run_stages([stage], ctx, segs, out)
+            for k, v in ctx.info.items():
+                out.info.setdefault(k, v)
+            state["warnings"].setdefault(rid, []).extend(ctx.warnings)
+        except (audio.AudioDecodeError, RecordingError) as e:
+            state["failed"][rid] = Failure(rid, "segment", type(e).__name__, str(e), rec.audio_path)
+        finally:
+            ctx.release()
+
+
+class _StagePoolActor:
+    """One model stage: its model loads once per worker; shards pass through it one at a time."""
+
+    def __init__(self, stage, pipeline, recordings: dict, first_of_pass: bool, verify_first: bool):
+        self.stage, self.pipeline, self.recordings = stage, pipeline, recordings
+        self.first_of_pass, self.verify_first = first_of_pass, verify_first
+        self.stage.setup()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from ray import cloudpickle
+
+        states = []
+        for blob in batch["state"]:
+            state = cloudpickle.loads(blob)
+            _apply_stage(self.stage, self.pipeline, self.recordings, state, self.first_of_pass, self.verify_first)
+            states.append(cloudpickle.dumps(state))
+        return {"shard_id": batch["shard_id"], "state": states}
+
+
+def _write_shard(pipeline, recordings: dict, out_dir: str, shard_id: int, state: dict, seconds: float) -> dict:
+    """Derive the model-free variants and write a shard's parts and marker (as ``process_shard`` does)."""
+    from collections import defaultdict
+    from pathlib import Path
+
+    from curate import manifest
+    from curate.runners.shard import PROGRESS_DIR, derive_recording, marker_path, shard_name
+    from curate.schema import Failure
+    from curate.stages.base import RecordingContext
+
+    out_path = Path(out_dir)
+    variants: dict[str, list] = {v: [] for v in pipeline.variants()}
+    rejected: dict[str, list] = defaultdict(list)
+    failures = list(state["failed"].values())
+    done, info = [], {}
+    for rid in state["ids"]:
+        if rid in state["failed"]:
+            continue
+        rec = recordings[rid]
+        out = state["outputs"][rid]
+        derive_recording(pipeline.derive, RecordingContext(rec, pipeline.settings.language), out)
+        done.append(rid)
+        failures += [Failure(rid, "segment", "Warning", f"{rec.audio_path}: {w}", rec.audio_path, "warning")
+                     for w in state["warnings"].get(rid, [])]
+        for v, segs in out.variants.items():
+            variants[v].extend(segs)
+        for st, rej in out.rejected.items():
+            rejected[st].extend(rej)
+        for k, v in out.info.items():
+            info.setdefault(k, v)
+    name = shard_name(shard_id)
+    for v, segs in variants.items():
+        if segs:
+            manifest.write_records(out_path / "variants" / v / f"{name}.parquet", segs, "segments")
+    for st, rej in rejected.items():
+        manifest.write_records(out_path / "rejected" / st / f"{name}.parquet", rej, "rejected")
+    if failures:
+        manifest.write_records(out_path / PROGRESS_DIR / "failures" / f"{name}.parquet", failures, "failures")
+    summary = {"shard_id": shard_id, "recordings": state["ids"], "processed": done,
+               "failed": sorted({f.recording_id for f in failures if f.severity == "error"}),
+               "audio_s": sum(recordings[r].duration_s for r in state["ids"]),
+               "segments": {v: len(s) for v, s in variants.items()}, "seconds": seconds, "info": info}
+    manifest.write_json(marker_path(out_path, shard_id), summary)
+    return summary
+
+
+def execute_stage_pools(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None, verify: bool = True,
+                        address: str | None = None) -> None:
+    """Like :func:`execute`, but every model stage runs in its own actor pool sized by its own resources
+    (one worker per GPU it asks for, else per its CPUs); model-free stages run as tasks."""
+    import json
+    import time
+
+    import ray
+    from ray import cloudpickle
+
+    pending = plan.pending()
+    if not pending:
+        return
+    init(address)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    res = ray.cluster_resources()
+    cluster_cpus, cluster_gpus = int(res.get("CPU", 1)), int(res.get("GPU", 0))
+    recordings = {r: plan.recordings[r] for i in pending for r in plan.shards[i]}
+    t0 = time.time()
+    items = [{"shard_id": i, "state": cloudpickle.dumps({"ids": plan.shards[i], "outputs": {}, "segments": {},
+                                                          "warnings": {}, "failed": {}})} for i in pending]
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    first = True
+    for p in plan.pipeline.passes:
+        for k, stage in enumerate(p.stages):
+            kw = {"stage": stage, "pipeline": plan.pipeline, "recordings": recordings, "first_of_pass": k == 0,
+                  "verify_first": verify and first}
+            first = False
+            if stage.uses_model:
+                gpus = stage.resources.gpus if cluster_gpus else 0.0
+                cpus = stage.resources.cpus
+                n = max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
+                ds = ds.map_batches(_StagePoolActor, batch_size=1, concurrency=min(n, len(items)), num_cpus=cpus,
+                                    num_gpus=gpus, fn_constructor_kwargs=kw)
+            else:
+                def run(batch: dict[str, Any], kw=kw) -> dict[str, Any]:
+                    states = []
+                    for blob in batch["state"]:
+                        state = cloudpickle.loads(blob)
+                        _apply_stage(kw["stage"], kw["pipeline"], kw["recordings"], state, kw["first_of_pass"],
+                                     kw["verify_first"])
+                        states.append(cloudpickle.dumps(state))
+                    return {"shard_id": batch["shard_id"], "state": states}
+
+                ds = ds.map_batches(run, batch_size=1, num_cpus=1)
+    out_dir, pipeline = str(plan.out_dir), plan.pipeline
+
+    def write(batch: dict[str, Any]) -> dict[str, Any]:
+        out = [json.dumps(_write_shard(pipeline, recordings, out_dir, int(s), cloudpickle.loads(b),
+                                       time.time() - t0))
+               for s, b in zip(batch["shard_id"], batch["state"], strict=True)]
+        return {"summary": out}
+
+    for row in ds.map_batches(write, batch_size=1, num_cpus=1).iter_rows():
+        if on_done:
+            on_done(json.loads(row["summary"]))

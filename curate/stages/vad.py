@@ -121,6 +121,8 @@ def binarize(scores: FrameScores, onset: float = 0.5, offset: float | None = Non
     """Hysteresis thresholding: a region starts when the score rises above ``onset`` and ends when it falls
     below ``offset``. Gaps ≤ ``min_off_s`` are filled, then regions < ``min_on_s`` removed. Pure numpy."""
     offset = onset if offset is None else offset
+    if not len(scores.values):
+        return []
     v = np.asarray(scores.values, dtype=np.float64).reshape(len(scores.values), -1).max(axis=1)
     t = scores.times()
     out: list[timeline.Interval] = []
