@@ -103,6 +103,8 @@ def run(
     runner: Annotated[str, typer.Option(help="ray (default) or local (reference semantics)")] = "ray",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address; default: start Ray locally")] = None,
     workers: Annotated[int | None, typer.Option(help="model workers (default: one per GPU, or per CPU)")] = None,
+    stage_pools: Annotated[bool, typer.Option(help="Ray: one actor pool per model stage, each with its own "
+                                              "resources")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override STAGE.PARAM=VALUE (repeatable)")] = None,
 ) -> None:
     """Ingest, filter, de-duplicate and segment a catalog into a run directory."""
@@ -112,7 +114,8 @@ def run(
 
     pipe = load_pipeline_or_exit(pipeline, set_)
     try:
-        run_with_progress(pipe, catalog, out, runner=runner, ray_address=ray_address, num_workers=workers)
+        run_with_progress(pipe, catalog, out, runner=runner, ray_address=ray_address, num_workers=workers,
+                          stage_pools=stage_pools)
     except (CatalogError, RunDirError, ValueError) as e:
         fail(str(e))
     out_console_stats(out, load_stats, format_table)

@@ -42,7 +42,7 @@ from curate.corrupt.conditions import (
     scale_to_snr,
     substitute,
 )
-from curate.corrupt.sources import MissingSourceError, Sources
+from curate.corrupt.sources import Sources
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,20 @@ def run_pipeline(
     runner: str = "ray",
     ray_address: str | None = None,
     num_workers: int | None = None,
+    stage_pools: bool = False,
     verify_audio: bool = True,
     on_plan: Callable[[Plan], None] | None = None,
     on_ingest: Callable[[int], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) ``pipeline`` on ``catalog`` into ``out_dir``; returns the run.json content."""
+    """Run (or resume) ``pipeline`` on ``catalog`` into ``out_dir``; returns the run.json content.
+
+    ``stage_pools`` (Ray only): every model stage gets its own actor pool sized by its own resources (e.g.
+    ASR on GPUs, diarization on CPUs) instead of one pool of workers that each hold every model."""
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
+    if stage_pools and runner != "ray":
+        raise ValueError("--stage-pools needs the ray runner")
     t0 = time.perf_counter()
     plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest)
     t1 = time.perf_counter()
@@ -41,9 +47,13 @@ def run_pipeline(
     else:
         from curate.runners import ray as ray_runner
 
-        ray_runner.execute(plan, on_done, verify_audio, address=ray_address, num_workers=num_workers)
+        if stage_pools:
+            ray_runner.execute_stage_pools(plan, on_done, verify_audio, address=ray_address)
+        else:
+            ray_runner.execute(plan, on_done, verify_audio, address=ray_address, num_workers=num_workers)
     t2 = time.perf_counter()
-    return finalize(plan, runner, {"prepare": t1 - t0, "segment": t2 - t1})
+    mode = f"{runner}:stage-pools" if runner == "ray" and stage_pools else runner
+    return finalize(plan, mode, {"prepare": t1 - t0, "segment": t2 - t1})
 
 
 __all__ = ["run_pipeline", "RUNNERS", "RunDirError", "Plan"]

@@ -200,6 +200,7 @@ class _StagePoolActor:
     def __init__(self, stage, pipeline, recordings: dict, first_of_pass: bool, verify_first: bool):
         self.stage, self.pipeline, self.recordings = stage, pipeline, recordings
         self.first_of_pass, self.verify_first = first_of_pass, verify_first
+        self.stage.bind(pipeline.settings)
         self.stage.setup()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

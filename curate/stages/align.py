@@ -228,7 +228,7 @@ class WxAlign(Transform):
 
         self._aligner, self._reason = None, None
         try:
-            path = models.resolve(self.model, store=self.model_store, default_backend="wav2vec2").path
+            path = models.resolve(self.model, store=self.setting("model_store", self.model_store), default_backend="wav2vec2").path
         except models.ModelNotFoundError as e:
             if self.fallback == "error":
                 raise

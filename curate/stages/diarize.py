@@ -115,15 +115,15 @@ class WxDiarize(Transform):
         if self.backend == "pyannote":
             path = self.pipeline or ""
             if path.startswith("pyannote:"):
-                path = resolve_model_path(path, self.model_store)
+                path = resolve_model_path(path, self.setting("model_store", self.model_store))
             self._impl = diarization.load_pyannote_pipeline(path, device)
             return
         from resemblyzer import VoiceEncoder
 
         from curate.stages.vad import load_segmentation
 
-        seg = load_segmentation(resolve_model_path(self.segmentation, self.model_store), device)
-        enc = VoiceEncoder(device, verbose=False, weights_fpath=resolve_model_path(self.embedding, self.model_store))
+        seg = load_segmentation(resolve_model_path(self.segmentation, self.setting("model_store", self.model_store)), device)
+        enc = VoiceEncoder(device, verbose=False, weights_fpath=resolve_model_path(self.embedding, self.setting("model_store", self.model_store)))
         self._impl = diarization.SegmentationResemblyzer(seg, enc, self.params_obj())
 
     def teardown(self) -> None:

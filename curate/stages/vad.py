@@ -222,7 +222,7 @@ class SadSegment(Transform):
             raise ConfigError(f"sad_segment.step_s must be > 0, got {self.step_s}")
 
     def setup(self) -> None:
-        self._vad = VadModel(self.backend, self.model, self.device, self.step_s, store=self.model_store)
+        self._vad = VadModel(self.backend, self.model, self.device, self.step_s, store=self.setting("model_store", self.model_store))
 
     def teardown(self) -> None:
         self._vad = None

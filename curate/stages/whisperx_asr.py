@@ -145,8 +145,8 @@ class WxTranscribe(Transform):
 
         device = pick_device(self.device)
         compute = self.compute_type if self.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
-        path = models.resolve(self.model, store=self.model_store, default_backend="faster-whisper").path
-        self._vad = VadModel(self.vad, self.vad_model, device, self.vad_step_s, store=self.model_store)
+        path = models.resolve(self.model, store=self.setting("model_store", self.model_store), default_backend="faster-whisper").path
+        self._vad = VadModel(self.vad, self.vad_model, device, self.vad_step_s, store=self.setting("model_store", self.model_store))
         self._whisper = load_whisper(str(path), device, compute, self.cpu_threads)
         self._model_path = str(path)
 
