@@ -4,6 +4,7 @@ a word-error-rate bound, openai-whisper's real code path with random weights, an
 from __future__ import annotations
 
 import dataclasses
+import math
 import pickle
 import re
 import subprocess
@@ -64,6 +65,12 @@ def test_to_segments_keeps_whisper_times_and_fields():
     assert [(w.word, w.start_s, w.end_s, w.score) for w in a.words] == [(" Goeden", 0.0, 1.0, 0.9), ("avond.", 1.0, 4.2, 0.8)]
     assert b.words is None
     assert a.segment_id == Segment.make_id("rec", 0.0, 4.2)
+
+
+def test_to_segments_turns_degenerate_scores_into_none():
+    raw = [FakeSegment(0.0, 2.0, " Ja.", float("nan"), float("inf"), 1.1)]
+    (seg,), _ = W.to_segments(raw, "rec", "/a.flac", 60.0, "nl")
+    assert seg.avg_logprob is None and seg.no_speech_prob is None and seg.compression_ratio == 1.1
 
 
 def test_to_segments_offset_clipping_and_zero_length():
@@ -188,6 +195,7 @@ def test_openai_whisper_random_tiny_runs_the_real_code_path(tmp_path, realaudio,
     dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6, n_audio_layer=4,
                            n_vocab=51865, n_text_ctx=448, n_text_state=384, n_text_head=6, n_text_layer=4)
     ckpt = tmp_path / "tiny-random.pt"
+    torch.manual_seed(0)
     torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, ckpt)
     rid = "sp_nl_flemishguy_nl_rhasspy_1000_1601817815"
     st = build_stage({"stage": "whisper_transcribe", "backend": "openai-whisper", "model": str(ckpt), "device": "cpu",
@@ -199,8 +207,10 @@ def test_openai_whisper_random_tiny_runs_the_real_code_path(tmp_path, realaudio,
     st.teardown()
     for s in out.segments + [r.segment for r in out.rejected]:
         assert 0 <= s.start_s <= s.end_s <= rec.duration_s
-        assert s.language == "nl" and isinstance(s.text, str) and s.avg_logprob is not None
-        assert s.compression_ratio is not None and 0 <= s.no_speech_prob <= 1
+        assert s.language == "nl" and isinstance(s.text, str)
+        # random weights may decode degenerate scores: those must arrive as None, never NaN
+        assert s.avg_logprob is None or math.isfinite(s.avg_logprob)
+        assert s.compression_ratio is not None and (s.no_speech_prob is None or 0 <= s.no_speech_prob <= 1)
     assert all(s.duration_s > 0 for s in out.segments)
     assert ctx.info["whisper_transcribe"]["backend"] == "openai-whisper"
     assert ctx.info["whisper_transcribe"]["dims"]["n_text_layer"] == 4

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,11 @@ def _clip(t: float | None, duration_s: float) -> float | None:
 
 
 def _num(x: Any) -> float | None:
-    return None if x is None else float(x)
+    """A model score as float; NaN/inf (a degenerate decode) becomes None rather than poisoning filters."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
 
 
 def to_segments(raw_segments: list[Any], recording_id: str, audio_path: str, duration_s: float,
