@@ -23,7 +23,7 @@ def best_variant(stats: dict) -> str:
 
 def _summary(result: dict) -> str:
     first, last = result.get("first") or {}, result.get("last") or {}
-    return (f"{result['steps']} steps, {result['audio_h']:.3f} h audio seen ({result['epochs']} epochs), "
+    return (f"{result['steps']} steps, {result['audio_h']:.3f} h audio seen ({result['epochs']:.2f} epochs), "
             f"loss {first.get('loss', float('nan')):.3f} → {last.get('loss', float('nan')):.3f}, "
             f"best validation loss {result['best_val']:.3f}")
 
