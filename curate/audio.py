@@ -178,15 +178,17 @@ def scan(path: str | Path, block_s: float = 300.0) -> ScanResult:
     peak = 0.0
     energy = 0.0
     for block in stream(path, block_s=block_s):
-        finite = np.isfinite(block)
-        nb = int(block.size - finite.sum())
-        if nb:
-            bad += nb
+        if not block.size:
+            continue
+        e = float(np.dot(block, block))  # BLAS; a NaN/inf anywhere in the block makes this non-finite
+        if not np.isfinite(e):
+            finite = np.isfinite(block)
+            bad += int(block.size - finite.sum())
             block = np.where(finite, block, 0.0).astype(np.float32)
+            e = float(np.dot(block, block))
         n += block.size
-        if block.size:
-            peak = max(peak, float(np.abs(block).max()))
-            energy += float(np.dot(block.astype(np.float64), block.astype(np.float64)))
+        peak = max(peak, float(block.max()), -float(block.min()))
+        energy += e
     rms = np.sqrt(energy / n) if n else 0.0
     rms_db = 20 * np.log10(rms) if rms > 0 else float("-inf")
     return ScanResult(n / SAMPLE_RATE, bad, peak, float(rms_db))
