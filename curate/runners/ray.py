@@ -216,48 +216,18 @@ class _StagePoolActor:
 
 def _write_shard(pipeline, recordings: dict, out_dir: str, shard_id: int, state: dict, seconds: float) -> dict:
     """Derive the model-free variants and write a shard's parts and marker (as ``process_shard`` does)."""
-    from collections import defaultdict
-    from pathlib import Path
-
-    from curate import manifest
-    from curate.runners.shard import PROGRESS_DIR, derive_recording, marker_path, shard_name
-    from curate.schema import Failure
+    from curate.runners.shard import derive_recording, write_shard
     from curate.stages.base import RecordingContext
 
-    out_path = Path(out_dir)
-    variants: dict[str, list] = {v: [] for v in pipeline.variants()}
-    rejected: dict[str, list] = defaultdict(list)
-    failures = list(state["failed"].values())
-    done, info = [], {}
+    outputs = {}
     for rid in state["ids"]:
         if rid in state["failed"]:
             continue
-        rec = recordings[rid]
         out = state["outputs"][rid]
-        derive_recording(pipeline.derive, RecordingContext(rec, pipeline.settings.language), out)
-        done.append(rid)
-        failures += [Failure(rid, "segment", "Warning", f"{rec.audio_path}: {w}", rec.audio_path, "warning")
-                     for w in state["warnings"].get(rid, [])]
-        for v, segs in out.variants.items():
-            variants[v].extend(segs)
-        for st, rej in out.rejected.items():
-            rejected[st].extend(rej)
-        for k, v in out.info.items():
-            info.setdefault(k, v)
-    name = shard_name(shard_id)
-    for v, segs in variants.items():
-        if segs:
-            manifest.write_records(out_path / "variants" / v / f"{name}.parquet", segs, "segments")
-    for st, rej in rejected.items():
-        manifest.write_records(out_path / "rejected" / st / f"{name}.parquet", rej, "rejected")
-    if failures:
-        manifest.write_records(out_path / PROGRESS_DIR / "failures" / f"{name}.parquet", failures, "failures")
-    summary = {"shard_id": shard_id, "recordings": state["ids"], "processed": done,
-               "failed": sorted({f.recording_id for f in failures if f.severity == "error"}),
-               "audio_s": sum(recordings[r].duration_s for r in state["ids"]),
-               "segments": {v: len(s) for v, s in variants.items()}, "seconds": seconds, "info": info}
-    manifest.write_json(marker_path(out_path, shard_id), summary)
-    return summary
+        derive_recording(pipeline.derive, RecordingContext(recordings[rid], pipeline.settings.language), out)
+        outputs[rid] = (out, state["warnings"].get(rid, []))
+    return write_shard(pipeline, shard_id, [recordings[r] for r in state["ids"]], outputs,
+                       list(state["failed"].values()), out_dir, seconds)
 
 
 def execute_stage_pools(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None, verify: bool = True,

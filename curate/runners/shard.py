@@ -104,22 +104,23 @@ def process_recording(pipeline: Pipeline, rec: Recording, verify: bool = True) -
     return out, warnings + ctx.warnings
 
 
-def process_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording], out_dir: str | Path,
-                  verify: bool = True) -> dict[str, Any]:
-    """Process one shard and write its parts and marker. Returns the marker's summary. Stages must be set up."""
+def write_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording],
+                outputs: dict[str, tuple[RecordingOutput, list[str]]], failures: list[Failure],
+                out_dir: str | Path, seconds: float) -> dict[str, Any]:
+    """Write a shard's variant and rejected parts, its failure rows and, last, its completion marker.
+
+    ``outputs``: recording_id → (what its stages produced, its warnings) for the recordings that succeeded.
+    Returns the marker's summary. Shared by both runners, so their files are identical."""
     out_dir = Path(out_dir)
-    t0 = time.perf_counter()
     variants: dict[str, list[Segment]] = {v: [] for v in pipeline.variants()}
     rejected: dict[str, list[RejectedSegment]] = defaultdict(list)
-    failures: list[Failure] = []
+    failures = list(failures)
     done_ids: list[str] = []
     info: dict[str, Any] = {}
     for rec in recordings:
-        try:
-            out, warnings = process_recording(pipeline, rec, verify)
-        except (audio.AudioDecodeError, RecordingError) as e:
-            failures.append(Failure(rec.recording_id, "segment", type(e).__name__, str(e), rec.audio_path))
+        if rec.recording_id not in outputs:
             continue
+        out, warnings = outputs[rec.recording_id]
         done_ids.append(rec.recording_id)
         failures += [Failure(rec.recording_id, "segment", "Warning", f"{rec.audio_path}: {w}", rec.audio_path,
                              "warning") for w in warnings]
@@ -144,11 +145,25 @@ def process_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording]
         "failed": sorted({f.recording_id for f in failures if f.severity == "error"}),
         "audio_s": sum(r.duration_s for r in recordings),
         "segments": {v: len(s) for v, s in variants.items()},
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
         "info": info,
     }
     manifest.write_json(marker_path(out_dir, shard_id), summary)
     return summary
+
+
+def process_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording], out_dir: str | Path,
+                  verify: bool = True) -> dict[str, Any]:
+    """Process one shard and write its parts and marker. Returns the marker's summary. Stages must be set up."""
+    t0 = time.perf_counter()
+    outputs: dict[str, tuple[RecordingOutput, list[str]]] = {}
+    failures: list[Failure] = []
+    for rec in recordings:
+        try:
+            outputs[rec.recording_id] = process_recording(pipeline, rec, verify)
+        except (audio.AudioDecodeError, RecordingError) as e:
+            failures.append(Failure(rec.recording_id, "segment", type(e).__name__, str(e), rec.audio_path))
+    return write_shard(pipeline, shard_id, recordings, outputs, failures, out_dir, time.perf_counter() - t0)
 
 
 class PipelineWorker:
