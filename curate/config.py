@@ -244,18 +244,26 @@ def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>", available_va
     return pipe
 
 
+def read_yaml_mapping(path: str | Path, what: str = "config", error: type[Exception] = ConfigError) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file → ``{}``), or ``error`` naming the file and problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise error(f"{path}: a {what} is a YAML mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
 def load_pipeline(path: str | Path, overrides: list[str] | None = None,
                   available_variants: list[str] | None = None) -> Pipeline:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: pipeline file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    raw = apply_overrides(raw or {}, overrides or [])
+    raw = apply_overrides(read_yaml_mapping(path, "pipeline"), overrides or [])
     return parse_pipeline(raw, str(path), available_variants)
 
 
 __all__ = ["Settings", "Pass", "Derivation", "Pipeline", "ConfigError", "load_pipeline", "parse_pipeline",
-           "apply_overrides", "build_dataclass", "build_stage"]
+           "apply_overrides", "build_dataclass", "build_stage", "read_yaml_mapping"]

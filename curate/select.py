@@ -154,15 +154,9 @@ def load_selection(path: str | Path | None = None, overrides: list[str] | None =
     raw: dict[str, Any] = {}
     origin = "<selection>"
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: selection file not found")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: a selection is a mapping of options, got {type(raw).__name__}")
+        from curate.config import read_yaml_mapping
+
+        raw = read_yaml_mapping(path, "selection")
         origin = str(path)
     for item in overrides or []:
         key, sep, value = item.partition("=")

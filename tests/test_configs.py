@@ -99,3 +99,16 @@ def test_cli_validate(tmp_path):
     bad.write_text("name: x\npasses:\n  p:\n    - stage: naive_segment\n      window_s: -3\n")
     res = CliRunner().invoke(app, ["validate", str(bad)])
     assert res.exit_code == 2 and "window_s must be > 0" in res.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(None, "pipeline file not found"), ("name: [unclosed", "not valid YAML"), ("- a\n- b\n", "YAML mapping")],
+)
+def test_unreadable_yaml_names_the_file_and_problem(tmp_path, text, message):
+    path = tmp_path / "p.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_pipeline(path)
+    assert str(path) in str(e.value)

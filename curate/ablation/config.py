@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from curate.config import build_dataclass
 from curate.stages.base import ConfigError
 
@@ -97,16 +95,9 @@ class AblationSpec:
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return raw
+    from curate.config import read_yaml_mapping
+
+    return read_yaml_mapping(path, "config")
 
 
 def check_dataset(spec: Any, where: str) -> dict[str, Any]:

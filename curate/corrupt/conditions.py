@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 KINDS = ("concat", "mix", "sub")
 MIX_SOURCES = ("speech", "noise", "music", "instrumental", "vocals")
@@ -128,13 +127,9 @@ def load_condition(spec: str | Path, preset_dir: Path | None = None) -> Conditio
         path = (preset_dir or PRESET_DIR) / f"{spec}.yaml"
         if not path.is_file():
             return condition_from_name(str(spec))
-    if not path.is_file():
-        raise ConditionError(f"{path}: corruption preset not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConditionError(f"{path}: not valid YAML ({e})") from None
-    cond = parse_condition(raw, str(path))
+    from curate.config import read_yaml_mapping
+
+    cond = parse_condition(read_yaml_mapping(path, "corruption preset", ConditionError), str(path))
     if path.parent.name == "corruption" and cond.name != path.stem:
         raise ConditionError(f"{path}: preset name '{cond.name}' differs from its file name '{path.stem}'")
     return cond

@@ -60,6 +60,16 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(num_cpus=num_cpus, **kw)
 
 
+def _start_data(address: str | None) -> None:
+    """Ray up, Ray Data quiet: curate draws its own progress bars."""
+    import ray
+
+    init(address)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+
+
 def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None, verify: bool = True,
             address: str | None = None, num_workers: int | None = None) -> None:
     import json
@@ -69,10 +79,7 @@ def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None,
     pending = plan.pending()
     if not pending:
         return
-    init(address)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
+    _start_data(address)
     cpus, gpus = _resources(plan)
     cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
     cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -243,10 +250,7 @@ def execute_stage_pools(plan: Plan, on_done: Callable[[dict[str, Any]], None] | 
     pending = plan.pending()
     if not pending:
         return
-    init(address)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
+    _start_data(address)
     res = ray.cluster_resources()
     cluster_cpus, cluster_gpus = int(res.get("CPU", 1)), int(res.get("GPU", 0))
     recordings = {r: plan.recordings[r] for i in pending for r in plan.shards[i]}

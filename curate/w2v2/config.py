@@ -182,12 +182,9 @@ def load_config(source: str | Path | dict[str, Any] | PretrainConfig, overrides:
             path = PRESET_DIR / f"{source}.yaml"
         if not path.exists():
             raise ConfigError(f"{source}: no such config file (or preset: base, large, tiny-cpu)")
-        try:
-            source = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(source, dict):
-            raise ConfigError(f"{path}: expected a mapping with sections model/data/optim/train")
+        from curate.config import read_yaml_mapping
+
+        source = read_yaml_mapping(path, "pre-training config (sections model/data/optim/train)")
         origin = str(path)
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in dict(source).items()}
     preset = raw.pop("preset", None)
