@@ -42,20 +42,12 @@ def load_derivation(run_dir: str | Path, pipeline_path: str | Path, source: str 
                     overrides: list[str] | None = None, force: bool = False) -> Pipeline:
     """Validate a post-processing pipeline against the run's variants. ``source`` replaces the ``from:`` of
     every derivation that does not start from a variant made in the same file."""
-    import yaml
+    from curate.config import read_yaml_mapping
 
     run_dir, pipeline_path = Path(run_dir), Path(pipeline_path)
     if not (run_dir / "run.json").is_file():
         raise DeriveError(f"{run_dir}: no run.json; expected a finished `curate run` directory")
-    if not pipeline_path.is_file():
-        raise ConfigError(f"{pipeline_path}: pipeline file not found")
-    try:
-        raw = yaml.safe_load(pipeline_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{pipeline_path}: not valid YAML ({e})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{pipeline_path}: a pipeline is a YAML mapping")
-    raw = apply_overrides(raw, overrides or [])
+    raw = apply_overrides(read_yaml_mapping(pipeline_path, "pipeline"), overrides or [])
     if raw.get("passes") or raw.get("filters"):
         raise ConfigError(f"{pipeline_path}: a derivation pipeline has only 'derive:' entries (no passes or filters)")
     made_here = {str(v) for v in (raw.get("derive") or {})}
