@@ -18,11 +18,12 @@ demo: setup  ## build the synthetic demo archive and run every pipeline on it (â
 demo-ablate: setup  ## tiny two-cell ablation on the demo run (after `make demo`; â‰¤ 5 min on 2 cores)
 	$(PY) -m curate.cli ablate configs/ablations/tiny-demo.yaml --out demo_out/ablation --runner local --threads 1
 
-test: setup  ## the full test suite (what CI runs)
+test: setup  ## the full test suite (what CI runs): lint, format check, pytest
 	$(PY) -m ruff check curate tests benchmarks
+	$(PY) -m ruff format --check curate tests benchmarks
 	$(PY) -m pytest -q
 
-test-fast: setup  ## skip tests marked slow
+test-fast: setup  ## skip tests marked slow (under 2 minutes on 2 cores)
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup

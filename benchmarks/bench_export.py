@@ -62,7 +62,7 @@ def main() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from curate import audio, manifest
     from curate.export import export
-    from curate.materialize import materialize
+    from curate.export.materialize import materialize
 
     root = Path(tempfile.mkdtemp(prefix="bench-export-"))
     try:

@@ -64,11 +64,11 @@ def child_stages(path: str, whisper_model: str, beam_size: int, threads: int) ->
     torch.set_num_threads(threads)
     from curate import audio
     from curate.schema import Recording
-    from curate.stages.align import WxAlign
     from curate.stages.base import RecordingContext
-    from curate.stages.diarize import WxDiarize
-    from curate.stages.vad import SadSegment
-    from curate.stages.whisperx_asr import WxTranscribe
+    from curate.stages.sad import SadSegment
+    from curate.stages.wx_align import WxAlign
+    from curate.stages.wx_diarize import WxDiarize
+    from curate.stages.wx_transcribe import WxTranscribe
 
     info = audio.probe(path)
     rec = Recording("bench", path, info.duration_s, 16000, 1, language="en")
@@ -101,7 +101,7 @@ def child_diar(path: str, window_s: float, step_s: float, threads: int) -> dict:
     from curate import audio
     from curate.schema import Recording
     from curate.stages.base import RecordingContext
-    from curate.stages.diarize import WxDiarize
+    from curate.stages.wx_diarize import WxDiarize
 
     info = audio.probe(path)
     st = WxDiarize(window_s=window_s, step_s=step_s, device="cpu")

@@ -6,11 +6,12 @@ cheap first answer: how much of each variant is clean single-speaker speech, how
 silence it lets through, and how much of the speech it keeps.
 
 Reference: ``{recording_id: [Region(start_s, end_s, kind, speaker, background, ...)]}`` with kinds
-speech | music | vocal_music | noise | silence (see :func:`curate.demo.load_ground_truth`).
+speech | music | vocal_music | noise | silence, read by :func:`load_ground_truth` (the demo writes one).
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,9 +19,30 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from curate import manifest, timeline
+from curate.rundir import RunDir
 
 #: a second speaker must cover at least this share of a segment's speech to count as a speaker mix
 MIX_MIN_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Region:
+    """One placed piece: [start_s, end_s) in seconds of the written file. Regions of a programme tile it."""
+
+    start_s: float
+    end_s: float
+    kind: str  # speech | music | vocal_music | noise | silence
+    speaker: str | None = None
+    language: str | None = None
+    text: str | None = None
+    background: str | None = None  # "music" when speech lies over a music bed
+    source: str | None = None  # the generator: jingle, bed, outro, song, applause, pink, white
+
+
+def load_ground_truth(path: Path) -> dict[str, list[Region]]:
+    """Read ``ground_truth.json``: recording_id -> its regions in time order."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {rid: [Region(**r) for r in regions] for rid, regions in raw.items()}
 
 
 class RegionLike(Protocol):
@@ -105,17 +127,16 @@ def evaluate_segments(segments: Sequence[tuple[str, float, float]], reference: d
 def evaluate_run(run_dir: str | Path, reference: dict[str, Sequence[RegionLike]],
                  variants: list[str] | None = None) -> dict[str, VariantQuality]:
     """Every variant of a run directory against the reference (only recordings the run processed)."""
-    run_dir = Path(run_dir)
-    vdir = run_dir / "variants"
-    names = variants or sorted(p.name for p in vdir.iterdir() if p.is_dir())
-    decisions = manifest.read_table(run_dir / "decisions.parquet", "decisions").to_pylist()
-    failed = {f["recording_id"] for f in manifest.read_table(run_dir / "failures.parquet", "failures").to_pylist()
+    run = RunDir(run_dir)
+    names = variants or run.variants()
+    decisions = manifest.read_table(run.decisions, "decisions").to_pylist()
+    failed = {f["recording_id"] for f in manifest.read_table(run.failures, "failures").to_pylist()
               if f["severity"] == "error"}
     kept = {d["recording_id"] for d in decisions if d["kept"]} - failed
     ref = {rid: regions for rid, regions in reference.items() if rid in kept}
     out = {}
     for v in names:
-        t = manifest.read_table(vdir / v, "segments", columns=["recording_id", "start_s", "end_s"])
+        t = manifest.read_table(run.variant_dir(v), "segments", columns=["recording_id", "start_s", "end_s"])
         rows = zip(t.column("recording_id").to_pylist(), t.column("start_s").to_pylist(),
                    t.column("end_s").to_pylist(), strict=True)
         out[v] = evaluate_segments(list(rows), ref)
@@ -144,4 +165,4 @@ def as_dict(results: dict[str, VariantQuality]) -> dict[str, Any]:
     return {v: dataclasses.asdict(q) for v, q in results.items()}
 
 
-__all__ = ["VariantQuality", "evaluate_segments", "evaluate_run", "format_quality", "as_dict"]
+__all__ = ["Region", "VariantQuality", "as_dict", "evaluate_run", "evaluate_segments", "format_quality", "load_ground_truth"]

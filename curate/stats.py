@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from curate import manifest
+from curate.rundir import RunDir
 
 
 def variant_stats(variant_dir: Path, input_s: float) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def variant_stats(variant_dir: Path, input_s: float) -> dict[str, Any]:
 def compute_stats(out_dir: Path, variants: list[str], input_s: float) -> dict[str, Any]:
     return {
         "input_hours": input_s / 3600.0,
-        "variants": {v: variant_stats(out_dir / "variants" / v, input_s) for v in variants},
+        "variants": {v: variant_stats(RunDir(out_dir).variant_path(v), input_s) for v in variants},
     }
 
 
@@ -75,6 +76,19 @@ def format_table(stats: dict[str, Any]) -> str:
 def write_stats(out_dir: Path, stats: dict[str, Any]) -> None:
     manifest.write_json(out_dir / "stats.json", stats)
     manifest.atomic_write_text(out_dir / "stats.md", format_table(stats))
+
+
+# The variant a demo or a quick pre-training uses when none is named: the thesis' best pre-training data
+# first (w-pp-3s had the best WER on both test sets), then its 55 k-hour set.
+BEST_ORDER = ("w-pp-3s", "wx-diar-3s", "w-pp-1s", "wx-diar-1s", "seq")
+
+
+def best_variant(stats: dict[str, Any]) -> str:
+    """The first of :data:`BEST_ORDER` that a run produced segments for (else any variant with segments)."""
+    have = [v for v, s in stats["variants"].items() if s["segments"] > 0]
+    if not have:
+        raise FileNotFoundError("the run has no variant with segments")
+    return next((v for v in BEST_ORDER if v in have), have[0])
 
 
 def load_stats(out_dir: str | Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import yaml
 
 from curate.ablation.config import load_ablation, load_finetune_config
 from curate.ablation.table import to_markdown
-from curate.stages.base import ConfigError
+from curate.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,6 +103,7 @@ def _spec(root: Path) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_runner_end_to_end_resume_after_kill_and_div(run_dir, tmp_path):
     spec, out = _write(tmp_path, _spec(run_dir)), tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -178,6 +179,7 @@ def test_notebook_is_stored_without_outputs():
     assert all(m.split(".")[0] in {"os", "pathlib", "matplotlib", "IPython", "curate"} for m in imports), imports
 
 
+@pytest.mark.slow
 def test_notebook_executes_on_a_tiny_results_dir(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
+from curate.errors import ConfigError
 from curate.schema import Recording, Segment, Word
-from curate.stages.align import WxAlign, interpolate_times, sentence_segments, split_sentences, whisper_words
-from curate.stages.base import ConfigError, RecordingContext
+from curate.stages.base import RecordingContext
+from curate.stages.wx_align import WxAlign, interpolate_times, sentence_segments, split_sentences, whisper_words
 from curate.testing import fake_segments, tone, write_audio
 
 CHARS = list("abcdefghijklmnopqrstuvwxyz'")
@@ -50,6 +51,7 @@ def recording(tmp_path_factory) -> Recording:
     return Recording("rec", str(p), 20.0, 16000, 1, language="nl")
 
 
+@pytest.mark.slow
 def test_aligns_words_inside_chunks_with_a_tiny_wav2vec2(tiny_w2v2, recording):
     chunks = [Segment.new("rec", recording.audio_path, 1.0, 9.0, "wx-asr", language="nl",
                           text="Dit is zin een. En 1990 was het 50% minder! Daarna volgt de rest"),

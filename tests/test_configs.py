@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from curate.config import ConfigError, load_pipeline, parse_pipeline
+from curate.config import load_pipeline, parse_pipeline
+from curate.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 PIPELINES = sorted((REPO / "pipelines").rglob("*.yaml"))
@@ -23,7 +24,7 @@ def _loader(path: Path):
 
         return load_condition_config
     if kind == "selection":
-        from curate.select import load_selection
+        from curate.export.select import load_selection
 
         return load_selection
     if kind in ("ablations", "finetune"):
@@ -91,7 +92,7 @@ def test_overrides(tmp_path):
 def test_cli_validate(tmp_path):
     from typer.testing import CliRunner
 
-    from curate.cli import app
+    from curate.cli.app import app
 
     ok = CliRunner().invoke(app, ["validate", str(REPO / "pipelines" / "seq.yaml")])
     assert ok.exit_code == 0 and "seq" in ok.output

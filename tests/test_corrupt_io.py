@@ -13,7 +13,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from curate import audio, manifest
-from curate.cli import app
+from curate.cli.app import app
 from curate.corrupt import realized_snr_db
 from curate.corrupt.readers import CorpusError, librispeech_run_dir, read_fma, read_musan, run_utterances
 
@@ -198,6 +198,7 @@ def test_stems_separate_check_vocals_and_resume(corpora, tiny_demucs, tmp_path):
     assert len(instr) == 2 and len(vocals) == sum(r["has_vocals"] for r in rows)
 
 
+@pytest.mark.slow
 def test_speech_activity_check_tells_vocals_from_instrumental(realaudio):
     from curate.corrupt.stems import load_vad, speech_ratio
 
@@ -207,6 +208,7 @@ def test_speech_activity_check_tells_vocals_from_instrumental(realaudio):
     assert speech > 0.6 and instrumental < 0.2 <= speech
 
 
+@pytest.mark.slow
 def test_stems_run_as_a_ray_actor_pool(corpora, tiny_demucs, tmp_path):
     from curate.corrupt.stems import StemsConfig, fma_items, read_stems_manifest, separate_stems
 

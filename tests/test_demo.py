@@ -13,16 +13,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from curate import demo_sounds
-from curate.demo import (
+from curate.demo.archive import (
     CATALOG_COLUMNS,
     FILTERED_GENRES,
     KINDS,
-    Region,
     build_demo_archive,
     build_mini_archive,
-    load_ground_truth,
 )
+from curate.quality import Region, load_ground_truth
+from curate.synth import espeak
 
 
 def _rows(catalog: Path) -> list[dict[str, str]]:
@@ -167,7 +166,7 @@ def test_demo_archive_carries_the_metadata_traps(tmp_path: Path) -> None:
 
 
 def test_missing_tool_names_the_apt_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(demo_sounds.shutil, "which", lambda name: None if name == "espeak-ng" else f"/usr/bin/{name}")
+    monkeypatch.setattr(espeak.shutil, "which", lambda name: None if name == "espeak-ng" else f"/usr/bin/{name}")
     with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
         build_mini_archive(tmp_path)
     assert list(tmp_path.iterdir()) == []

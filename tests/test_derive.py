@@ -8,10 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from curate import manifest
-from curate.cli import app
-from curate.config import ConfigError, load_pipeline
-from curate.derive import DeriveError, derive, load_derivation
+from curate.cli.app import app
+from curate.config import load_pipeline
+from curate.errors import ConfigError
 from curate.runners import run_pipeline
+from curate.runners.derive import DeriveError, derive, load_derivation
 from curate.stages import whisper as W
 from curate.testing import make_archive
 

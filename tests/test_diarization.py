@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curate import diarization as D
+from curate.errors import ConfigError
+from curate.models import diarization as D
 from curate.schema import Word
-from curate.stages.base import ConfigError
-from curate.stages.diarize import WxDiarize, assign_speakers
 from curate.stages.postprocess import merge_speaker
+from curate.stages.wx_diarize import WxDiarize, assign_speakers
 from curate.testing import fake_segments
 
 # DER (no collar, overlap scored) measured on 2 cores with the defaults (threshold 0.25, step 1 s), and the
@@ -26,7 +26,7 @@ DER_BOUNDS = {
 def models():
     from resemblyzer import VoiceEncoder
 
-    from curate.stages.vad import load_segmentation, resolve_model_path
+    from curate.models.vad import load_segmentation, resolve_model_path
 
     return load_segmentation(resolve_model_path("pyannote:segmentation")), VoiceEncoder("cpu", verbose=False)
 
@@ -44,6 +44,7 @@ def _der(realaudio, rec_id, turns, duration_s):
     return DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, hyp, uem=Timeline([Segment(0, duration_s)]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rec_id, window_s", sorted(DER_BOUNDS))
 def test_der_on_real_conversations(realaudio, models, rec_id, window_s):
     from curate import audio

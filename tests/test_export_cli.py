@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from curate import manifest
-from curate.cli import app
-from curate.export.testing import LABELLED, make_labelled_run
+from curate.cli.app import app
+from curate.testing.export import LABELLED, make_labelled_run
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,9 +15,9 @@ import soundfile as sf
 from curate import audio
 from curate.export import export
 from curate.export.common import words_ltr
-from curate.export.testing import LABELLED, make_labelled_run
-from curate.materialize import to_int16
-from curate.select import Selection, Split, load_segments
+from curate.export.materialize import to_int16
+from curate.export.select import Selection, Split, load_segments
+from curate.testing.export import LABELLED, make_labelled_run
 
 SR = 16000
 
@@ -182,7 +182,7 @@ def test_kaldi_data_dir_is_valid_and_reads_the_segment(run_dir, segments, tmp_pa
 
 
 def test_export_records_selection_and_reproduces_it(run_dir, tmp_path):
-    from curate.select import load_selection
+    from curate.export.select import load_selection
 
     sel = Selection(name="half", seed=3, max_hours=30 / 3600, split=Split(method="random", valid_pct=20))
     export(run_dir, LABELLED, "nemo", tmp_path / "a", sel)

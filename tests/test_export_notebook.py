@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.export.testing import LABELLED, make_labelled_run
+from curate.testing.export import LABELLED, make_labelled_run
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "manifest-analysis.ipynb"
 
@@ -23,6 +23,7 @@ def test_notebook_is_stored_without_outputs():
     assert not local, f"the notebook must import analysis code from curate only, found {local}"
 
 
+@pytest.mark.slow
 def test_notebook_executes_on_a_tiny_run(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from curate.config import ConfigError, parse_pipeline
+from curate.config import parse_pipeline
+from curate.errors import ConfigError
 from curate.runners.driver import apply_filters
 from curate.stages.dedup import find_duplicates, normalize_text
 from curate.stages.filters import ColumnFilter, DateFilter, DurationFilter, GenreFilter

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from curate.ablation.config import load_finetune_config
-from curate.stages.base import ConfigError
+from curate.errors import ConfigError
 from curate.w2v2 import asr_data
 from curate.w2v2.finetune import LABEL_PRESETS, FinetuneConfig, FinetuneError, evaluate, finetune, load_finetuned
 
@@ -49,6 +49,7 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.mark.slow
 def test_finetuning_lowers_wer_from_100(synth, tmp_path, one_thread):
     import torch
 

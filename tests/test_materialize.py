@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 
 from curate import audio, manifest
-from curate.export.testing import LABELLED, make_labelled_run
-from curate.materialize import MaterializeError, _stream_spans, materialize, read_segment, to_int16
-from curate.select import load_segments
+from curate.export.materialize import MaterializeError, _stream_spans, materialize, read_segment, to_int16
+from curate.export.select import load_segments
+from curate.testing.export import LABELLED, make_labelled_run
 
 CONTRACT = ["segment_id", "recording_id", "shard", "offset", "num_samples", "sample_rate", "start_s", "end_s",
             "duration_s", "text", "speaker", "language", "variant"]
@@ -79,7 +79,7 @@ def test_streaming_decode_equals_range_reads(run_dir):
 
 
 def test_unseekable_dense_recording_is_streamed_once(tmp_path, monkeypatch):
-    from curate import materialize as mat
+    from curate.export import materialize as mat
     from curate.testing import tone, write_audio
 
     path = str(write_audio(tmp_path / "prog.m4a", tone(20.0)))
@@ -102,7 +102,7 @@ def test_other_plan_in_out_dir_is_refused(run_dir, tmp_path):
 
 _SCRIPT = """
 import sys, time
-import curate.materialize as m
+import curate.export.materialize as m
 orig = m.segment_audio
 def slow(path, spans):  # slow enough that the kill lands in the middle of the work
     for x in orig(path, spans):
@@ -147,6 +147,7 @@ def test_resume_after_kill_equals_uninterrupted(run_dir, tmp_path, fmt):
     assert not list(killed.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_ray_runner_matches_local(run_dir, tmp_path):
     pytest.importorskip("ray")
     materialize(run_dir, LABELLED, tmp_path / "ray", fmt="flac", runner="ray")

@@ -142,7 +142,7 @@ def test_fetch_offline_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch
 
 
 def test_models_cli(tmp_path, monkeypatch):
-    from curate.cli import app
+    from curate.cli.app import app
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("COLUMNS", "200")

@@ -26,6 +26,7 @@ def setup(tmp_path_factory):
     return root / "ck.pt", utts, model
 
 
+@pytest.mark.slow
 def test_probe_report_and_plot(setup, tmp_path):
     import torch
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from curate.demo import Region
+from curate.demo.archive import Region
 from curate.quality import evaluate_segments
 
 REF = {

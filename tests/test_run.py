@@ -58,6 +58,7 @@ def test_seq_run_directory_contents(archive, tmp_path):
     assert "curate" in run["versions"] and run["pipeline"]["name"] == "seq"
 
 
+@pytest.mark.slow
 def test_local_and_ray_runners_write_identical_manifests(archive, tmp_path):
     pipe = load_pipeline("pipelines/seq.yaml", ["settings.shard_size=2"])
     run_pipeline(pipe, archive, tmp_path / "local", runner="local")
@@ -75,6 +76,7 @@ def test_rerun_with_other_pipeline_is_refused(archive, tmp_path):
         run_pipeline(other, archive, out, runner="local")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     catalog = make_archive(tmp_path / "arch", n=14, duration_s=120.0)
     cmd = [sys.executable, "-m", "curate.cli", "run", "pipelines/seq.yaml", "--catalog", str(catalog),

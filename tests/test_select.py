@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.select import (
+from curate.errors import ConfigError
+from curate.export.select import (
     Selection,
     Split,
     apply_selection,
@@ -17,7 +18,6 @@ from curate.select import (
     select,
     write_selection,
 )
-from curate.stages.base import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,7 @@ def test_overrides_and_written_selection_round_trip(tmp_path):
 
 
 def test_select_joins_recordings(tmp_path):
-    from curate.export.testing import LABELLED, make_labelled_run
+    from curate.testing.export import LABELLED, make_labelled_run
 
     run = make_labelled_run(tmp_path)
     df, stats = select(run, LABELLED, Selection(genres=["news", "sport"], split=Split()))

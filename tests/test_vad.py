@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from curate import timeline
+from curate.errors import ConfigError
+from curate.models.vad import FrameScores, VadModel, binarize
 from curate.schema import Recording
-from curate.stages.base import ConfigError, RecordingContext
-from curate.stages.vad import FrameScores, SadSegment, VadModel, binarize, sad_segments
+from curate.stages.base import RecordingContext
+from curate.stages.sad import SadSegment, sad_segments
 
 # Frame agreement with the reference speech/non-speech labels (10 ms frames) per backend, measured on this
 # machine → asserted bound.
@@ -49,6 +51,7 @@ def test_silero_rejects_instrumental_music(realaudio, inventory, silero_vad):
         assert _ratio(silero_vad.regions(x), x) <= 0.05, cid
 
 
+@pytest.mark.slow
 def test_pyannote_rejects_synth_music_and_noise_finds_speech(realaudio, pyannote_vad):
     for cid in ("mi_librosa_vibeace", "nz_sb_noise1"):  # synth music, ambient noise: near-zero speech
         x = _load(realaudio, cid, 30.0)

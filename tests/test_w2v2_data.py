@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from curate.testing.speech import make_speech_run
 from curate.w2v2.batching import BatchStream, plan_epoch
 from curate.w2v2.config import DataConfig
 from curate.w2v2.data import BatchDataset, DataError, ShardSource, VariantSource, collate, open_source, split_train_val
-from curate.w2v2.synth import make_speech_run
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_collate_crop_and_pad():
 
 
 def test_variant_and_materialized_shards_give_the_same_audio(speech_run, tmp_path):
-    from curate.materialize import materialize
+    from curate.export.materialize import materialize
 
     var = VariantSource(speech_run, "speech")
     materialize(speech_run, "speech", tmp_path / "mat", fmt="pcm16", runner="local", shard_bytes=200_000)

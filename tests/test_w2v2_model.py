@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from curate.stages.base import ConfigError
+from curate.errors import ConfigError
 from curate.w2v2.config import ModelConfig, load_config
 from curate.w2v2.loss import compute_mask, contrastive_logits, sample_negatives, wav2vec2_loss
 from curate.w2v2.model import FeatureEncoder, Wav2Vec2, flops_per_audio_second, frames_for

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from curate.stages.base import ConfigError
+from curate.errors import ConfigError
 from curate.w2v2.config import OptimConfig
 from curate.w2v2.schedule import batch_seconds, heuristic_lr, lr_at, tri_cyclic, tri_stage, warmup_cosine
 

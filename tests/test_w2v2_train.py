@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from curate.w2v2.synth import make_speech_run
+from curate.testing.speech import make_speech_run
 
 TINY = [
         "train.tensorboard=false", "train.log_every=1"]
@@ -27,6 +27,7 @@ def _curve(out_dir):
     return [json.loads(ln) for ln in (out_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_tiny_pretraining_lowers_the_contrastive_loss(speech_run, tmp_path):
     from curate.w2v2.train import pretrain
 
@@ -102,6 +103,7 @@ def _grads(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_on_two_processes_equals_one_process_accumulating(tmp_path):
     import torch.multiprocessing as mp
 
@@ -142,7 +144,7 @@ def test_health_stops_with_the_likely_cause():
 def test_cli_errors_name_the_problem(tmp_path):
     from typer.testing import CliRunner
 
-    from curate.cli import app
+    from curate.cli.app import app
 
     def run(*args):
         r = CliRunner().invoke(app, ["pretrain", *args])

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curate.config import ConfigError, build_stage
+from curate.config import build_stage
+from curate.errors import ConfigError
 from curate.schema import Segment
 from curate.stages import whisper as W
 from curate.stages.base import RecordingContext
@@ -170,6 +171,7 @@ def transcribe_clips(realaudio: Path, inventory, ids: list[str], **params) -> tu
     return refs, hyps
 
 
+@pytest.mark.slow
 def test_bundled_tiny_en_transcribes_english(realaudio, inventory):
     import jiwer
 
@@ -178,6 +180,7 @@ def test_bundled_tiny_en_transcribes_english(realaudio, inventory):
     assert jiwer.wer(refs, hyps) <= 0.10  # measured 0.00 (0.026 with VCTK p226_003: "six" → "6")
 
 
+@pytest.mark.slow
 def test_bundled_base_transcribes_flemish(realaudio, inventory):
     import jiwer
 
@@ -187,6 +190,7 @@ def test_bundled_base_transcribes_flemish(realaudio, inventory):
     assert jiwer.wer(refs, hyps) <= 0.30  # measured 0.12 over all 10 clips (0.11 with beam 5)
 
 
+@pytest.mark.slow
 def test_openai_whisper_random_tiny_runs_the_real_code_path(tmp_path, realaudio, inventory):
     import torch
     from whisper.model import ModelDimensions, Whisper
@@ -238,13 +242,14 @@ def speech_archive(root: Path, realaudio: Path) -> Path:
     ])
 
 
+@pytest.mark.slow
 def test_curate_run_whisper_pipeline_end_to_end(tmp_path, realaudio, repo):
     import json
 
     from typer.testing import CliRunner
 
     from curate import manifest
-    from curate.cli import app
+    from curate.cli.app import app
     from curate.stages.postprocess import ends_sentence
 
     catalog = speech_archive(tmp_path / "archive", realaudio)
@@ -272,6 +277,7 @@ def test_curate_run_whisper_pipeline_end_to_end(tmp_path, realaudio, repo):
     assert set(stats["variants"]) == {"w-raw", "w-pp-1s", "w-pp-3s"}
 
 
+@pytest.mark.slow
 def test_ray_actor_pool_runs_the_stage(tmp_path, realaudio):
     """On Ray the stage travels pickled (no model), each actor loads the model once in setup()."""
     from curate import manifest

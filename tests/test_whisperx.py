@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from curate.stages.base import ConfigError
-from curate.stages.vad import FrameScores
-from curate.stages.whisperx_asr import WxTranscribe, merge_chunks, merge_regions
+from curate.errors import ConfigError
+from curate.models.vad import FrameScores
+from curate.stages.wx_transcribe import WxTranscribe, merge_chunks, merge_regions
 
 # Two speakers, alternating: LibriSpeech 2412 (female), JFK (male), LibriSpeech 2412 again.
 CLIPS = ["sp_en_libri_2412-153948-0000", "sp_en_jfk", "sp_en_libri_2412-153948-0001"]
@@ -55,11 +55,12 @@ def programme(tmp_path_factory, realaudio):
                                                 "language": "en"}])
 
 
+@pytest.mark.slow
 def test_curate_run_whisperx_pipeline_end_to_end(tmp_path, programme, repo):
     from typer.testing import CliRunner
 
     from curate import manifest
-    from curate.cli import app
+    from curate.cli.app import app
 
     out = tmp_path / "run"
     result = CliRunner().invoke(app, [
@@ -96,6 +97,7 @@ def test_curate_run_whisperx_pipeline_end_to_end(tmp_path, programme, repo):
     assert "not available" in run["stage_info"]["wx_align"]["fallback_reason"]
 
 
+@pytest.mark.slow
 def test_ray_stage_pools_match_the_local_runner(tmp_path, programme):
     """Each model stage as its own Ray actor pool gives exactly the local runner's variants."""
     from curate import manifest

@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.config import build_dataclass
-from curate.stages.base import ConfigError
+from curate.errors import ConfigError
+from curate.yamlconf import build_dataclass
 
-REPO = Path(__file__).resolve().parent.parent.parent
 MEASURES = ("finetune", "probe")
 DATASET_KINDS = ("librispeech", "librilight", "mls", "commonvoice", "synthetic")
 
@@ -95,7 +94,7 @@ class AblationSpec:
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
-    from curate.config import read_yaml_mapping
+    from curate.yamlconf import read_yaml_mapping
 
     return read_yaml_mapping(path, "config")
 
@@ -111,8 +110,10 @@ def load_finetune_config(source: str | Path | dict[str, Any], where: str = "fine
     from curate.w2v2.finetune import FinetuneConfig
 
     if isinstance(source, str | Path):
+        from curate import presets
+
         where = str(source)
-        source = _read_yaml(source)
+        source = _read_yaml(presets.locate("finetune", source))
     raw = {k: v for k, v in dict(source).items() if k != "description"}
     return build_dataclass(FinetuneConfig, raw, where).validate()
 
@@ -147,10 +148,11 @@ def pretrain_overrides(spec: AblationSpec, cell: Cell) -> list[str]:
 def load_ablation(path: str | Path) -> AblationSpec:
     """Read and validate an ablation YAML: every cell's pre-training config is built (presets, overrides),
     the fine-tuning/probe configs and dataset specs checked. Raises ConfigError naming the file and problem."""
+    from curate import presets
     from curate.w2v2.config import load_config
 
     where = str(path)
-    raw = _read_yaml(path)
+    raw = _read_yaml(presets.locate("ablations", path))
     known = {f.name for f in dataclasses.fields(AblationSpec)} - {"source"}
     unknown = {k for k in raw if not str(k).startswith("x-")} - known     # x-…: free keys for YAML anchors
     if unknown:

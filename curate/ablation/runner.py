@@ -36,9 +36,9 @@ from curate.ablation.config import (
     load_probe_config,
     pretrain_overrides,
 )
+from curate.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16_000
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -22,8 +22,8 @@ from curate.corrupt.conditions import (
     realized_snr_db,
 )
 from curate.corrupt.readers import fma_pool, librispeech_run_dir, musan_pool, read_fma, read_musan, run_utterances
-from curate.corrupt.sources import AudioPool, Clip, MissingSourceError, Sources
-from curate.corrupt.transform import ConcatTransform, Corruption, CorruptionTransform, Utterance, make_transforms
+from curate.corrupt.sources import AudioPool, Clip, MissingSourceError, Sources, Utterance
+from curate.corrupt.transform import ConcatTransform, Corruption, CorruptionTransform, make_transforms
 
 load_condition_config = load_condition  # the validating loader of configs/corruption/*.yaml
 

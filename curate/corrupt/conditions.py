@@ -117,17 +117,18 @@ def parse_condition(raw: Any, origin: str = "<condition>") -> Condition:
         raise ConditionError(f"{origin}: {e}") from None
 
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "corruption"
-
-
 def load_condition(spec: str | Path, preset_dir: Path | None = None) -> Condition:
     """A YAML file path, a preset name under ``configs/corruption/``, or a bare thesis condition name."""
+    from curate import presets
+
     path = Path(spec)
     if path.suffix not in (".yaml", ".yml"):
-        path = (preset_dir or PRESET_DIR) / f"{spec}.yaml"
+        path = (preset_dir or presets.preset_dir("corruption")) / f"{spec}.yaml"
         if not path.is_file():
             return condition_from_name(str(spec))
-    from curate.config import read_yaml_mapping
+    elif not path.is_file():
+        path = presets.find("corruption", spec) or path
+    from curate.yamlconf import read_yaml_mapping
 
     cond = parse_condition(read_yaml_mapping(path, "corruption preset", ConditionError), str(path))
     if path.parent.name == "corruption" and cond.name != path.stem:

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curate import audio, manifest
-from curate.corrupt.sources import AudioPool, Clip
-from curate.corrupt.transform import Utterance
-from curate.schema import SCHEMA_VERSION, Decision, Failure, Recording, Segment
+from curate.corrupt.conditions import Condition
+from curate.corrupt.sources import AudioPool, Clip, Sources, Utterance
+from curate.errors import UnknownVariantError
+from curate.rundir import RunDir
+from curate.schema import Decision, Failure, Recording, Segment
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ def librispeech_run_dir(root: str | Path, out_dir: str | Path, variant: str = "l
     manifest.write_records(out_dir / "recordings.parquet", recs, "recordings")
     manifest.write_records(out_dir / "decisions.parquet", decisions, "decisions")
     manifest.write_records(out_dir / "failures.parquet", failures, "failures")
-    vdir = out_dir / "variants" / variant
+    vdir = RunDir(out_dir).variant_path(variant)
     for old in vdir.glob("part-*.parquet") if vdir.exists() else []:
         old.unlink()
     for k in range(0, max(len(segs), 1), part_rows):
@@ -139,11 +141,9 @@ def librispeech_run_dir(root: str | Path, out_dir: str | Path, variant: str = "l
     catalog = pd.DataFrame([{"recording_id": r.recording_id, "audio_path": r.audio_path, "language": "en",
                              **json.loads(r.metadata or "{}")} for r in recs])
     manifest.atomic_write_text(out_dir / "catalog.csv", catalog.to_csv(index=False))
-    manifest.write_json(out_dir / "run.json", {
-        "pipeline_name": "librispeech-import", "variants": [variant], "schema_version": SCHEMA_VERSION,
-        "source": str(Path(root).resolve()), "subsets": sorted({u.subset for u in utts}),
-        "counts": {"recordings": len(recs), "failures": len(failures)},
-        "timings_s": {"total": round(time.time() - t0, 3)}, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    RunDir(out_dir).write_run(
+        "librispeech-import", [variant], source=str(Path(root).resolve()), subsets=sorted({u.subset for u in utts}),
+        counts={"recordings": len(recs), "failures": len(failures)}, timings_s={"total": round(time.time() - t0, 3)})
     log.info("librispeech: %d utterances (%.2f h) → %s", len(recs), input_s / 3600, out_dir)
     return out_dir
 
@@ -153,10 +153,10 @@ def run_utterances(run_dir: str | Path, variant: str) -> tuple[list[Segment], li
     metadata has one, else the recording (a programme is a session). Speaker = the global ``speaker`` of the
     recording metadata (LibriSpeech), else the segment's recording-scoped label prefixed by the recording."""
     run_dir = Path(run_dir)
-    vdir = run_dir / "variants" / variant
-    if not vdir.is_dir():
-        have = sorted(p.name for p in (run_dir / "variants").iterdir()) if (run_dir / "variants").is_dir() else []
-        raise CorpusError(f"{run_dir}: no variant '{variant}' (variants: {', '.join(have) or 'none'})")
+    try:
+        vdir = RunDir(run_dir).variant_dir(variant)
+    except UnknownVariantError as e:
+        raise CorpusError(str(e)) from None
     segs = manifest.read_segments(vdir)
     meta: dict[str, dict] = {}
     for row in manifest.read_table(run_dir / "recordings.parquet", "recordings",
@@ -271,8 +271,26 @@ def fma_pool(root: str | Path, cache_s: float = 4 * 3600.0) -> AudioPool:
     return AudioPool("music", [Clip(f"{t.track_id:06d}", t.path) for t in read_fma(root)], cache_s=cache_s)
 
 
+def build_sources(condition: Condition, noise: str | Path | None = None, music: str | Path | None = None,
+                  stems: str | Path | None = None, musan_categories: Sequence[str] = ("noise",)) -> Sources:
+    """Only the pools the condition needs are scanned (a missing one is a clear error, before any audio)."""
+    src = Sources()
+    need = condition.source
+    if need == "noise" and noise is not None:
+        src.noise = musan_pool(noise, musan_categories)
+    elif need == "music" and music is not None:
+        src.music = fma_pool(music)
+    elif need in ("instrumental", "vocals") and stems is not None:
+        from curate.corrupt.stems import stems_pools
+
+        src.instrumental, src.vocals = stems_pools(stems)
+    if need not in (None, "speech"):
+        src.require(need, condition.name)
+    return src
+
 __all__ = [
     "CorpusError",
+    "build_sources",
     "FmaTrack",
     "LibriUtterance",
     "fma_pool",

@@ -22,30 +22,14 @@ import numpy as np
 
 from curate import audio, manifest
 from curate.corrupt.conditions import Condition, batch_rng
-from curate.corrupt.readers import fma_pool, musan_pool, run_utterances, scan_librispeech
-from curate.corrupt.sources import Sources
-from curate.corrupt.transform import ConcatTransform, CorruptionTransform, Utterance
-from curate.schema import SCHEMA_VERSION, Decision, Failure, Recording, Segment
+from curate.corrupt.readers import run_utterances, scan_librispeech
+from curate.corrupt.sources import Sources, Utterance
+from curate.corrupt.transform import ConcatTransform, CorruptionTransform
+from curate.errors import RunDirError
+from curate.rundir import RunDir
+from curate.schema import Decision, Failure, Recording, Segment
 
 log = logging.getLogger(__name__)
-
-
-def build_sources(condition: Condition, noise: str | Path | None = None, music: str | Path | None = None,
-                  stems: str | Path | None = None, musan_categories: Sequence[str] = ("noise",)) -> Sources:
-    """Only the pools the condition needs are scanned (a missing one is a clear error, before any audio)."""
-    src = Sources()
-    need = condition.source
-    if need == "noise" and noise is not None:
-        src.noise = musan_pool(noise, musan_categories)
-    elif need == "music" and music is not None:
-        src.music = fma_pool(music)
-    elif need in ("instrumental", "vocals") and stems is not None:
-        from curate.corrupt.stems import stems_pools
-
-        src.instrumental, src.vocals = stems_pools(stems)
-    if need not in (None, "speech"):
-        src.require(need, condition.name)
-    return src
 
 
 def speech_segments(speech: str | Path, variant: str | None = None, limit: int | None = None,
@@ -55,10 +39,10 @@ def speech_segments(speech: str | Path, variant: str | None = None, limit: int |
     speech = Path(speech)
     if (speech / "recordings.parquet").is_file():
         if variant is None:
-            have = sorted(p.name for p in (speech / "variants").iterdir()) if (speech / "variants").is_dir() else []
-            if len(have) != 1:
-                raise ValueError(f"{speech}: choose a variant with --variant (variants: {', '.join(have) or 'none'})")
-            variant = have[0]
+            try:
+                variant = RunDir(speech).only_variant()
+            except RunDirError as e:
+                raise ValueError(str(e)) from None
         return run_utterances(speech, variant)
     utts, _ = scan_librispeech(speech)
     if limit is not None and len(utts) > limit:
@@ -148,7 +132,7 @@ def render(condition: Condition, run_dir: str | Path, variant: str, sources: Sou
     groups = [groups[k] for k in order]
     batches = [groups[k : k + batch_size] for k in range(0, len(groups), batch_size)]
     prog = out_dir / "_progress"
-    vdir = out_dir / "variants" / new_variant
+    vdir = RunDir(out_dir).variant_path(new_variant)
     fingerprint = {"condition": dataclasses.asdict(condition), "seed": seed, "batch_size": batch_size,
                    "run_dir": str(Path(run_dir).resolve()), "variant": variant, "segments": len(segs)}
     fp_file = prog / "render.json"
@@ -186,12 +170,11 @@ def render(condition: Condition, run_dir: str | Path, variant: str, sources: Sou
                            [Decision(r, True, "kept") for r in recs_t.column("recording_id").to_pylist()], "decisions")
     input_s = float(sum(recs_t.column("duration_s").to_pylist()))
     write_stats(out_dir, compute_stats(out_dir, [new_variant], input_s))
-    manifest.write_json(out_dir / "run.json", {
-        "pipeline_name": "corrupt-render", "variants": [new_variant], "schema_version": SCHEMA_VERSION,
-        "source": {"run_dir": str(Path(run_dir).resolve()), "variant": variant},
-        "condition": dataclasses.asdict(condition), "seed": seed, "batch_size": batch_size,
-        "counts": {"segments_in": len(segs), "examples_out": recs_t.num_rows},
-        "timings_s": {"total": round(time.time() - t0, 3)}, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    RunDir(out_dir).write_run(
+        "corrupt-render", [new_variant], source={"run_dir": str(Path(run_dir).resolve()), "variant": variant},
+        condition=dataclasses.asdict(condition), seed=seed, batch_size=batch_size,
+        counts={"segments_in": len(segs), "examples_out": recs_t.num_rows},
+        timings_s={"total": round(time.time() - t0, 3)})
     return out_dir
 
 
@@ -240,4 +223,4 @@ def _render_batch(condition: Condition, transform: CorruptionTransform | None, s
     return total
 
 
-__all__ = ["build_sources", "preview", "render", "speech_segments"]
+__all__ = ["preview", "render", "speech_segments"]

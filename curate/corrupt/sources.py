@@ -147,4 +147,13 @@ def pool_from_paths(name: str, paths: Sequence[str | Path], root: str | Path | N
     return AudioPool(name, clips, cache_s=cache_s)
 
 
-__all__ = ["AudioPool", "Clip", "MissingSourceError", "Sources", "pool_from_paths"]
+@dataclass(frozen=True)
+class Utterance:
+    """What pairing needs to know about one utterance. ``session``: LibriSpeech chapter, programme …
+    An unknown speaker (None) counts as different from every other utterance."""
+
+    key: str
+    speaker: str | None = None
+    session: str | None = None
+
+__all__ = ["AudioPool", "Clip", "MissingSourceError", "Sources", "Utterance", "pool_from_paths"]

@@ -30,6 +30,7 @@ import numpy as np
 
 from curate import audio, manifest
 from curate.corrupt.sources import AudioPool, Clip
+from curate.models.device import cuda_available, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,10 @@ class StemsConfig:
 
 
 def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise StemsError(f"device '{device}' requested but CUDA is not available")
-    return device
+    try:
+        return pick_device(device, require_available=True)
+    except RuntimeError as e:
+        raise StemsError(str(e)) from None
 
 
 def load_demucs(name: str, repo: str | Path | None = None):
@@ -269,9 +267,7 @@ def separate_stems(items: Sequence[dict[str, Any]], out_dir: str | Path, config:
 
 
 def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return cuda_available()
 
 
 def write_stems_manifest(out_dir: Path, errors: Sequence[dict[str, Any]] = ()) -> Path:

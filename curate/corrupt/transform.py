@@ -42,7 +42,7 @@ from curate.corrupt.conditions import (
     scale_to_snr,
     substitute,
 )
-from curate.corrupt.sources import Sources
+from curate.corrupt.sources import Sources, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class CorruptionTransform:
             condition = load_condition(condition)
         condition.validate()
         if isinstance(sources, dict):  # {noise: MUSAN root, music: FMA root, stems: dir, musan_categories: [...]}
-            from curate.corrupt.render import build_sources
+            from curate.corrupt.readers import build_sources
 
             unknown = set(sources) - {"noise", "music", "stems", "musan_categories"}
             if unknown:
@@ -166,16 +166,6 @@ class CorruptionTransform:
 
 # ---------------------------------------------------------------------------------------------------
 # Dataset level: concatenation.
-
-
-@dataclass(frozen=True)
-class Utterance:
-    """What pairing needs to know about one utterance. ``session``: LibriSpeech chapter, programme …
-    An unknown speaker (None) counts as different from every other utterance."""
-
-    key: str
-    speaker: str | None = None
-    session: str | None = None
 
 
 class ConcatTransform:
@@ -273,4 +263,4 @@ def make_transforms(condition: Condition, sources: Sources | None = None, seed: 
     return None, CorruptionTransform(condition, sources, seed)
 
 
-__all__ = ["ConcatTransform", "Corruption", "CorruptionTransform", "Utterance", "make_transforms"]
+__all__ = ["ConcatTransform", "Corruption", "CorruptionTransform", "make_transforms"]

@@ -2,7 +2,7 @@
 
 Each format is a module of :mod:`curate.export` with ``write(ctx: ExportContext) -> dict`` (the files it
 wrote and counts). Formats that embed audio (hf, webdataset) cut it per shard with
-:func:`curate.materialize.segment_audio`, in parallel with Ray or locally; formats that point into the
+:func:`curate.export.materialize.segment_audio`, in parallel with Ray or locally; formats that point into the
 source recordings (lhotse, nemo, kaldi) copy no audio; fairseq reads materialized FLAC files.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from curate import __version__, manifest
-from curate.select import Selection, select, write_selection
+from curate.export.select import Selection, select, write_selection
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def shard_units(ctx: ExportContext, fn: Callable[[dict[str, Any]], dict[str, Any
 
 def iter_segment_audio(rows: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
     """(row, 16 kHz float32 samples) for rows sorted by recording, one recording's ranges at a time."""
-    from curate.materialize import segment_audio
+    from curate.export.materialize import segment_audio
 
     i = 0
     while i < len(rows):
@@ -144,7 +144,7 @@ def export_demo(run_dir: str | Path, variant: str, out_dir: str | Path,
                 formats: tuple[str, ...] = ("lhotse", "nemo", "fairseq")) -> dict[str, dict[str, Any]]:
     """The demo's export step: ``variant`` to each format under ``out_dir/<format>`` (a 5 % random validation
     split), locally. Returns {format: export.json}."""
-    from curate.select import Split
+    from curate.export.select import Split
 
     sel = Selection(name="demo", split=Split(method="random", valid_pct=5))
     return {f: export(run_dir, variant, f, Path(out_dir) / f, sel, runner="local") for f in formats}

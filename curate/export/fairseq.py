@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def write(ctx: ExportContext) -> dict[str, Any]:
-    from curate.materialize import materialize
+    from curate.export.materialize import materialize
 
     info = materialize(ctx.run_dir, ctx.variant, ctx.out_dir, fmt="flac", segments=ctx.segments,
                        runner=ctx.runner, on_plan=ctx.options.get("on_plan"),

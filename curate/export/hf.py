@@ -44,7 +44,7 @@ def write_shard(item: dict[str, Any]) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from curate.materialize import flac_bytes, to_int16
+    from curate.export.materialize import flac_bytes, to_int16
 
     schema = _schema(item["features"])
     split = _HF_SPLIT[item["split"]]

@@ -27,7 +27,7 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_shard(item: dict[str, Any]) -> dict[str, Any]:
-    from curate.materialize import flac_bytes, to_int16
+    from curate.export.materialize import flac_bytes, to_int16
 
     path = Path(item["out_dir"]) / f"{item['split']}-{item['shard']:06d}.tar"
     tmp = path.with_name(f".{path.name}.tmp")

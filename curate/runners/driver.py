@@ -9,29 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import platform
-import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from curate import __version__, manifest
+from curate import manifest
 from curate.catalog import ingest
 from curate.config import Pipeline
+from curate.errors import RunDirError
+from curate.rundir import RunDir
 from curate.runners.shard import PROGRESS_DIR, load_marker
-from curate.schema import SCHEMA_VERSION, Decision, Failure, Recording, recording_from_row
+from curate.schema import Decision, Failure, Recording, recording_from_row
 from curate.stages.base import Aggregate, Filter
 
 log = logging.getLogger(__name__)
-
-
-class RunDirError(RuntimeError):
-    """The output directory holds a different run."""
 
 
 @dataclass
@@ -125,16 +119,6 @@ def collect_failures(out_dir: Path) -> list[Failure]:
     return [Failure(**r) for r in rows]
 
 
-def _versions() -> dict[str, str]:
-    out = {"curate": __version__}
-    for pkg in ("torch", "faster-whisper", "openai-whisper", "whisperx", "pyannote.audio", "demucs", "ray", "pyarrow"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, Any]:
     """Merge failures, compute stats, write run.json. Idempotent."""
     from curate.stats import compute_stats, write_stats
@@ -150,23 +134,17 @@ def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, An
     input_s = sum(plan.recordings[r].duration_s for r in processed)
     stats = compute_stats(out_dir, plan.pipeline.variants(), input_s)
     write_stats(out_dir, stats)
-    run = {
-        "pipeline": plan.pipeline.source,
-        "pipeline_name": plan.pipeline.name,
-        "variants": plan.pipeline.variants(),
-        "schema_version": SCHEMA_VERSION,
-        "versions": _versions(),
-        "runner": runner,
-        "host": {"name": socket.gethostname(), "python": platform.python_version(), "platform": platform.platform()},
-        "timings_s": timings,
-        "counts": {
+    return RunDir(out_dir).write_run(
+        plan.pipeline.name,
+        plan.pipeline.variants(),
+        pipeline=plan.pipeline.source,
+        runner=runner,
+        timings_s=timings,
+        counts={
             "recordings": len(plan.recordings),
             "kept": sum(len(s) for s in plan.shards),
             "processed": len(processed),
             "shards": len(plan.shards),
         },
-        "stage_info": info,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    manifest.write_json(out_dir / "run.json", run)
-    return run
+        stage_info=info,
+    )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from curate.runners.driver import Plan
-from curate.runners.shard import PipelineWorker
+from curate.runners.shard import PipelineWorker, ShardState
 
 log = logging.getLogger(__name__)
 
@@ -172,69 +172,29 @@ def map_actors(items: list[dict[str, Any]], factory: Callable[[], Callable[[dict
 # ``shard.process_shard`` writes (same part files, same marker), so results match the other runners.
 
 
-def _apply_stage(stage, pipeline, recordings: dict, state: dict, first_of_pass: bool, verify_first: bool) -> None:
-    from curate import audio
-    from curate.runners.shard import RecordingOutput, run_stages, verify_audio
-    from curate.schema import Failure
-    from curate.stages.base import RecordingContext, RecordingError
+def _map_states(batch: dict[str, Any], fn: Callable[[Any], None]) -> dict[str, Any]:
+    """Apply ``fn`` to each pickled :class:`~curate.runners.shard.ShardState` of a Ray Data batch."""
+    from ray import cloudpickle
 
-    s = pipeline.settings
-    for rid in state["ids"]:
-        if rid in state["failed"]:
-            continue
-        rec = recordings[rid]
-        ctx = RecordingContext(rec, None if s.detect_language else s.language)
-        if s.detect_language:
-            ctx.language = None
-        out = state["outputs"].setdefault(rid, RecordingOutput())
-        try:
-            if verify_first:
-                state["warnings"].setdefault(rid, []).extend(verify_audio(rec))
-            segs = [] if first_of_pass else state["segments"].get(rid, [])
-            state["segments"][rid] = run_stages([stage], ctx, segs, out)
-            for k, v in ctx.info.items():
-                out.info.setdefault(k, v)
-            state["warnings"].setdefault(rid, []).extend(ctx.warnings)
-        except (audio.AudioDecodeError, RecordingError) as e:
-            state["failed"][rid] = Failure(rid, "segment", type(e).__name__, str(e), rec.audio_path)
-        finally:
-            ctx.release()
+    states = []
+    for blob in batch["state"]:
+        state = cloudpickle.loads(blob)
+        fn(state)
+        states.append(cloudpickle.dumps(state))
+    return {"shard_id": batch["shard_id"], "state": states}
 
 
 class _StagePoolActor:
     """One model stage: its model loads once per worker; shards pass through it one at a time."""
 
-    def __init__(self, stage, pipeline, recordings: dict, first_of_pass: bool, verify_first: bool):
-        self.stage, self.pipeline, self.recordings = stage, pipeline, recordings
+    def __init__(self, stage, pipeline, first_of_pass: bool, verify_first: bool):
+        self.stage, self.pipeline = stage, pipeline
         self.first_of_pass, self.verify_first = first_of_pass, verify_first
         self.stage.bind(pipeline.settings)
         self.stage.setup()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from ray import cloudpickle
-
-        states = []
-        for blob in batch["state"]:
-            state = cloudpickle.loads(blob)
-            _apply_stage(self.stage, self.pipeline, self.recordings, state, self.first_of_pass, self.verify_first)
-            states.append(cloudpickle.dumps(state))
-        return {"shard_id": batch["shard_id"], "state": states}
-
-
-def _write_shard(pipeline, recordings: dict, out_dir: str, shard_id: int, state: dict, seconds: float) -> dict:
-    """Derive the model-free variants and write a shard's parts and marker (as ``process_shard`` does)."""
-    from curate.runners.shard import derive_recording, write_shard
-    from curate.stages.base import RecordingContext
-
-    outputs = {}
-    for rid in state["ids"]:
-        if rid in state["failed"]:
-            continue
-        out = state["outputs"][rid]
-        derive_recording(pipeline.derive, RecordingContext(recordings[rid], pipeline.settings.language), out)
-        outputs[rid] = (out, state["warnings"].get(rid, []))
-    return write_shard(pipeline, shard_id, [recordings[r] for r in state["ids"]], outputs,
-                       list(state["failed"].values()), out_dir, seconds)
+        return _map_states(batch, lambda st: st.apply(self.pipeline, self.stage, self.first_of_pass, self.verify_first))
 
 
 def execute_stage_pools(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None, verify: bool = True,
@@ -253,16 +213,13 @@ def execute_stage_pools(plan: Plan, on_done: Callable[[dict[str, Any]], None] | 
     _start_data(address)
     res = ray.cluster_resources()
     cluster_cpus, cluster_gpus = int(res.get("CPU", 1)), int(res.get("GPU", 0))
-    recordings = {r: plan.recordings[r] for i in pending for r in plan.shards[i]}
     t0 = time.time()
-    items = [{"shard_id": i, "state": cloudpickle.dumps({"ids": plan.shards[i], "outputs": {}, "segments": {},
-                                                          "warnings": {}, "failed": {}})} for i in pending]
+    items = [{"shard_id": i, "state": cloudpickle.dumps(ShardState(i, plan.shard_recordings(i)))} for i in pending]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     first = True
     for p in plan.pipeline.passes:
         for k, stage in enumerate(p.stages):
-            kw = {"stage": stage, "pipeline": plan.pipeline, "recordings": recordings, "first_of_pass": k == 0,
-                  "verify_first": verify and first}
+            kw = {"stage": stage, "pipeline": plan.pipeline, "first_of_pass": k == 0, "verify_first": verify and first}
             first = False
             if stage.uses_model:
                 gpus = stage.resources.gpus if cluster_gpus else 0.0
@@ -272,21 +229,14 @@ def execute_stage_pools(plan: Plan, on_done: Callable[[dict[str, Any]], None] | 
                                     num_gpus=gpus, fn_constructor_kwargs=kw)
             else:
                 def run(batch: dict[str, Any], kw=kw) -> dict[str, Any]:
-                    states = []
-                    for blob in batch["state"]:
-                        state = cloudpickle.loads(blob)
-                        _apply_stage(kw["stage"], kw["pipeline"], kw["recordings"], state, kw["first_of_pass"],
-                                     kw["verify_first"])
-                        states.append(cloudpickle.dumps(state))
-                    return {"shard_id": batch["shard_id"], "state": states}
+                    return _map_states(batch, lambda st: st.apply(kw["pipeline"], kw["stage"], kw["first_of_pass"],
+                                                                  kw["verify_first"]))
 
                 ds = ds.map_batches(run, batch_size=1, num_cpus=1)
     out_dir, pipeline = str(plan.out_dir), plan.pipeline
 
     def write(batch: dict[str, Any]) -> dict[str, Any]:
-        out = [json.dumps(_write_shard(pipeline, recordings, out_dir, int(s), cloudpickle.loads(b),
-                                       time.time() - t0))
-               for s, b in zip(batch["shard_id"], batch["state"], strict=True)]
+        out = [json.dumps(cloudpickle.loads(b).finish(pipeline, out_dir, time.time() - t0)) for b in batch["state"]]
         return {"summary": out}
 
     for row in ds.map_batches(write, batch_size=1, num_cpus=1).iter_rows():

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from curate import audio, manifest
-from curate.config import Derivation, Pipeline
+from curate.config import Derivation, Pipeline, Settings
+from curate.errors import RecordingError
+from curate.rundir import RunDir
 from curate.schema import Failure, Recording, RejectedSegment, Segment
-from curate.stages.base import RecordingContext, RecordingError, Transform
+from curate.stages.base import RecordingContext, Transform
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +90,21 @@ def verify_audio(rec: Recording) -> list[str]:
     return warnings
 
 
+def recording_context(settings: Settings, rec: Recording) -> RecordingContext:
+    """The context every runner gives a recording's stages (the language rule is the settings')."""
+    ctx = RecordingContext(rec)
+    ctx.language = settings.language_for(rec)
+    return ctx
+
+
+def failure_row(rec: Recording, error: Exception) -> Failure:
+    """A per-recording error (:class:`~curate.audio.AudioDecodeError`, :class:`RecordingError`) as a failure row."""
+    return Failure(rec.recording_id, "segment", type(error).__name__, str(error), rec.audio_path)
+
+
 def process_recording(pipeline: Pipeline, rec: Recording, verify: bool = True) -> tuple[RecordingOutput, list[str]]:
-    ctx = RecordingContext(rec, None if pipeline.settings.detect_language else pipeline.settings.language)
-    if pipeline.settings.detect_language:
-        ctx.language = None
+    """Every pass and derivation on one recording, its audio decoded once for all of them."""
+    ctx = recording_context(pipeline.settings, rec)
     warnings = verify_audio(rec) if verify else []
     out = RecordingOutput()
     try:
@@ -112,6 +125,7 @@ def write_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording],
     ``outputs``: recording_id → (what its stages produced, its warnings) for the recordings that succeeded.
     Returns the marker's summary. Shared by both runners, so their files are identical."""
     out_dir = Path(out_dir)
+    run = RunDir(out_dir)
     variants: dict[str, list[Segment]] = {v: [] for v in pipeline.variants()}
     rejected: dict[str, list[RejectedSegment]] = defaultdict(list)
     failures = list(failures)
@@ -133,9 +147,9 @@ def write_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording],
     name = shard_name(shard_id)
     for v, segs in variants.items():
         if segs:
-            manifest.write_records(out_dir / "variants" / v / f"{name}.parquet", segs, "segments")
+            manifest.write_records(run.variant_path(v) / f"{name}.parquet", segs, "segments")
     for st, rej in rejected.items():
-        manifest.write_records(out_dir / "rejected" / st / f"{name}.parquet", rej, "rejected")
+        manifest.write_records(run.rejected_dir(st) / f"{name}.parquet", rej, "rejected")
     if failures:
         manifest.write_records(out_dir / PROGRESS_DIR / "failures" / f"{name}.parquet", failures, "failures")
     summary = {
@@ -162,8 +176,58 @@ def process_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording]
         try:
             outputs[rec.recording_id] = process_recording(pipeline, rec, verify)
         except (audio.AudioDecodeError, RecordingError) as e:
-            failures.append(Failure(rec.recording_id, "segment", type(e).__name__, str(e), rec.audio_path))
+            failures.append(failure_row(rec, e))
     return write_shard(pipeline, shard_id, recordings, outputs, failures, out_dir, time.perf_counter() - t0)
+
+
+@dataclass
+class ShardState:
+    """A shard part-way through its stages: what each recording has produced so far.
+
+    The Ray stage-pools mode passes one of these from stage pool to stage pool (one stage at a time, so each
+    model loads once per worker); :meth:`finish` then writes exactly what :func:`process_shard` writes."""
+
+    shard_id: int
+    recordings: list[Recording]
+    outputs: dict[str, RecordingOutput] = field(default_factory=dict)
+    segments: dict[str, list[Segment]] = field(default_factory=dict)  # current segments of the running pass
+    warnings: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    failures: dict[str, Failure] = field(default_factory=dict)  # recording_id → its failure (skipped after)
+
+    def apply(self, pipeline: Pipeline, stage: Transform, first_of_pass: bool, verify: bool) -> None:
+        """Run one stage on every recording that has not failed. ``first_of_pass``: start from no segments;
+        ``verify``: decode and check each recording against its header first (the pipeline's first stage)."""
+        for rec in self.recordings:
+            rid = rec.recording_id
+            if rid in self.failures:
+                continue
+            ctx = recording_context(pipeline.settings, rec)
+            out = self.outputs.setdefault(rid, RecordingOutput())
+            try:
+                if verify:
+                    self.warnings[rid].extend(verify_audio(rec))
+                segments = [] if first_of_pass else self.segments.get(rid, [])
+                self.segments[rid] = run_stages([stage], ctx, segments, out)
+                for k, v in ctx.info.items():
+                    out.info.setdefault(k, v)
+                self.warnings[rid].extend(ctx.warnings)
+            except (audio.AudioDecodeError, RecordingError) as e:
+                self.failures[rid] = failure_row(rec, e)
+            finally:
+                ctx.release()
+
+    def finish(self, pipeline: Pipeline, out_dir: str | Path, seconds: float) -> dict[str, Any]:
+        """Derive the model-free variants, then write the shard's parts and marker."""
+        outputs = {}
+        for rec in self.recordings:
+            rid = rec.recording_id
+            if rid in self.failures:
+                continue
+            out = self.outputs.setdefault(rid, RecordingOutput())
+            derive_recording(pipeline.derive, recording_context(pipeline.settings, rec), out)
+            outputs[rid] = (out, self.warnings.get(rid, []))
+        return write_shard(pipeline, self.shard_id, self.recordings, outputs, list(self.failures.values()), out_dir,
+                           seconds)
 
 
 class PipelineWorker:

@@ -23,14 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
-    """A pipeline or stage configuration is invalid. Raised before any data moves."""
-
-
-class RecordingError(RuntimeError):
-    """A problem with one recording (its audio, its metadata). Becomes a failure row; the run goes on."""
-
-
 @dataclass(frozen=True)
 class Resources:
     """What one worker of a stage needs. Only the runner decides how to use it."""
@@ -149,8 +141,6 @@ class Transform(Stage):
 
 
 __all__ = [
-    "ConfigError",
-    "RecordingError",
     "Resources",
     "Stage",
     "Filter",

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from curate.errors import ConfigError
 from curate.registry import register
-from curate.stages.base import Aggregate, ConfigError
+from curate.stages.base import Aggregate
 
 
 def normalize_text(value: object) -> str:

@@ -12,8 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from curate.errors import ConfigError
 from curate.registry import register
-from curate.stages.base import ConfigError, Filter
+from curate.stages.base import Filter
 
 
 def _none_series(df: pd.DataFrame) -> pd.Series:

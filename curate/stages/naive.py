@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from curate import timeline
+from curate.errors import ConfigError
 from curate.registry import register
 from curate.schema import RejectedSegment, Segment
-from curate.stages.base import ConfigError, RecordingContext, StageResult, Transform
+from curate.stages.base import RecordingContext, StageResult, Transform
 
 
 def naive_segments(recording_id: str, audio_path: str, duration_s: float, window_s: float = 30.0,

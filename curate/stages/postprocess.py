@@ -30,9 +30,10 @@ from functools import cache
 from pathlib import Path
 
 from curate import timeline
+from curate.errors import ConfigError
 from curate.registry import register
 from curate.schema import RejectedSegment, Segment, Word
-from curate.stages.base import ConfigError, RecordingContext, StageResult, Transform
+from curate.stages.base import RecordingContext, StageResult, Transform
 
 PHRASE_DIR = Path(__file__).with_name("phrases")
 SENTENCE_END = (".", "?", "!")

@@ -13,15 +13,16 @@ window edge) and the next window starts at that segment's start: Whisper's own s
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from curate.errors import ConfigError
+from curate.models.device import free_cuda, pick_device
 from curate.registry import register
 from curate.schema import RejectedSegment, Segment, Word
-from curate.stages.base import ConfigError, RecordingContext, Resources, StageResult, Transform
+from curate.stages.base import RecordingContext, Resources, StageResult, Transform
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +163,11 @@ class WhisperTranscribe(Transform):
     def _device(self) -> str:
         if self.device != "auto":
             return self.device
-        if self.backend == "faster-whisper":
+        if self.backend == "faster-whisper":  # CTranslate2 sees GPUs without torch
             import ctranslate2
 
             return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return pick_device("auto")
 
     def setup(self) -> None:
         if getattr(self, "_rt_model", None) is not None:
@@ -211,13 +210,8 @@ class WhisperTranscribe(Transform):
     def teardown(self) -> None:
         if getattr(self, "_rt_model", None) is None:
             return
-        cuda = self._rt_info.get("device") == "cuda"
         self._rt_model = self._rt_pipe = None
-        gc.collect()
-        if cuda:
-            import torch
-
-            torch.cuda.empty_cache()
+        free_cuda()
 
     # -- transcription --
 

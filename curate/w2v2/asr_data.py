@@ -228,7 +228,7 @@ def write_synthetic(out_dir: str | Path, sentences: list[str], *, speakers: tupl
     ``out_dir/split``; sentence i is spoken by speaker ``i % len(speakers)``. Idempotent; returns the split dir."""
     import soundfile as sf
 
-    from curate.demo_sounds import SPEAKERS, SpeechBank
+    from curate.synth.sounds import SPEAKERS, SpeechBank
 
     voices = {s.label: s for s in SPEAKERS}
     final = Path(out_dir) / split

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curate.w2v2.config import SAMPLE_RATE
+from curate.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

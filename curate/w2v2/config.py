@@ -14,10 +14,8 @@ from typing import Any
 
 import yaml
 
-from curate.config import build_dataclass
-from curate.stages.base import ConfigError
-
-SAMPLE_RATE = 16_000
+from curate.errors import ConfigError
+from curate.yamlconf import build_dataclass
 
 
 @dataclass
@@ -147,7 +145,6 @@ class PretrainConfig:
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig}
-PRESET_DIR = Path(__file__).resolve().parent.parent.parent / "configs" / "pretrain"
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
@@ -177,12 +174,14 @@ def load_config(source: str | Path | dict[str, Any] | PretrainConfig, overrides:
         source = source.to_dict()
     origin = "<dict>"
     if isinstance(source, str | Path):
+        from curate import presets
+
         path = Path(source)
-        if not path.exists() and (PRESET_DIR / f"{source}.yaml").exists():
-            path = PRESET_DIR / f"{source}.yaml"
         if not path.exists():
-            raise ConfigError(f"{source}: no such config file (or preset: base, large, tiny-cpu)")
-        from curate.config import read_yaml_mapping
+            path = presets.find("pretrain", source)
+        if path is None:
+            raise ConfigError(f"{source}: no such config file (or preset: {', '.join(presets.names('pretrain'))})")
+        from curate.yamlconf import read_yaml_mapping
 
         source = read_yaml_mapping(path, "pre-training config (sections model/data/optim/train)")
         origin = str(path)

@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from curate.stages.base import ConfigError
-from curate.w2v2.config import SAMPLE_RATE, DataConfig
+from curate.audio import SAMPLE_RATE
+from curate.errors import ConfigError
+from curate.rundir import RunDir
+from curate.w2v2.config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,11 @@ class VariantSource:
     def __init__(self, run_dir: Path, variant: str):
         from curate import manifest
 
-        vdir = Path(run_dir) / "variants" / variant
+        run = RunDir(run_dir)
+        vdir = run.variant_path(variant)
         if not vdir.is_dir():
-            have = sorted(p.name for p in (Path(run_dir) / "variants").glob("*")) if (Path(run_dir) / "variants").is_dir() else []
-            raise DataError(f"{vdir}: no such variant in run directory {run_dir} (have: {', '.join(have) or 'none'})")
+            have = ", ".join(run.variants()) or "none"
+            raise DataError(f"{vdir}: no such variant in run directory {run_dir} (have: {have})")
         t = manifest.read_table(vdir, "segments", columns=["segment_id", "recording_id", "audio_path", "start_s", "end_s"])
         self.paths = t.column("audio_path").to_pylist()
         self.start_s = t.column("start_s").to_numpy()
@@ -134,7 +137,7 @@ def open_source(path: str | Path, variant: str | None) -> VariantSource | ShardS
     path = Path(path)
     if (path / "index.parquet").exists():
         return ShardSource(path)
-    if not (path / "variants").is_dir():
+    if not RunDir(path).variants_root.is_dir():
         raise DataError(f"{path}: neither a materialized directory (index.parquet) nor a run directory (variants/)")
     if not variant:
         raise ConfigError(f"{path} is a run directory: name a variant (data.variant or --set data.variant=NAME)")

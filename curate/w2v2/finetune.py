@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from curate.stages.base import ConfigError
+from curate.errors import ConfigError
+from curate.models.device import pick_device
 from curate.w2v2 import text as txt
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class AudioCache:
 def _device(name: str):
     import torch
 
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else torch.device(name)
+    return torch.device(pick_device(name))
 
 
 # ------------------------------------------------------------------------------------------------ training

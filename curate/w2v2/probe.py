@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from curate.stages.base import ConfigError
+from curate.errors import ConfigError
 from curate.w2v2 import text as txt
 from curate.w2v2.finetune import _device, error_rates, load_pretrained, make_batches
 

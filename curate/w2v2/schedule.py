@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 
-from curate.stages.base import ConfigError
-from curate.w2v2.config import SAMPLE_RATE, OptimConfig
+from curate.audio import SAMPLE_RATE
+from curate.errors import ConfigError
+from curate.w2v2.config import OptimConfig
 
 
 def heuristic_lr(name: str, batch_s: float, m_lr: float = 5e-4, s_orig: float = 6000.0) -> float:

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from curate.w2v2.config import SAMPLE_RATE, PretrainConfig, load_config
+from curate.audio import SAMPLE_RATE
+from curate.w2v2.config import PretrainConfig, load_config
 
 log = logging.getLogger(__name__)
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40": 181.0, "A6000": 155.0, "4090": 165.0}
@@ -175,7 +176,7 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
         cfg.data.variant = variant
     tc, dc, oc = cfg.train, cfg.data, cfg.optim
     if dc.batch_samples < dc.max_s * SAMPLE_RATE:
-        from curate.stages.base import ConfigError
+        from curate.errors import ConfigError
 
         raise ConfigError(f"data.batch_samples={dc.batch_samples} cannot hold one data.max_s={dc.max_s} s utterance "
                           f"({int(dc.max_s * SAMPLE_RATE)} samples): raise the budget or lower max_s")

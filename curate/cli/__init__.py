@@ -1,0 +1,2 @@
+"""The ``curate`` command line (:mod:`curate.cli.app`); one module per command group, console helpers in
+:mod:`curate.cli.console`. ``python -m curate.cli`` runs it."""

@@ -1,0 +1,40 @@
+"""The ``curate`` command line: thin over the library. Logging is configured here and only here.
+
+Each command group lives in its own module of :mod:`curate.cli` and adds its commands with ``register(app)``;
+shared console helpers are in :mod:`curate.cli.console`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from curate.cli import ablate, corrupt, demo, derive, export, models, pretrain, quality, run
+from curate.cli.console import console, setup_logging
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Turn a broadcast archive into clean single-speaker speech segments for pre-training.")
+
+
+@app.callback()
+def _main(verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v info, -vv debug")] = 0) -> None:
+    setup_logging(verbose)
+
+
+# Order = order in `curate --help`.
+for _group in (run, demo, ablate, corrupt, derive, export, models, pretrain, quality):
+    _group.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted; rerun the same command to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

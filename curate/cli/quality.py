@@ -1,0 +1,30 @@
+"""`curate quality RUN --reference ground_truth.json`: what each variant's segments contain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def quality(
+        run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
+        reference: Annotated[Path, typer.Option(help="ground-truth timeline JSON (the demo writes one)")],
+    ) -> None:
+        """Score every variant against a reference timeline: speech/music/noise/silence shares, speaker
+        mixing, speech kept. Writes RUN/quality.json."""
+        from curate import manifest
+        from curate.cli.console import fail, out
+        from curate.quality import as_dict, evaluate_run, format_quality, load_ground_truth
+
+        if not reference.is_file():
+            fail(f"{reference}: reference timeline not found")
+        if not (run_dir / "decisions.parquet").is_file():
+            fail(f"{run_dir}: not a curate run directory (no decisions.parquet)")
+        results = evaluate_run(run_dir, load_ground_truth(reference))
+        manifest.write_json(run_dir / "quality.json", as_dict(results))
+        out.print(format_quality(results), soft_wrap=True)
+        out.print(f"written: {run_dir / 'quality.json'}")

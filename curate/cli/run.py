@@ -1,0 +1,84 @@
+"""``curate run``, ``curate stats``, ``curate validate``: run a pipeline on a catalog, and look at the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curate.cli.console import fail, out
+from curate.cli.progress import run_with_progress
+
+
+def load_pipeline_or_exit(path: Path, overrides: list[str] | None):
+    from curate.config import load_pipeline
+    from curate.errors import ConfigError
+
+    try:
+        return load_pipeline(path, overrides)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def out_console_stats(run_dir: Path, load_stats, format_table) -> None:
+    import pyarrow.compute as pc
+
+    from curate import manifest
+
+    out.print(format_table(load_stats(run_dir)), soft_wrap=True)
+    failures = manifest.read_table(run_dir / "failures.parquet", "failures")
+    n_err = pc.sum(pc.equal(failures.column("severity"), "error")).as_py() or 0
+    out.print(f"run directory: {run_dir}  ({n_err} failed recordings, {failures.num_rows - n_err} warnings "
+              f"in failures.parquet)")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        pipeline: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. pipelines/seq.yaml")],
+        catalog: Annotated[Path, typer.Option(help="catalog CSV/TSV/JSONL/Parquet")],
+        out: Annotated[Path, typer.Option(help="run directory (rerun the same command to resume)")],
+        runner: Annotated[str, typer.Option(help="ray (default) or local (reference semantics)")] = "ray",
+        ray_address: Annotated[str | None, typer.Option(help="Ray cluster address; default: start Ray locally")] = None,
+        workers: Annotated[int | None, typer.Option(help="model workers (default: one per GPU, or per CPU)")] = None,
+        stage_pools: Annotated[
+            bool, typer.Option(help="Ray: one actor pool per model stage, each with its own resources")
+        ] = False,
+        set_: Annotated[list[str] | None, typer.Option("--set", help="override STAGE.PARAM=VALUE (repeatable)")] = None,
+    ) -> None:
+        """Ingest, filter, de-duplicate and segment a catalog into a run directory."""
+        from curate.catalog import CatalogError
+        from curate.errors import RunDirError
+        from curate.stats import format_table, load_stats
+
+        pipe = load_pipeline_or_exit(pipeline, set_)
+        try:
+            run_with_progress(pipe, catalog, out, runner=runner, ray_address=ray_address, num_workers=workers,
+                              stage_pools=stage_pools)
+        except (CatalogError, RunDirError, ValueError) as e:
+            fail(str(e))
+        out_console_stats(out, load_stats, format_table)
+
+    @app.command()
+    def stats(run_dir: Annotated[Path, typer.Argument(help="a curate run directory")]) -> None:
+        """Print the Table-14 columns per variant of a run."""
+        from curate.stats import format_table, load_stats
+
+        try:
+            out.print(format_table(load_stats(run_dir)), soft_wrap=True)
+        except FileNotFoundError as e:
+            fail(str(e))
+
+    @app.command()
+    def validate(
+        pipelines: Annotated[list[Path], typer.Argument(help="pipeline YAML files")],
+        set_: Annotated[list[str] | None, typer.Option("--set", help="override STAGE.PARAM=VALUE")] = None,
+    ) -> None:
+        """Check pipelines without running them (stages exist, params valid, variants consistent)."""
+        for p in pipelines:
+            pipe = load_pipeline_or_exit(p, set_)
+            out.print(f"[green]ok[/] {p}: {pipe.name} → variants {', '.join(pipe.variants()) or 'none'}")
+
+
+__all__ = ["load_pipeline_or_exit", "register"]

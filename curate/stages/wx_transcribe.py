@@ -1,0 +1,178 @@
+"""WhisperX transcription (variant ``wx-asr``): VAD → cut & merge into chunks ≤ 30 s → batched Whisper.
+
+WhisperX (Bain et al. 2023) runs a VAD first, cuts over-long speech regions at their least-speechy frame
+(min-cut) and merges neighbouring regions into chunks of at most ``chunk_s`` seconds, then transcribes all
+chunks in batches without timestamp tokens. The segments of ``wx-asr`` are those chunks with their text.
+
+The cut & merge is whisperx's own code (``whisperx.vads.pyannote.Pyannote.merge_chunks``) fed with our
+pyannote speech scores; transcription is faster-whisper's ``BatchedInferencePipeline`` with the chunks as
+``clip_timestamps`` (what whisperx does internally). Whisper's own word timestamps (cross-attention DTW) are
+kept on each segment's ``words`` when ``word_timestamps`` is on: ``wx_align`` falls back to them when no
+wav2vec2 alignment model is available.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from curate import timeline
+from curate.audio import SAMPLE_RATE
+from curate.errors import ConfigError
+from curate.models.device import free_cuda, pick_device
+from curate.models.vad import BACKENDS, FrameScores, VadModel
+from curate.registry import register
+from curate.schema import RejectedSegment, Segment, Word
+from curate.stages.base import RecordingContext, Resources, StageResult, Transform
+
+log = logging.getLogger(__name__)
+
+
+def merge_chunks(scores: FrameScores, chunk_s: float = 30.0, onset: float = 0.5,
+                 offset: float | None = 0.363) -> list[timeline.Interval]:
+    """WhisperX's cut & merge on frame speech scores: regions longer than ``chunk_s`` are cut at their
+    lowest-scoring frame (second half), then consecutive regions are merged while a chunk stays ≤ ``chunk_s``."""
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+    from whisperx.vads.pyannote import Pyannote
+
+    if not len(scores.values) or float(np.max(scores.values)) <= onset:
+        return []
+    swf = SlidingWindowFeature(np.asarray(scores.values, dtype=np.float32).reshape(-1, 1),
+                               SlidingWindow(start=scores.start_s, duration=scores.duration_s, step=scores.step_s))
+    chunks = Pyannote.merge_chunks(swf, chunk_s, onset=onset, offset=offset)
+    return [(max(0.0, float(c["start"])), float(c["end"])) for c in chunks if c["end"] > c["start"]]
+
+
+def merge_regions(regions: list[timeline.Interval], chunk_s: float = 30.0) -> list[timeline.Interval]:
+    """WhisperX's merge step for VADs that give regions (Silero): regions must already be ≤ ``chunk_s``."""
+    from whisperx.diarize import Segment as XSegment
+    from whisperx.vads.vad import Vad
+
+    if not regions:
+        return []
+    chunks = Vad.merge_chunks([XSegment(s, e, "UNKNOWN") for s, e in regions], chunk_s, 0.5, None)
+    return [(float(c["start"]), float(c["end"])) for c in chunks if c["end"] > c["start"]]
+
+
+def load_whisper(path: str, device: str = "cpu", compute_type: str = "int8", cpu_threads: int = 0) -> Any:
+    """A faster-whisper (CTranslate2) model from a local directory."""
+    from faster_whisper import WhisperModel
+
+    try:
+        return WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+    except Exception as e:  # CTranslate2 raises RuntimeError/ValueError for a bad directory
+        raise RuntimeError(f"{path}: cannot load a faster-whisper model ({type(e).__name__}: {e})") from e
+
+
+def transcribe_chunks(model: Any, audio: np.ndarray, chunks: list[timeline.Interval], language: str | None,
+                      batch_size: int = 8, beam_size: int = 5, word_timestamps: bool = True) -> tuple[list[dict], str]:
+    """Transcribe each chunk once, batched. Returns (one dict per chunk: start_s, end_s, text, avg_logprob,
+    no_speech_prob, compression_ratio, words), language used or detected."""
+    from faster_whisper import BatchedInferencePipeline
+
+    if not chunks:
+        return [], language or ""
+    pipe = BatchedInferencePipeline(model)
+    segs, info = pipe.transcribe(
+        audio, language=language, batch_size=batch_size, beam_size=beam_size, vad_filter=False,
+        clip_timestamps=[{"start": s, "end": e} for s, e in chunks], without_timestamps=True,
+        word_timestamps=word_timestamps, log_progress=False,
+    )
+    fps = model.frames_per_second
+    by_seek = {int(s * fps): i for i, (s, _) in enumerate(chunks)}
+    out: list[dict] = [{"start_s": s, "end_s": e, "text": "", "words": [], "avg_logprob": None,
+                        "no_speech_prob": None, "compression_ratio": None} for s, e in chunks]
+    for k, seg in enumerate(segs):
+        i = by_seek.get(seg.seek, min(k, len(chunks) - 1))
+        d = out[i]
+        d["text"] = (d["text"] + " " + seg.text.strip()).strip() if d["text"] else seg.text.strip()
+        d["avg_logprob"], d["no_speech_prob"] = seg.avg_logprob, seg.no_speech_prob
+        d["compression_ratio"] = seg.compression_ratio
+        s0, e0 = chunks[i]
+        for w in seg.words or []:
+            ws, we = min(max(float(w.start), s0), e0), min(max(float(w.end), s0), e0)
+            d["words"].append(Word(w.word.strip(), ws, max(ws, we), float(w.probability)))
+    return out, info.language
+
+
+def chunk_segments(rows: list[dict], recording_id: str, audio_path: str, language: str | None,
+                   variant: str = "") -> tuple[list[Segment], list[tuple[Segment, str]]]:
+    """Transcribed chunks → (segments with text, empty chunks with a reason)."""
+    kept, dropped = [], []
+    for r in rows:
+        seg = Segment.new(recording_id, audio_path, r["start_s"], r["end_s"], variant, text=r["text"] or None,
+                          language=language or None, avg_logprob=r["avg_logprob"], no_speech_prob=r["no_speech_prob"],
+                          compression_ratio=r["compression_ratio"], words=tuple(r["words"]) or None)
+        (kept.append(seg) if r["text"] else dropped.append((seg, "no transcript")))
+    return kept, dropped
+
+
+@register("wx_transcribe")
+@dataclass
+class WxTranscribe(Transform):
+    """VAD + cut & merge + batched faster-whisper: one segment per chunk (``wx-asr``)."""
+
+    model: str = "faster-whisper:base"  # a spec (faster-whisper:large-v2, …) or a local CTranslate2 directory
+    vad: str = "pyannote"  # pyannote | silero
+    vad_model: str = "pyannote:segmentation"
+    vad_onset: float = 0.5  # WhisperX defaults
+    vad_offset: float = 0.363
+    vad_step_s: float = 0.5
+    chunk_s: float = 30.0
+    batch_size: int = 8
+    beam_size: int = 5
+    word_timestamps: bool = True  # keep Whisper's word times (wx_align's fallback)
+    device: str = "auto"
+    compute_type: str = "auto"  # auto: float16 on GPU, int8 on CPU
+    cpu_threads: int = 0
+    model_store: str | None = None
+
+    resources = Resources(cpus=1, gpus=1)
+
+    def validate(self) -> None:
+        if self.vad not in BACKENDS:
+            raise ConfigError(f"wx_transcribe.vad must be one of {BACKENDS}, got {self.vad!r}")
+        if not 0 < self.chunk_s <= 30:
+            raise ConfigError(f"wx_transcribe.chunk_s must be in (0, 30] (Whisper's window), got {self.chunk_s}")
+        if self.batch_size < 1 or self.beam_size < 1:
+            raise ConfigError("wx_transcribe: batch_size and beam_size must be >= 1")
+        if not 0 < self.vad_offset <= self.vad_onset < 1:
+            raise ConfigError(f"wx_transcribe: need 0 < vad_offset <= vad_onset < 1, got {self.vad_onset}, "
+                              f"{self.vad_offset}")
+
+    def setup(self) -> None:
+        from curate import models
+
+        device = pick_device(self.device)
+        compute = self.compute_type if self.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
+        path = models.resolve(self.model, store=self.setting("model_store", self.model_store), default_backend="faster-whisper").path
+        self._vad = VadModel(self.vad, self.vad_model, device, self.vad_step_s, store=self.setting("model_store", self.model_store))
+        self._whisper = load_whisper(str(path), device, compute, self.cpu_threads)
+        self._model_path = str(path)
+
+    def teardown(self) -> None:
+        self._vad = self._whisper = None
+
+        free_cuda()
+
+    def chunks(self, audio: np.ndarray) -> list[timeline.Interval]:
+        if self.vad == "silero":
+            regions = self._vad.regions(audio, self.vad_onset)
+            return merge_regions(timeline.split_to_max(regions, self.chunk_s), self.chunk_s)
+        return merge_chunks(self._vad.scores(audio), self.chunk_s, self.vad_onset, self.vad_offset)
+
+    def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
+        r = ctx.recording
+        audio = ctx.audio()
+        chunks = [(s, min(e, audio.size / SAMPLE_RATE)) for s, e in self.chunks(audio)]
+        rows, lang = transcribe_chunks(self._whisper, audio, [c for c in chunks if c[1] > c[0]], ctx.language,
+                                       self.batch_size, self.beam_size, self.word_timestamps)
+        kept, dropped = chunk_segments(rows, r.recording_id, r.audio_path, lang, self.emit or "")
+        ctx.info.setdefault("wx_transcribe", {"model": self.model, "path": self._model_path, "vad": self.vad})
+        return StageResult(kept, [RejectedSegment(s, self.stage_name, why) for s, why in dropped])
+
+
+__all__ = ["WxTranscribe", "merge_chunks", "merge_regions", "transcribe_chunks", "chunk_segments", "load_whisper"]

@@ -1,0 +1,101 @@
+"""The YAML reader and the dataclass coercion that every config kind uses (pipelines, trainer configs,
+corruption conditions, ablations, selections): a YAML mapping in, a validated dataclass out, or a
+:class:`~curate.errors.ConfigError` that names the file, the key and what was expected."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curate.errors import ConfigError
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert a YAML value to a dataclass field type (str, int, float, bool, list, dict, Optional)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if tp is Any:
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (inner,) = typing.get_args(tp)[:1] or (Any,)
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def build_dataclass(cls: type, params: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = set(params) - set(fields)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown parameter(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(fields)) or 'none'}"
+        )
+    kw = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in params.items()}
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def read_yaml_mapping(path: str | Path, what: str = "config", error: type[Exception] = ConfigError) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file → ``{}``), or ``error`` naming the file and problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise error(f"{path}: a {what} is a YAML mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+__all__ = ["build_dataclass", "read_yaml_mapping"]
