@@ -30,15 +30,22 @@ def synthetic_recordings(n: int, seed: int = 0) -> pd.DataFrame:
     hour = pd.to_timedelta(rng.integers(0, 24, n), unit="h")
     published = (day + hour).strftime("%Y-%m-%dT%H:%M:%S")
     t_idx = rng.integers(0, len(titles), n)
-    df = pd.DataFrame({
-        "recording_id": [f"r{i:07d}" for i in range(n)],
-        "audio_path": [f"/archive/r{i:07d}.mp4" for i in range(n)],
-        "duration_s": rng.uniform(600, 4 * 3600, n),
-        "sample_rate": 48000, "num_channels": 2, "codec": "aac",
-        "title": titles[t_idx], "summary": "Summary " + pd.Series(t_idx % 97).astype(str),
-        "genre": genres[rng.integers(0, len(genres), n)], "published": published, "language": "nl",
-        "metadata": None,
-    })
+    df = pd.DataFrame(
+        {
+            "recording_id": [f"r{i:07d}" for i in range(n)],
+            "audio_path": [f"/archive/r{i:07d}.mp4" for i in range(n)],
+            "duration_s": rng.uniform(600, 4 * 3600, n),
+            "sample_rate": 48000,
+            "num_channels": 2,
+            "codec": "aac",
+            "title": titles[t_idx],
+            "summary": "Summary " + pd.Series(t_idx % 97).astype(str),
+            "genre": genres[rng.integers(0, len(genres), n)],
+            "published": published,
+            "language": "nl",
+            "metadata": None,
+        }
+    )
     # 5 % reruns: a copy of a row published 3 hours later the same day
     k = n // 20
     dup = df.sample(k, random_state=seed).copy()
@@ -52,20 +59,27 @@ def bench_filters(rows: int) -> None:
     from curate.runners.driver import apply_filters
 
     df = synthetic_recordings(rows)
-    pipe = parse_pipeline({"name": "bench", "filters": [
-        {"stage": "genre_filter", "deny": ["music", "commercial"]},
-        {"stage": "duration_filter", "max_s": 10800},
-        {"stage": "date_filter", "start": "2001-01-01"},
-        {"stage": "column_filter", "column": "language", "equals": "nl"},
-        {"stage": "metadata_dedup", "keep": "first"},
-    ]})
+    pipe = parse_pipeline(
+        {
+            "name": "bench",
+            "filters": [
+                {"stage": "genre_filter", "deny": ["music", "commercial"]},
+                {"stage": "duration_filter", "max_s": 10800},
+                {"stage": "date_filter", "start": "2001-01-01"},
+                {"stage": "column_filter", "column": "language", "equals": "nl"},
+                {"stage": "metadata_dedup", "keep": "first"},
+            ],
+        }
+    )
     t0 = time.perf_counter()
     decisions = apply_filters(df, pipe.filters)
     dt = time.perf_counter() - t0
     kept = sum(d.kept for d in decisions)
     dups = sum(d.stage == "metadata_dedup" for d in decisions)
-    print(f"(a) filter + dedup of {rows:,} catalog rows: {dt:.2f} s  (target < 10 s)  "
-          f"kept {kept:,}, duplicates {dups:,}, decisions {len(decisions):,}")
+    print(
+        f"(a) filter + dedup of {rows:,} catalog rows: {dt:.2f} s  (target < 10 s)  "
+        f"kept {kept:,}, duplicates {dups:,}, decisions {len(decisions):,}"
+    )
 
 
 def make_flacs(root: Path, files: int, minutes: float) -> Path:
@@ -80,13 +94,22 @@ def make_flacs(root: Path, files: int, minutes: float) -> Path:
         if not p.exists():
             n = int(minutes * 60 * sr)
             t = np.arange(n) / sr
-            x = (0.2 * np.sin(2 * np.pi * (200 + 10 * i) * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
-                 + 0.05 * rng.standard_normal(n)).astype(np.float32)
+            x = (
+                0.2 * np.sin(2 * np.pi * (200 + 10 * i) * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
+                + 0.05 * rng.standard_normal(n)
+            ).astype(np.float32)
             import soundfile as sf
 
             sf.write(p, x, sr)
-        rows.append({"recording_id": f"prog{i:03d}", "audio_path": p.name, "title": f"P{i}", "genre": "news",
-                     "published": f"2020-01-{1 + i % 28:02d}T{i % 24:02d}:00:00"})
+        rows.append(
+            {
+                "recording_id": f"prog{i:03d}",
+                "audio_path": p.name,
+                "title": f"P{i}",
+                "genre": "news",
+                "published": f"2020-01-{1 + i % 28:02d}T{i % 24:02d}:00:00",
+            }
+        )
     return make_catalog(root / "catalog.csv", rows)
 
 
@@ -98,8 +121,11 @@ def cpu_seconds() -> float:
 
 
 def ffmpeg_decode(path: Path) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "16000", "-f", "f32le",
-                    "-"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "16000", "-f", "f32le", "-"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def bench_naive(files: int, minutes: float, workdir: Path) -> None:
@@ -136,8 +162,10 @@ def bench_naive(files: int, minutes: float, workdir: Path) -> None:
         else:
             how = "measured CPU time incl. ffmpeg"
         rate = audio_h / (cpu / 3600)
-        print(f"    curate seq ({runner:5s}): {rate:10,.0f} audio-h per CPU-core-h   (wall {wall:.1f} s, {how})"
-              f" → {ref / rate:.2f}x the decode-only cost (target ≤ 2x)")
+        print(
+            f"    curate seq ({runner:5s}): {rate:10,.0f} audio-h per CPU-core-h   (wall {wall:.1f} s, {how})"
+            f" → {ref / rate:.2f}x the decode-only cost (target ≤ 2x)"
+        )
 
 
 def main() -> None:

@@ -24,7 +24,9 @@ import numpy as np
 
 TARGET = 2000.0
 SR = 16_000
-REALAUDIO = Path(os.environ.get("CURATE_REALAUDIO", Path(__file__).resolve().parents[2] / "shared" / "data" / "realaudio"))
+REALAUDIO = Path(
+    os.environ.get("CURATE_REALAUDIO", Path(__file__).resolve().parents[2] / "shared" / "data" / "realaudio")
+)
 FAMILIES = ["2spk-mix", "sub-noise", "sub-music", "mix-noise", "mix-music", "mix-instr", "mix-vocal"]
 
 
@@ -61,13 +63,18 @@ def bench_collate(batches: list[list[np.ndarray]], fractions: list[int]) -> None
     noise = AudioPool.from_arrays("noise", _clips("nz_", 8.0, 15, 1))
     music = {**_clips("mi_", 30.0, 4, 2), **_clips("mv_", 30.0, 1, 3)}
     music = {k: np.resize(v, 30 * SR).astype(np.float32) for k, v in music.items()}  # FMA clips are 30 s
-    sources = Sources(noise=noise, music=AudioPool.from_arrays("music", music),
-                      instrumental=AudioPool.from_arrays("instrumental", music),
-                      vocals=AudioPool.from_arrays("vocals", music))
+    sources = Sources(
+        noise=noise,
+        music=AudioPool.from_arrays("music", music),
+        instrumental=AudioPool.from_arrays("instrumental", music),
+        vocals=AudioPool.from_arrays("vocals", music),
+    )
     audio_s = sum(x.size for b in batches for x in b) / SR
     per_batch = sum(x.size for x in batches[0])
-    print(f"\n(a) collate-time corruption: {len(batches)} batches × ~{per_batch / 1e6:.2f} M samples "
-          f"({per_batch / SR:.0f} s of audio, {len(batches[0])} utterances), 1 core")
+    print(
+        f"\n(a) collate-time corruption: {len(batches)} batches × ~{per_batch / 1e6:.2f} M samples "
+        f"({per_batch / SR:.0f} s of audio, {len(batches[0])} utterances), 1 core"
+    )
     print(f"{'condition':<16}{'audio s / CPU-s':>18}{'wall audio s/s':>18}{'target':>10}  verdict")
     for fam in FAMILIES:
         for x in fractions:
@@ -79,8 +86,10 @@ def bench_collate(batches: list[list[np.ndarray]], fractions: list[int]) -> None
                 t(b, 0, i)
             cpu, wall = time.process_time() - c0, time.perf_counter() - w0
             rate = audio_s / max(cpu, 1e-9)
-            print(f"{name:<16}{rate:>18,.0f}{audio_s / wall:>18,.0f}{TARGET:>10,.0f}  "
-                  f"{'ok' if rate >= TARGET else 'BELOW TARGET'}")
+            print(
+                f"{name:<16}{rate:>18,.0f}{audio_s / wall:>18,.0f}{TARGET:>10,.0f}  "
+                f"{'ok' if rate >= TARGET else 'BELOW TARGET'}"
+            )
 
 
 def bench_concat(n_utts: int) -> None:
@@ -100,7 +109,9 @@ def bench_concat(n_utts: int) -> None:
     for _ in range(k):
         ConcatTransform.apply(a, b)
     rate = k * 26 / (time.process_time() - c0)
-    print(f"{'concat audio':<16} {rate:>20,.0f} audio s / CPU-s   target {TARGET:,.0f}  {'ok' if rate >= TARGET else 'BELOW'}")
+    print(
+        f"{'concat audio':<16} {rate:>20,.0f} audio s / CPU-s   target {TARGET:,.0f}  {'ok' if rate >= TARGET else 'BELOW'}"
+    )
 
 
 def bench_demucs(n_clips: int, clip_s: float) -> None:
@@ -110,18 +121,26 @@ def bench_demucs(n_clips: int, clip_s: float) -> None:
     from curate.corrupt.stems import StemsConfig, save_demucs_package, separate_stems
     from curate.testing import write_audio
 
-    print(f"\n(c) Demucs stems — CODE-PATH FIGURE ONLY: random-weight tiny Demucs (channels=4, depth=2) on CPU, "
-          f"{n_clips} clips × {clip_s:.0f} s, local runner, 1 thread, pyannote VAD included.\n"
-          "    Real htdemucs throughput needs a GPU machine (none reachable here): not measured.")
+    print(
+        f"\n(c) Demucs stems — CODE-PATH FIGURE ONLY: random-weight tiny Demucs (channels=4, depth=2) on CPU, "
+        f"{n_clips} clips × {clip_s:.0f} s, local runner, 1 thread, pyannote VAD included.\n"
+        "    Real htdemucs throughput needs a GPU machine (none reachable here): not measured."
+    )
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        save_demucs_package(Demucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=2, segment=4),
-                            tmp / "repo" / "tiny.th")
+        save_demucs_package(
+            Demucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=2, segment=4),
+            tmp / "repo" / "tiny.th",
+        )
         rng = np.random.default_rng(0)
         items = []
         for i in range(n_clips):
-            p = write_audio(tmp / "fma" / f"{i:06d}.mp3", (0.1 * rng.standard_normal((int(clip_s * 44100), 2))).astype(np.float32), 44100)
+            p = write_audio(
+                tmp / "fma" / f"{i:06d}.mp3",
+                (0.1 * rng.standard_normal((int(clip_s * 44100), 2))).astype(np.float32),
+                44100,
+            )
             items.append({"track_id": f"{i:06d}", "path": str(p)})
         cfg = StemsConfig(model="tiny", repo=str(tmp / "repo"), device="cpu", threads=1)
         separate_stems(items[:1], tmp / "warm", cfg, runner="local")  # model + VAD load outside the timing
@@ -139,9 +158,11 @@ def main() -> None:
     args = ap.parse_args()
     n = args.batches or (3 if args.quick else 20)
     fractions = [33] if args.quick else [10, 33, 50]
-    print(f"corruption benchmark: {'quick' if args.quick else 'default'} run, target ≥ {TARGET:,.0f} audio s per "
-          f"second per CPU core; machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          "(CPU-time figures are robust to load, wall figures are not)")
+    print(
+        f"corruption benchmark: {'quick' if args.quick else 'default'} run, target ≥ {TARGET:,.0f} audio s per "
+        f"second per CPU core; machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        "(CPU-time figures are robust to load, wall figures are not)"
+    )
     bench_collate(make_batches(n, 2_400_000), fractions)
     bench_concat(20_000 if args.quick else 281_241)  # LibriSpeech 960 h has 281,241 utterances
     bench_demucs(args.demucs_clips or (2 if args.quick else 4), 10.0 if args.quick else 30.0)

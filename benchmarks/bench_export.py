@@ -43,8 +43,9 @@ def build(root: Path, files: int, minutes: float, window_s: float) -> Path:
     from curate.testing import make_archive
 
     catalog = make_archive(root / "archive", n=files, duration_s=minutes * 60)
-    pipe = load_pipeline(Path(__file__).resolve().parent.parent / "pipelines" / "seq.yaml",
-                         [f"naive_segment.window_s={window_s}"])
+    pipe = load_pipeline(
+        Path(__file__).resolve().parent.parent / "pipelines" / "seq.yaml", [f"naive_segment.window_s={window_s}"]
+    )
     run_pipeline(pipe, catalog, root / "run", runner="local", verify_audio=False)
     return root / "run"
 
@@ -72,16 +73,35 @@ def main() -> None:
         seg_h = sum(segs.column("duration_s").to_pylist()) / 3600
         files = sorted((root / "archive" / "audio").glob("*.flac"))
         total_h = sum(audio.probe(f).duration_s for f in files) / 3600
-        print(f"archive: {len(files)} FLAC files, {total_h * 60:.1f} min; {segs.num_rows} segments, "
-              f"{seg_h * 60:.1f} min (built in {time.perf_counter() - t0:.1f} s)\n")
+        print(
+            f"archive: {len(files)} FLAC files, {total_h * 60:.1f} min; {segs.num_rows} segments, "
+            f"{seg_h * 60:.1f} min (built in {time.perf_counter() - t0:.1f} s)\n"
+        )
         rows: list[tuple[str, float, float, float]] = []
         import datasets  # noqa: F401 - import cost is not export cost: pay it before measuring
         import lhotse  # noqa: F401
 
         def ffmpeg_decode() -> None:
             for f in files:
-                subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(f), "-ac", "1", "-ar", "16000",
-                                "-f", "f32le", "-y", "/dev/null"], check=True)
+                subprocess.run(
+                    [
+                        "ffmpeg",
+                        "-nostdin",
+                        "-v",
+                        "error",
+                        "-i",
+                        str(f),
+                        "-ac",
+                        "1",
+                        "-ar",
+                        "16000",
+                        "-f",
+                        "f32le",
+                        "-y",
+                        "/dev/null",
+                    ],
+                    check=True,
+                )
 
         def sf_decode() -> None:
             for f in files:
@@ -90,12 +110,21 @@ def main() -> None:
         rows.append(("reference: ffmpeg decode", total_h, *measure(ffmpeg_decode)))
         rows.append(("reference: soundfile decode", total_h, *measure(sf_decode)))
         for fmt in ("flac", "pcm16"):
-            rows.append((f"materialize {fmt} (local)", seg_h,
-                         *measure(lambda fmt=fmt: materialize(run, "seq", root / f"mat-{fmt}", fmt=fmt,
-                                                              runner="local"))))
+            rows.append(
+                (
+                    f"materialize {fmt} (local)",
+                    seg_h,
+                    *measure(lambda fmt=fmt: materialize(run, "seq", root / f"mat-{fmt}", fmt=fmt, runner="local")),
+                )
+            )
         for fmt in ("hf", "webdataset", "fairseq", "lhotse", "nemo", "kaldi"):
-            rows.append((f"export {fmt} (local)", seg_h,
-                         *measure(lambda fmt=fmt: export(run, "seq", fmt, root / f"exp-{fmt}", runner="local"))))
+            rows.append(
+                (
+                    f"export {fmt} (local)",
+                    seg_h,
+                    *measure(lambda fmt=fmt: export(run, "seq", fmt, root / f"exp-{fmt}", runner="local")),
+                )
+            )
         if args.ray:
             from curate.runners import ray as ray_runner
 

@@ -54,8 +54,11 @@ def ours_step(cfg, device, bf16: bool, compile_: bool):
             layer.compile(dynamic=False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.98))
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
-    return lambda g, b: (opt.zero_grad(), accumulate_gradients(
-        model, [prepare(b, cfg, device, g)], cfg, 2.0, 1, autocast), opt.step())
+    return lambda g, b: (
+        opt.zero_grad(),
+        accumulate_gradients(model, [prepare(b, cfg, device, g)], cfg, 2.0, 1, autocast),
+        opt.step(),
+    )
 
 
 def hf_step(cfg, device, bf16: bool):
@@ -78,8 +81,11 @@ def hf_step(cfg, device, bf16: bool):
         neg = _sample_negative_indices((wav.shape[0], T), hc.num_negatives, mask_time_indices=mask)
         opt.zero_grad()
         with autocast():
-            out = model(wav, mask_time_indices=torch.from_numpy(mask).to(device),
-                        sampled_negative_indices=torch.from_numpy(neg).to(device))
+            out = model(
+                wav,
+                mask_time_indices=torch.from_numpy(mask).to(device),
+                sampled_negative_indices=torch.from_numpy(neg).to(device),
+            )
         out.loss.backward()
         opt.step()
 
@@ -97,7 +103,7 @@ def interleaved(steps: dict, batches, device) -> dict[str, float]:
             step(g, b)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            if g > 0:                                         # batch 0 is the warm-up (allocations, compile)
+            if g > 0:  # batch 0 is the warm-up (allocations, compile)
                 spent[name] += time.perf_counter() - t
     audio = sum(b["wav"].size for b in batches[1:]) / 16000
     return {name: audio / t for name, t in spent.items()}
@@ -122,9 +128,23 @@ def bench_loader(n_segments: int, seconds: float, workers: int) -> tuple[float, 
                 for i in range(s, min(n_segments, s + per_shard)):
                     n = int(rng.uniform(2, seconds) * 16000)
                     f.write((rng.standard_normal(n) * 3000).astype("<i2").tobytes())
-                    rows.append({"segment_id": f"s{i}", "recording_id": f"r{i // 10}", "shard": name, "offset": offset,
-                                 "num_samples": n, "sample_rate": 16000, "start_s": 0.0, "end_s": n / 16000,
-                                 "duration_s": n / 16000, "text": None, "speaker": None, "language": None, "variant": "v"})
+                    rows.append(
+                        {
+                            "segment_id": f"s{i}",
+                            "recording_id": f"r{i // 10}",
+                            "shard": name,
+                            "offset": offset,
+                            "num_samples": n,
+                            "sample_rate": 16000,
+                            "start_s": 0.0,
+                            "end_s": n / 16000,
+                            "duration_s": n / 16000,
+                            "text": None,
+                            "speaker": None,
+                            "language": None,
+                            "variant": "v",
+                        }
+                    )
                     offset += n
         manifest.write_table(out / "index.parquet", manifest.to_table(rows, "materialized"), "materialized")
         src = ShardSource(out)
@@ -165,18 +185,26 @@ def main() -> None:
     batches = make_batches(steps + 1, B, utt)
     peak = a.peak_tflops * 1e12 or measured_peak_flops(device)
     fps = flops_per_audio_second(cfg.model, utterance_s=utt)
-    print(f"device {device} ({'bf16' if bf16 else 'fp32'}), threads {torch.get_num_threads()}, config {a.config}, "
-          f"batch {B} × {utt:.0f} s, {steps} timed steps (+1 warm-up)")
-    print(f"peak {'given' if a.peak_tflops else 'measured fp32 GEMM'}: {peak / 1e12:.3f} TFLOP/s; "
-          f"model cost {fps / 1e9:.1f} GFLOP per audio second (fwd + bwd)")
-    rates = interleaved({"ours": ours_step(cfg, device, bf16, a.compile), "hf": hf_step(cfg, device, bf16)}, batches, device)
+    print(
+        f"device {device} ({'bf16' if bf16 else 'fp32'}), threads {torch.get_num_threads()}, config {a.config}, "
+        f"batch {B} × {utt:.0f} s, {steps} timed steps (+1 warm-up)"
+    )
+    print(
+        f"peak {'given' if a.peak_tflops else 'measured fp32 GEMM'}: {peak / 1e12:.3f} TFLOP/s; "
+        f"model cost {fps / 1e9:.1f} GFLOP per audio second (fwd + bwd)"
+    )
+    rates = interleaved(
+        {"ours": ours_step(cfg, device, bf16, a.compile), "hf": hf_step(cfg, device, bf16)}, batches, device
+    )
     ours, hf = rates["ours"], rates["hf"]
     print(f"{'trainer':<34}{'audio-s/s':>12}{'MFU':>9}")
     for name, v in (("curate.w2v2", ours), ("transformers Wav2Vec2ForPreTraining", hf)):
         print(f"{name:<34}{v:>12.2f}{100 * v * fps / peak:>8.1f}%")
     print(f"speed-up: {ours / hf:.2f}× (target ≥ 3× on the same device; H100 target ≥ 3,000 audio-s/s in bf16)")
     rate, hours = bench_loader(200 if a.quick else 1000, 15.0, 2)
-    print(f"data loader from materialized pcm16 shards: {rate:,.0f} audio-s/s sustained ({hours:.2f} h read, 2 threads)")
+    print(
+        f"data loader from materialized pcm16 shards: {rate:,.0f} audio-s/s sustained ({hours:.2f} h read, 2 threads)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,18 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 REALAUDIO = Path(os.environ.get("CURATE_REALAUDIO", REPO.parent / "shared" / "data" / "realaudio"))
 SENTENCES = {
-    "nl": ["De eerste keer hardlopen kan ik mij nog goed herinneren.", "Het weer wordt morgen zonnig en droog.",
-           "In de haven van Rotterdam liggen vandaag veel schepen.", "De gemeente bouwt nieuwe woningen bij het station."],
-    "en": ["The committee will meet again next week to discuss the plan.", "It was a cold morning in the harbour.",
-           "Six spoons of fresh snow peas and a snack for her brother.", "The new line opens to passengers in spring."],
+    "nl": [
+        "De eerste keer hardlopen kan ik mij nog goed herinneren.",
+        "Het weer wordt morgen zonnig en droog.",
+        "In de haven van Rotterdam liggen vandaag veel schepen.",
+        "De gemeente bouwt nieuwe woningen bij het station.",
+    ],
+    "en": [
+        "The committee will meet again next week to discuss the plan.",
+        "It was a cold morning in the harbour.",
+        "Six spoons of fresh snow peas and a snack for her brother.",
+        "The new line opens to passengers in spring.",
+    ],
 }
 
 
@@ -80,8 +88,11 @@ def direct(files: list[Path], model_path: str, args) -> float:
         kw = {"language": "en", "beam_size": args.beam_size, "vad_filter": False, "temperature": [0.0]}
         if args.batch_size > 1:
             dur = len(x) / 16000
-            kw.update(batch_size=args.batch_size, without_timestamps=False,
-                      clip_timestamps=[{"start": s, "end": min(s + 30.0, dur)} for s in range(0, int(dur), 30)])
+            kw.update(
+                batch_size=args.batch_size,
+                without_timestamps=False,
+                clip_timestamps=[{"start": s, "end": min(s + 30.0, dur)} for s in range(0, int(dur), 30)],
+            )
         segs, _ = pipe.transcribe(x, **kw)
         list(segs)
     return time.perf_counter() - t0
@@ -92,9 +103,17 @@ def pipeline(catalog: Path, out: Path, runner: str, args) -> tuple[float, float]
     from curate.config import parse_pipeline
     from curate.runners import run_pipeline
 
-    stage = {"stage": "whisper_transcribe", "model": args.model, "device": "cpu", "beam_size": args.beam_size,
-             "batch_size": args.batch_size, "cpu_threads": args.cpu_threads, "temperature_fallback": False,
-             "cpus": args.cpu_threads, "emit": "w-raw"}
+    stage = {
+        "stage": "whisper_transcribe",
+        "model": args.model,
+        "device": "cpu",
+        "beam_size": args.beam_size,
+        "batch_size": args.batch_size,
+        "cpu_threads": args.cpu_threads,
+        "temperature_fallback": False,
+        "cpus": args.cpu_threads,
+        "emit": "w-raw",
+    }
     pipe = parse_pipeline({"name": "bench", "settings": {"shard_size": 1}, "passes": {"whisper": [stage]}})
     t0 = time.perf_counter()
     run = run_pipeline(pipe, catalog, out, runner=runner, num_workers=1)
@@ -123,8 +142,11 @@ def main() -> None:
         root = Path(tmp)
         catalog, audio_s = make_files(root / "archive", args.files, args.seconds)
         files = sorted((root / "archive").glob("prog*.flac"))
-        print(f"{args.files} files, {audio_s:.0f} s of speech; {args.model}, beam {args.beam_size}, batch "
-              f"{args.batch_size}, {args.cpu_threads} threads, int8 CPU; {os.cpu_count()} cores", flush=True)
+        print(
+            f"{args.files} files, {audio_s:.0f} s of speech; {args.model}, beam {args.beam_size}, batch "
+            f"{args.batch_size}, {args.cpu_threads} threads, int8 CPU; {os.cpu_count()} cores",
+            flush=True,
+        )
         times: dict[str, list[tuple[float, float]]] = {"direct": []}
         for rep in range(args.repeats):  # interleaved, best of N: the machine may be shared
             t = direct(files, model_path, args)
@@ -135,13 +157,17 @@ def main() -> None:
                 print(f", {runner} {times[runner][-1][0]:.1f} s", end="", flush=True)
             print()
         ref_s = min(t for t, _ in times.pop("direct"))
-        print(f"\n| mode (best of {args.repeats}) | wall s | audio s per s | overhead vs direct | segment phase s "
-              "| its overhead |\n|---|---:|---:|---:|---:|---:|")
+        print(
+            f"\n| mode (best of {args.repeats}) | wall s | audio s per s | overhead vs direct | segment phase s "
+            "| its overhead |\n|---|---:|---:|---:|---:|---:|"
+        )
         print(f"| faster-whisper direct | {ref_s:.1f} | {audio_s / ref_s:.2f} | — | — | — |")
         for runner, ts in times.items():
             t, seg = min(ts)
-            print(f"| curate run --runner {runner} | {t:.1f} | {audio_s / t:.2f} | {100 * (t - ref_s) / ref_s:+.1f} % "
-                  f"| {seg:.1f} | {100 * (seg - ref_s) / ref_s:+.1f} % |")
+            print(
+                f"| curate run --runner {runner} | {t:.1f} | {audio_s / t:.2f} | {100 * (t - ref_s) / ref_s:+.1f} % "
+                f"| {seg:.1f} | {100 * (seg - ref_s) / ref_s:+.1f} % |"
+            )
         print("\n(target: overhead <= 10 %; the Ray figure includes ray.init and actor start-up)")
 
 

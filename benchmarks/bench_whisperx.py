@@ -72,8 +72,12 @@ def child_stages(path: str, whisper_model: str, beam_size: int, threads: int) ->
 
     info = audio.probe(path)
     rec = Recording("bench", path, info.duration_s, 16000, 1, language="en")
-    stages = [WxTranscribe(model=whisper_model, beam_size=beam_size, device="cpu", cpu_threads=threads),
-              WxAlign(), WxDiarize(device="cpu"), SadSegment(device="cpu")]
+    stages = [
+        WxTranscribe(model=whisper_model, beam_size=beam_size, device="cpu", cpu_threads=threads),
+        WxAlign(),
+        WxDiarize(device="cpu"),
+        SadSegment(device="cpu"),
+    ]
     out: dict = {"audio_s": info.duration_s, "stages": {}}
     for st in stages:
         t = time.perf_counter()
@@ -88,8 +92,9 @@ def child_stages(path: str, whisper_model: str, beam_size: int, threads: int) ->
         dt = time.perf_counter() - t
         if st.stage_name != "sad_segment":
             segs = res.segments
-        out["stages"][st.stage_name].update(seconds=dt, segments=len(res.segments), x_realtime=info.duration_s / dt,
-                                            peak_rss_mb=_peak_rss_mb())
+        out["stages"][st.stage_name].update(
+            seconds=dt, segments=len(res.segments), x_realtime=info.duration_s / dt, peak_rss_mb=_peak_rss_mb()
+        )
     return out
 
 
@@ -111,13 +116,22 @@ def child_diar(path: str, window_s: float, step_s: float, threads: int) -> dict:
     t = time.perf_counter()
     turns = st.turns(ctx)
     dt = time.perf_counter() - t
-    return {"audio_s": info.duration_s, "seconds": dt, "x_realtime": info.duration_s / dt, "peak_rss_mb": _peak_rss_mb(),
-            "rss_after_load_mb": base, "speakers": len({t.speaker for t in turns}), "turns": len(turns)}
+    return {
+        "audio_s": info.duration_s,
+        "seconds": dt,
+        "x_realtime": info.duration_s / dt,
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_after_load_mb": base,
+        "speakers": len({t.speaker for t in turns}),
+        "turns": len(turns),
+    }
 
 
 def _spawn(fn: str, *args) -> dict:
-    code = f"import json,sys; sys.path.insert(0,{str(REPO / 'benchmarks')!r}); import bench_whisperx as b; " \
-           f"print('RESULT'+json.dumps(b.{fn}(*{args!r})))"
+    code = (
+        f"import json,sys; sys.path.insert(0,{str(REPO / 'benchmarks')!r}); import bench_whisperx as b; "
+        f"print('RESULT'+json.dumps(b.{fn}(*{args!r})))"
+    )
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYANNOTE_METRICS_ENABLED="0")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
@@ -146,23 +160,34 @@ def main() -> None:
         if not args.skip_stages:
             p = build_programme(Path(tmp) / "prog.flac", prog_s, args.clips)
             r = _spawn("child_stages", str(p), args.model, args.beam_size, args.threads)
-            print(f"\nPer-stage throughput on CPU ({args.threads} threads), {r['audio_s']:.0f} s programme, "
-                  f"{args.model} beam {args.beam_size}:")
+            print(
+                f"\nPer-stage throughput on CPU ({args.threads} threads), {r['audio_s']:.0f} s programme, "
+                f"{args.model} beam {args.beam_size}:"
+            )
             print(f"{'stage':<14}{'load s':>8}{'run s':>8}{'x realtime':>12}{'segments':>10}{'peak RSS MB':>13}")
             for name, s in r["stages"].items():
-                print(f"{name:<14}{s['load_s']:>8.1f}{s['seconds']:>8.1f}{s['x_realtime']:>12.1f}{s['segments']:>10}"
-                      f"{s['peak_rss_mb']:>13.0f}")
+                print(
+                    f"{name:<14}{s['load_s']:>8.1f}{s['seconds']:>8.1f}{s['x_realtime']:>12.1f}{s['segments']:>10}"
+                    f"{s['peak_rss_mb']:>13.0f}"
+                )
             total = sum(s["seconds"] for s in r["stages"].values() if s is not r["stages"].get("sad_segment"))
-            print(f"whole wx pass (asr+align+diar): {r['audio_s'] / total:.1f}x real time "
-                  "(thesis reference: 62x on one A100 with large-v2; GPU not measured here)")
-        print(f"\nDiarization of long programmes (window {args.window_s:g} s, step {args.step_s:g} s, "
-              f"{args.threads} threads); reference: peak RSS flat in the programme length")
+            print(
+                f"whole wx pass (asr+align+diar): {r['audio_s'] / total:.1f}x real time "
+                "(thesis reference: 62x on one A100 with large-v2; GPU not measured here)"
+            )
+        print(
+            f"\nDiarization of long programmes (window {args.window_s:g} s, step {args.step_s:g} s, "
+            f"{args.threads} threads); reference: peak RSS flat in the programme length"
+        )
         print(f"{'length':>8}{'run s':>9}{'x realtime':>12}{'peak RSS MB':>13}{'after load MB':>15}{'speakers':>10}")
         for n in diar_lengths:
             p = build_programme(Path(tmp) / f"long{n}.flac", n, args.clips, seed=n)
             r = _spawn("child_diar", str(p), args.window_s, args.step_s, args.threads)
-            print(f"{n / 60:>6.0f}m {r['seconds']:>9.0f}{r['x_realtime']:>12.1f}{r['peak_rss_mb']:>13.0f}"
-                  f"{r['rss_after_load_mb']:>15.0f}{r['speakers']:>10}", flush=True)
+            print(
+                f"{n / 60:>6.0f}m {r['seconds']:>9.0f}{r['x_realtime']:>12.1f}{r['peak_rss_mb']:>13.0f}"
+                f"{r['rss_after_load_mb']:>15.0f}{r['speakers']:>10}",
+                flush=True,
+            )
             p.unlink()
 
 

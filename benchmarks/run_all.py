@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark in this folder, one after another, and print their figures.
 
-    python -m benchmarks.run_all [--quick] [--only core,export]
+python -m benchmarks.run_all [--quick] [--only core,export]
 """
 
 from __future__ import annotations

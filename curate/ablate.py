@@ -4,5 +4,12 @@ from curate.ablation.config import load_ablation, load_any_config, load_finetune
 from curate.ablation.runner import run_ablation
 from curate.ablation.table import read_results, val_curves, write_results
 
-__all__ = ["load_ablation", "load_any_config", "load_finetune_config", "read_results", "run_ablation", "val_curves",
-           "write_results"]
+__all__ = [
+    "load_ablation",
+    "load_any_config",
+    "load_finetune_config",
+    "read_results",
+    "run_ablation",
+    "val_curves",
+    "write_results",
+]

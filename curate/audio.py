@@ -74,11 +74,23 @@ def probe(path: str | Path) -> AudioInfo:
     exe = shutil.which("ffprobe")
     if exe is None:
         raise RuntimeError("ffprobe is not installed: `apt-get install ffmpeg`")
-    cmd = [exe, "-v", "error", "-select_streams", "a:0", "-show_entries",
-           "stream=codec_name,sample_rate,channels,duration:format=duration", "-of", "json", str(path)]
+    cmd = [
+        exe,
+        "-v",
+        "error",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=codec_name,sample_rate,channels,duration:format=duration",
+        "-of",
+        "json",
+        str(path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise AudioDecodeError(path, f"not readable audio ({proc.stderr.strip().splitlines()[-1:] or ['ffprobe failed']}[0])")
+        raise AudioDecodeError(
+            path, f"not readable audio ({proc.stderr.strip().splitlines()[-1:] or ['ffprobe failed']}[0])"
+        )
     data = json.loads(proc.stdout or "{}")
     streams = data.get("streams") or []
     if not streams:
@@ -115,7 +127,9 @@ def _ffmpeg_pcm(path: Path, start_s: float, duration_s: float | None, sr: int) -
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0:
         msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise AudioDecodeError(path, f"ffmpeg could not decode it ({msg[-1] if msg else 'exit ' + str(proc.returncode)})")
+        raise AudioDecodeError(
+            path, f"ffmpeg could not decode it ({msg[-1] if msg else 'exit ' + str(proc.returncode)})"
+        )
     x = np.frombuffer(proc.stdout, dtype=np.float32).copy()
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -145,8 +159,25 @@ def stream(path: str | Path, block_s: float = 60.0, sr: int = SAMPLE_RATE) -> It
     """Decode a whole file as consecutive mono float32 blocks of ``block_s`` seconds: bounded memory."""
     path = Path(path)
     _check_file(path)
-    cmd = [_ffmpeg(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(sr),
-           "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    cmd = [
+        _ffmpeg(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-ac",
+        "1",
+        "-ar",
+        str(sr),
+        "-f",
+        "f32le",
+        "-acodec",
+        "pcm_f32le",
+        "-",
+    ]
     block_bytes = int(block_s * sr) * 4
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None

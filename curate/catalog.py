@@ -166,18 +166,37 @@ def ingest(
         where = f"{catalog_path.name} row {row['_row']}"
         missing = [c for c in REQUIRED if not row.get(c)]
         if missing:
-            failures.append(Failure(str(rid or f"<row {row['_row']}>"), STAGE, "MissingField",
-                                    f"{where}: required field(s) {missing} empty"))
+            failures.append(
+                Failure(
+                    str(rid or f"<row {row['_row']}>"),
+                    STAGE,
+                    "MissingField",
+                    f"{where}: required field(s) {missing} empty",
+                )
+            )
             continue
         rid = str(rid).strip()
         if rid in seen:
-            failures.append(Failure(rid, STAGE, "DuplicateRecordingId",
-                                    f"{where}: recording_id '{rid}' already used by an earlier row; row skipped"))
+            failures.append(
+                Failure(
+                    rid,
+                    STAGE,
+                    "DuplicateRecordingId",
+                    f"{where}: recording_id '{rid}' already used by an earlier row; row skipped",
+                )
+            )
             continue
         seen.add(rid)
         if row["_bad_encoding"]:
-            failures.append(Failure(rid, STAGE, "NonUtf8Metadata",
-                                    f"{where}: metadata is not UTF-8; decoded as Windows-1252", severity="warning"))
+            failures.append(
+                Failure(
+                    rid,
+                    STAGE,
+                    "NonUtf8Metadata",
+                    f"{where}: metadata is not UTF-8; decoded as Windows-1252",
+                    severity="warning",
+                )
+            )
         p = Path(str(row["audio_path"]))
         candidates.append((row, p if p.is_absolute() else (base / p)))
 
@@ -190,14 +209,37 @@ def ingest(
         except audio.AudioDecodeError as e:
             return None, [Failure(rid, STAGE, "AudioDecodeError", str(e), str(path))]
         if info.duration_s < min_duration_s:
-            return None, [Failure(rid, STAGE, "TooShort",
-                                  f"{path}: {info.duration_s:.2f} s of audio, shorter than {min_duration_s} s", str(path))]
+            return None, [
+                Failure(
+                    rid,
+                    STAGE,
+                    "TooShort",
+                    f"{path}: {info.duration_s:.2f} s of audio, shorter than {min_duration_s} s",
+                    str(path),
+                )
+            ]
         if info.sample_rate and info.sample_rate != audio.SAMPLE_RATE:
-            out.append(Failure(rid, STAGE, "Resampled", f"{path}: {info.sample_rate} Hz audio is resampled to 16 kHz",
-                               str(path), "warning"))
+            out.append(
+                Failure(
+                    rid,
+                    STAGE,
+                    "Resampled",
+                    f"{path}: {info.sample_rate} Hz audio is resampled to 16 kHz",
+                    str(path),
+                    "warning",
+                )
+            )
         if info.num_channels > 1:
-            out.append(Failure(rid, STAGE, "Downmixed", f"{path}: {info.num_channels} channels are averaged to mono",
-                               str(path), "warning"))
+            out.append(
+                Failure(
+                    rid,
+                    STAGE,
+                    "Downmixed",
+                    f"{path}: {info.num_channels} channels are averaged to mono",
+                    str(path),
+                    "warning",
+                )
+            )
         try:
             published = _normalise_published(row.get("published"))
         except ValueError as e:

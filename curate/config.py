@@ -121,7 +121,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>", available_variants: list[str] | None = None) -> Pipeline:
+def parse_pipeline(
+    raw: dict[str, Any], origin: str = "<pipeline>", available_variants: list[str] | None = None
+) -> Pipeline:
     """Validate a pipeline. ``available_variants``: variants that already exist (``curate derive`` on a run
     directory), usable as ``from:`` of a derivation."""
     if not isinstance(raw, dict):
@@ -139,8 +141,10 @@ def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>", available_va
     for i, spec in enumerate(raw.get("filters") or []):
         st = build_stage(spec, f"{origin}: filters[{i}]")
         if not isinstance(st, Filter | Aggregate):
-            raise ConfigError(f"{origin}: filters[{i}] '{st.stage_name}' is a {type(st).__mro__[1].__name__}, "
-                              "only Filter and Aggregate stages belong under 'filters'")
+            raise ConfigError(
+                f"{origin}: filters[{i}] '{st.stage_name}' is a {type(st).__mro__[1].__name__}, "
+                "only Filter and Aggregate stages belong under 'filters'"
+            )
         filters.append(st)
 
     def transforms(specs: Any, where: str) -> list[Transform]:
@@ -162,8 +166,10 @@ def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>", available_va
         if not isinstance(d, dict) or set(d) - {"from", "stages"} or "from" not in d:
             raise ConfigError(f"{where}: expected a mapping with 'from' (a variant) and 'stages'")
         if d["from"] not in emitted:
-            raise ConfigError(f"{where}: 'from: {d['from']}' is not a variant emitted before it "
-                              f"(emitted: {', '.join(emitted) or 'none'})")
+            raise ConfigError(
+                f"{where}: 'from: {d['from']}' is not a variant emitted before it "
+                f"(emitted: {', '.join(emitted) or 'none'})"
+            )
         stages = transforms(d.get("stages"), f"{where}.stages")
         for st in stages:
             if st.uses_model:
@@ -181,8 +187,9 @@ def parse_pipeline(raw: dict[str, Any], origin: str = "<pipeline>", available_va
     return pipe
 
 
-def load_pipeline(path: str | Path, overrides: list[str] | None = None,
-                  available_variants: list[str] | None = None) -> Pipeline:
+def load_pipeline(
+    path: str | Path, overrides: list[str] | None = None, available_variants: list[str] | None = None
+) -> Pipeline:
     from curate import presets
 
     path = presets.locate("pipelines", path)
@@ -190,5 +197,13 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None,
     return parse_pipeline(raw, str(path), available_variants)
 
 
-__all__ = ["Settings", "Pass", "Derivation", "Pipeline", "load_pipeline", "parse_pipeline", "apply_overrides",
-           "build_stage"]
+__all__ = [
+    "Settings",
+    "Pass",
+    "Derivation",
+    "Pipeline",
+    "load_pipeline",
+    "parse_pipeline",
+    "apply_overrides",
+    "build_stage",
+]

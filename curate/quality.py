@@ -70,8 +70,9 @@ def _overlap(spans: Sequence[tuple[float, float]], regions: Iterable[tuple[float
     return timeline.total(timeline.intersect(spans, regions))
 
 
-def evaluate_segments(segments: Sequence[tuple[str, float, float]], reference: dict[str, Sequence[RegionLike]]
-                      ) -> VariantQuality:
+def evaluate_segments(
+    segments: Sequence[tuple[str, float, float]], reference: dict[str, Sequence[RegionLike]]
+) -> VariantQuality:
     """Score ``(recording_id, start_s, end_s)`` segments against the reference regions (pure function).
 
     Only recordings present in the reference count; recall is relative to the speech of the recordings that
@@ -118,27 +119,39 @@ def evaluate_segments(segments: Sequence[tuple[str, float, float]], reference: d
         return 100.0 * x / of if of > 0 else 0.0
 
     return VariantQuality(
-        segments=n, hours=total / 3600, speech_pct=pct(speech, total), clean_speech_pct=pct(clean, total),
-        music_pct=pct(music, total), noise_pct=pct(noise, total), silence_pct=pct(silence, total),
-        multi_speaker_pct=pct(mixed, n), speech_recall_pct=pct(kept_speech, ref_speech),
+        segments=n,
+        hours=total / 3600,
+        speech_pct=pct(speech, total),
+        clean_speech_pct=pct(clean, total),
+        music_pct=pct(music, total),
+        noise_pct=pct(noise, total),
+        silence_pct=pct(silence, total),
+        multi_speaker_pct=pct(mixed, n),
+        speech_recall_pct=pct(kept_speech, ref_speech),
     )
 
 
-def evaluate_run(run_dir: str | Path, reference: dict[str, Sequence[RegionLike]],
-                 variants: list[str] | None = None) -> dict[str, VariantQuality]:
+def evaluate_run(
+    run_dir: str | Path, reference: dict[str, Sequence[RegionLike]], variants: list[str] | None = None
+) -> dict[str, VariantQuality]:
     """Every variant of a run directory against the reference (only recordings the run processed)."""
     run = RunDir(run_dir)
     names = variants or run.variants()
     decisions = manifest.read_table(run.decisions, "decisions").to_pylist()
-    failed = {f["recording_id"] for f in manifest.read_table(run.failures, "failures").to_pylist()
-              if f["severity"] == "error"}
+    failed = {
+        f["recording_id"] for f in manifest.read_table(run.failures, "failures").to_pylist() if f["severity"] == "error"
+    }
     kept = {d["recording_id"] for d in decisions if d["kept"]} - failed
     ref = {rid: regions for rid, regions in reference.items() if rid in kept}
     out = {}
     for v in names:
         t = manifest.read_table(run.variant_dir(v), "segments", columns=["recording_id", "start_s", "end_s"])
-        rows = zip(t.column("recording_id").to_pylist(), t.column("start_s").to_pylist(),
-                   t.column("end_s").to_pylist(), strict=True)
+        rows = zip(
+            t.column("recording_id").to_pylist(),
+            t.column("start_s").to_pylist(),
+            t.column("end_s").to_pylist(),
+            strict=True,
+        )
         out[v] = evaluate_segments(list(rows), ref)
     return out
 
@@ -153,9 +166,11 @@ def format_quality(results: dict[str, VariantQuality]) -> str:
     ]
     for v in ordered(list(results)):
         q = results[v]
-        lines.append(f"| {v} | {q.segments} | {q.hours:.3f} | {q.speech_pct:.1f} | {q.clean_speech_pct:.1f} "
-                     f"| {q.music_pct:.1f} | {q.noise_pct:.1f} | {q.silence_pct:.1f} | {q.multi_speaker_pct:.1f} "
-                     f"| {q.speech_recall_pct:.1f} |")
+        lines.append(
+            f"| {v} | {q.segments} | {q.hours:.3f} | {q.speech_pct:.1f} | {q.clean_speech_pct:.1f} "
+            f"| {q.music_pct:.1f} | {q.noise_pct:.1f} | {q.silence_pct:.1f} | {q.multi_speaker_pct:.1f} "
+            f"| {q.speech_recall_pct:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -165,4 +180,12 @@ def as_dict(results: dict[str, VariantQuality]) -> dict[str, Any]:
     return {v: dataclasses.asdict(q) for v, q in results.items()}
 
 
-__all__ = ["Region", "VariantQuality", "as_dict", "evaluate_run", "evaluate_segments", "format_quality", "load_ground_truth"]
+__all__ = [
+    "Region",
+    "VariantQuality",
+    "as_dict",
+    "evaluate_run",
+    "evaluate_segments",
+    "format_quality",
+    "load_ground_truth",
+]

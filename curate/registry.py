@@ -17,7 +17,9 @@ def register(name: str):
 
     def deco(cls: T) -> T:
         if name in REGISTRY and REGISTRY[name] is not cls:
-            raise RuntimeError(f"stage name '{name}' registered twice ({REGISTRY[name].__module__} and {cls.__module__})")
+            raise RuntimeError(
+                f"stage name '{name}' registered twice ({REGISTRY[name].__module__} and {cls.__module__})"
+            )
         cls.stage_name = name
         REGISTRY[name] = cls
         return cls

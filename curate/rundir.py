@@ -32,7 +32,16 @@ VARIANTS = "variants"
 REJECTED = "rejected"
 
 # Packages whose versions decide what a run produced; recorded in every run.json.
-VERSIONED_PACKAGES = ("torch", "faster-whisper", "openai-whisper", "whisperx", "pyannote.audio", "demucs", "ray", "pyarrow")
+VERSIONED_PACKAGES = (
+    "torch",
+    "faster-whisper",
+    "openai-whisper",
+    "whisperx",
+    "pyannote.audio",
+    "demucs",
+    "ray",
+    "pyarrow",
+)
 
 
 def package_versions() -> dict[str, str]:

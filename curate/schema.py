@@ -89,7 +89,9 @@ class Segment:
         return f"{recording_id}_{round(start_s * 1000):08d}_{round(end_s * 1000):08d}"
 
     @classmethod
-    def new(cls, recording_id: str, audio_path: str, start_s: float, end_s: float, variant: str = "", **kw: Any) -> Segment:
+    def new(
+        cls, recording_id: str, audio_path: str, start_s: float, end_s: float, variant: str = "", **kw: Any
+    ) -> Segment:
         start_s, end_s = float(start_s), float(end_s)
         return cls(
             segment_id=cls.make_id(recording_id, start_s, end_s),

@@ -47,8 +47,18 @@ def compute_stats(out_dir: Path, variants: list[str], input_s: float) -> dict[st
 
 
 # Thesis Table 14 row order; other variants follow alphabetically.
-TABLE14_ORDER = ("seq", "sad", "w-raw", "w-pp-1s", "w-pp-3s", "wx-asr", "wx-align", "wx-diar", "wx-diar-1s",
-                 "wx-diar-3s")
+TABLE14_ORDER = (
+    "seq",
+    "sad",
+    "w-raw",
+    "w-pp-1s",
+    "w-pp-3s",
+    "wx-asr",
+    "wx-align",
+    "wx-diar",
+    "wx-diar-1s",
+    "wx-diar-3s",
+)
 
 
 def ordered(variants: list[str]) -> list[str]:

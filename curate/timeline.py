@@ -99,5 +99,15 @@ def split_to_max(intervals: Sequence[Interval], max_s: float) -> list[Interval]:
     return [part for iv in intervals for part in halve(iv, max_s)]
 
 
-__all__ = ["Interval", "normalize", "merge", "total", "intersect", "subtract", "overlap", "windows", "halve",
-           "split_to_max"]
+__all__ = [
+    "Interval",
+    "normalize",
+    "merge",
+    "total",
+    "intersect",
+    "subtract",
+    "overlap",
+    "windows",
+    "halve",
+    "split_to_max",
+]

@@ -38,30 +38,39 @@ def _write(tmp_path: Path, spec: dict) -> Path:
     return p
 
 
-BASE = {"name": "t", "data": {"run_dir": "/nonexistent"}, "pretrain": {"config": "tiny-cpu"},
-        "eval": {"test": {"kind": "librispeech", "root": "/x", "split": "test-clean"}},
-        "finetune": {"config": {"max_steps": 5}, "train": {"kind": "librispeech", "root": "/x"}},
-        "cells": [{"name": "a"}]}
+BASE = {
+    "name": "t",
+    "data": {"run_dir": "/nonexistent"},
+    "pretrain": {"config": "tiny-cpu"},
+    "eval": {"test": {"kind": "librispeech", "root": "/x", "split": "test-clean"}},
+    "finetune": {"config": {"max_steps": 5}, "train": {"kind": "librispeech", "root": "/x"}},
+    "cells": [{"name": "a"}],
+}
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"cells": [{"name": "a"}, {"name": "a"}]}, "duplicate cell"),
-    ({"cells": [{"name": "a", "corruption": "mix-kazoo-10"}]}, "mix-kazoo-10"),
-    ({"cells": [{"name": "a", "lr": -1}]}, "lr must be positive"),
-    ({"cells": [{"name": "a", "set": ["optim.nope=1"]}]}, "nope"),
-    ({"measure": ["probe"]}, "probe.train"),
-    ({"finetune": {"config": {"max_steps": 5, "lr": "x"}, "train": {"kind": "librispeech", "root": "/x"}}}, "lr"),
-    ({"eval": {}}, "eval"),
-    ({"colour": "red"}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"cells": [{"name": "a"}, {"name": "a"}]}, "duplicate cell"),
+        ({"cells": [{"name": "a", "corruption": "mix-kazoo-10"}]}, "mix-kazoo-10"),
+        ({"cells": [{"name": "a", "lr": -1}]}, "lr must be positive"),
+        ({"cells": [{"name": "a", "set": ["optim.nope=1"]}]}, "nope"),
+        ({"measure": ["probe"]}, "probe.train"),
+        ({"finetune": {"config": {"max_steps": 5, "lr": "x"}, "train": {"kind": "librispeech", "root": "/x"}}}, "lr"),
+        ({"eval": {}}, "eval"),
+        ({"colour": "red"}, "unknown key"),
+    ],
+)
 def test_bad_specs_fail_before_any_work(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
         load_ablation(_write(tmp_path, {**BASE, **change}))
 
 
 def test_markdown_layout_marks_div():
-    rows = [{"condition": "clean", "status": "ok", "ssl_val_loss": 2.5, "ssl_val_step": 5000, "wer_test": 12.34},
-            {"condition": "mix-vocal-10", "status": "DIV", "ssl_val_loss": None, "ssl_val_step": None, "wer_test": None}]
+    rows = [
+        {"condition": "clean", "status": "ok", "ssl_val_loss": 2.5, "ssl_val_step": 5000, "wer_test": 12.34},
+        {"condition": "mix-vocal-10", "status": "DIV", "ssl_val_loss": None, "ssl_val_step": None, "wer_test": None},
+    ]
     md = to_markdown(rows, ["test"]).splitlines()
     assert md[0] == "| condition | SSL val. loss | step | WER test |"
     assert md[2] == "| clean | 2.500 | 5000 | 12.3 |"
@@ -88,18 +97,33 @@ def run_dir(tmp_path_factory):
 def _spec(root: Path) -> dict:
     synth = {"kind": "synthetic", "root": str(root / "ft"), "words": ["yes", "no"], "n": 12}
     return {
-        "name": "tiny", "description": "test",
-        "pretrain": {"config": "tiny-cpu", "hours": 0.01, "lr": 0.002,      # 12 steps of 3 s (tiny-cpu batch)
-                     "set": ["train.val_every=4", "train.ckpt_every=2", "train.log_every=2", "data.val_split=random",
-                             "data.val_fraction=0.15"]},
+        "name": "tiny",
+        "description": "test",
+        "pretrain": {
+            "config": "tiny-cpu",
+            "hours": 0.01,
+            "lr": 0.002,  # 12 steps of 3 s (tiny-cpu batch)
+            "set": [
+                "train.val_every=4",
+                "train.ckpt_every=2",
+                "train.log_every=2",
+                "data.val_split=random",
+                "data.val_fraction=0.15",
+            ],
+        },
         "data": {"run_dir": str(root / "run"), "variant": "syn"},
         "measure": ["finetune", "probe"],
-        "finetune": {"config": {"max_steps": 6, "lr": 1e-3, "freeze_steps": 2, "batch_s": 4, "device": "cpu"},
-                     "train": synth},
+        "finetune": {
+            "config": {"max_steps": 6, "lr": 1e-3, "freeze_steps": 2, "batch_s": 4, "device": "cpu"},
+            "train": synth,
+        },
         "probe": {"config": {"steps": 4, "batch_s": 4, "device": "cpu"}, "train": synth},
         "eval": {"synth": {**synth, "limit": 4}},
-        "cells": [{"name": "a"}, {"name": "b", "condition": "second", "corruption": "2spk-mix-50"},
-                  {"name": "div", "lr": 1000.0}],
+        "cells": [
+            {"name": "a"},
+            {"name": "b", "condition": "second", "corruption": "2spk-mix-50"},
+            {"name": "div", "lr": 1000.0},
+        ],
     }
 
 
@@ -114,14 +138,14 @@ def test_runner_end_to_end_resume_after_kill_and_div(run_dir, tmp_path):
     while time.time() < deadline and proc.poll() is None and not (a_done.exists() and b_ckpt.exists()):
         time.sleep(0.05)
     assert a_done.exists(), proc.stderr.read().decode() if proc.poll() is not None else "cell a never finished"
-    os.killpg(proc.pid, signal.SIGKILL)                      # killed in the middle of cell b's pre-training
+    os.killpg(proc.pid, signal.SIGKILL)  # killed in the middle of cell b's pre-training
     proc.wait()
     stamp = a_done.stat().st_mtime_ns
     assert not (out / "cells" / "b" / "result.json").exists()
 
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert a_done.stat().st_mtime_ns == stamp               # the finished cell was not run again
+    assert a_done.stat().st_mtime_ns == stamp  # the finished cell was not run again
     table = pq.read_table(out / "results.parquet").to_pylist()
     rows = {r["cell"]: r for r in table}
     assert [r["cell"] for r in table] == ["a", "b", "div"]
@@ -152,9 +176,17 @@ def _fake_results(tmp_path: Path) -> Path:
 
     spec = {**BASE, "cells": [{"name": "clean"}, {"name": "mix-vocal-10", "corruption": "mix-vocal-10"}]}
     out = tmp_path / "out"
-    for name, res in {"clean": {"status": "ok", "ssl_val_loss": 2.41, "ssl_val_step": 4000, "lr": 5e-4,
-                                "wer": {"test": 17.5}, "val_curves": {"0.0005": [[2000, 2.9], [4000, 2.41]]}},
-                      "mix-vocal-10": {"status": "DIV", "error": "diverged", "val_curves": {}}}.items():
+    for name, res in {
+        "clean": {
+            "status": "ok",
+            "ssl_val_loss": 2.41,
+            "ssl_val_step": 4000,
+            "lr": 5e-4,
+            "wer": {"test": 17.5},
+            "val_curves": {"0.0005": [[2000, 2.9], [4000, 2.41]]},
+        },
+        "mix-vocal-10": {"status": "DIV", "error": "diverged", "val_curves": {}},
+    }.items():
         (out / "cells" / name).mkdir(parents=True)
         (out / "cells" / name / "result.json").write_text(json.dumps({"cell": name, **res}))
     write_results(load_ablation(_write(tmp_path, spec)), out)
@@ -189,9 +221,14 @@ def test_notebook_executes_on_a_tiny_results_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                     + str(o.get("data", {}).get("text/markdown", ""))
-                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    text = "\n".join(
+        str(o.get("text", ""))
+        + str(o.get("data", {}).get("text/plain", ""))
+        + str(o.get("data", {}).get("text/markdown", ""))
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
     assert "| clean | 2.410 | 4000 | 17.5 |" in text and "mix-vocal-10: DIV" in text
     assert "1 validation-loss curves" in text
     assert sum(bool(o.get("data", {}).get("image/png")) for c in nb.cells for o in c.get("outputs", [])) == 2

@@ -34,11 +34,20 @@ def tiny_w2v2(tmp_path_factory) -> str:
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4} | {c: i + 5 for i, c in enumerate(CHARS)}
     (d / "vocab.json").write_text(json.dumps(vocab))
     tok = Wav2Vec2CTCTokenizer(str(d / "vocab.json"), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|")
-    fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                                  return_attention_mask=False)
-    cfg = Wav2Vec2Config(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, conv_dim=(32,) * 7, num_conv_pos_embeddings=16,
-                         num_conv_pos_embedding_groups=4, pad_token_id=0)
+    fe = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
+    )
+    cfg = Wav2Vec2Config(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        pad_token_id=0,
+    )
     torch.manual_seed(0)
     Wav2Vec2ForCTC(cfg).eval().save_pretrained(str(d))
     Wav2Vec2Processor(feature_extractor=fe, tokenizer=tok).save_pretrained(str(d))
@@ -53,10 +62,18 @@ def recording(tmp_path_factory) -> Recording:
 
 @pytest.mark.slow
 def test_aligns_words_inside_chunks_with_a_tiny_wav2vec2(tiny_w2v2, recording):
-    chunks = [Segment.new("rec", recording.audio_path, 1.0, 9.0, "wx-asr", language="nl",
-                          text="Dit is zin een. En 1990 was het 50% minder! Daarna volgt de rest"),
-              Segment.new("rec", recording.audio_path, 10.0, 19.5, "wx-asr", language="nl",
-                          text="€ 100 zei hij. Klaar?")]
+    chunks = [
+        Segment.new(
+            "rec",
+            recording.audio_path,
+            1.0,
+            9.0,
+            "wx-asr",
+            language="nl",
+            text="Dit is zin een. En 1990 was het 50% minder! Daarna volgt de rest",
+        ),
+        Segment.new("rec", recording.audio_path, 10.0, 19.5, "wx-asr", language="nl", text="€ 100 zei hij. Klaar?"),
+    ]
     st = WxAlign(model=tiny_w2v2, fallback="error", emit="wx-align")
     st.validate()
     st.setup()
@@ -64,8 +81,13 @@ def test_aligns_words_inside_chunks_with_a_tiny_wav2vec2(tiny_w2v2, recording):
     out = st.process(ctx, chunks).segments
     st.teardown()
     assert ctx.info["wx_align"]["method"] == "wav2vec2"
-    assert [s.text for s in out] == ["Dit is zin een.", "En 1990 was het 50% minder!", "Daarna volgt de rest",
-                                     "€ 100 zei hij.", "Klaar?"]
+    assert [s.text for s in out] == [
+        "Dit is zin een.",
+        "En 1990 was het 50% minder!",
+        "Daarna volgt de rest",
+        "€ 100 zei hij.",
+        "Klaar?",
+    ]
     for s in out:
         chunk = chunks[0] if s.start_s < 9.5 else chunks[1]
         assert chunk.start_s <= s.start_s < s.end_s <= chunk.end_s
@@ -82,8 +104,12 @@ def test_aligns_words_inside_chunks_with_a_tiny_wav2vec2(tiny_w2v2, recording):
 
 
 def test_missing_model_falls_back_to_whisper_words_and_records_it(recording):
-    words = (Word("Hallo", 1.0, 1.4, 0.9), Word("daar.", 1.5, 2.0, 0.9), Word("Tot", 3.0, 3.2, 0.8),
-             Word("ziens.", 3.3, 3.9, 0.8))
+    words = (
+        Word("Hallo", 1.0, 1.4, 0.9),
+        Word("daar.", 1.5, 2.0, 0.9),
+        Word("Tot", 3.0, 3.2, 0.8),
+        Word("ziens.", 3.3, 3.9, 0.8),
+    )
     chunk = Segment.new("rec", recording.audio_path, 0.8, 4.2, "wx-asr", text="Hallo daar. Tot ziens.", words=words)
     st = WxAlign(model="wav2vec2:nobody/not-in-any-store", fallback="whisper_words", emit="wx-align")
     st.setup()
@@ -103,26 +129,32 @@ def test_fallback_error_fails_loudly():
         WxAlign(fallback="guess").validate()
 
 
-@pytest.mark.parametrize("times, expected", [
-    ([(1.0, 2.0), (None, None), (3.0, 4.0)], [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]),
-    ([(None, None), (2.0, 3.0)], [(0.0, 2.0), (2.0, 3.0)]),  # leading: from the chunk start
-    ([(1.0, 2.0), (None, None)], [(1.0, 2.0), (2.0, 10.0)]),  # trailing: to the chunk end
-    ([(None, None), (None, None)], [(0.0, 10.0), (0.0, 10.0)]),  # nothing timed: the chunk
-    ([(float("nan"), 2.0), (1.5, float("nan"))], [(0.0, 2.0), (1.5, 10.0)]),  # NaN counts as untimed
-    ([(5.0, 6.0), (4.0, 4.5)], [(5.0, 6.0), (5.0, 5.0)]),  # never goes back in time
-])
+@pytest.mark.parametrize(
+    "times, expected",
+    [
+        ([(1.0, 2.0), (None, None), (3.0, 4.0)], [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]),
+        ([(None, None), (2.0, 3.0)], [(0.0, 2.0), (2.0, 3.0)]),  # leading: from the chunk start
+        ([(1.0, 2.0), (None, None)], [(1.0, 2.0), (2.0, 10.0)]),  # trailing: to the chunk end
+        ([(None, None), (None, None)], [(0.0, 10.0), (0.0, 10.0)]),  # nothing timed: the chunk
+        ([(float("nan"), 2.0), (1.5, float("nan"))], [(0.0, 2.0), (1.5, 10.0)]),  # NaN counts as untimed
+        ([(5.0, 6.0), (4.0, 4.5)], [(5.0, 6.0), (5.0, 5.0)]),  # never goes back in time
+    ],
+)
 def test_interpolate_times(times, expected):
     assert interpolate_times(times, 0.0, 10.0) == expected
 
 
-@pytest.mark.parametrize("words, lang, spans", [
-    ("Goedenavond. Dit is het nieuws.", "nl", [(0, 1), (1, 5)]),
-    ("Dhr. Jansen sprak o.a. over bijv. de begroting. Daarna niets", "nl", [(0, 8), (8, 10)]),
-    ("Mr. Smith went to Washington. Really?", "en", [(0, 5), (5, 6)]),
-    ("J. Smith zei: 'ja.' En toen…", "nl", [(0, 4), (4, 6)]),
-    ("geen punt", "nl", [(0, 2)]),
-    ("", "nl", []),
-])
+@pytest.mark.parametrize(
+    "words, lang, spans",
+    [
+        ("Goedenavond. Dit is het nieuws.", "nl", [(0, 1), (1, 5)]),
+        ("Dhr. Jansen sprak o.a. over bijv. de begroting. Daarna niets", "nl", [(0, 8), (8, 10)]),
+        ("Mr. Smith went to Washington. Really?", "en", [(0, 5), (5, 6)]),
+        ("J. Smith zei: 'ja.' En toen…", "nl", [(0, 4), (4, 6)]),
+        ("geen punt", "nl", [(0, 2)]),
+        ("", "nl", []),
+    ],
+)
 def test_split_sentences(words, lang, spans):
     assert split_sentences(words.split(), lang) == spans
 
@@ -137,5 +169,10 @@ def test_sentence_boundaries_stay_inside_the_chunk():
 def test_whisper_words_none_without_words():
     (seg,) = fake_segments([(0.0, 5.0)], ["x"])
     assert whisper_words(seg) is None
-    assert np.isfinite([t for w in whisper_words(seg.with_times(0.0, 5.0, words=(Word("x", None, None),)))
-                        for t in (w.start_s, w.end_s)]).all()
+    assert np.isfinite(
+        [
+            t
+            for w in whisper_words(seg.with_times(0.0, 5.0, words=(Word("x", None, None),)))
+            for t in (w.start_s, w.end_s)
+        ]
+    ).all()

@@ -10,8 +10,16 @@ from curate.testing import tone, write_audio
 
 @pytest.mark.parametrize(
     ("suffix", "sr", "channels"),
-    [("wav", 16000, 1), ("flac", 44100, 2), ("wav", 8000, 1), ("wav", 48000, 1), ("mp3", 44100, 1),
-     ("ogg", 22050, 1), ("m4a", 16000, 1), ("opus", 48000, 1)],
+    [
+        ("wav", 16000, 1),
+        ("flac", 44100, 2),
+        ("wav", 8000, 1),
+        ("wav", 48000, 1),
+        ("mp3", 44100, 1),
+        ("ogg", 22050, 1),
+        ("m4a", 16000, 1),
+        ("opus", 48000, 1),
+    ],
 )
 def test_decodes_any_format_to_16k_mono(tmp_path, suffix, sr, channels):
     path = write_audio(tmp_path / f"x.{suffix}", tone(3.0, sr, channels=channels), sr)

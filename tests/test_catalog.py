@@ -17,10 +17,24 @@ def audio_dir(tmp_path):
 
 
 ROWS = [
-    {"recording_id": "a", "audio_path": "a.flac", "title": "A", "genre": "news", "published": "2021-03-04",
-     "language": "nl", "channel": "NPO1"},
-    {"recording_id": "b", "audio_path": "b.wav", "title": "B", "genre": "talk", "published": "2021-03-04T20:15:00Z",
-     "language": "en", "channel": "NPO2"},
+    {
+        "recording_id": "a",
+        "audio_path": "a.flac",
+        "title": "A",
+        "genre": "news",
+        "published": "2021-03-04",
+        "language": "nl",
+        "channel": "NPO1",
+    },
+    {
+        "recording_id": "b",
+        "audio_path": "b.wav",
+        "title": "B",
+        "genre": "talk",
+        "published": "2021-03-04T20:15:00Z",
+        "language": "en",
+        "channel": "NPO2",
+    },
 ]
 
 

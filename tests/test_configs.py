@@ -67,9 +67,20 @@ def test_the_demo_pipeline_covers_the_thesis_variants():
         ({"name": "x", "passes": {"p": [{"stage": "naive_segment", "window_s": -1}]}}, "must be > 0"),
         ({"name": "x", "filters": [{"stage": "naive_segment"}]}, "only Filter and Aggregate"),
         ({"name": "x", "passes": {"p": [{"stage": "genre_filter"}]}}, "is not a Transform"),
-        ({"name": "x", "passes": {"p": [{"stage": "naive_segment", "emit": "a"}],
-                                  "q": [{"stage": "naive_segment", "emit": "a"}]}}, "emitted twice"),
-        ({"name": "x", "derive": {"b": {"from": "a", "stages": [{"stage": "naive_segment"}]}}}, "not a variant emitted"),
+        (
+            {
+                "name": "x",
+                "passes": {
+                    "p": [{"stage": "naive_segment", "emit": "a"}],
+                    "q": [{"stage": "naive_segment", "emit": "a"}],
+                },
+            },
+            "emitted twice",
+        ),
+        (
+            {"name": "x", "derive": {"b": {"from": "a", "stages": [{"stage": "naive_segment"}]}}},
+            "not a variant emitted",
+        ),
         ({"passes": {}}, "missing 'name'"),
         ({"name": "x", "pases": {}}, "unknown top-level key"),
         ({"name": "x", "settings": {"shard_size": 0}}, "shard_size must be >= 1"),

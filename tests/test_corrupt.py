@@ -26,8 +26,11 @@ from curate.corrupt.conditions import choose, fit_length
 
 REPO = Path(__file__).resolve().parent.parent
 PRESETS = sorted((REPO / "configs" / "corruption").glob("*.yaml"))
-THESIS = ["1spk-concat", "2spk-concat"] + [f"{f}-{x}" for x in (10, 33, 50) for f in (
-    "2spk-mix", "sub-noise", "sub-music", "mix-noise", "mix-music", "mix-instr", "mix-vocal")]
+THESIS = ["1spk-concat", "2spk-concat"] + [
+    f"{f}-{x}"
+    for x in (10, 33, 50)
+    for f in ("2spk-mix", "sub-noise", "sub-music", "mix-noise", "mix-music", "mix-instr", "mix-vocal")
+]
 COLLATE = [n for n in THESIS if "concat" not in n]
 
 
@@ -44,15 +47,22 @@ def clips(realaudio, inventory):
         ids = sorted(i for i in inventory["id"] if i.startswith(prefix))[:k]
         return {i: audio.load(realaudio / "flac" / f"{i}.flac") for i in ids}
 
-    return {"speech": load("sp_en_sbasr", 8), "noise": load("nz_", 6), "music": load("mi_a", 1) | load("mi_librosa_t", 1)}
+    return {
+        "speech": load("sp_en_sbasr", 8),
+        "noise": load("nz_", 6),
+        "music": load("mi_a", 1) | load("mi_librosa_t", 1),
+    }
 
 
 @pytest.fixture(scope="module")
 def sources(clips):
     music = clips["music"]
-    return Sources(noise=AudioPool.from_arrays("noise", clips["noise"]), music=AudioPool.from_arrays("music", music),
-                   instrumental=AudioPool.from_arrays("instrumental", music),
-                   vocals=AudioPool.from_arrays("vocals", {k: v[::-1].copy() for k, v in music.items()}))
+    return Sources(
+        noise=AudioPool.from_arrays("noise", clips["noise"]),
+        music=AudioPool.from_arrays("music", music),
+        instrumental=AudioPool.from_arrays("instrumental", music),
+        vocals=AudioPool.from_arrays("vocals", {k: v[::-1].copy() for k, v in music.items()}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +78,21 @@ def test_every_thesis_condition_has_a_preset_that_validates():
         assert cond.snr_db == (0.0, 15.0)
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"name": "x", "kind": "mixx", "source": "noise"}, "kind 'mixx'"),
-    ({"name": "x", "kind": "mix", "source": "radio"}, "source must be one of"),
-    ({"name": "x", "kind": "sub", "source": "vocals"}, "source must be one of"),
-    ({"name": "x", "kind": "mix", "source": "noise", "fraction": 0}, "fraction must be in"),
-    ({"name": "x", "kind": "mix", "source": "noise", "fraction": 1.5}, "fraction must be in"),
-    ({"name": "x", "kind": "mix", "source": "noise", "snr_db": [15, 0]}, "low <= high"),
-    ({"name": "x", "kind": "mix", "source": "noise", "snr_db": 5}, "snr_db must be a list"),
-    ({"name": "x", "kind": "concat"}, "needs pairing"),
-    ({"name": "x", "kind": "mix", "source": "noise", "fracton": 0.1}, "unknown key"),
-    ({"kind": "mix"}, "missing 'name'"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"name": "x", "kind": "mixx", "source": "noise"}, "kind 'mixx'"),
+        ({"name": "x", "kind": "mix", "source": "radio"}, "source must be one of"),
+        ({"name": "x", "kind": "sub", "source": "vocals"}, "source must be one of"),
+        ({"name": "x", "kind": "mix", "source": "noise", "fraction": 0}, "fraction must be in"),
+        ({"name": "x", "kind": "mix", "source": "noise", "fraction": 1.5}, "fraction must be in"),
+        ({"name": "x", "kind": "mix", "source": "noise", "snr_db": [15, 0]}, "low <= high"),
+        ({"name": "x", "kind": "mix", "source": "noise", "snr_db": 5}, "snr_db must be a list"),
+        ({"name": "x", "kind": "concat"}, "needs pairing"),
+        ({"name": "x", "kind": "mix", "source": "noise", "fracton": 0.1}, "unknown key"),
+        ({"kind": "mix"}, "missing 'name'"),
+    ],
+)
 def test_bad_presets_fail_before_any_audio(raw, message):
     with pytest.raises(ConditionError, match=message):
         parse_condition(raw, "preset.yaml")
@@ -113,10 +126,19 @@ def test_realized_snr_equals_the_drawn_snr(name, batch, sources):
     assert seen >= 3
 
 
-@pytest.mark.parametrize(("name", "n", "expected"), [
-    ("mix-noise-10", 12, 1), ("mix-noise-10", 3, 1), ("mix-noise-10", 40, 4), ("mix-noise-33", 12, 4),
-    ("mix-noise-50", 12, 6), ("sub-music-33", 1, 1), ("2spk-mix-50", 12, 6), ("mix-noise-50", 0, 0),
-])
+@pytest.mark.parametrize(
+    ("name", "n", "expected"),
+    [
+        ("mix-noise-10", 12, 1),
+        ("mix-noise-10", 3, 1),
+        ("mix-noise-10", 40, 4),
+        ("mix-noise-33", 12, 4),
+        ("mix-noise-50", 12, 6),
+        ("sub-music-33", 1, 1),
+        ("2spk-mix-50", 12, 6),
+        ("mix-noise-50", 0, 0),
+    ],
+)
 def test_fraction_of_each_batch_and_at_least_one(name, n, expected, sources):
     waves = [_noise(1600 + 10 * k, k) for k in range(n)]
     out, events = CorruptionTransform(load_condition(name), sources, seed=1)(waves, 0, 0)

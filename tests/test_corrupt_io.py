@@ -53,8 +53,25 @@ def corpora(realaudio, inventory, tmp_path_factory):
     fma = root / "fma"
     (fma / "fma_large" / "000").mkdir(parents=True)
     for tid, cid in ((2, "mv_spleeter_audio_example"), (5, "mi_librosa_brahms")):
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-t", "3", "-i", str(realaudio / "flac" / f"{cid}.flac"),
-                        "-ar", "44100", "-ac", "2", str(fma / "fma_large" / "000" / f"{tid:06d}.mp3")], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-t",
+                "3",
+                "-i",
+                str(realaudio / "flac" / f"{cid}.flac"),
+                "-ar",
+                "44100",
+                "-ac",
+                "2",
+                str(fma / "fma_large" / "000" / f"{tid:06d}.mp3"),
+            ],
+            check=True,
+        )
     (fma / "fma_metadata").mkdir()
     (fma / "fma_metadata" / "tracks.csv").write_text(TRACKS_CSV)
     return root
@@ -84,22 +101,42 @@ def test_librispeech_becomes_a_run_directory(libri_run, corpora):
 
 def test_musan_categories_and_fma_metadata(corpora):
     noise = read_musan(corpora / "musan")
-    assert [c.clip_id for c in noise] == ["noise/free-sound/free-sound-0000.wav", "noise/free-sound/free-sound-0001.wav",
-                                          "noise/sound-bible/sound-bible-0002.wav"]
+    assert [c.clip_id for c in noise] == [
+        "noise/free-sound/free-sound-0000.wav",
+        "noise/free-sound/free-sound-0001.wav",
+        "noise/sound-bible/sound-bible-0002.wav",
+    ]
     assert len(read_musan(corpora / "musan", ["noise", "music"])) == 4
     with pytest.raises(CorpusError, match="speech: MUSAN category folder not found"):
         read_musan(corpora / "musan", ["speech"])
     tracks = read_fma(corpora / "fma")
-    assert [(t.track_id, t.genre_top, t.instrumental) for t in tracks] == [(2, "Hip-Hop", False), (5, "Instrumental", True)]
+    assert [(t.track_id, t.genre_top, t.instrumental) for t in tracks] == [
+        (2, "Hip-Hop", False),
+        (5, "Instrumental", True),
+    ]
     with pytest.raises(CorpusError, match="no FMA audio"):
         read_fma(corpora / "musan")
 
 
 def test_preview_writes_corrupted_wavs_with_sidecars(corpora, libri_run, tmp_path):
     out = tmp_path / "prev"
-    res = CliRunner().invoke(app, ["corrupt", "preview", "--condition", "mix-noise-33", "--speech",
-                                   str(corpora / "LibriSpeech"), "--noise", str(corpora / "musan"), "--out", str(out),
-                                   "-n", "4"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "corrupt",
+            "preview",
+            "--condition",
+            "mix-noise-33",
+            "--speech",
+            str(corpora / "LibriSpeech"),
+            "--noise",
+            str(corpora / "musan"),
+            "--out",
+            str(out),
+            "-n",
+            "4",
+        ],
+    )
     assert res.exit_code == 0, res.output
     for k in range(4):
         side = json.loads((out / f"{k:02d}.json").read_text())
@@ -107,13 +144,28 @@ def test_preview_writes_corrupted_wavs_with_sidecars(corpora, libri_run, tmp_pat
         assert side["condition"] == "mix-noise-33" and side["source_id"].startswith("noise/")
         assert y.size == clean.size == side["num_samples"]
         assert realized_snr_db(clean, y) == pytest.approx(side["snr_db"], abs=0.5)  # 16-bit WAV rounding included
-    res = CliRunner().invoke(app, ["corrupt", "preview", "--condition", "2spk-concat", "--speech", str(libri_run),
-                                   "--out", str(tmp_path / "cat"), "-n", "2"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "corrupt",
+            "preview",
+            "--condition",
+            "2spk-concat",
+            "--speech",
+            str(libri_run),
+            "--out",
+            str(tmp_path / "cat"),
+            "-n",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     side = json.loads((tmp_path / "cat" / "00.json").read_text())
     assert side["first"]["speaker"] != side["second"]["speaker"]
-    res = CliRunner().invoke(app, ["corrupt", "preview", "--condition", "mix-vocal-10", "--speech", str(libri_run),
-                                   "--out", str(tmp_path / "x")])
+    res = CliRunner().invoke(
+        app,
+        ["corrupt", "preview", "--condition", "mix-vocal-10", "--speech", str(libri_run), "--out", str(tmp_path / "x")],
+    )
     assert res.exit_code != 0 and "--stems" in res.output
 
 
@@ -123,15 +175,33 @@ def test_transform_built_from_a_trainer_config(corpora):
     t = CorruptionTransform("mix-noise-50", {"noise": str(corpora / "musan")}, seed=0)
     waves = [np.full(4000, 0.1, np.float32), np.full(6000, 0.1, np.float32)]
     out, events = t(waves, 0, 0, False)
-    assert len(events) == 1 and events[0].source_id.startswith("noise/") and out[events[0].index].size == 2000 + 2000 * (1 + events[0].index)
+    assert (
+        len(events) == 1
+        and events[0].source_id.startswith("noise/")
+        and out[events[0].index].size == 2000 + 2000 * (1 + events[0].index)
+    )
     with pytest.raises(ValueError, match="unknown key"):
         CorruptionTransform("mix-noise-50", {"nosie": "x"})
 
 
 @pytest.mark.parametrize("condition", ["sub-music-33", "1spk-concat"])
 def test_render_is_a_deterministic_run_directory(condition, corpora, libri_run, tmp_path):
-    args = ["corrupt", "render", "--condition", condition, "--speech", str(libri_run), "--variant", "librispeech",
-            "--music", str(corpora / "fma"), "--batch-size", "6", "--seed", "3"]
+    args = [
+        "corrupt",
+        "render",
+        "--condition",
+        condition,
+        "--speech",
+        str(libri_run),
+        "--variant",
+        "librispeech",
+        "--music",
+        str(corpora / "fma"),
+        "--batch-size",
+        "6",
+        "--seed",
+        "3",
+    ]
     for name in ("a", "b"):
         res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / name)])
         assert res.exit_code == 0, res.output
@@ -145,8 +215,10 @@ def test_render_is_a_deterministic_run_directory(condition, corpora, libri_run, 
     assert len(a) == 18 and [s.segment_id for s in a] == [s.segment_id for s in b]
     for sa, sb in zip(a[:6], b[:6], strict=True):
         assert np.array_equal(audio.load(sa.audio_path), audio.load(sb.audio_path))
-    recs = {r["recording_id"]: json.loads(r["metadata"])
-            for r in manifest.read_table(tmp_path / "a" / "recordings.parquet", "recordings").to_pylist()}
+    recs = {
+        r["recording_id"]: json.loads(r["metadata"])
+        for r in manifest.read_table(tmp_path / "a" / "recordings.parquet", "recordings").to_pylist()
+    }
     src = {s.segment_id: s for s in manifest.read_segments(libri_run / "variants" / "librispeech")}
     if condition == "sub-music-33":
         assert sum(m["corrupted"] for m in recs.values()) == 3 * 2  # 3 batches of 6, a third of each
@@ -168,8 +240,9 @@ def tiny_demucs(tmp_path_factory):
     from curate.corrupt.stems import save_demucs_package
 
     repo = tmp_path_factory.mktemp("demucs")
-    save_demucs_package(Demucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=2, segment=4),
-                        repo / "tiny.th")
+    save_demucs_package(
+        Demucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=2, segment=4), repo / "tiny.th"
+    )
     return repo
 
 

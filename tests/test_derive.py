@@ -17,8 +17,14 @@ from curate.stages import whisper as W
 from curate.testing import make_archive
 
 # What the scripted "model" says for every recording (times in seconds).
-SCRIPT = [(0.0, 3.0, "[Muziek]"), (3.0, 5.0, "Dit is"), (5.5, 7.5, "een zin."), (9.0, 10.5, "Kort."),
-          (12.0, 16.0, "Vier seconden."), (20.0, 64.0, "Een heel lang verhaal.")]
+SCRIPT = [
+    (0.0, 3.0, "[Muziek]"),
+    (3.0, 5.0, "Dit is"),
+    (5.5, 7.5, "een zin."),
+    (9.0, 10.5, "Kort."),
+    (12.0, 16.0, "Vier seconden."),
+    (20.0, 64.0, "Een heel lang verhaal."),
+]
 
 
 def scripted_setup(self) -> None:
@@ -54,7 +60,11 @@ def test_run_derives_w_pp_variants_in_the_same_pass(whisper_run):
     per_rec_1 = sorted((s.start_s, s.end_s) for s in pp1 if s.recording_id == "rec000")
     assert per_rec_1 == [(3.0, 7.5), (9.0, 10.5), (12.0, 16.0), (20.0, 42.0), (42.0, 64.0)]
     assert sorted((s.start_s, s.end_s) for s in pp3 if s.recording_id == "rec000") == [
-        (3.0, 7.5), (12.0, 16.0), (20.0, 42.0), (42.0, 64.0)]
+        (3.0, 7.5),
+        (12.0, 16.0),
+        (20.0, 42.0),
+        (42.0, 64.0),
+    ]
     rejected = manifest.read_table(whisper_run / "rejected" / "drop_phrases", "rejected").to_pylist()
     assert {r["text"] for r in rejected} == {"[Muziek]"}
 
@@ -89,7 +99,8 @@ def test_derive_refuses_existing_variants_unknown_sources_and_models(whisper_run
     before = manifest.read_segments(whisper_run / "variants" / "w-pp-3s")
     derive(whisper_run, load_derivation(whisper_run, post, "w-raw", force=True))
     assert sorted(s.segment_id for s in manifest.read_segments(whisper_run / "variants" / "w-pp-3s")) == sorted(
-        s.segment_id for s in before)  # same rules, same segments
+        s.segment_id for s in before
+    )  # same rules, same segments
     with pytest.raises(DeriveError, match="no variant 'wx-asr'"):
         load_derivation(whisper_run, repo / "pipelines" / "post" / "w-pp-5s.yaml", "wx-asr")
     bad = tmp_path / "model.yaml"
@@ -101,11 +112,31 @@ def test_derive_refuses_existing_variants_unknown_sources_and_models(whisper_run
 
 
 def test_derive_cli(whisper_run, repo):
-    result = CliRunner().invoke(app, ["derive", str(whisper_run), "--from", "w-raw", "--pipeline",
-                                      str(repo / "pipelines" / "post" / "w-pp-5s.yaml"), "--set", "min_duration.min_s=4"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "derive",
+            str(whisper_run),
+            "--from",
+            "w-raw",
+            "--pipeline",
+            str(repo / "pipelines" / "post" / "w-pp-5s.yaml"),
+            "--set",
+            "min_duration.min_s=4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     segs = manifest.read_segments(whisper_run / "variants" / "w-pp-5s")
     assert min(s.duration_s for s in segs) == 4.0  # "Vier seconden." survives min_s=4
-    result = CliRunner().invoke(app, ["derive", str(whisper_run), "--from", "w-raw", "--pipeline",
-                                      str(repo / "pipelines" / "post" / "w-pp-5s.yaml")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "derive",
+            str(whisper_run),
+            "--from",
+            "w-raw",
+            "--pipeline",
+            str(repo / "pipelines" / "post" / "w-pp-5s.yaml"),
+        ],
+    )
     assert result.exit_code == 2 and "already exist" in result.output

@@ -53,7 +53,8 @@ def test_der_on_real_conversations(realaudio, models, rec_id, window_s):
     dur = x.size / 16000
     measured, bound = DER_BOUNDS[rec_id, window_s]
     turns = D.SegmentationResemblyzer(*models, D.DiarizationParams(window_s=window_s))(
-        lambda a, b: x[int(a * 16000): int(b * 16000)], dur)
+        lambda a, b: x[int(a * 16000) : int(b * 16000)], dur
+    )
     der = _der(realaudio, rec_id, turns, dur)
     print(f"{rec_id} (windows of {window_s:g} s): DER {der:.3f} (measured {measured}, bound {bound})")
     assert der <= bound
@@ -97,17 +98,23 @@ def _seg(words, start=0.0, end=9.0):
     return seg.with_times(start, end, words=ws)
 
 
-@pytest.mark.parametrize("words, split, expected", [
-    # one speaker: one segment, labelled
-    ([("a", 0.5, 1), ("b", 1, 2)], True, [(0.0, 9.0, "S0", "a b")]),
-    # a change mid-sentence: cut at the change
-    ([("a", 0.5, 1), ("b", 1, 2), ("c", 5, 6), ("d", 6, 7)], True,
-     [(0.0, 2.0, "S0", "a b"), (5.0, 9.0, "S1", "c d")]),
-    # a lone word of another speaker is folded into its neighbours (majority label)
-    ([("a", 0.5, 1), ("b", 1, 2), ("c", 5, 6), ("d", 2, 3), ("e", 3, 3.5)], True, [(0.0, 9.0, "S0", "a b c d e")]),
-    # split_on_change off: majority label only
-    ([("a", 0.5, 1), ("c", 5, 6), ("d", 6, 7)], False, [(0.0, 9.0, "S1", "a c d")]),
-])
+@pytest.mark.parametrize(
+    "words, split, expected",
+    [
+        # one speaker: one segment, labelled
+        ([("a", 0.5, 1), ("b", 1, 2)], True, [(0.0, 9.0, "S0", "a b")]),
+        # a change mid-sentence: cut at the change
+        (
+            [("a", 0.5, 1), ("b", 1, 2), ("c", 5, 6), ("d", 6, 7)],
+            True,
+            [(0.0, 2.0, "S0", "a b"), (5.0, 9.0, "S1", "c d")],
+        ),
+        # a lone word of another speaker is folded into its neighbours (majority label)
+        ([("a", 0.5, 1), ("b", 1, 2), ("c", 5, 6), ("d", 2, 3), ("e", 3, 3.5)], True, [(0.0, 9.0, "S0", "a b c d e")]),
+        # split_on_change off: majority label only
+        ([("a", 0.5, 1), ("c", 5, 6), ("d", 6, 7)], False, [(0.0, 9.0, "S1", "a c d")]),
+    ],
+)
 def test_assign_speakers(words, split, expected):
     out = assign_speakers([_seg(words)], TURNS, split)
     assert [(s.start_s, s.end_s, s.speaker, s.text) for s in out] == expected
@@ -118,14 +125,17 @@ def test_assign_speakers_without_words_uses_overlap():
     assert [s.speaker for s in assign_speakers(segs, TURNS)] == ["S1", "S0"]
 
 
-@pytest.mark.parametrize("spans, speakers, expected", [
-    ([(0, 2), (2.5, 4), (4.5, 6)], ["S0", "S0", "S0"], [(0, 6, "S0")]),
-    ([(0, 2), (2.5, 4), (4.5, 6)], ["S0", "S1", "S0"], [(0, 2, "S0"), (2.5, 4, "S1"), (4.5, 6, "S0")]),
-    ([(0, 2), (5.0, 6)], ["S0", "S0"], [(0, 6, "S0")]),  # gap exactly 3 s: merged
-    ([(0, 2), (5.01, 6)], ["S0", "S0"], [(0, 2, "S0"), (5.01, 6, "S0")]),  # gap > 3 s: not merged
-    ([(0, 2), (2, 4)], [None, None], [(0, 2, None), (2, 4, None)]),  # no speaker never merges
-    ([(2, 4), (0, 2)], ["S1", "S1"], [(0, 4, "S1")]),  # unsorted input
-])
+@pytest.mark.parametrize(
+    "spans, speakers, expected",
+    [
+        ([(0, 2), (2.5, 4), (4.5, 6)], ["S0", "S0", "S0"], [(0, 6, "S0")]),
+        ([(0, 2), (2.5, 4), (4.5, 6)], ["S0", "S1", "S0"], [(0, 2, "S0"), (2.5, 4, "S1"), (4.5, 6, "S0")]),
+        ([(0, 2), (5.0, 6)], ["S0", "S0"], [(0, 6, "S0")]),  # gap exactly 3 s: merged
+        ([(0, 2), (5.01, 6)], ["S0", "S0"], [(0, 2, "S0"), (5.01, 6, "S0")]),  # gap > 3 s: not merged
+        ([(0, 2), (2, 4)], [None, None], [(0, 2, None), (2, 4, None)]),  # no speaker never merges
+        ([(2, 4), (0, 2)], ["S1", "S1"], [(0, 4, "S1")]),  # unsorted input
+    ],
+)
 def test_merge_speaker_table(spans, speakers, expected):
     out = merge_speaker(fake_segments(spans, speakers=speakers), max_gap_s=3.0)
     assert [(s.start_s, s.end_s, s.speaker) for s in out] == expected
@@ -141,10 +151,15 @@ def test_pyannote_backend_needs_a_local_pipeline(tmp_path):
         D.load_pyannote_pipeline(str(tmp_path))
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"backend": "magic"}, "backend"), ({"window_s": 10}, "window_s"), ({"threshold": 0}, "threshold"),
-    ({"num_speakers": 0}, "num_speakers"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"backend": "magic"}, "backend"),
+        ({"window_s": 10}, "window_s"),
+        ({"threshold": 0}, "threshold"),
+        ({"num_speakers": 0}, "num_speakers"),
+    ],
+)
 def test_wx_diarize_validation(params, match):
     with pytest.raises(ConfigError, match=match):
         WxDiarize(**params).validate()

@@ -91,10 +91,11 @@ def test_lhotse_cuts_are_views_with_exact_times_and_samples(run_dir, segments, t
 def test_hf_parquet_loads_with_datasets_and_decodes_audio(run_dir, segments, tmp_path):
     import datasets
 
-    export(run_dir, LABELLED, "hf", tmp_path, Selection(split=Split(method="random", valid_pct=30)),
-           shard_segments=5)
-    files = {"train": sorted(map(str, (tmp_path / "data").glob("train-*.parquet"))),
-             "validation": sorted(map(str, (tmp_path / "data").glob("validation-*.parquet")))}
+    export(run_dir, LABELLED, "hf", tmp_path, Selection(split=Split(method="random", valid_pct=30)), shard_segments=5)
+    files = {
+        "train": sorted(map(str, (tmp_path / "data").glob("train-*.parquet"))),
+        "validation": sorted(map(str, (tmp_path / "data").glob("validation-*.parquet"))),
+    }
     assert len(files["train"]) >= 2  # sharded
     ds = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "cache"))
     assert isinstance(ds["train"].features["audio"], datasets.Audio)
@@ -176,7 +177,7 @@ def test_kaldi_data_dir_is_valid_and_reads_the_segment(run_dir, segments, tmp_pa
     wav_bytes = subprocess.run(cmd[:-1], shell=True, capture_output=True, check=True).stdout
     x, sr = sf.read(io.BytesIO(wav_bytes), dtype="int16")
     assert sr == SR
-    got = x[round(float(start) * SR): round(float(end) * SR)]
+    got = x[round(float(start) * SR) : round(float(end) * SR)]
     np.testing.assert_array_equal(got, reference(segments[utt.split("-", 2)[-1]]))
     assert shlex.split(cmd[:-1])[0] == "ffmpeg"
 

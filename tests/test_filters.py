@@ -11,8 +11,15 @@ from curate.stages.filters import ColumnFilter, DateFilter, DurationFilter, Genr
 
 
 def table(rows):
-    base = {"title": None, "summary": None, "genre": None, "published": None, "language": None, "metadata": None,
-            "duration_s": 600.0}
+    base = {
+        "title": None,
+        "summary": None,
+        "genre": None,
+        "published": None,
+        "language": None,
+        "metadata": None,
+        "duration_s": 600.0,
+    }
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
@@ -33,8 +40,11 @@ def table(rows):
         (DateFilter(end="2020-01-01", keep_missing=False), {"published": None}, "missing"),
         (ColumnFilter(column="language", equals="nl"), {"language": "en"}, "fails language == 'nl'"),
         (ColumnFilter(column="language", isin=["nl", "en"]), {"language": "en"}, None),
-        (ColumnFilter(column="title", regex="(?i)herhaling", drop_matching=True), {"title": "Nieuws (HERHALING)"},
-         "matches title"),
+        (
+            ColumnFilter(column="title", regex="(?i)herhaling", drop_matching=True),
+            {"title": "Nieuws (HERHALING)"},
+            "matches title",
+        ),
         (ColumnFilter(column="channel", equals="NPO1"), {"metadata": '{"channel": "NPO2"}'}, "fails channel"),
     ],
 )
@@ -61,9 +71,27 @@ def test_normalize_text():
 
 def test_dedup_consecutive_reruns_keep_first_or_longest():
     rows = [
-        {"recording_id": "a", "title": "Journaal", "summary": "Nieuws", "published": "2020-01-01T08:00:00", "duration_s": 600},
-        {"recording_id": "b", "title": "journaal ", "summary": "nieuws.", "published": "2020-01-01T12:00:00", "duration_s": 700},
-        {"recording_id": "c", "title": "Journaal", "summary": "Nieuws", "published": "2020-01-02T08:00:00", "duration_s": 600},
+        {
+            "recording_id": "a",
+            "title": "Journaal",
+            "summary": "Nieuws",
+            "published": "2020-01-01T08:00:00",
+            "duration_s": 600,
+        },
+        {
+            "recording_id": "b",
+            "title": "journaal ",
+            "summary": "nieuws.",
+            "published": "2020-01-01T12:00:00",
+            "duration_s": 700,
+        },
+        {
+            "recording_id": "c",
+            "title": "Journaal",
+            "summary": "Nieuws",
+            "published": "2020-01-02T08:00:00",
+            "duration_s": 600,
+        },
         {"recording_id": "d", "title": "Sport", "summary": "x", "published": "2020-01-02T09:00:00", "duration_s": 600},
         {"recording_id": "e", "title": "Sport", "summary": "x", "published": None, "duration_s": 600},
     ]
@@ -83,17 +111,24 @@ def test_dedup_needs_consecutive_broadcasts():
 
 
 def test_apply_filters_records_one_decision_per_recording():
-    pipe = parse_pipeline({"name": "x", "filters": [
-        {"stage": "genre_filter", "deny": ["music"]},
-        {"stage": "duration_filter", "max_s": 1000},
-        {"stage": "metadata_dedup"},
-    ]})
-    df = table([
-        {"recording_id": "m", "genre": "music"},
-        {"recording_id": "long", "duration_s": 5000},
-        {"recording_id": "a", "title": "T", "summary": "S", "published": "2020-01-01T01:00:00"},
-        {"recording_id": "b", "title": "T", "summary": "S", "published": "2020-01-01T02:00:00"},
-    ])
+    pipe = parse_pipeline(
+        {
+            "name": "x",
+            "filters": [
+                {"stage": "genre_filter", "deny": ["music"]},
+                {"stage": "duration_filter", "max_s": 1000},
+                {"stage": "metadata_dedup"},
+            ],
+        }
+    )
+    df = table(
+        [
+            {"recording_id": "m", "genre": "music"},
+            {"recording_id": "long", "duration_s": 5000},
+            {"recording_id": "a", "title": "T", "summary": "S", "published": "2020-01-01T01:00:00"},
+            {"recording_id": "b", "title": "T", "summary": "S", "published": "2020-01-01T02:00:00"},
+        ]
+    )
     d = {x.recording_id: x for x in apply_filters(df, pipe.filters)}
     assert len(d) == 4
     assert (d["m"].kept, d["m"].stage) == (False, "genre_filter")

@@ -33,7 +33,9 @@ def _tiny_checkpoint(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    train = asr_data.read_dataset({"kind": "synthetic", "root": str(root / "train"), "words": WORDS, "n": 40, "seed": 1})
+    train = asr_data.read_dataset(
+        {"kind": "synthetic", "root": str(root / "train"), "words": WORDS, "n": 40, "seed": 1}
+    )
     test = asr_data.read_dataset({"kind": "synthetic", "root": str(root / "test"), "words": WORDS, "n": 12, "seed": 2})
     return train, test, _tiny_checkpoint(root / "ck.pt")
 
@@ -73,7 +75,9 @@ def test_cnn_always_and_transformer_initially_frozen(synth, tmp_path):
     before = torch.load(ck, weights_only=False)["model"]
     cfg = FinetuneConfig(max_steps=3, freeze_steps=3, lr=1e-2, batch_s=6, device="cpu", log_every=1)
     finetune(ck, train[:8], cfg, tmp_path)
-    after = {k.removeprefix("w2v."): v for k, v in torch.load(tmp_path / "finetuned.pt", weights_only=False)["model"].items()}
+    after = {
+        k.removeprefix("w2v."): v for k, v in torch.load(tmp_path / "finetuned.pt", weights_only=False)["model"].items()
+    }
     for k, v in before.items():
         assert torch.equal(v, after[k]), f"{k} changed during the frozen phase"
     assert not torch.equal(torch.zeros_like(after["head.weight"]), after["head.weight"])
@@ -107,8 +111,12 @@ def _clip(realaudio: Path, name: str) -> Path:
 
 def test_librispeech_and_librilight_readers(realaudio, tmp_path):
     clip = _clip(realaudio, "sp_en_libri_2412-153948-0000")
-    for sub in ["train-clean-100/2412/153948", "ll/1h/0/clean/2412/153948", "ll/1h/1/other/2412/153948",
-                "ll/9h/clean/2412/153948"] + [f"ll/1h/{i}/clean/2412/153948" for i in range(2, 6)]:
+    for sub in [
+        "train-clean-100/2412/153948",
+        "ll/1h/0/clean/2412/153948",
+        "ll/1h/1/other/2412/153948",
+        "ll/9h/clean/2412/153948",
+    ] + [f"ll/1h/{i}/clean/2412/153948" for i in range(2, 6)]:
         d = tmp_path / sub
         d.mkdir(parents=True, exist_ok=True)
         shutil.copy(clip, d / "2412-153948-0000.flac")

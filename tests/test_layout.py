@@ -56,7 +56,7 @@ def test_no_import_loops():
         state[m] = 1
         for d in sorted(graph[m]):
             if state.get(d) == 1:
-                loops.append([*stack[stack.index(d):], d])
+                loops.append([*stack[stack.index(d) :], d])
             elif d not in state:
                 visit(d, [*stack, d])
         state[m] = 2
@@ -69,8 +69,16 @@ def test_no_import_loops():
 
 # Lower layers never import higher ones (the registry's import of curate.stages is how it finds stages).
 LAYERS = [
-    ("curate.errors", "curate.schema", "curate.timeline", "curate.audio", "curate.manifest", "curate.yamlconf",
-     "curate.rundir", "curate.presets"),
+    (
+        "curate.errors",
+        "curate.schema",
+        "curate.timeline",
+        "curate.audio",
+        "curate.manifest",
+        "curate.yamlconf",
+        "curate.rundir",
+        "curate.presets",
+    ),
     ("curate.models",),
     ("curate.stages", "curate.registry", "curate.config", "curate.catalog", "curate.stats", "curate.quality"),
     ("curate.runners",),
@@ -91,8 +99,12 @@ def layer_of(module: str) -> int:
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if layer_of(m) >= 0))
 def test_no_upward_imports(module):
     allowed = {("curate.registry", "curate.stages")}
-    up = sorted(d for d in GRAPH[module] if layer_of(d) > layer_of(module)
-                and not any(module == a and (d == b or d.startswith(b + ".")) for a, b in allowed))
+    up = sorted(
+        d
+        for d in GRAPH[module]
+        if layer_of(d) > layer_of(module)
+        and not any(module == a and (d == b or d.startswith(b + ".")) for a, b in allowed)
+    )
     assert not up, f"{module} (layer {layer_of(module)}) imports higher layers: {up}"
 
 

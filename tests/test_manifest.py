@@ -10,9 +10,20 @@ from curate.testing import fake_segments
 
 
 def test_segment_roundtrip_keeps_every_field(tmp_path):
-    seg = Segment.new("rec1", "/a/rec1.flac", 1.25, 4.5, "w-raw", text="Hallo.", language="nl", speaker="S0",
-                      avg_logprob=-0.3, no_speech_prob=0.01, compression_ratio=1.2,
-                      words=(Word("Hallo.", 1.25, 1.9, 0.8),))
+    seg = Segment.new(
+        "rec1",
+        "/a/rec1.flac",
+        1.25,
+        4.5,
+        "w-raw",
+        text="Hallo.",
+        language="nl",
+        speaker="S0",
+        avg_logprob=-0.3,
+        no_speech_prob=0.01,
+        compression_ratio=1.2,
+        words=(Word("Hallo.", 1.25, 1.9, 0.8),),
+    )
     path = manifest.write_records(tmp_path / "part-00000.parquet", [seg], "segments")
     back = manifest.read_segments(path)
     assert back == [seg]

@@ -19,8 +19,21 @@ from curate.export.materialize import MaterializeError, _stream_spans, materiali
 from curate.export.select import load_segments
 from curate.testing.export import LABELLED, make_labelled_run
 
-CONTRACT = ["segment_id", "recording_id", "shard", "offset", "num_samples", "sample_rate", "start_s", "end_s",
-            "duration_s", "text", "speaker", "language", "variant"]
+CONTRACT = [
+    "segment_id",
+    "recording_id",
+    "shard",
+    "offset",
+    "num_samples",
+    "sample_rate",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "text",
+    "speaker",
+    "language",
+    "variant",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +55,12 @@ def test_flac_layout_and_exact_samples(run_dir, tmp_path):
     for r in rows:
         seg = segs[r["segment_id"]]
         assert r["shard"] == f"audio/{r['recording_id']}/{r['segment_id']}.flac" and r["offset"] == 0
-        assert (r["start_s"], r["end_s"], r["text"], r["speaker"]) == (seg["start_s"], seg["end_s"], seg["text"],
-                                                                       seg["speaker"])
+        assert (r["start_s"], r["end_s"], r["text"], r["speaker"]) == (
+            seg["start_s"],
+            seg["end_s"],
+            seg["text"],
+            seg["speaker"],
+        )
         x, sr = sf.read(tmp_path / r["shard"], dtype="int16")
         assert sr == r["sample_rate"] == 16000 and len(x) == r["num_samples"]
         np.testing.assert_array_equal(x, to_int16(audio.load(seg["audio_path"], seg["start_s"], seg["end_s"])))
@@ -61,7 +78,7 @@ def test_pcm16_shards_are_bounded_and_exact(run_dir, tmp_path):
     for r in rows:  # segments are concatenated in order, back to back
         assert r["offset"] == ends.get(r["shard"], 0)
         ends[r["shard"]] = r["offset"] + r["num_samples"]
-        raw = np.fromfile(tmp_path / "shards" / r["shard"], dtype="<i2")[r["offset"]: r["offset"] + r["num_samples"]]
+        raw = np.fromfile(tmp_path / "shards" / r["shard"], dtype="<i2")[r["offset"] : r["offset"] + r["num_samples"]]
         seg = segs[r["segment_id"]]
         np.testing.assert_array_equal(raw, to_int16(audio.load(seg["audio_path"], seg["start_s"], seg["end_s"])))
         np.testing.assert_array_equal(read_segment(tmp_path, r), raw)
@@ -114,8 +131,11 @@ m.materialize(sys.argv[1], "{variant}", sys.argv[2], fmt=sys.argv[3], runner="lo
 
 
 def _snapshot(d: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
-            if p.is_file() and "_progress" not in p.parts and p.name not in ("materialize.json",)}
+    return {
+        str(p.relative_to(d)): p.read_bytes()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and "_progress" not in p.parts and p.name not in ("materialize.json",)
+    }
 
 
 def _units_done(d: Path) -> int:

@@ -17,23 +17,32 @@ def _no_env_store(monkeypatch):
     monkeypatch.delenv(models.ENV_STORE, raising=False)
 
 
-@pytest.mark.parametrize(("spec", "backend", "name"), [
-    ("faster-whisper:base", "faster-whisper", "base"),
-    ("whisper:large-v2", "whisper", "large-v2"),
-    ("openai-whisper:tiny", "whisper", "tiny"),
-    ("wav2vec2:jonatasgrosman/wav2vec2-large-xlsr-53-dutch", "wav2vec2", "jonatasgrosman/wav2vec2-large-xlsr-53-dutch"),
-    ("pyannote:segmentation", "pyannote", "segmentation"),
-    ("demucs:htdemucs", "demucs", "htdemucs"),
-    ("/models/my-ct2-dir", None, "/models/my-ct2-dir"),
-    ("./local.pt", None, "local.pt"),
-])
+@pytest.mark.parametrize(
+    ("spec", "backend", "name"),
+    [
+        ("faster-whisper:base", "faster-whisper", "base"),
+        ("whisper:large-v2", "whisper", "large-v2"),
+        ("openai-whisper:tiny", "whisper", "tiny"),
+        (
+            "wav2vec2:jonatasgrosman/wav2vec2-large-xlsr-53-dutch",
+            "wav2vec2",
+            "jonatasgrosman/wav2vec2-large-xlsr-53-dutch",
+        ),
+        ("pyannote:segmentation", "pyannote", "segmentation"),
+        ("demucs:htdemucs", "demucs", "htdemucs"),
+        ("/models/my-ct2-dir", None, "/models/my-ct2-dir"),
+        ("./local.pt", None, "local.pt"),
+    ],
+)
 def test_parse_spec(spec, backend, name):
     ms = models.parse_spec(spec)
     assert (ms.backend, ms.name) == (backend, name)
 
 
 def test_parse_spec_bare_name_and_errors():
-    assert models.parse_spec("large-v3", default_backend="faster-whisper") == models.ModelSpec("faster-whisper", "large-v3")
+    assert models.parse_spec("large-v3", default_backend="faster-whisper") == models.ModelSpec(
+        "faster-whisper", "large-v3"
+    )
     for bad in ("", "nonsense:thing", "faster-whisper:", "large-v3"):
         with pytest.raises(ValueError):
             models.parse_spec(bad)
@@ -56,7 +65,10 @@ def test_store_layout_and_env_var(tmp_path, monkeypatch):
     assert models.resolve("faster-whisper:large-v2").path == d  # found through $CURATE_MODELS
     entries = {e.spec: e for e in models.list_models()}
     assert entries["faster-whisper:large-v2"].source == "store"
-    assert entries["wav2vec2:jonatasgrosman/wav2vec2-large-xlsr-53-dutch"].path == store / "wav2vec2" / "jonatasgrosman" / "wav2vec2-large-xlsr-53-dutch"
+    assert (
+        entries["wav2vec2:jonatasgrosman/wav2vec2-large-xlsr-53-dutch"].path
+        == store / "wav2vec2" / "jonatasgrosman" / "wav2vec2-large-xlsr-53-dutch"
+    )
     # a store entry shadows a bundled model of the same name
     fake_model(store, "faster-whisper", "tiny.en")
     assert models.resolve("faster-whisper:tiny.en").source == "store"

@@ -19,26 +19,30 @@ def spans(segs: list[Segment]) -> list[tuple[float, float]]:
 
 # --- a. drop_phrases -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "dropped"), [
-    ("muziek", True),
-    ("  Muziek  ", True),
-    ("MUZIEK", True),
-    ("[Muziek]", True),
-    ("(applaus)", True),
-    ("*muziek*", True),
-    ("Muziek.", True),
-    ("TV Gelderland", True),
-    ("tv   gelderland", True),  # inner whitespace collapsed
-    ("***", True),
-    (".", True),
-    ("♪ ♪", True),
-    ("", True),
-    ("   ", True),
-    (None, True),
-    ("muziek en applaus voor de winnaar", False),  # only the WHOLE transcript matches
-    ("De muziek was mooi.", False),
-    ("Goedenavond.", False),
-])
+
+@pytest.mark.parametrize(
+    ("text", "dropped"),
+    [
+        ("muziek", True),
+        ("  Muziek  ", True),
+        ("MUZIEK", True),
+        ("[Muziek]", True),
+        ("(applaus)", True),
+        ("*muziek*", True),
+        ("Muziek.", True),
+        ("TV Gelderland", True),
+        ("tv   gelderland", True),  # inner whitespace collapsed
+        ("***", True),
+        (".", True),
+        ("♪ ♪", True),
+        ("", True),
+        ("   ", True),
+        (None, True),
+        ("muziek en applaus voor de winnaar", False),  # only the WHOLE transcript matches
+        ("De muziek was mooi.", False),
+        ("Goedenavond.", False),
+    ],
+)
 def test_drop_phrases_dutch_list(text, dropped):
     stage = pp.DropPhrases()
     seg = fake_segments([(0, 2)], [text])[0]
@@ -73,41 +77,79 @@ def test_shipped_lists_hold_the_thesis_phrases():
 
 # --- b. merge_punctuation --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "ends"), [
-    ("Goedenavond.", True), ("Echt?", True), ("Nee!", True), ('Hij zei "ja."', True), ("(Klaar.)", True),
-    ("en toen", False), ("en toen...", False), ("en toen…", False), ("komma,", False), ("", False), ("Klaar. ", True),
-])
+
+@pytest.mark.parametrize(
+    ("text", "ends"),
+    [
+        ("Goedenavond.", True),
+        ("Echt?", True),
+        ("Nee!", True),
+        ('Hij zei "ja."', True),
+        ("(Klaar.)", True),
+        ("en toen", False),
+        ("en toen...", False),
+        ("en toen…", False),
+        ("komma,", False),
+        ("", False),
+        ("Klaar. ", True),
+    ],
+)
 def test_ends_sentence(text, ends):
     assert pp.ends_sentence(text) is ends
 
 
-@pytest.mark.parametrize(("spans_in", "texts", "expected"), [
-    # merged until a sentence end
-    ([(0, 2), (2.5, 4), (4.2, 6)], ["Dit is", "een zin die", "hier eindigt."], [(0, 6)]),
-    # a gap of exactly 3 s merges; 3.01 s does not
-    ([(0, 2), (5, 6)], ["zonder punt", "einde."], [(0, 6)]),
-    ([(0, 2), (5.01, 6)], ["zonder punt", "einde."], [(0, 2), (5.01, 6)]),
-    # the ellipsis marks a cut sentence: merge
-    ([(0, 29.5), (30, 34)], ["en dan gaan we naar...", "de haven."], [(0, 34)]),
-    ([(0, 3), (3, 5)], ["en dan gaan we naar…", "de haven."], [(0, 5)]),
-    # a last segment without punctuation stays as it is
-    ([(0, 2), (2, 4)], ["Klaar.", "en toen"], [(0, 2), (2, 4)]),
-    ([(0, 2), (2, 4)], ["nog niet", "en toen"], [(0, 4)]),
-    # sentence ends do not merge
-    ([(0, 2), (2, 4), (4, 6)], ["Een.", "Twee?", "Drie!"], [(0, 2), (2, 4), (4, 6)]),
-    # a run is broken by a long gap, then a new run starts
-    ([(0, 1), (10, 11), (11, 12)], ["a", "b", "c."], [(0, 1), (10, 12)]),
-])
+@pytest.mark.parametrize(
+    ("spans_in", "texts", "expected"),
+    [
+        # merged until a sentence end
+        ([(0, 2), (2.5, 4), (4.2, 6)], ["Dit is", "een zin die", "hier eindigt."], [(0, 6)]),
+        # a gap of exactly 3 s merges; 3.01 s does not
+        ([(0, 2), (5, 6)], ["zonder punt", "einde."], [(0, 6)]),
+        ([(0, 2), (5.01, 6)], ["zonder punt", "einde."], [(0, 2), (5.01, 6)]),
+        # the ellipsis marks a cut sentence: merge
+        ([(0, 29.5), (30, 34)], ["en dan gaan we naar...", "de haven."], [(0, 34)]),
+        ([(0, 3), (3, 5)], ["en dan gaan we naar…", "de haven."], [(0, 5)]),
+        # a last segment without punctuation stays as it is
+        ([(0, 2), (2, 4)], ["Klaar.", "en toen"], [(0, 2), (2, 4)]),
+        ([(0, 2), (2, 4)], ["nog niet", "en toen"], [(0, 4)]),
+        # sentence ends do not merge
+        ([(0, 2), (2, 4), (4, 6)], ["Een.", "Twee?", "Drie!"], [(0, 2), (2, 4), (4, 6)]),
+        # a run is broken by a long gap, then a new run starts
+        ([(0, 1), (10, 11), (11, 12)], ["a", "b", "c."], [(0, 1), (10, 12)]),
+    ],
+)
 def test_merge_punctuation(spans_in, texts, expected):
     out = pp.merge_punctuation(fake_segments(spans_in, texts), max_gap_s=3.0)
     assert spans(out) == expected
 
 
 def test_merged_segment_fields():
-    a = Segment.new("rec", "/a.flac", 0, 1, "w-raw", text=" Dit is ", language="nl", avg_logprob=-1.0,
-                    no_speech_prob=0.1, compression_ratio=1.0, words=(Word(" Dit", 0, 0.5, 0.9), Word(" is", 0.5, 1, 0.9)))
-    b = Segment.new("rec", "/a.flac", 1.5, 4.5, "w-raw", text="een zin.", language="nl", avg_logprob=-0.2,
-                    no_speech_prob=0.5, compression_ratio=2.0, words=(Word(" een", 1.5, 2, 0.8), Word(" zin.", 2, 4.5, 0.8)))
+    a = Segment.new(
+        "rec",
+        "/a.flac",
+        0,
+        1,
+        "w-raw",
+        text=" Dit is ",
+        language="nl",
+        avg_logprob=-1.0,
+        no_speech_prob=0.1,
+        compression_ratio=1.0,
+        words=(Word(" Dit", 0, 0.5, 0.9), Word(" is", 0.5, 1, 0.9)),
+    )
+    b = Segment.new(
+        "rec",
+        "/a.flac",
+        1.5,
+        4.5,
+        "w-raw",
+        text="een zin.",
+        language="nl",
+        avg_logprob=-0.2,
+        no_speech_prob=0.5,
+        compression_ratio=2.0,
+        words=(Word(" een", 1.5, 2, 0.8), Word(" zin.", 2, 4.5, 0.8)),
+    )
     (m,) = pp.merge_punctuation([a, b])
     assert (m.start_s, m.end_s, m.duration_s) == (0.0, 4.5, 4.5)
     assert m.segment_id == Segment.make_id("rec", 0, 4.5)
@@ -124,13 +166,17 @@ def test_merged_segment_fields():
 
 # --- c. merge_speaker ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("spans_in", "speakers", "expected", "out_speakers"), [
-    ([(0, 2), (2.5, 4), (4, 6)], ["A", "A", "B"], [(0, 4), (4, 6)], ["A", "B"]),
-    ([(0, 2), (5, 6)], ["A", "A"], [(0, 6)], ["A"]),  # gap of exactly 3 s merges
-    ([(0, 2), (5.5, 6)], ["A", "A"], [(0, 2), (5.5, 6)], ["A", "A"]),
-    ([(0, 2), (2, 4)], [None, None], [(0, 2), (2, 4)], [None, None]),  # no speaker: never merged
-    ([(0, 2), (2, 4), (4, 6)], ["A", "B", "A"], [(0, 2), (2, 4), (4, 6)], ["A", "B", "A"]),
-])
+
+@pytest.mark.parametrize(
+    ("spans_in", "speakers", "expected", "out_speakers"),
+    [
+        ([(0, 2), (2.5, 4), (4, 6)], ["A", "A", "B"], [(0, 4), (4, 6)], ["A", "B"]),
+        ([(0, 2), (5, 6)], ["A", "A"], [(0, 6)], ["A"]),  # gap of exactly 3 s merges
+        ([(0, 2), (5.5, 6)], ["A", "A"], [(0, 2), (5.5, 6)], ["A", "A"]),
+        ([(0, 2), (2, 4)], [None, None], [(0, 2), (2, 4)], [None, None]),  # no speaker: never merged
+        ([(0, 2), (2, 4), (4, 6)], ["A", "B", "A"], [(0, 2), (2, 4), (4, 6)], ["A", "B", "A"]),
+    ],
+)
 def test_merge_speaker(spans_in, speakers, expected, out_speakers):
     segs = fake_segments(spans_in, [f"t{i}." for i in range(len(spans_in))], speakers)
     out = pp.MergeSpeaker(max_gap_s=3.0).process(RecordingContext(fake_recording()), segs).segments
@@ -140,10 +186,14 @@ def test_merge_speaker(spans_in, speakers, expected, out_speakers):
 
 # --- d. min_duration -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("min_s", "durations", "kept"), [
-    (1.0, [0.5, 0.99, 1.0, 2.0], [1.0, 2.0]),
-    (3.0, [2.99, 3.0, 3.01, 30.0], [3.0, 3.01, 30.0]),
-])
+
+@pytest.mark.parametrize(
+    ("min_s", "durations", "kept"),
+    [
+        (1.0, [0.5, 0.99, 1.0, 2.0], [1.0, 2.0]),
+        (3.0, [2.99, 3.0, 3.01, 30.0], [3.0, 3.01, 30.0]),
+    ],
+)
 def test_min_duration(min_s, durations, kept):
     segs = fake_segments([(10 * i, 10 * i + d) for i, d in enumerate(durations)])
     result = pp.MinDuration(min_s=min_s).process(RecordingContext(fake_recording()), segs)
@@ -154,13 +204,17 @@ def test_min_duration(min_s, durations, kept):
 
 # --- e. split_long ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("duration", "parts"), [
-    (30.0, [30.0]),
-    (30.5, [15.25, 15.25]),
-    (60.0, [30.0, 30.0]),
-    (95.0, [23.75] * 4),
-    (121.0, [15.125] * 8),
-])
+
+@pytest.mark.parametrize(
+    ("duration", "parts"),
+    [
+        (30.0, [30.0]),
+        (30.5, [15.25, 15.25]),
+        (60.0, [30.0, 30.0]),
+        (95.0, [23.75] * 4),
+        (121.0, [15.125] * 8),
+    ],
+)
 def test_split_long_halves_recursively(duration, parts):
     (seg,) = fake_segments([(100, 100 + duration)], ["lang verhaal"])
     out = pp.split_long([seg], 30.0)
@@ -183,6 +237,7 @@ def test_split_long_assigns_words_by_time():
 
 
 # --- the Whisper order, as configured in the pipelines --------------------------------------------------
+
 
 def test_whisper_post_chain_example(repo):
     import yaml

@@ -33,14 +33,20 @@ def test_probe_report_and_plot(setup, tmp_path):
     ck, utts, model = setup
     before = {k: v.clone() for k, v in model.state_dict().items()}
     logs = []
-    rep = probe(ck, utts, {"dev": utts[:4]}, ProbeConfig(steps=40, lr=3e-3, batch_s=4, device="cpu", log_every=10),
-                tmp_path, on_log=logs.append)
+    rep = probe(
+        ck,
+        utts,
+        {"dev": utts[:4]},
+        ProbeConfig(steps=40, lr=3e-3, batch_s=4, device="cpu", log_every=10),
+        tmp_path,
+        on_log=logs.append,
+    )
     L = 1 + model.cfg.layers
     # One learned weight per hidden state (transformer input + each layer), a distribution.
     assert len(rep["layer_weights"]) == L and sum(rep["layer_weights"]) == pytest.approx(1.0)
     assert [r["layer"] for r in rep["layers"]["dev"]] == list(range(L))
     assert all(r["cer"] >= 0 for r in rep["layers"]["dev"]) and rep["pretrained_step"] == 7
-    assert logs[-1]["loss"] < logs[0]["loss"], logs            # the heads learn
+    assert logs[-1]["loss"] < logs[0]["loss"], logs  # the heads learn
     assert json.loads((tmp_path / "probe.json").read_text())["wer"]["dev"] == rep["wer"]["dev"]
     assert (tmp_path / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The checkpoint is frozen: probing never writes it.

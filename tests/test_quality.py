@@ -19,8 +19,10 @@ REF = {
 @pytest.mark.parametrize(
     ("segments", "expect"),
     [
-        ([("r", 10.0, 20.0)], {"speech_pct": 100, "clean_speech_pct": 100, "multi_speaker_pct": 0,
-                                "speech_recall_pct": 50}),
+        (
+            [("r", 10.0, 20.0)],
+            {"speech_pct": 100, "clean_speech_pct": 100, "multi_speaker_pct": 0, "speech_recall_pct": 50},
+        ),
         ([("r", 0.0, 20.0)], {"speech_pct": 50, "music_pct": 50, "speech_recall_pct": 50}),
         ([("r", 10.0, 32.0)], {"multi_speaker_pct": 100, "silence_pct": 100 * 2 / 22, "speech_recall_pct": 100}),
         ([("r", 10.0, 21.0), ("r", 31.5, 40.0)], {"multi_speaker_pct": 0, "noise_pct": 100 * 8 / 19.5}),

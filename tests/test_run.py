@@ -79,8 +79,19 @@ def test_rerun_with_other_pipeline_is_refused(archive, tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     catalog = make_archive(tmp_path / "arch", n=14, duration_s=120.0)
-    cmd = [sys.executable, "-m", "curate.cli", "run", "pipelines/seq.yaml", "--catalog", str(catalog),
-           "--runner", "local", "--set", "settings.shard_size=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "curate.cli",
+        "run",
+        "pipelines/seq.yaml",
+        "--catalog",
+        str(catalog),
+        "--runner",
+        "local",
+        "--set",
+        "settings.shard_size=1",
+    ]
     ref = tmp_path / "ref"
     subprocess.run([*cmd, "--out", str(ref)], check=True, capture_output=True)
 

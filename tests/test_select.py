@@ -29,10 +29,20 @@ def frame(n_rec: int = 6, per_rec: int = 40, seed: int = 0) -> pd.DataFrame:
         t = 0.0
         for k in range(per_rec):
             d = float(rng.uniform(0.5, 32))
-            rows.append({"segment_id": f"r{r}_{k:04d}", "recording_id": f"r{r}", "start_s": t, "end_s": t + d,
-                         "duration_s": d, "speaker": "AB"[k % 2] if r % 3 else None,
-                         "no_speech_prob": float(rng.uniform()), "language": "nl" if r != 5 else "en",
-                         "genre": ["news", "sport", "commercial"][r % 3], "title": f"show{r % 2}"})
+            rows.append(
+                {
+                    "segment_id": f"r{r}_{k:04d}",
+                    "recording_id": f"r{r}",
+                    "start_s": t,
+                    "end_s": t + d,
+                    "duration_s": d,
+                    "speaker": "AB"[k % 2] if r % 3 else None,
+                    "no_speech_prob": float(rng.uniform()),
+                    "language": "nl" if r != 5 else "en",
+                    "genre": ["news", "sport", "commercial"][r % 3],
+                    "title": f"show{r % 2}",
+                }
+            )
             t += d
     return pd.DataFrame(rows)
 
@@ -42,24 +52,35 @@ def ids(df: pd.DataFrame, split: str | None = None) -> list[str]:
 
 
 def test_filters_duration_predicates_genre_language():
-    sel = parse_selection({"min_duration_s": 1, "max_duration_s": 30, "where": ["no_speech_prob < 0.5"],
-                           "exclude_genres": ["commercial"], "languages": ["nl"]})
+    sel = parse_selection(
+        {
+            "min_duration_s": 1,
+            "max_duration_s": 30,
+            "where": ["no_speech_prob < 0.5"],
+            "exclude_genres": ["commercial"],
+            "languages": ["nl"],
+        }
+    )
     out, stats = apply_selection(frame(), sel)
     assert len(out) > 0
     assert out["duration_s"].between(1, 30).all() and (out["no_speech_prob"] < 0.5).all()
     assert not (out["genre"] == "commercial").any() and (out["language"] == "nl").all()
-    expected = frame().query("1 <= duration_s <= 30 and no_speech_prob < 0.5 and genre != 'commercial' "
-                             "and language == 'nl'")
+    expected = frame().query(
+        "1 <= duration_s <= 30 and no_speech_prob < 0.5 and genre != 'commercial' and language == 'nl'"
+    )
     assert ids(out) == ids(expected)
     assert [s["step"] for s in stats["steps"]][:2] == ["input", "duration"]
 
 
-@pytest.mark.parametrize("pred, query", [
-    ({"column": "speaker", "op": "in", "value": ["A"]}, "speaker == 'A'"),
-    ("speaker is null", "speaker != speaker"),
-    ("genre != news", "genre != 'news'"),
-    ("duration_s >= 10.5", "duration_s >= 10.5"),
-])
+@pytest.mark.parametrize(
+    "pred, query",
+    [
+        ({"column": "speaker", "op": "in", "value": ["A"]}, "speaker == 'A'"),
+        ("speaker is null", "speaker != speaker"),
+        ("genre != news", "genre != 'news'"),
+        ("duration_s >= 10.5", "duration_s >= 10.5"),
+    ],
+)
 def test_predicate_forms(pred, query):
     out, _ = apply_selection(frame(), parse_selection({"where": [pred]}))
     assert ids(out) == ids(frame().query(query))
@@ -80,8 +101,7 @@ def test_caps_hold_and_sampling_is_deterministic_and_order_independent():
 
 
 def test_splits():
-    out, stats = apply_selection(frame(), parse_selection({"split": {"method": "random", "valid_pct": 10},
-                                                           "seed": 1}))
+    out, stats = apply_selection(frame(), parse_selection({"split": {"method": "random", "valid_pct": 10}, "seed": 1}))
     share = (out["split"] == "valid").mean()
     assert 0.04 < share < 0.18 and stats["valid"]["segments"] == (out["split"] == "valid").sum()
     again, _ = apply_selection(frame(), parse_selection({"split": {"method": "random", "valid_pct": 10}, "seed": 1}))
@@ -95,13 +115,16 @@ def test_splits():
         assert dur == d[(len(d) - 1) // 2]
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"split": {"method": "kfold"}}, "split.method must be one of"),
-    ({"where": ["speaker ~ A"]}, "cannot parse"),
-    ({"where": [{"column": "x", "op": "in", "value": 3}]}, "needs a list"),
-    ({"max_hours": -1}, "max_hours must be >= 0"),
-    ({"max_hourz": 3}, "unknown parameter"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"split": {"method": "kfold"}}, "split.method must be one of"),
+        ({"where": ["speaker ~ A"]}, "cannot parse"),
+        ({"where": [{"column": "x", "op": "in", "value": 3}]}, "needs a list"),
+        ({"max_hours": -1}, "max_hours must be >= 0"),
+        ({"max_hourz": 3}, "unknown parameter"),
+    ],
+)
 def test_bad_specs_are_clear(raw, message):
     with pytest.raises(ConfigError, match=message):
         parse_selection(raw)

@@ -45,11 +45,19 @@ def test_digits_can_be_dropped():
         txt.normalize("x", "en", digits="keep")
 
 
-@pytest.mark.parametrize(("n", "en", "nl"), [(0, "zero", "nul"), (13, "thirteen", "dertien"),
-                                             (40, "forty", "veertig"), (99, "ninety nine", "negenennegentig"),
-                                             (100, "one hundred", "honderd"), (1000, "one thousand", "duizend"),
-                                             (2500, "two thousand five hundred", "tweeduizend vijfhonderd"),
-                                             (1_000_000, "one million", "een miljoen")])
+@pytest.mark.parametrize(
+    ("n", "en", "nl"),
+    [
+        (0, "zero", "nul"),
+        (13, "thirteen", "dertien"),
+        (40, "forty", "veertig"),
+        (99, "ninety nine", "negenennegentig"),
+        (100, "one hundred", "honderd"),
+        (1000, "one thousand", "duizend"),
+        (2500, "two thousand five hundred", "tweeduizend vijfhonderd"),
+        (1_000_000, "one million", "een miljoen"),
+    ],
+)
 def test_spell_number(n, en, nl):
     assert txt.spell_number(n, "en") == en
     assert txt.spell_number(n, "nl") == nl

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from curate import timeline
 
 spans = st.lists(
-    st.tuples(st.floats(0, 1000, allow_nan=False), st.floats(0, 50, allow_nan=False)).map(lambda t: (t[0], t[0] + t[1])),
+    st.tuples(st.floats(0, 1000, allow_nan=False), st.floats(0, 50, allow_nan=False)).map(
+        lambda t: (t[0], t[0] + t[1])
+    ),
     max_size=30,
 )
 

@@ -85,25 +85,31 @@ def _scores(vals, step=0.1):
     return FrameScores(np.asarray(vals, dtype=np.float32), 0.0, step, step)
 
 
-@pytest.mark.parametrize("vals, onset, offset, min_on, min_off, expected", [
-    ([0, 0.9, 0.9, 0, 0], 0.5, 0.5, 0, 0, [(0.15, 0.35)]),
-    ([0, 0.9, 0.4, 0.9, 0], 0.5, 0.3, 0, 0, [(0.15, 0.45)]),  # hysteresis: 0.4 stays above offset
-    ([0, 0.9, 0.1, 0.9, 0], 0.5, 0.3, 0, 0.15, [(0.15, 0.45)]),  # short gap filled
-    ([0, 0.9, 0, 0, 0], 0.5, 0.5, 0.2, 0, []),  # too short
-    ([0.9, 0.9, 0.9], 0.5, 0.5, 0, 0, [(0.05, 0.3)]),  # active at the end
-    ([], 0.5, 0.5, 0, 0, []),
-])
+@pytest.mark.parametrize(
+    "vals, onset, offset, min_on, min_off, expected",
+    [
+        ([0, 0.9, 0.9, 0, 0], 0.5, 0.5, 0, 0, [(0.15, 0.35)]),
+        ([0, 0.9, 0.4, 0.9, 0], 0.5, 0.3, 0, 0, [(0.15, 0.45)]),  # hysteresis: 0.4 stays above offset
+        ([0, 0.9, 0.1, 0.9, 0], 0.5, 0.3, 0, 0.15, [(0.15, 0.45)]),  # short gap filled
+        ([0, 0.9, 0, 0, 0], 0.5, 0.5, 0.2, 0, []),  # too short
+        ([0.9, 0.9, 0.9], 0.5, 0.5, 0, 0, [(0.05, 0.3)]),  # active at the end
+        ([], 0.5, 0.5, 0, 0, []),
+    ],
+)
 def test_binarize(vals, onset, offset, min_on, min_off, expected):
     out = binarize(_scores(vals), onset, offset, min_on, min_off)
     assert len(out) == len(expected) and all(a == pytest.approx(b) for a, b in zip(out, expected, strict=True))
 
 
-@pytest.mark.parametrize("regions, expected_kept, expected_dropped", [
-    ([(0, 2), (2.3, 4)], [(0, 4)], []),  # gap 0.3 ≤ 0.5: merged
-    ([(0, 2), (3, 3.5)], [(0, 2)], [(3, 3.5)]),  # gap 1 s: separate; 0.5 s dropped
-    ([(0, 95)], [(0, 23.75), (23.75, 47.5), (47.5, 71.25), (71.25, 95)], []),  # recursive halving
-    ([(0, 1.0)], [(0, 1.0)], []),  # exactly 1 s is kept
-])
+@pytest.mark.parametrize(
+    "regions, expected_kept, expected_dropped",
+    [
+        ([(0, 2), (2.3, 4)], [(0, 4)], []),  # gap 0.3 ≤ 0.5: merged
+        ([(0, 2), (3, 3.5)], [(0, 2)], [(3, 3.5)]),  # gap 1 s: separate; 0.5 s dropped
+        ([(0, 95)], [(0, 23.75), (23.75, 47.5), (47.5, 71.25), (71.25, 95)], []),  # recursive halving
+        ([(0, 1.0)], [(0, 1.0)], []),  # exactly 1 s is kept
+    ],
+)
 def test_sad_rule(regions, expected_kept, expected_dropped):
     kept, dropped = sad_segments(regions, merge_gap_s=0.5, min_s=1.0, max_s=30.0)
     assert kept == [tuple(map(float, r)) for r in expected_kept]

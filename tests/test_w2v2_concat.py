@@ -12,7 +12,7 @@ from curate.w2v2.batching import BatchStream
 from curate.w2v2.config import DataConfig
 from curate.w2v2.data import BatchDataset, EpochPairs, VariantSource, build_transforms
 
-SPEAKERS = {"100": ["1", "2"], "200": ["3", "4"]}          # 2 speakers × 2 sessions (LibriSpeech chapters)
+SPEAKERS = {"100": ["1", "2"], "200": ["3", "4"]}  # 2 speakers × 2 sessions (LibriSpeech chapters)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,10 @@ def _pairs(src: VariantSource, condition: str, seed: int = 3) -> EpochPairs:
 def test_training_examples_are_two_utterances_back_to_back(libri_run, condition):
     src = VariantSource(libri_run, "libri")
     utts = src.utterances()
-    assert len({u.session for u in utts}) == 4 and len({u.speaker for u in utts}) == 2   # chapters, speakers
+    assert len({u.session for u in utts}) == 4 and len({u.speaker for u in utts}) == 2  # chapters, speakers
     pairs = _pairs(src, condition)
     ids = np.arange(len(utts))
-    cfg = DataConfig(crop=False)                               # zero-padding: every example kept whole
+    cfg = DataConfig(crop=False)  # zero-padding: every example kept whole
     batch = BatchDataset(src, cfg, 3, pairs=pairs).load(ids, 0, 0)
     for k, (i, j) in enumerate(zip(ids.tolist(), batch["partners"], strict=True)):
         assert j is not None and j != i
@@ -97,9 +97,18 @@ def test_pretraining_runs_under_2spk_concat_resumes_exactly_and_logs_val_loss(li
     from curate.w2v2.config import load_config
     from curate.w2v2.train import pretrain
 
-    cfg = load_config("tiny-cpu", ["train.tensorboard=false", "train.log_every=1", "train.max_steps=4",
-                                   "train.val_every=2", "train.ckpt_every=100", "data.val_split=random",
-                                   "data.val_fraction=0.25"])
+    cfg = load_config(
+        "tiny-cpu",
+        [
+            "train.tensorboard=false",
+            "train.log_every=1",
+            "train.max_steps=4",
+            "train.val_every=2",
+            "train.ckpt_every=100",
+            "data.val_split=random",
+            "data.val_fraction=0.25",
+        ],
+    )
     cfg.data.corruption = {"condition": "2spk-concat"}
     s = pretrain(cfg, libri_run, tmp_path / "straight", variant="libri")
     assert s["steps"] == 4 and s["train_segments"] == 9 and s["val_segments"] == 3
@@ -130,5 +139,5 @@ def test_val_curve_falls_back_to_tensorboard_events(tmp_path):
     for step, v in ((5, 3.0), (10, 2.5)):
         w.add_scalar("val/loss", v, step)
     w.close()
-    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 5, "loss": 3.1}) + "\n")   # no val_loss records
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 5, "loss": 3.1}) + "\n")  # no val_loss records
     assert val_curve(tmp_path) == [[5, 3.0], [10, 2.5]]

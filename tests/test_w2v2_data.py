@@ -22,18 +22,20 @@ def test_batches_respect_budget_cover_everything_and_drop_wide_spreads():
     ids = np.arange(3000)
     plan = plan_epoch(lengths, ids, 2_400_000, seed=0, epoch=0, bin_size=500, queue_size=300, max_spread_s=10.0)
     seen = np.concatenate(plan.batches)
-    assert len(np.unique(seen)) == len(seen)                 # no utterance twice
+    assert len(np.unique(seen)) == len(seen)  # no utterance twice
     for b in plan.batches:
         assert len(b) * lengths[b].max() <= 2_400_000
         assert lengths[b].max() - lengths[b].min() <= 10 * 16000
     dropped_n = 3000 - len(seen)
-    assert (plan.dropped == 0) == (dropped_n == 0)           # every missing utterance is in a counted batch
+    assert (plan.dropped == 0) == (dropped_n == 0)  # every missing utterance is in a counted batch
     same = plan_epoch(lengths, ids, 2_400_000, seed=0, epoch=0, bin_size=500, queue_size=300)
     other = plan_epoch(lengths, ids, 2_400_000, seed=0, epoch=1, bin_size=500, queue_size=300)
     assert all((a == b).all() for a, b in zip(plan.batches, same.batches, strict=True))
-    assert len(other.batches) != len(plan.batches) or any((a != b).any() for a, b in zip(plan.batches, other.batches, strict=False))
+    assert len(other.batches) != len(plan.batches) or any(
+        (a != b).any() for a, b in zip(plan.batches, other.batches, strict=False)
+    )
     spread = [lengths[b].max() - lengths[b].min() for b in plan.batches]
-    assert np.median(spread) < 2 * 16000                     # the priority queue groups similar lengths
+    assert np.median(spread) < 2 * 16000  # the priority queue groups similar lengths
 
 
 def test_spread_drops_are_counted():
@@ -45,7 +47,7 @@ def test_spread_drops_are_counted():
 def test_stream_state_resumes_the_same_sequence():
     lengths = np.full(50, 32000, dtype=np.int64)
     a = BatchStream(lengths, np.arange(50), 32000 * 4, seed=3, queue_size=8)
-    seq = [a.next()[0].tolist() for _ in range(30)]          # crosses epochs (13 batches per epoch)
+    seq = [a.next()[0].tolist() for _ in range(30)]  # crosses epochs (13 batches per epoch)
     b = BatchStream(lengths, np.arange(50), 32000 * 4, seed=3, queue_size=8)
     for _ in range(11):
         b.next()
@@ -59,7 +61,7 @@ def test_median_per_session_split_and_random_split():
     sessions = np.array(["a"] * 5 + ["b"] * 2 + ["c"], dtype=object)
     lengths = np.array([5, 1, 4, 2, 3, 7, 9, 4])
     train, val = split_train_val(sessions, lengths, "median_per_session", 0.0, 0)
-    assert val.tolist() == [4, 5]                            # a: median length 3 → index 4; b: lower median; c: single
+    assert val.tolist() == [4, 5]  # a: median length 3 → index 4; b: lower median; c: single
     assert sorted(train.tolist() + val.tolist()) == list(range(8))
     train, val = split_train_val(sessions, lengths, "random", 0.25, 0)
     assert len(val) == 2 and not set(val) & set(train)
@@ -70,7 +72,12 @@ def test_collate_crop_and_pad():
     wav, lens, waste = collate(arrays, True, np.random.default_rng(0))
     assert wav.shape == (2, 60) and lens.tolist() == [60, 60] and waste == pytest.approx(40 / 160)
     wav, lens, waste = collate(arrays, False, np.random.default_rng(0))
-    assert wav.shape == (2, 100) and lens.tolist() == [100, 60] and wav[1, 60:].sum() == 0 and waste == pytest.approx(40 / 200)
+    assert (
+        wav.shape == (2, 100)
+        and lens.tolist() == [100, 60]
+        and wav[1, 60:].sum() == 0
+        and waste == pytest.approx(40 / 200)
+    )
 
 
 def test_variant_and_materialized_shards_give_the_same_audio(speech_run, tmp_path):

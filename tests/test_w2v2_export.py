@@ -14,7 +14,7 @@ def test_hf_export_parity(tmp_path):
     cfg = load_config("tiny-cpu", ["model.layers=2"])
     torch.manual_seed(0)
     model = Wav2Vec2(cfg.model).eval()
-    with torch.no_grad():                                     # move every parameter off its init values
+    with torch.no_grad():  # move every parameter off its init values
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))
     torch.save({"config": cfg.to_dict(), "model": model.state_dict()}, tmp_path / "last.pt")
@@ -24,7 +24,7 @@ def test_hf_export_parity(tmp_path):
     ours = model.hidden_states(wav)
     with torch.no_grad():
         theirs = hf(wav).last_hidden_state
-    assert ours.shape == theirs.shape == (2, 65, cfg.model.hidden)   # 21000 samples → 65 frames (50/s)
+    assert ours.shape == theirs.shape == (2, 65, cfg.model.hidden)  # 21000 samples → 65 frames (50/s)
     torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
 
 

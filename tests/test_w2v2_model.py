@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_real_cnn_gives_exactly_50_frames_per_second():
-    cfg = ModelConfig()                                       # the real spec: 7 × 512, padding [3,1,1,1,1,0,0]
+    cfg = ModelConfig()  # the real spec: 7 × 512, padding [3,1,1,1,1,0,0]
     enc = FeatureEncoder(cfg)
     with torch.no_grad():
         y = enc(torch.randn(2, 16000))
@@ -33,8 +33,8 @@ def test_real_cnn_gives_exactly_50_frames_per_second():
 def test_base_size_and_flops_match_the_thesis():
     cfg = ModelConfig()
     model = Wav2Vec2(cfg)
-    assert 94e6 < model.num_params() < 96e6                   # wav2vec 2.0 BASE ≈ 95 M parameters
-    assert 42e9 < flops_per_audio_second(cfg) < 50e9          # ≈ 46 GFLOP per audio second (fwd + bwd)
+    assert 94e6 < model.num_params() < 96e6  # wav2vec 2.0 BASE ≈ 95 M parameters
+    assert 42e9 < flops_per_audio_second(cfg) < 50e9  # ≈ 46 GFLOP per audio second (fwd + bwd)
 
 
 def _reference_loss(c, q, neg, prob_logits, feats, cfg):
@@ -42,8 +42,13 @@ def _reference_loss(c, q, neg, prob_logits, feats, cfg):
     N, K = len(neg), len(neg[0])
     contrastive = 0.0
     for n in range(N):
+
         def cos(a, b):
-            return float(sum(x * y for x, y in zip(a, b, strict=True)) / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))))
+            return float(
+                sum(x * y for x, y in zip(a, b, strict=True))
+                / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+            )
+
         scores = [cos(c[n], q[n]) / cfg.logit_temp]
         for k in range(K):
             j = neg[n][k]
@@ -70,7 +75,7 @@ def test_vectorized_loss_equals_loop_reference():
     g = torch.Generator().manual_seed(0)
     N, F = 7, 6
     c, q = torch.randn(N, F, generator=g), torch.randn(N, F, generator=g)
-    q[3] = q[5]                                               # a distractor equal to the target is excluded
+    q[3] = q[5]  # a distractor equal to the target is excluded
     mask = torch.zeros(1, 10, dtype=torch.bool)
     mask[0, :N] = True
     neg = sample_negatives(mask, cfg.num_negatives, g)
@@ -80,7 +85,9 @@ def test_vectorized_loss_equals_loop_reference():
     avg = torch.softmax(prob_logits, -1).mean(0)
     out = {"c": c, "q": q, "prob_ppl": torch.exp(-(avg * torch.log(avg + 1e-7)).sum(-1)), "l2": feats.pow(2).mean()}
     res = wav2vec2_loss(out, neg, cfg)
-    ref_total, ref_con, ref_div = _reference_loss(c.tolist(), q.tolist(), neg.tolist(), prob_logits.tolist(), feats.tolist(), cfg)
+    ref_total, ref_con, ref_div = _reference_loss(
+        c.tolist(), q.tolist(), neg.tolist(), prob_logits.tolist(), feats.tolist(), cfg
+    )
     assert float(res["contrastive_sum"]) == pytest.approx(ref_con, rel=1e-5)
     assert float(res["diversity"]) == pytest.approx(ref_div, rel=1e-5)
     assert float(res["loss_sum"]) == pytest.approx(ref_total, rel=1e-5)
@@ -106,11 +113,11 @@ def _expected_masked_fraction(T: int, p: float, L: int) -> float:
     n = T - L + 1
     base = p * T / L
     k_lo = int(base)
-    w_hi = base - k_lo                                        # P(k = k_lo + 1)
+    w_hi = base - k_lo  # P(k = k_lo + 1)
     total = 0.0
     for k, w in ((k_lo, 1 - w_hi), (k_lo + 1, w_hi)):
         for t in range(T):
-            cover = min(t, n - 1) - max(0, t - L + 1) + 1     # starts that would mask frame t
+            cover = min(t, n - 1) - max(0, t - L + 1) + 1  # starts that would mask frame t
             p_free = math.comb(n - cover, k) / math.comb(n, k)
             total += w * (1 - p_free) / T
     return total
@@ -119,12 +126,14 @@ def _expected_masked_fraction(T: int, p: float, L: int) -> float:
 def test_masking_statistics_and_padding_excluded():
     T, B, p, L = 200, 3000, 0.5, 10
     lengths = torch.full((B,), T)
-    lengths[B // 2 :] = 120                                   # half the batch is padded after 120 frames
+    lengths[B // 2 :] = 120  # half the batch is padded after 120 frames
     mask = compute_mask(lengths, T, p, L, torch.Generator().manual_seed(0))
     full = mask[: B // 2].float().mean().item()
     assert full == pytest.approx(_expected_masked_fraction(T, p, L), abs=0.005)
-    assert mask[B // 2 :].float().sum(1).div(120).mean().item() == pytest.approx(_expected_masked_fraction(120, p, L), abs=0.005)
-    assert not mask[B // 2 :, 120:].any()                     # padding is never masked
+    assert mask[B // 2 :].float().sum(1).div(120).mean().item() == pytest.approx(
+        _expected_masked_fraction(120, p, L), abs=0.005
+    )
+    assert not mask[B // 2 :, 120:].any()  # padding is never masked
     # spans: every run of masked frames is at least L long (overlapping spans merge)
     row = mask[0].int().tolist()
     runs = [len(r) for r in "".join(map(str, row)).split("0") if r]
@@ -138,10 +147,10 @@ def test_distractors_come_from_other_masked_steps_of_the_same_utterance():
     utt = np.repeat(np.arange(3), counts)
     assert neg.shape == (sum(counts), 100)
     n = torch.arange(neg.shape[0])[:, None]
-    assert not (neg == n).any()                               # the target's own step is excluded
-    assert (utt[neg.numpy()] == utt[:, None]).all()           # same utterance only
+    assert not (neg == n).any()  # the target's own step is excluded
+    assert (utt[neg.numpy()] == utt[:, None]).all()  # same utterance only
     first = neg[: counts[0]].flatten().bincount(minlength=counts[0]).float()
-    assert first.min() > 0.5 * first.mean()                   # roughly uniform over the utterance's steps
+    assert first.min() > 0.5 * first.mean()  # roughly uniform over the utterance's steps
 
 
 def test_every_pretrain_config_loads_and_base_matches_thesis():

@@ -14,10 +14,10 @@ from curate.w2v2.config import OptimConfig
 from curate.w2v2.schedule import batch_seconds, heuristic_lr, lr_at, tri_cyclic, tri_stage, warmup_cosine
 
 TABLE = [  # batch seconds, h_const, h_sqrt, h_lin
-    (150.0, 5e-4, 7.905694e-5, 1.25e-5),     # one GPU, 2.4 M samples
-    (600.0, 5e-4, 1.581139e-4, 5e-5),        # 4 × 2.4 M samples (accumulation 4)
+    (150.0, 5e-4, 7.905694e-5, 1.25e-5),  # one GPU, 2.4 M samples
+    (600.0, 5e-4, 1.581139e-4, 5e-5),  # 4 × 2.4 M samples (accumulation 4)
     (1500.0, 5e-4, 2.5e-4, 1.25e-4),
-    (6000.0, 5e-4, 5e-4, 5e-4),              # the original batch size: all three agree
+    (6000.0, 5e-4, 5e-4, 5e-4),  # the original batch size: all three agree
 ]
 
 
@@ -41,7 +41,7 @@ def test_tri_cyclic_25k_up_25k_down_min_is_max_over_100():
     assert f(12_500) == pytest.approx(5e-6 + (5e-4 - 5e-6) / 2)
     assert f(25_000) == pytest.approx(5e-4)
     assert f(37_500) == pytest.approx(5e-6 + (5e-4 - 5e-6) / 2)
-    assert f(50_000) == pytest.approx(5e-6)                  # next cycle
+    assert f(50_000) == pytest.approx(5e-6)  # next cycle
     assert f(75_000) == pytest.approx(5e-4)
 
 

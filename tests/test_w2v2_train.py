@@ -14,8 +14,7 @@ import torch
 
 from curate.testing.speech import make_speech_run
 
-TINY = [
-        "train.tensorboard=false", "train.log_every=1"]
+TINY = ["train.tensorboard=false", "train.log_every=1"]
 
 
 @pytest.fixture(scope="module")
@@ -31,23 +30,40 @@ def _curve(out_dir):
 def test_tiny_pretraining_lowers_the_contrastive_loss(speech_run, tmp_path):
     from curate.w2v2.train import pretrain
 
-    s = pretrain("tiny-cpu", speech_run, tmp_path / "run", variant="speech",
-                 overrides=[*TINY, "train.max_steps=200", "train.val_every=100", "train.ckpt_every=100"])
+    s = pretrain(
+        "tiny-cpu",
+        speech_run,
+        tmp_path / "run",
+        variant="speech",
+        overrides=[*TINY, "train.max_steps=200", "train.val_every=100", "train.ckpt_every=100"],
+    )
     curve = _curve(tmp_path / "run")
     assert len(curve) == 200 and s["steps"] == 200
     first = np.mean([r["contrastive"] for r in curve[:10]])
     last = np.mean([r["contrastive"] for r in curve[-10:]])
     assert last < first - 0.05
     assert all(np.isfinite(r["loss"]) for r in curve)
-    for key in ("diversity", "l2", "accuracy", "perplexity_0", "perplexity_1", "grad_norm", "tau", "masked_frac",
-                "padding_waste", "audio_s_per_s", "audio_h", "epochs"):
+    for key in (
+        "diversity",
+        "l2",
+        "accuracy",
+        "perplexity_0",
+        "perplexity_1",
+        "grad_norm",
+        "tau",
+        "masked_frac",
+        "padding_waste",
+        "audio_s_per_s",
+        "audio_h",
+        "epochs",
+    ):
         assert key in curve[-1]
     assert curve[-1]["tau"] < curve[0]["tau"]
     assert 0.3 < np.mean([r["masked_frac"] for r in curve]) < 0.5
     assert s["val_segments"] == 4 and s["epochs"] > 1 and s["audio_h"] > 0
     assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "last.pt").exists()
     ck = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
-    assert ck["config"]["model"]["hidden"] == 64 and ck["step"] == 200   # checkpoints carry their full config
+    assert ck["config"]["model"]["hidden"] == 64 and ck["step"] == 200  # checkpoints carry their full config
 
 
 def test_resume_reproduces_the_uninterrupted_loss_curve(speech_run, tmp_path):
@@ -71,8 +87,10 @@ def test_resume_reproduces_the_uninterrupted_loss_curve(speech_run, tmp_path):
 
 def _batches():
     rng = np.random.default_rng(0)
-    return [{"wav": rng.standard_normal((2, 16000)).astype(np.float32), "lengths": np.array([16000, 16000])},
-            {"wav": rng.standard_normal((2, 16000)).astype(np.float32), "lengths": np.array([16000, 16000])}]
+    return [
+        {"wav": rng.standard_normal((2, 16000)).astype(np.float32), "lengths": np.array([16000, 16000])},
+        {"wav": rng.standard_normal((2, 16000)).astype(np.float32), "lengths": np.array([16000, 16000])},
+    ]
 
 
 def _grads(rank: int, world: int, port: int, out: str) -> None:
@@ -150,7 +168,10 @@ def test_cli_errors_name_the_problem(tmp_path):
         r = CliRunner().invoke(app, ["pretrain", *args])
         return r.exit_code, " ".join(r.output.split())
 
-    assert run("tiny-cpu") == (2, "error: no data: pass --data RUN_DIR --variant NAME (or a materialized directory), or set data.path")
+    assert run("tiny-cpu") == (
+        2,
+        "error: no data: pass --data RUN_DIR --variant NAME (or a materialized directory), or set data.path",
+    )
     code, out = run("tiny-cpu", "--data", str(tmp_path))
     assert code == 2 and "neither a materialized directory" in out
     code, out = run("export-hf", str(tmp_path / "nope.pt"), str(tmp_path / "hf"))

@@ -34,14 +34,23 @@ print('selection', load_selection('clean-10h') is not None)
 @pytest.mark.slow
 def test_wheel_outside_the_checkout_finds_its_presets(tmp_path):
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO),
-                    "-w", str(wheels)], check=True, capture_output=True, timeout=300, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO), "-w", str(wheels)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     (wheel,) = wheels.glob("curate-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     (target,) = venv.glob("lib/python3*/site-packages")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # The wheel's curate first, then this environment's dependencies (a .pth line appends them after the
     # standard library; this environment's editable curate is not activated that way).
     (target / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -54,8 +63,14 @@ def test_wheel_outside_the_checkout_finds_its_presets(tmp_path):
     shipped = len(list((REPO / "curate" / "presets" / "pipelines").rglob("*.yaml")))
     assert f"pipelines {shipped} demo seq" in res.stdout and "corruption mix-noise-33" in res.stdout, res.stdout
     cli = [str(target / "bin" / "curate")] if (target / "bin" / "curate").exists() else [py, "-m", "curate.cli"]
-    res = subprocess.run([*cli, "validate", "seq", "pipelines/whisperx.yaml"], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        [*cli, "validate", "seq", "pipelines/whisperx.yaml"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0 and res.stdout.count("ok") == 2, res.stdout + res.stderr
     res = subprocess.run([*cli, "pretrain", "--help"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "tiny-cpu" in res.stdout, res.stdout + res.stderr

@@ -23,10 +23,21 @@ from curate.testing import fake_recording
 
 # --- pure conversion -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("given", "code"), [
-    ("nl", "nl"), ("nl-BE", "nl"), ("NL_nl", "nl"), ("Dutch", "nl"), ("Vlaams", "nl"), ("en", "en"),
-    ("", None), (None, None), ("  ", None),
-])
+
+@pytest.mark.parametrize(
+    ("given", "code"),
+    [
+        ("nl", "nl"),
+        ("nl-BE", "nl"),
+        ("NL_nl", "nl"),
+        ("Dutch", "nl"),
+        ("Vlaams", "nl"),
+        ("en", "en"),
+        ("", None),
+        (None, None),
+        ("  ", None),
+    ],
+)
 def test_normalize_language(given, code):
     assert W.normalize_language(given) == code
 
@@ -52,18 +63,40 @@ class FakeSegment:  # the shape of faster_whisper.transcribe.Segment
 
 def test_to_segments_keeps_whisper_times_and_fields():
     raw = [
-        FakeSegment(0.0, 4.2, " Goedenavond.", -0.3, 0.01, 1.2, [FakeWord(0.0, 1.0, " Goeden", 0.9),
-                                                                FakeWord(1.0, 4.2, "avond.", 0.8)]),
-        {"start": 4.2, "end": 9.0, "text": " Het nieuws ", "avg_logprob": -0.5, "no_speech_prob": 0.2,
-         "compression_ratio": 1.5},  # openai-whisper's dict shape
+        FakeSegment(
+            0.0,
+            4.2,
+            " Goedenavond.",
+            -0.3,
+            0.01,
+            1.2,
+            [FakeWord(0.0, 1.0, " Goeden", 0.9), FakeWord(1.0, 4.2, "avond.", 0.8)],
+        ),
+        {
+            "start": 4.2,
+            "end": 9.0,
+            "text": " Het nieuws ",
+            "avg_logprob": -0.5,
+            "no_speech_prob": 0.2,
+            "compression_ratio": 1.5,
+        },  # openai-whisper's dict shape
     ]
     segs, rejected = W.to_segments(raw, "rec", "/a.flac", 60.0, "nl", "w-raw", offset_s=100.0 - 100.0)
     assert rejected == []
     assert [(s.start_s, s.end_s) for s in segs] == [(0.0, 4.2), (4.2, 9.0)]
     a, b = segs
     assert a.text == "Goedenavond." and b.text == "Het nieuws"
-    assert (a.avg_logprob, a.no_speech_prob, a.compression_ratio, a.language, a.variant) == (-0.3, 0.01, 1.2, "nl", "w-raw")
-    assert [(w.word, w.start_s, w.end_s, w.score) for w in a.words] == [(" Goeden", 0.0, 1.0, 0.9), ("avond.", 1.0, 4.2, 0.8)]
+    assert (a.avg_logprob, a.no_speech_prob, a.compression_ratio, a.language, a.variant) == (
+        -0.3,
+        0.01,
+        1.2,
+        "nl",
+        "w-raw",
+    )
+    assert [(w.word, w.start_s, w.end_s, w.score) for w in a.words] == [
+        (" Goeden", 0.0, 1.0, 0.9),
+        ("avond.", 1.0, 4.2, 0.8),
+    ]
     assert b.words is None
     assert a.segment_id == Segment.make_id("rec", 0.0, 4.2)
 
@@ -75,20 +108,27 @@ def test_to_segments_turns_degenerate_scores_into_none():
 
 
 def test_to_segments_offset_clipping_and_zero_length():
-    raw = [{"start": -0.5, "end": 3.0, "text": "a"}, {"start": 8.0, "end": 12.5, "text": "b"},
-           {"start": 11.0, "end": 14.0, "text": "c"}, {"start": 5.0, "end": 5.0, "text": "d"}]
+    raw = [
+        {"start": -0.5, "end": 3.0, "text": "a"},
+        {"start": 8.0, "end": 12.5, "text": "b"},
+        {"start": 11.0, "end": 14.0, "text": "c"},
+        {"start": 5.0, "end": 5.0, "text": "d"},
+    ]
     segs, rejected = W.to_segments(raw, "rec", "/a.flac", 70.0, None, offset_s=60.0)
     assert [(s.start_s, s.end_s, s.text) for s in segs] == [(59.5, 63.0, "a"), (68.0, 70.0, "b")]  # clipped to 70
     assert [s.text for s, _ in rejected] == ["c", "d"]  # starts past the end; zero length
     assert all("zero-length" in reason for _, reason in rejected)
 
 
-@pytest.mark.parametrize(("starts", "final", "kept", "nxt"), [
-    ([0, 10, 20, 50], True, 4, 60.0),  # last window: everything
-    ([0, 10, 20, 50], False, 3, 650.0),  # the last segment is given back; next window starts at it
-    ([0], False, 1, 660.0),  # a single segment: keep it, move on
-    ([0, 0.5], False, 2, 660.0),  # giving back would not advance: keep all
-])
+@pytest.mark.parametrize(
+    ("starts", "final", "kept", "nxt"),
+    [
+        ([0, 10, 20, 50], True, 4, 60.0),  # last window: everything
+        ([0, 10, 20, 50], False, 3, 650.0),  # the last segment is given back; next window starts at it
+        ([0], False, 1, 660.0),  # a single segment: keep it, move on
+        ([0, 0.5], False, 2, 660.0),  # giving back would not advance: keep all
+    ],
+)
 def test_window_cut(starts, final, kept, nxt):
     raw = [{"start": s, "end": s + 5} for s in starts]
     win_end = 600.0 + 60.0 if not final else 60.0
@@ -124,21 +164,31 @@ def test_long_audio_is_transcribed_in_windows_without_gaps_or_overlaps():
 
 # --- stage config ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("params", [
-    {"backend": "whisperx"}, {"device": "tpu"}, {"beam_size": 0}, {"compute_type": "int4"},
-    {"backend": "openai-whisper", "batch_size": 4, "model": "whisper:tiny"},
-    {"backend": "openai-whisper"},  # default model is a faster-whisper model
-    {"model": "nonsense:thing"}, {"window_s": 10},
-])
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"backend": "whisperx"},
+        {"device": "tpu"},
+        {"beam_size": 0},
+        {"compute_type": "int4"},
+        {"backend": "openai-whisper", "batch_size": 4, "model": "whisper:tiny"},
+        {"backend": "openai-whisper"},  # default model is a faster-whisper model
+        {"model": "nonsense:thing"},
+        {"window_s": 10},
+    ],
+)
 def test_invalid_params_are_config_errors(params):
     with pytest.raises(ConfigError):
         build_stage({"stage": "whisper_transcribe", **params}, "test")
 
 
 def test_stage_is_light_before_setup_and_declares_resources():
-    code = ("import sys; from curate.config import build_stage; "
-            "st = build_stage({'stage': 'whisper_transcribe', 'device': 'cuda'}, 't'); "
-            "print(st.resources.gpus, [m for m in ('torch', 'faster_whisper', 'whisper', 'ctranslate2') if m in sys.modules])")
+    code = (
+        "import sys; from curate.config import build_stage; "
+        "st = build_stage({'stage': 'whisper_transcribe', 'device': 'cuda'}, 't'); "
+        "print(st.resources.gpus, [m for m in ('torch', 'faster_whisper', 'whisper', 'ctranslate2') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")[0]
     assert out == "1.0 []"  # validation imports no model library
     st = build_stage({"stage": "whisper_transcribe", "device": "cpu", "cpus": 2}, "t")
@@ -147,6 +197,7 @@ def test_stage_is_light_before_setup_and_declares_resources():
 
 
 # --- real models -----------------------------------------------------------------------------------------
+
 
 def normalize(text: str) -> str:
     return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
@@ -185,8 +236,9 @@ def test_bundled_base_transcribes_flemish(realaudio, inventory):
     import jiwer
 
     ids = [i for i in inventory["id"] if i.startswith("sp_nl_flemishguy")][:5]
-    refs, hyps = transcribe_clips(realaudio, inventory, ids, model="faster-whisper:base", beam_size=1,
-                                  word_timestamps=True)
+    refs, hyps = transcribe_clips(
+        realaudio, inventory, ids, model="faster-whisper:base", beam_size=1, word_timestamps=True
+    )
     assert jiwer.wer(refs, hyps) <= 0.30  # measured 0.12 over all 10 clips (0.11 with beam 5)
 
 
@@ -196,16 +248,39 @@ def test_openai_whisper_random_tiny_runs_the_real_code_path(tmp_path, realaudio,
     from whisper.model import ModelDimensions, Whisper
 
     torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6, n_audio_layer=4,
-                           n_vocab=51865, n_text_ctx=448, n_text_state=384, n_text_head=6, n_text_layer=4)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=384,
+        n_audio_head=6,
+        n_audio_layer=4,
+        n_vocab=51865,
+        n_text_ctx=448,
+        n_text_state=384,
+        n_text_head=6,
+        n_text_layer=4,
+    )
     ckpt = tmp_path / "tiny-random.pt"
     torch.manual_seed(0)
     torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, ckpt)
     rid = "sp_nl_flemishguy_nl_rhasspy_1000_1601817815"
-    st = build_stage({"stage": "whisper_transcribe", "backend": "openai-whisper", "model": str(ckpt), "device": "cpu",
-                      "beam_size": 1, "max_new_tokens": 6, "temperature_fallback": False, "emit": "w-raw"}, "t")
+    st = build_stage(
+        {
+            "stage": "whisper_transcribe",
+            "backend": "openai-whisper",
+            "model": str(ckpt),
+            "device": "cpu",
+            "beam_size": 1,
+            "max_new_tokens": 6,
+            "temperature_fallback": False,
+            "emit": "w-raw",
+        },
+        "t",
+    )
     st.setup()
-    rec = dataclasses.replace(fake_recording(rid, 2.462, language="nl"), audio_path=str(realaudio / "flac" / f"{rid}.flac"))
+    rec = dataclasses.replace(
+        fake_recording(rid, 2.462, language="nl"), audio_path=str(realaudio / "flac" / f"{rid}.flac")
+    )
     ctx = RecordingContext(rec)
     out = st.process(ctx, [])
     st.teardown()
@@ -222,6 +297,7 @@ def test_openai_whisper_random_tiny_runs_the_real_code_path(tmp_path, realaudio,
 
 # --- curate run end to end ---------------------------------------------------------------------------------
 
+
 def speech_archive(root: Path, realaudio: Path) -> Path:
     """Two programmes of concatenated real speech (English 33 s, Flemish 20 s), with pauses."""
     from curate import audio
@@ -232,14 +308,24 @@ def speech_archive(root: Path, realaudio: Path) -> Path:
         return np.concatenate([x for i in ids for x in (audio.load(realaudio / "flac" / f"{i}.flac"), pause)])
 
     write_audio(root / "en.flac", concat(["sp_en_jfk", "sp_en_libri_2412-153948-0000", "sp_en_vctk_p226_003"]))
-    write_audio(root / "nl.flac", concat(["sp_nl_flemishguy_nl_rhasspy_120_1602335976",
-                                          "sp_nl_flemishguy_nl_rhasspy_1_1602428220",
-                                          "sp_nl_flemishguy_nl_rhasspy_356_1602256020",
-                                          "sp_nl_flemishguy_nl_rhasspy_238_1602310578"]))
-    return make_catalog(root / "catalog.csv", [
-        {"recording_id": "en1", "audio_path": "en.flac", "title": "News", "language": "en"},
-        {"recording_id": "nl1", "audio_path": "nl.flac", "title": "Nieuws", "language": ""},  # → settings.language
-    ])
+    write_audio(
+        root / "nl.flac",
+        concat(
+            [
+                "sp_nl_flemishguy_nl_rhasspy_120_1602335976",
+                "sp_nl_flemishguy_nl_rhasspy_1_1602428220",
+                "sp_nl_flemishguy_nl_rhasspy_356_1602256020",
+                "sp_nl_flemishguy_nl_rhasspy_238_1602310578",
+            ]
+        ),
+    )
+    return make_catalog(
+        root / "catalog.csv",
+        [
+            {"recording_id": "en1", "audio_path": "en.flac", "title": "News", "language": "en"},
+            {"recording_id": "nl1", "audio_path": "nl.flac", "title": "Nieuws", "language": ""},  # → settings.language
+        ],
+    )
 
 
 @pytest.mark.slow
@@ -254,9 +340,23 @@ def test_curate_run_whisper_pipeline_end_to_end(tmp_path, realaudio, repo):
 
     catalog = speech_archive(tmp_path / "archive", realaudio)
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", str(repo / "pipelines" / "whisper.yaml"), "--catalog", str(catalog),
-                                      "--out", str(out), "--runner", "local", "--set", "whisper_transcribe.device=cpu",
-                                      "--set", "whisper_transcribe.beam_size=1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(repo / "pipelines" / "whisper.yaml"),
+            "--catalog",
+            str(catalog),
+            "--out",
+            str(out),
+            "--runner",
+            "local",
+            "--set",
+            "whisper_transcribe.device=cpu",
+            "--set",
+            "whisper_transcribe.beam_size=1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     raw = manifest.read_segments(out / "variants" / "w-raw")
     assert {s.recording_id for s in raw} == {"en1", "nl1"}
@@ -285,10 +385,18 @@ def test_ray_actor_pool_runs_the_stage(tmp_path, realaudio):
     from curate.runners import run_pipeline
     from curate.testing import make_catalog
 
-    catalog = make_catalog(tmp_path / "catalog.csv", [
-        {"recording_id": "jfk", "audio_path": str(realaudio / "flac" / "sp_en_jfk.flac"), "language": "en"}])
-    stage = {"stage": "whisper_transcribe", "model": "faster-whisper:tiny.en", "device": "cpu", "beam_size": 1,
-             "cpu_threads": 1, "emit": "w-raw"}
+    catalog = make_catalog(
+        tmp_path / "catalog.csv",
+        [{"recording_id": "jfk", "audio_path": str(realaudio / "flac" / "sp_en_jfk.flac"), "language": "en"}],
+    )
+    stage = {
+        "stage": "whisper_transcribe",
+        "model": "faster-whisper:tiny.en",
+        "device": "cpu",
+        "beam_size": 1,
+        "cpu_threads": 1,
+        "emit": "w-raw",
+    }
     pipe = parse_pipeline({"name": "t", "passes": {"whisper": [stage]}})
     run = run_pipeline(pipe, catalog, tmp_path / "run", runner="ray", num_workers=1)
     segs = manifest.read_segments(tmp_path / "run" / "variants" / "w-raw")

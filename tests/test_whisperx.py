@@ -33,8 +33,9 @@ def test_merge_regions_joins_neighbours_up_to_the_limit():
     assert merge_regions([], 30.0) == []
 
 
-@pytest.mark.parametrize("params", [{"chunk_s": 45}, {"vad": "webrtc"}, {"batch_size": 0},
-                                    {"vad_onset": 0.3, "vad_offset": 0.5}])
+@pytest.mark.parametrize(
+    "params", [{"chunk_s": 45}, {"vad": "webrtc"}, {"batch_size": 0}, {"vad_onset": 0.3, "vad_offset": 0.5}]
+)
 def test_wx_transcribe_validation(params):
     with pytest.raises(ConfigError):
         WxTranscribe(**params).validate()
@@ -51,8 +52,9 @@ def programme(tmp_path_factory, realaudio):
     for c in CLIPS:
         parts += [audio.load(realaudio / "flac" / f"{c}.flac"), gap]
     write_audio(root / "two.flac", np.concatenate(parts))
-    return make_catalog(root / "catalog.csv", [{"recording_id": "two", "audio_path": "two.flac", "title": "Talk",
-                                                "language": "en"}])
+    return make_catalog(
+        root / "catalog.csv", [{"recording_id": "two", "audio_path": "two.flac", "title": "Talk", "language": "en"}]
+    )
 
 
 @pytest.mark.slow
@@ -63,14 +65,30 @@ def test_curate_run_whisperx_pipeline_end_to_end(tmp_path, programme, repo):
     from curate.cli.app import app
 
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, [
-        "run", str(repo / "pipelines" / "whisperx.yaml"), "--catalog", str(programme), "--out", str(out),
-        "--runner", "local", "--set", "wx_transcribe.model=faster-whisper:tiny.en",
-        "--set", "wx_transcribe.beam_size=1", "--set", "wx_transcribe.device=cpu",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(repo / "pipelines" / "whisperx.yaml"),
+            "--catalog",
+            str(programme),
+            "--out",
+            str(out),
+            "--runner",
+            "local",
+            "--set",
+            "wx_transcribe.model=faster-whisper:tiny.en",
+            "--set",
+            "wx_transcribe.beam_size=1",
+            "--set",
+            "wx_transcribe.device=cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    seg = {v: sorted(manifest.read_segments(out / "variants" / v), key=lambda s: s.start_s)
-           for v in ("wx-asr", "wx-align", "wx-diar", "wx-diar-1s", "wx-diar-3s")}
+    seg = {
+        v: sorted(manifest.read_segments(out / "variants" / v), key=lambda s: s.start_s)
+        for v in ("wx-asr", "wx-align", "wx-diar", "wx-diar-1s", "wx-diar-3s")
+    }
     asr = seg["wx-asr"]
     assert asr and all(s.duration_s <= 30.0 and s.text for s in asr)
     assert "fellow americans" in " ".join(s.text.lower() for s in asr)
@@ -105,17 +123,24 @@ def test_ray_stage_pools_match_the_local_runner(tmp_path, programme):
     from curate.runners import driver, local
     from curate.runners import ray as ray_runner
 
-    pipe = parse_pipeline({
-        "name": "pools", "settings": {"shard_size": 1},
-        "passes": {"sad": [{"stage": "sad_segment", "backend": "silero", "emit": "sad"}],
-                   "seq": [{"stage": "naive_segment", "window_s": 10, "emit": "seq"}]},
-        "derive": {"sad-3s": {"from": "sad", "stages": [{"stage": "min_duration", "min_s": 3}]}},
-    })
+    pipe = parse_pipeline(
+        {
+            "name": "pools",
+            "settings": {"shard_size": 1},
+            "passes": {
+                "sad": [{"stage": "sad_segment", "backend": "silero", "emit": "sad"}],
+                "seq": [{"stage": "naive_segment", "window_s": 10, "emit": "seq"}],
+            },
+            "derive": {"sad-3s": {"from": "sad", "stages": [{"stage": "min_duration", "min_s": 3}]}},
+        }
+    )
     outs = {}
     for name in ("local", "pools"):
         plan = driver.prepare(pipe, programme, tmp_path / name)
         (local.execute if name == "local" else ray_runner.execute_stage_pools)(plan)
         driver.finalize(plan, name, {})
-        outs[name] = {v: sorted((s.segment_id, s.variant) for s in manifest.read_segments(tmp_path / name / "variants" / v))
-                      for v in ("sad", "seq", "sad-3s")}
+        outs[name] = {
+            v: sorted((s.segment_id, s.variant) for s in manifest.read_segments(tmp_path / name / "variants" / v))
+            for v in ("sad", "seq", "sad-3s")
+        }
     assert outs["pools"] == outs["local"] and all(outs["local"].values())

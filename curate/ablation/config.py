@@ -48,13 +48,13 @@ class LrScan:
 @dataclass
 class Cell:
     name: str
-    condition: str | None = None       # label in the table (default: name)
-    run_dir: str | None = None         # default: data.run_dir
-    variant: str | None = None         # default: data.variant
-    corruption: Any = None             # a condition name (configs/corruption/<name>.yaml) or a data.corruption dict
-    hours: float | None = None         # pre-training budget in audio hours seen (default: pretrain.hours)
-    lr: Any = None                     # a number, a list of choices, or "scan" (default: pretrain.lr)
-    set: list[str] = field(default_factory=list)   # extra pre-training overrides SECTION.KEY=VALUE
+    condition: str | None = None  # label in the table (default: name)
+    run_dir: str | None = None  # default: data.run_dir
+    variant: str | None = None  # default: data.variant
+    corruption: Any = None  # a condition name (configs/corruption/<name>.yaml) or a data.corruption dict
+    hours: float | None = None  # pre-training budget in audio hours seen (default: pretrain.hours)
+    lr: Any = None  # a number, a list of choices, or "scan" (default: pretrain.lr)
+    set: list[str] = field(default_factory=list)  # extra pre-training overrides SECTION.KEY=VALUE
 
     @property
     def label(self) -> str:
@@ -86,7 +86,7 @@ class AblationSpec:
         if lr == "scan":
             return "scan"
         if lr is None:
-            return [math.nan]                       # NaN = the pre-training config's own LR (or heuristic)
+            return [math.nan]  # NaN = the pre-training config's own LR (or heuristic)
         return [float(x) for x in (lr if isinstance(lr, list) else [lr])]
 
     def hours(self, cell: Cell) -> float | None:
@@ -101,7 +101,9 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
 
 def check_dataset(spec: Any, where: str) -> dict[str, Any]:
     if not isinstance(spec, dict) or spec.get("kind") not in DATASET_KINDS or not spec.get("root"):
-        raise ConfigError(f"{where}: a dataset is a mapping with kind ({', '.join(DATASET_KINDS)}) and root, got {spec!r}")
+        raise ConfigError(
+            f"{where}: a dataset is a mapping with kind ({', '.join(DATASET_KINDS)}) and root, got {spec!r}"
+        )
     return spec
 
 
@@ -154,7 +156,7 @@ def load_ablation(path: str | Path) -> AblationSpec:
     where = str(path)
     raw = _read_yaml(presets.locate("ablations", path))
     known = {f.name for f in dataclasses.fields(AblationSpec)} - {"source"}
-    unknown = {k for k in raw if not str(k).startswith("x-")} - known     # x-…: free keys for YAML anchors
+    unknown = {k for k in raw if not str(k).startswith("x-")} - known  # x-…: free keys for YAML anchors
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
     if not raw.get("name") or not raw.get("cells"):
@@ -174,13 +176,22 @@ def load_ablation(path: str | Path) -> AblationSpec:
     pre = dict(raw.get("pretrain") or {})
     unknown = set(pre) - {"config", "set", "hours", "lr"}
     if unknown:
-        raise ConfigError(f"{where}: pretrain: unknown key(s) {', '.join(sorted(unknown))}; valid: config, set, hours, lr")
+        raise ConfigError(
+            f"{where}: pretrain: unknown key(s) {', '.join(sorted(unknown))}; valid: config, set, hours, lr"
+        )
     spec = AblationSpec(
-        name=str(raw["name"]), cells=cells, pretrain=pre, data=dict(raw.get("data") or {}),
+        name=str(raw["name"]),
+        cells=cells,
+        pretrain=pre,
+        data=dict(raw.get("data") or {}),
         lr_scan=build_dataclass(LrScan, dict(raw.get("lr_scan") or {}), f"{where}: lr_scan"),
-        measure=list(raw.get("measure") or ["finetune"]), finetune=dict(raw.get("finetune") or {}),
-        probe=dict(raw.get("probe") or {}), eval=dict(raw.get("eval") or {}),
-        description=str(raw.get("description", "")), source=raw)
+        measure=list(raw.get("measure") or ["finetune"]),
+        finetune=dict(raw.get("finetune") or {}),
+        probe=dict(raw.get("probe") or {}),
+        eval=dict(raw.get("eval") or {}),
+        description=str(raw.get("description", "")),
+        source=raw,
+    )
     bad = set(spec.measure) - set(MEASURES)
     if bad or not spec.measure:
         raise ConfigError(f"{where}: measure: expected a non-empty subset of {', '.join(MEASURES)}, got {spec.measure}")

@@ -101,8 +101,12 @@ def pretrain_run(spec: AblationSpec, cell: Cell, run_dir: Path, lr: float, steps
         import torch
 
         ck = torch.load(best, map_location="cpu", weights_only=False)
-        rec.update(checkpoint=str(best), val_loss=ck.get("val_loss"), val_step=ck.get("step"),
-                   audio_h_at_best=ck.get("audio_s", 0.0) / 3600)
+        rec.update(
+            checkpoint=str(best),
+            val_loss=ck.get("val_loss"),
+            val_step=ck.get("step"),
+            audio_h_at_best=ck.get("audio_s", 0.0) / 3600,
+        )
     rec["val_curve"] = val_curve(run_dir)
     _write_json(run_dir / "done.json", rec)
     return rec
@@ -117,7 +121,7 @@ def val_curve(run_dir: Path) -> list[list[float]]:
         for line in metrics.read_text().splitlines():
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:                      # a line cut short by a crash
+            except json.JSONDecodeError:  # a line cut short by a crash
                 continue
             if rec.get("val_loss") is not None:
                 curve[int(rec["step"])] = float(rec["val_loss"])
@@ -153,13 +157,17 @@ def pretrain_cell(spec: AblationSpec, cell: Cell, cell_dir: Path) -> tuple[dict[
         # Phase 1: every LR of the grid for a fraction of the budget; phase 2: the best `top` for the full budget.
         full = steps or cfg.train.max_steps
         short = max(1, int(full * spec.lr_scan.fraction))
-        phase1 = [pretrain_run(spec, cell, cell_dir / "pretrain" / f"scan-{_lr_name(lr)}", lr, short)
-                  for lr in spec.lr_scan.lrs]
+        phase1 = [
+            pretrain_run(spec, cell, cell_dir / "pretrain" / f"scan-{_lr_name(lr)}", lr, short)
+            for lr in spec.lr_scan.lrs
+        ]
         for r in phase1:
             r["phase"] = 1
         best = _rank(phase1)[: spec.lr_scan.top]
-        runs = phase1 + [dict(pretrain_run(spec, cell, cell_dir / "pretrain" / _lr_name(r["lr"]), r["lr"], full),
-                              phase=2) for r in best]
+        runs = phase1 + [
+            dict(pretrain_run(spec, cell, cell_dir / "pretrain" / _lr_name(r["lr"]), r["lr"], full), phase=2)
+            for r in best
+        ]
         final = [r for r in runs if r["phase"] == 2]
     else:
         runs = final = [pretrain_run(spec, cell, cell_dir / "pretrain" / _lr_name(lr), lr, steps) for lr in lrs]
@@ -181,10 +189,19 @@ def run_cell(spec: AblationSpec, name: str, out_dir: Path) -> dict[str, Any]:
     if done and done["status"] != "crash":
         return done
     cell_dir.mkdir(parents=True, exist_ok=True)
-    row: dict[str, Any] = {"cell": name, "condition": cell.label, "variant": cell.variant or spec.data.get("variant"),
-                           "corruption": (corruption_spec(cell.corruption, name) or {}).get("condition"),
-                           "hours_budget": spec.hours(cell), "status": "ok", "error": None, "wer": {}, "cer": {},
-                           "probe_wer": {}, "probe_cer": {}}
+    row: dict[str, Any] = {
+        "cell": name,
+        "condition": cell.label,
+        "variant": cell.variant or spec.data.get("variant"),
+        "corruption": (corruption_spec(cell.corruption, name) or {}).get("condition"),
+        "hours_budget": spec.hours(cell),
+        "status": "ok",
+        "error": None,
+        "wer": {},
+        "cer": {},
+        "probe_wer": {},
+        "probe_cer": {},
+    }
     t0 = time.perf_counter()
     try:
         best, runs = pretrain_cell(spec, cell, cell_dir)
@@ -194,8 +211,13 @@ def run_cell(spec: AblationSpec, name: str, out_dir: Path) -> dict[str, Any]:
             row["status"] = "DIV" if any(r["status"] == "DIV" for r in runs) else "crash"
             row["error"] = next((r.get("error") for r in runs if r.get("error")), "no run produced a checkpoint")
         else:
-            row.update(lr=best["lr"], ssl_val_loss=best["val_loss"], ssl_val_step=best["val_step"],
-                       audio_h=best.get("audio_h"), checkpoint=best["checkpoint"])
+            row.update(
+                lr=best["lr"],
+                ssl_val_loss=best["val_loss"],
+                ssl_val_step=best["val_step"],
+                audio_h=best.get("audio_h"),
+                checkpoint=best["checkpoint"],
+            )
             evals = _datasets(spec.eval)
             if "finetune" in spec.measure:
                 row.update(_finetune(spec, best["checkpoint"], cell_dir / "finetune", evals))
@@ -239,22 +261,31 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-def _make_worker(spec_path: str, out_dir: str, threads: int | None = None,
-                 cwd: str | None = None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _make_worker(
+    spec_path: str, out_dir: str, threads: int | None = None, cwd: str | None = None
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
     import os
 
     from curate.ablation.config import load_ablation
 
-    if cwd:                                               # relative paths of the spec mean the driver's cwd
+    if cwd:  # relative paths of the spec mean the driver's cwd
         os.chdir(cwd)
     set_threads(threads)
     spec = load_ablation(spec_path)
     return lambda item: run_cell(spec, item["cell"], Path(out_dir))
 
 
-def run_ablation(spec_path: str | Path, out_dir: str | Path, *, runner: str = "ray", num_workers: int | None = None,
-                 cells: list[str] | None = None, address: str | None = None, threads: int | None = None,
-                 on_cell: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def run_ablation(
+    spec_path: str | Path,
+    out_dir: str | Path,
+    *,
+    runner: str = "ray",
+    num_workers: int | None = None,
+    cells: list[str] | None = None,
+    address: str | None = None,
+    threads: int | None = None,
+    on_cell: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run every (or the named) cell of the ablation at ``spec_path`` into ``out_dir``; write the results table.
     ``runner="local"`` runs cells one after another in this process; ``"ray"`` runs one cell per GPU worker.
     ``threads`` sets torch's CPU threads per cell process (default: torch's own choice)."""
@@ -286,10 +317,17 @@ def run_ablation(spec_path: str | Path, out_dir: str | Path, *, runner: str = "r
     elif runner == "ray":
         from curate.runners.ray import map_actors
 
-        factory = functools.partial(_make_worker, str(Path(spec_path).resolve()), str(out_dir.resolve()), threads,
-                                    str(Path.cwd()))
-        for row in map_actors([{"cell": n} for n in names], factory, num_workers=num_workers, num_gpus=1,
-                              num_cpus=threads or 1, address=address):
+        factory = functools.partial(
+            _make_worker, str(Path(spec_path).resolve()), str(out_dir.resolve()), threads, str(Path.cwd())
+        )
+        for row in map_actors(
+            [{"cell": n} for n in names],
+            factory,
+            num_workers=num_workers,
+            num_gpus=1,
+            num_cpus=threads or 1,
+            address=address,
+        ):
             collect(row)
     else:
         raise ValueError(f"runner: expected ray or local, got {runner!r}")

@@ -20,9 +20,18 @@ import pyarrow as pa
 from curate.ablation.config import AblationSpec
 
 RESULTS_VERSION = 1
-FIXED = [("cell", pa.string()), ("condition", pa.string()), ("variant", pa.string()), ("corruption", pa.string()),
-         ("status", pa.string()), ("lr", pa.float64()), ("hours_budget", pa.float64()), ("audio_h", pa.float64()),
-         ("ssl_val_loss", pa.float64()), ("ssl_val_step", pa.int64())]
+FIXED = [
+    ("cell", pa.string()),
+    ("condition", pa.string()),
+    ("variant", pa.string()),
+    ("corruption", pa.string()),
+    ("status", pa.string()),
+    ("lr", pa.float64()),
+    ("hours_budget", pa.float64()),
+    ("audio_h", pa.float64()),
+    ("ssl_val_loss", pa.float64()),
+    ("ssl_val_step", pa.int64()),
+]
 METRICS = ("wer", "cer", "probe_wer", "probe_cer")
 
 
@@ -43,12 +52,20 @@ def collect_rows(spec: AblationSpec, out_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for cell in spec.cells:
         res = _read(Path(out_dir) / "cells" / cell.name / "result.json") or {}
-        row: dict[str, Any] = {"cell": cell.name, "condition": cell.label, "variant": res.get("variant"),
-                               "corruption": res.get("corruption"), "status": res.get("status", "pending"),
-                               "lr": _num(res.get("lr")), "hours_budget": _num(res.get("hours_budget")),
-                               "audio_h": _num(res.get("audio_h")), "ssl_val_loss": _num(res.get("ssl_val_loss")),
-                               "ssl_val_step": res.get("ssl_val_step"), "seconds": _num(res.get("seconds")),
-                               "error": res.get("error")}
+        row: dict[str, Any] = {
+            "cell": cell.name,
+            "condition": cell.label,
+            "variant": res.get("variant"),
+            "corruption": res.get("corruption"),
+            "status": res.get("status", "pending"),
+            "lr": _num(res.get("lr")),
+            "hours_budget": _num(res.get("hours_budget")),
+            "audio_h": _num(res.get("audio_h")),
+            "ssl_val_loss": _num(res.get("ssl_val_loss")),
+            "ssl_val_step": res.get("ssl_val_step"),
+            "seconds": _num(res.get("seconds")),
+            "error": res.get("error"),
+        }
         for m in METRICS:
             for t in tests:
                 row[f"{m}_{t}"] = _num((res.get(m) or {}).get(t))

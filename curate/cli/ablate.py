@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-TRAIN_HELP = "labelled training set as a YAML mapping: {kind: librispeech|librilight|mls|commonvoice|synthetic, root: DIR, …}"
+TRAIN_HELP = (
+    "labelled training set as a YAML mapping: {kind: librispeech|librilight|mls|commonvoice|synthetic, root: DIR, …}"
+)
 EVAL_HELP = "test set NAME={kind: …, root: …, split: …} (repeatable)"
 
 
@@ -66,7 +68,9 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int | None, typer.Option(help="parallel cells (default: one per GPU)")] = None,
         cell: Annotated[list[str] | None, typer.Option(help="run only this cell (repeatable)")] = None,
         ray_address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
-        threads: Annotated[int | None, typer.Option(help="torch CPU threads per cell (1 is fastest for tiny CPU runs)")] = None,
+        threads: Annotated[
+            int | None, typer.Option(help="torch CPU threads per cell (1 is fastest for tiny CPU runs)")
+        ] = None,
     ) -> None:
         """Pre-train every cell, keep its best checkpoint by validation loss, fine-tune/probe, tabulate WER."""
         from curate.ablation.config import load_ablation
@@ -83,8 +87,16 @@ def register(app: typer.Typer) -> None:
                 def on_cell(row: dict[str, Any]) -> None:
                     bar.update(task, advance=1, extra=f"{row['cell']}: {row['status']}")
 
-                run_ablation(spec, out, runner=runner, num_workers=workers, cells=cell, address=ray_address,
-                             threads=threads, on_cell=on_cell)
+                run_ablation(
+                    spec,
+                    out,
+                    runner=runner,
+                    num_workers=workers,
+                    cells=cell,
+                    address=ray_address,
+                    threads=threads,
+                    on_cell=on_cell,
+                )
         except (ConfigError, ValueError) as e:
             fail(str(e))
         stdout.print((out / "results.md").read_text())
@@ -97,7 +109,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="output directory (finetuned.pt, eval-*.json, summary.json)")],
         config: Annotated[Path | None, typer.Option(help="fine-tuning YAML, e.g. configs/finetune/10min.yaml")] = None,
         eval_: Annotated[list[str] | None, typer.Option("--eval", help=EVAL_HELP)] = None,
-        set_: Annotated[list[str] | None, typer.Option("--set", help="override KEY=VALUE of the fine-tuning config")] = None,
+        set_: Annotated[
+            list[str] | None, typer.Option("--set", help="override KEY=VALUE of the fine-tuning config")
+        ] = None,
     ) -> None:
         """CTC fine-tuning on letters (thesis protocol), then greedy decoding and WER/CER on the test sets."""
         from curate.ablation.config import load_finetune_config
@@ -116,8 +130,14 @@ def register(app: typer.Typer) -> None:
         try:
             with progress_bar() as bar:
                 task = bar.add_task("fine-tune", total=cfg.steps(), extra="")
-                summary = run(checkpoint, utts, cfg, out, evals=evals,
-                              on_log=lambda r: bar.update(task, completed=r["step"], extra=f"loss {r['loss']:.3f}"))
+                summary = run(
+                    checkpoint,
+                    utts,
+                    cfg,
+                    out,
+                    evals=evals,
+                    on_log=lambda r: bar.update(task, completed=r["step"], extra=f"loss {r['loss']:.3f}"),
+                )
         except FinetuneError as e:
             fail(str(e))
         stdout.print(json.dumps({"wer": summary["wer"], "cer": summary["cer"]}, indent=2))
@@ -147,11 +167,19 @@ def register(app: typer.Typer) -> None:
         try:
             with progress_bar() as bar:
                 task = bar.add_task("probe", total=cfg.steps, extra="")
-                rep = run(checkpoint, utts, evals or {"train": utts}, cfg, out,
-                          on_log=lambda r: bar.update(task, completed=r["step"], extra=f"loss {r['loss']:.3f}"))
+                rep = run(
+                    checkpoint,
+                    utts,
+                    evals or {"train": utts},
+                    cfg,
+                    out,
+                    on_log=lambda r: bar.update(task, completed=r["step"], extra=f"loss {r['loss']:.3f}"),
+                )
         except (FinetuneError, ConfigError) as e:
             fail(str(e))
-        stdout.print(json.dumps({"wer": rep["wer"], "cer": rep["cer"], "layer_weights": rep["layer_weights"]}, indent=2))
+        stdout.print(
+            json.dumps({"wer": rep["wer"], "cer": rep["cer"], "layer_weights": rep["layer_weights"]}, indent=2)
+        )
         stdout.print(f"per-layer report: {out / 'probe.json'}, plot: {out / 'layers.png'}")
 
     @app.command()

@@ -14,8 +14,12 @@ import typer
 from curate.cli import ablate, corrupt, demo, derive, export, models, pretrain, quality, run
 from curate.cli.console import console, setup_logging
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Turn a broadcast archive into clean single-speaker speech segments for pre-training.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Turn a broadcast archive into clean single-speaker speech segments for pre-training.",
+)
 
 
 @app.callback()

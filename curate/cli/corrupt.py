@@ -55,18 +55,22 @@ def register(app: typer.Typer) -> None:
 
         try:
             items = fma_items(read_fma(music))[:limit]
-            cfg = StemsConfig(model=model, repo=str(repo) if repo else None, device=device,
-                              min_speech_ratio=min_speech_ratio)
+            cfg = StemsConfig(
+                model=model, repo=str(repo) if repo else None, device=device, min_speech_ratio=min_speech_ratio
+            )
             with progress_bar() as bar:
                 task = bar.add_task("stems", total=len(items), extra="")
-                separate_stems(items, out, cfg, runner=runner, num_workers=workers,
-                               on_progress=lambda r: bar.advance(task, 1))
+                separate_stems(
+                    items, out, cfg, runner=runner, num_workers=workers, on_progress=lambda r: bar.advance(task, 1)
+                )
             rows = read_stems_manifest(out)
         except (CorpusError, StemsError, ValueError) as e:
             fail(str(e))
         n_voc = sum(1 for r in rows if r["has_vocals"])
-        stdout.print(f"{out / 'stems.parquet'}: {len(rows)} clips separated, {n_voc} with vocals, "
-                     f"{len(rows) - n_voc} instrumental (vocal stem dropped)")
+        stdout.print(
+            f"{out / 'stems.parquet'}: {len(rows)} clips separated, {n_voc} with vocals, "
+            f"{len(rows) - n_voc} instrumental (vocal stem dropped)"
+        )
 
     @corrupt_app.command("preview")
     def preview(

@@ -25,8 +25,9 @@ def register(app: typer.Typer) -> None:
         from curate.cli.progress import run_with_progress
         from curate.demo.run import run_demo
 
-        run_demo(out_dir, presets.locate("pipelines", pipeline), runner=runner, seed=seed, console=out,
-                 run=run_with_progress)
+        run_demo(
+            out_dir, presets.locate("pipelines", pipeline), runner=runner, seed=seed, console=out, run=run_with_progress
+        )
 
 
 __all__ = ["register"]

@@ -12,7 +12,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def derive(
         run_dir: Annotated[Path, typer.Argument(help="a finished curate run directory")],
-        pipeline: Annotated[Path, typer.Option(help="post-processing YAML with derive: entries, e.g. pipelines/post/w-pp-5s.yaml")],
+        pipeline: Annotated[
+            Path, typer.Option(help="post-processing YAML with derive: entries, e.g. pipelines/post/w-pp-5s.yaml")
+        ],
         from_: Annotated[str | None, typer.Option("--from", help="source variant (overrides the file's from:)")] = None,
         force: Annotated[bool, typer.Option(help="replace variants that already exist")] = False,
         set_: Annotated[list[str] | None, typer.Option("--set", help="override STAGE.PARAM=VALUE (repeatable)")] = None,

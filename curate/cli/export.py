@@ -44,10 +44,13 @@ def register(app: typer.Typer) -> None:
         variant: Annotated[str, typer.Option(help="variant to export, e.g. wx-diar-3s")],
         format_: Annotated[str, typer.Option("--format", help=f"one of: {', '.join(FORMATS)}")],
         out: Annotated[Path, typer.Option(help="output directory")],
-        select_file: Annotated[Path | None, typer.Option("--select", help="selection YAML (configs/selection/)")] = None,
+        select_file: Annotated[
+            Path | None, typer.Option("--select", help="selection YAML (configs/selection/)")
+        ] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
-        runner: Annotated[str, typer.Option(help="local (default) or ray: where audio is cut (fairseq, hf, "
-                                                 "webdataset)")] = "local",
+        runner: Annotated[
+            str, typer.Option(help="local (default) or ray: where audio is cut (fairseq, hf, webdataset)")
+        ] = "local",
         shard_segments: Annotated[int, typer.Option(help="segments per shard (hf, webdataset)")] = 2000,
     ) -> None:
         """Export a variant (optionally a selection of it) for fairseq, Lhotse, HF datasets, NeMo, WebDataset or
@@ -64,8 +67,7 @@ def register(app: typer.Typer) -> None:
             if format_ == "fairseq":  # the long part is materializing the audio: one bar step per recording
                 with progress_bar() as bar:
                     on_plan, on_unit = _units_bar(bar, "materialize")
-                    info = export(run_dir, variant, format_, out, sel, runner=runner, on_plan=on_plan,
-                                  on_unit=on_unit)
+                    info = export(run_dir, variant, format_, out, sel, runner=runner, on_plan=on_plan, on_unit=on_unit)
             else:
                 with console.status(f"exporting {variant} as {format_}"):
                     info = export(run_dir, variant, format_, out, sel, runner=runner, shard_segments=shard_segments)
@@ -79,7 +81,9 @@ def register(app: typer.Typer) -> None:
         run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
         variant: Annotated[str, typer.Option(help="variant to materialize")],
         out: Annotated[Path, typer.Option(help="output directory (rerun the same command to resume)")],
-        format_: Annotated[str, typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)")] = "flac",
+        format_: Annotated[
+            str, typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)")
+        ] = "flac",
         runner: Annotated[str, typer.Option(help="ray (default) or local")] = "ray",
         ray_address: Annotated[str | None, typer.Option(help="Ray cluster address; default: start Ray locally")] = None,
         shard_mb: Annotated[int, typer.Option(help="pcm16 shard size in MiB")] = 1024,
@@ -99,15 +103,26 @@ def register(app: typer.Typer) -> None:
                 segments, stats = select(run_dir, variant, sel)
             with progress_bar() as bar:
                 on_plan, on_unit = _units_bar(bar, "units")
-                info = materialize(run_dir, variant, out, fmt=format_, segments=segments, runner=runner,
-                                   shard_bytes=shard_mb << 20, ray_address=ray_address, on_plan=on_plan,
-                                   on_unit=on_unit)
+                info = materialize(
+                    run_dir,
+                    variant,
+                    out,
+                    fmt=format_,
+                    segments=segments,
+                    runner=runner,
+                    shard_bytes=shard_mb << 20,
+                    ray_address=ray_address,
+                    on_plan=on_plan,
+                    on_unit=on_unit,
+                )
             if sel is not None:
                 write_selection(out, sel, stats)
         except (MaterializeError, FileNotFoundError) as e:
             fail(str(e))
-        stdout.print(f"[green]materialized[/] {info['segments']:,} segments, {info['hours']:.2f} h → {out}/index.parquet"
-                     f" ({info['failed_recordings']} recordings failed; see failures.parquet)")
+        stdout.print(
+            f"[green]materialized[/] {info['segments']:,} segments, {info['hours']:.2f} h → {out}/index.parquet"
+            f" ({info['failed_recordings']} recordings failed; see failures.parquet)"
+        )
 
     @app.command("select")
     def select_cmd(

@@ -55,13 +55,19 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("pre-train", total=cfg.train.max_steps, extra="")
 
             def on_log(r: dict) -> None:
-                bar.update(task, completed=r["step"], extra=f"loss {r['loss']:.3f} acc {r['accuracy']:.2f} "
-                           f"{r['audio_s_per_s']:.0f} audio-s/s {r['audio_h']:.2f} h")
+                bar.update(
+                    task,
+                    completed=r["step"],
+                    extra=f"loss {r['loss']:.3f} acc {r['accuracy']:.2f} "
+                    f"{r['audio_s_per_s']:.0f} audio-s/s {r['audio_h']:.2f} h",
+                )
 
             try:
                 summary = run(cfg, data_path, out_dir, variant=variant, resume=resume, on_log=on_log)
             except (ConfigError, DataError, TrainingHealthError, ValueError) as e:
                 fail(str(e))
-        console.print(f"{summary['steps']} steps, {summary['audio_h']:.2f} h audio ({summary['epochs']:.2f} epochs), "
-                      f"{summary['dropped_batches']} batches dropped (spread), val loss {summary['val_loss']}")
+        console.print(
+            f"{summary['steps']} steps, {summary['audio_h']:.2f} h audio ({summary['epochs']:.2f} epochs), "
+            f"{summary['dropped_batches']} batches dropped (spread), val loss {summary['val_loss']}"
+        )
         stdout.print(f"checkpoints and metrics: {out_dir}")

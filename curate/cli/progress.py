@@ -17,23 +17,38 @@ def run_with_progress(pipeline, catalog: Path, out_dir: Path, **kw: Any) -> dict
         state: dict[str, Any] = {}
 
         def on_plan(plan) -> None:
-            bar.update(ingest_task, total=bar.tasks[ingest_task].completed or 1, completed=bar.tasks[ingest_task].completed or 1)
+            bar.update(
+                ingest_task,
+                total=bar.tasks[ingest_task].completed or 1,
+                completed=bar.tasks[ingest_task].completed or 1,
+            )
             n = sum(len(s) for s in plan.shards)
             done_ids = {r for i in range(len(plan.shards)) if i not in set(plan.pending()) for r in plan.shards[i]}
             hours = sum(plan.recordings[r].duration_s for s in plan.shards for r in s) / 3600
             done_h = sum(plan.recordings[r].duration_s for r in done_ids) / 3600
             state["hours"] = hours
             state["done_h"] = done_h
-            state["task"] = bar.add_task("recordings", total=n, completed=len(done_ids),
-                                         extra=f"{done_h:.2f}/{hours:.2f} h audio")
+            state["task"] = bar.add_task(
+                "recordings", total=n, completed=len(done_ids), extra=f"{done_h:.2f}/{hours:.2f} h audio"
+            )
 
         def on_done(summary: dict[str, Any]) -> None:
             state["done_h"] += summary["audio_s"] / 3600
-            bar.update(state["task"], advance=len(summary["recordings"]),
-                       extra=f"{state['done_h']:.2f}/{state['hours']:.2f} h audio")
+            bar.update(
+                state["task"],
+                advance=len(summary["recordings"]),
+                extra=f"{state['done_h']:.2f}/{state['hours']:.2f} h audio",
+            )
 
-        return run_pipeline(pipeline, catalog, out_dir, on_plan=on_plan,
-                            on_ingest=lambda n: bar.advance(ingest_task, n), on_done=on_done, **kw)
+        return run_pipeline(
+            pipeline,
+            catalog,
+            out_dir,
+            on_plan=on_plan,
+            on_ingest=lambda n: bar.advance(ingest_task, n),
+            on_done=on_done,
+            **kw,
+        )
 
 
 __all__ = ["run_with_progress"]

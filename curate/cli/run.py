@@ -29,8 +29,10 @@ def out_console_stats(run_dir: Path, load_stats, format_table) -> None:
     out.print(format_table(load_stats(run_dir)), soft_wrap=True)
     failures = manifest.read_table(run_dir / "failures.parquet", "failures")
     n_err = pc.sum(pc.equal(failures.column("severity"), "error")).as_py() or 0
-    out.print(f"run directory: {run_dir}  ({n_err} failed recordings, {failures.num_rows - n_err} warnings "
-              f"in failures.parquet)")
+    out.print(
+        f"run directory: {run_dir}  ({n_err} failed recordings, {failures.num_rows - n_err} warnings "
+        f"in failures.parquet)"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -54,8 +56,9 @@ def register(app: typer.Typer) -> None:
 
         pipe = load_pipeline_or_exit(pipeline, set_)
         try:
-            run_with_progress(pipe, catalog, out, runner=runner, ray_address=ray_address, num_workers=workers,
-                              stage_pools=stage_pools)
+            run_with_progress(
+                pipe, catalog, out, runner=runner, ray_address=ray_address, num_workers=workers, stage_pools=stage_pools
+            )
         except (CatalogError, RunDirError, ValueError) as e:
             fail(str(e))
         out_console_stats(out, load_stats, format_table)

@@ -65,7 +65,9 @@ class Condition:
         return self
 
 
-_NAME = re.compile(r"^(?:(?P<concat>[12])spk-concat|2spk-mix-(?P<spk>\d+)|(?P<kind>sub|mix)-(?P<src>[a-z]+)-(?P<x>\d+))$")
+_NAME = re.compile(
+    r"^(?:(?P<concat>[12])spk-concat|2spk-mix-(?P<spk>\d+)|(?P<kind>sub|mix)-(?P<src>[a-z]+)-(?P<x>\d+))$"
+)
 _SHORT = {"noise": "noise", "music": "music", "instr": "instrumental", "vocal": "vocals"}
 
 
@@ -79,7 +81,9 @@ def condition_from_name(name: str) -> Condition:
             "sub-music-X, mix-noise-X, mix-music-X, mix-instr-X or mix-vocal-X (X = percent of a batch, e.g. 33)"
         )
     if m["concat"]:
-        return Condition(name, "concat", pairing="same-session" if m["concat"] == "1" else "different-speaker").validate()
+        return Condition(
+            name, "concat", pairing="same-session" if m["concat"] == "1" else "different-speaker"
+        ).validate()
     pct = int(m["spk"] or m["x"])
     if not 0 < pct <= 100:
         raise ConditionError(f"'{name}': the percentage must be in 1..100")
@@ -111,8 +115,15 @@ def parse_condition(raw: Any, origin: str = "<condition>") -> Condition:
     if isinstance(fraction, bool) or not isinstance(fraction, int | float):
         raise ConditionError(f"{origin}: fraction must be a number in (0, 1], got {fraction!r}")
     try:
-        return Condition(str(raw["name"]), str(raw["kind"]), raw.get("source"), float(fraction),
-                         (float(snr[0]), float(snr[1])), raw.get("pairing"), str(raw.get("description", ""))).validate()
+        return Condition(
+            str(raw["name"]),
+            str(raw["kind"]),
+            raw.get("source"),
+            float(fraction),
+            (float(snr[0]), float(snr[1])),
+            raw.get("pairing"),
+            str(raw.get("description", "")),
+        ).validate()
     except ConditionError as e:
         raise ConditionError(f"{origin}: {e}") from None
 

@@ -52,7 +52,9 @@ def _is_speaker_dir(p: Path) -> bool:
     return p.is_dir() and p.name.isdigit()
 
 
-def scan_librispeech(root: str | Path, subsets: Sequence[str] | None = None) -> tuple[list[LibriUtterance], list[Failure]]:
+def scan_librispeech(
+    root: str | Path, subsets: Sequence[str] | None = None
+) -> tuple[list[LibriUtterance], list[Failure]]:
     """Every utterance under ``root`` (a LibriSpeech folder with subsets, or one subset folder)."""
     root = Path(root)
     if not root.is_dir():
@@ -64,8 +66,11 @@ def scan_librispeech(root: str | Path, subsets: Sequence[str] | None = None) -> 
     if subsets:
         subset_dirs = [d for d in subset_dirs if d.name in set(subsets)]
     if not subset_dirs:
-        raise CorpusError(f"{root}: no LibriSpeech subset found (expected <subset>/<speaker>/<chapter>/*.flac"
-                          + (f" for subsets {list(subsets)}" if subsets else "") + ")")
+        raise CorpusError(
+            f"{root}: no LibriSpeech subset found (expected <subset>/<speaker>/<chapter>/*.flac"
+            + (f" for subsets {list(subsets)}" if subsets else "")
+            + ")"
+        )
     utts: list[LibriUtterance] = []
     failures: list[Failure] = []
     for sd in subset_dirs:
@@ -81,21 +86,34 @@ def scan_librispeech(root: str | Path, subsets: Sequence[str] | None = None) -> 
                     if uid:
                         texts[uid] = text.strip()
             else:
-                failures.append(Failure(f"{spk}-{chap}", STAGE, "MissingTranscript",
-                                        f"{trans}: transcript file missing; utterances kept without text",
-                                        severity="warning"))
+                failures.append(
+                    Failure(
+                        f"{spk}-{chap}",
+                        STAGE,
+                        "MissingTranscript",
+                        f"{trans}: transcript file missing; utterances kept without text",
+                        severity="warning",
+                    )
+                )
             for f in sorted(chap_dir.glob("*.flac")):
                 uid = f.stem
                 if trans.is_file() and uid not in texts:
-                    failures.append(Failure(uid, STAGE, "MissingTranscript", f"{trans}: no line for {uid}",
-                                            str(f), "warning"))
+                    failures.append(
+                        Failure(uid, STAGE, "MissingTranscript", f"{trans}: no line for {uid}", str(f), "warning")
+                    )
                 utts.append(LibriUtterance(uid, spk, chap, sd.name, str(f.resolve()), texts.get(uid)))
     return utts, failures
 
 
-def librispeech_run_dir(root: str | Path, out_dir: str | Path, variant: str = "librispeech",
-                        subsets: Sequence[str] | None = None, part_rows: int = 50_000, threads: int = 8,
-                        on_progress: Callable[[int], None] | None = None) -> Path:
+def librispeech_run_dir(
+    root: str | Path,
+    out_dir: str | Path,
+    variant: str = "librispeech",
+    subsets: Sequence[str] | None = None,
+    part_rows: int = 50_000,
+    threads: int = 8,
+    on_progress: Callable[[int], None] | None = None,
+) -> Path:
     """Write LibriSpeech as a run directory (recordings, decisions, failures, ``variants/<variant>``, stats,
     run.json, catalog.csv). Rerunning on the same ``out_dir`` rewrites it."""
     import pandas as pd
@@ -123,11 +141,24 @@ def librispeech_run_dir(root: str | Path, out_dir: str | Path, variant: str = "l
                 failures.append(info)
                 continue
             meta = {"speaker": u.speaker, "chapter": u.chapter, "subset": u.subset, "corpus": "librispeech"}
-            recs.append(Recording(u.utterance_id, u.path, info.duration_s, info.sample_rate, info.num_channels,
-                                  info.codec, language="en", metadata=json.dumps(meta, sort_keys=True)))
+            recs.append(
+                Recording(
+                    u.utterance_id,
+                    u.path,
+                    info.duration_s,
+                    info.sample_rate,
+                    info.num_channels,
+                    info.codec,
+                    language="en",
+                    metadata=json.dumps(meta, sort_keys=True),
+                )
+            )
             decisions.append(Decision(u.utterance_id, True, "kept"))
-            segs.append(Segment.new(u.utterance_id, u.path, 0.0, info.duration_s, variant, text=u.text,
-                                    language="en", speaker=u.speaker))
+            segs.append(
+                Segment.new(
+                    u.utterance_id, u.path, 0.0, info.duration_s, variant, text=u.text, language="en", speaker=u.speaker
+                )
+            )
     manifest.write_records(out_dir / "recordings.parquet", recs, "recordings")
     manifest.write_records(out_dir / "decisions.parquet", decisions, "decisions")
     manifest.write_records(out_dir / "failures.parquet", failures, "failures")
@@ -138,12 +169,26 @@ def librispeech_run_dir(root: str | Path, out_dir: str | Path, variant: str = "l
         manifest.write_records(vdir / f"part-{k // part_rows:05d}.parquet", segs[k : k + part_rows], "segments")
     input_s = sum(r.duration_s for r in recs)
     write_stats(out_dir, compute_stats(out_dir, [variant], input_s))
-    catalog = pd.DataFrame([{"recording_id": r.recording_id, "audio_path": r.audio_path, "language": "en",
-                             **json.loads(r.metadata or "{}")} for r in recs])
+    catalog = pd.DataFrame(
+        [
+            {
+                "recording_id": r.recording_id,
+                "audio_path": r.audio_path,
+                "language": "en",
+                **json.loads(r.metadata or "{}"),
+            }
+            for r in recs
+        ]
+    )
     manifest.atomic_write_text(out_dir / "catalog.csv", catalog.to_csv(index=False))
     RunDir(out_dir).write_run(
-        "librispeech-import", [variant], source=str(Path(root).resolve()), subsets=sorted({u.subset for u in utts}),
-        counts={"recordings": len(recs), "failures": len(failures)}, timings_s={"total": round(time.time() - t0, 3)})
+        "librispeech-import",
+        [variant],
+        source=str(Path(root).resolve()),
+        subsets=sorted({u.subset for u in utts}),
+        counts={"recordings": len(recs), "failures": len(failures)},
+        timings_s={"total": round(time.time() - t0, 3)},
+    )
     log.info("librispeech: %d utterances (%.2f h) → %s", len(recs), input_s / 3600, out_dir)
     return out_dir
 
@@ -159,8 +204,9 @@ def run_utterances(run_dir: str | Path, variant: str) -> tuple[list[Segment], li
         raise CorpusError(str(e)) from None
     segs = manifest.read_segments(vdir)
     meta: dict[str, dict] = {}
-    for row in manifest.read_table(run_dir / "recordings.parquet", "recordings",
-                                   columns=["recording_id", "metadata"]).to_pylist():
+    for row in manifest.read_table(
+        run_dir / "recordings.parquet", "recordings", columns=["recording_id", "metadata"]
+    ).to_pylist():
         meta[row["recording_id"]] = json.loads(row["metadata"]) if row["metadata"] else {}
     utts = []
     for s in segs:
@@ -182,8 +228,10 @@ def read_musan(root: str | Path, categories: Sequence[str] = ("noise",)) -> list
         d = root / cat
         if not d.is_dir():
             found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-            raise CorpusError(f"{d}: MUSAN category folder not found (expected <musan>/{{music,noise,speech}}; "
-                              f"found {found or 'no folder at ' + str(root)})")
+            raise CorpusError(
+                f"{d}: MUSAN category folder not found (expected <musan>/{{music,noise,speech}}; "
+                f"found {found or 'no folder at ' + str(root)})"
+            )
         files = sorted(p for p in d.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
         clips += [Clip(str(p.relative_to(root)), str(p.resolve())) for p in files]
     if not clips:
@@ -234,8 +282,12 @@ def read_fma_metadata(tracks_csv: str | Path) -> dict[int, dict]:
         df = pd.read_csv(tracks_csv, index_col=0, header=[0, 1], low_memory=False)
     except Exception as e:
         raise CorpusError(f"{tracks_csv}: cannot read FMA metadata ({type(e).__name__}: {e})") from None
-    want = {"genre_top": ("track", "genre_top"), "title": ("track", "title"), "artist": ("artist", "name"),
-            "subset": ("set", "subset")}
+    want = {
+        "genre_top": ("track", "genre_top"),
+        "title": ("track", "title"),
+        "artist": ("artist", "name"),
+        "subset": ("set", "subset"),
+    }
     out: dict[int, dict] = {}
     cols = {k: c for k, c in want.items() if c in df.columns}
     if ("track", "genre_top") not in df.columns:
@@ -260,8 +312,17 @@ def read_fma(root: str | Path) -> list[FmaTrack]:
             continue
         m = meta.get(int(p.stem), {})
         genre = m.get("genre_top")
-        tracks.append(FmaTrack(int(p.stem), str(p.resolve()), genre, m.get("title"), m.get("artist"), m.get("subset"),
-                               None if not meta else genre == "Instrumental"))
+        tracks.append(
+            FmaTrack(
+                int(p.stem),
+                str(p.resolve()),
+                genre,
+                m.get("title"),
+                m.get("artist"),
+                m.get("subset"),
+                None if not meta else genre == "Instrumental",
+            )
+        )
     if not tracks:
         raise CorpusError(f"{audio_dir}: no <3-digit>/<6-digit>.mp3 clips found")
     return tracks
@@ -271,8 +332,13 @@ def fma_pool(root: str | Path, cache_s: float = 4 * 3600.0) -> AudioPool:
     return AudioPool("music", [Clip(f"{t.track_id:06d}", t.path) for t in read_fma(root)], cache_s=cache_s)
 
 
-def build_sources(condition: Condition, noise: str | Path | None = None, music: str | Path | None = None,
-                  stems: str | Path | None = None, musan_categories: Sequence[str] = ("noise",)) -> Sources:
+def build_sources(
+    condition: Condition,
+    noise: str | Path | None = None,
+    music: str | Path | None = None,
+    stems: str | Path | None = None,
+    musan_categories: Sequence[str] = ("noise",),
+) -> Sources:
     """Only the pools the condition needs are scanned (a missing one is a clear error, before any audio)."""
     src = Sources()
     need = condition.source
@@ -287,6 +353,7 @@ def build_sources(condition: Condition, noise: str | Path | None = None, music: 
     if need not in (None, "speech"):
         src.require(need, condition.name)
     return src
+
 
 __all__ = [
     "CorpusError",

@@ -40,8 +40,9 @@ class Clip:
 class AudioPool:
     """Clips drawn by index; decoded lazily to mono float32 16 kHz and cached (LRU, ``cache_s`` seconds)."""
 
-    def __init__(self, name: str, clips: Sequence[Clip], arrays: dict[str, np.ndarray] | None = None,
-                 cache_s: float = 4 * 3600.0):
+    def __init__(
+        self, name: str, clips: Sequence[Clip], arrays: dict[str, np.ndarray] | None = None, cache_s: float = 4 * 3600.0
+    ):
         self.name = name
         self.clips = sorted(clips, key=lambda c: c.clip_id)
         self.cache_s = cache_s
@@ -132,12 +133,15 @@ class Sources:
             state = "was not given"
             if pool is not None:
                 state = "is empty" + (" (no vocal stem passed the speech-activity check)" if source == "vocals" else "")
-            raise MissingSourceError(f"condition '{condition}' needs {source} audio, which {state}: {self._HINT[source]}")
+            raise MissingSourceError(
+                f"condition '{condition}' needs {source} audio, which {state}: {self._HINT[source]}"
+            )
         return pool
 
 
-def pool_from_paths(name: str, paths: Sequence[str | Path], root: str | Path | None = None,
-                    cache_s: float = 4 * 3600.0) -> AudioPool:
+def pool_from_paths(
+    name: str, paths: Sequence[str | Path], root: str | Path | None = None, cache_s: float = 4 * 3600.0
+) -> AudioPool:
     """A pool of whole files; clip ids are paths relative to ``root`` (else file stems)."""
     clips = []
     for p in paths:
@@ -155,5 +159,6 @@ class Utterance:
     key: str
     speaker: str | None = None
     session: str | None = None
+
 
 __all__ = ["AudioPool", "Clip", "MissingSourceError", "Sources", "Utterance", "pool_from_paths"]

@@ -35,9 +35,17 @@ from curate.models.device import cuda_available, pick_device
 log = logging.getLogger(__name__)
 
 STEMS_MANIFEST = "stems.parquet"
-_FIELDS = [("track_id", "string"), ("source_path", "string"), ("vocals_path", "string"),
-           ("accompaniment_path", "string"), ("duration_s", "float64"), ("speech_ratio", "float64"),
-           ("has_vocals", "bool_"), ("genre_top", "string"), ("model", "string")]
+_FIELDS = [
+    ("track_id", "string"),
+    ("source_path", "string"),
+    ("vocals_path", "string"),
+    ("accompaniment_path", "string"),
+    ("duration_s", "float64"),
+    ("speech_ratio", "float64"),
+    ("has_vocals", "bool_"),
+    ("genre_top", "string"),
+    ("model", "string"),
+]
 
 
 def stems_schema():
@@ -89,8 +97,10 @@ def default_vad_path() -> Path:
 
     spec = importlib.util.find_spec("whisperx")
     if spec is None or spec.origin is None:
-        raise StemsError("whisperx is not installed: it ships the pyannote segmentation weights used as VAD; "
-                         "install it or pass vad_model=/path/to/pytorch_model.bin")
+        raise StemsError(
+            "whisperx is not installed: it ships the pyannote segmentation weights used as VAD; "
+            "install it or pass vad_model=/path/to/pytorch_model.bin"
+        )
     return Path(spec.origin).parent / "assets" / "pytorch_model.bin"
 
 
@@ -145,8 +155,25 @@ def decode_stereo(path: str | Path, sr: int, channels: int = 2) -> np.ndarray:
     exe = shutil.which("ffmpeg")
     if exe is None:
         raise RuntimeError("ffmpeg is not installed: `apt-get install ffmpeg`")
-    cmd = [exe, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", str(channels), "-ar", str(sr),
-           "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    cmd = [
+        exe,
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-ac",
+        str(channels),
+        "-ar",
+        str(sr),
+        "-f",
+        "f32le",
+        "-acodec",
+        "pcm_f32le",
+        "-",
+    ]
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0 or not proc.stdout:
         msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -155,7 +182,9 @@ def decode_stereo(path: str | Path, sr: int, channels: int = 2) -> np.ndarray:
     return x[: x.size - x.size % channels].reshape(-1, channels).T.copy()
 
 
-def separate(model, wav: np.ndarray, device: str, shifts: int = 0, segment_s: float | None = None) -> dict[str, np.ndarray]:
+def separate(
+    model, wav: np.ndarray, device: str, shifts: int = 0, segment_s: float | None = None
+) -> dict[str, np.ndarray]:
     """(channels, samples) at the model's rate → {source: (channels, samples)}, normalised as demucs' CLI does."""
     import torch
     from demucs.apply import apply_model
@@ -164,8 +193,16 @@ def separate(model, wav: np.ndarray, device: str, shifts: int = 0, segment_s: fl
     ref = x.mean(0)
     mean, std = ref.mean(), ref.std() + 1e-8
     with torch.inference_mode():
-        out = apply_model(model, ((x - mean) / std)[None], shifts=shifts, split=True, overlap=0.25, device=device,
-                          segment=segment_s, progress=False)[0]
+        out = apply_model(
+            model,
+            ((x - mean) / std)[None],
+            shifts=shifts,
+            split=True,
+            overlap=0.25,
+            device=device,
+            segment=segment_s,
+            progress=False,
+        )[0]
     out = out * std + mean
     return {name: out[k].cpu().numpy() for k, name in enumerate(model.sources)}
 
@@ -174,7 +211,9 @@ def _to_16k_mono(x: np.ndarray, sr: int) -> np.ndarray:
     import soxr
 
     mono = np.ascontiguousarray(x.mean(axis=0), dtype=np.float32)
-    return soxr.resample(mono, sr, audio.SAMPLE_RATE, quality="HQ").astype(np.float32) if sr != audio.SAMPLE_RATE else mono
+    return (
+        soxr.resample(mono, sr, audio.SAMPLE_RATE, quality="HQ").astype(np.float32) if sr != audio.SAMPLE_RATE else mono
+    )
 
 
 def stem_paths(out_dir: Path, track_id: str) -> tuple[Path, Path, Path]:
@@ -216,10 +255,17 @@ class StemWorker:
             tmp = path.with_name(f".{path.name}.tmp.flac")
             sf.write(str(tmp), np.clip(x, -1.0, 1.0), audio.SAMPLE_RATE, subtype="PCM_16")
             tmp.replace(path)
-        row = {"track_id": tid, "source_path": str(item["path"]), "vocals_path": str(voc),
-               "accompaniment_path": str(acc), "duration_s": vocals.size / audio.SAMPLE_RATE, "speech_ratio": ratio,
-               "has_vocals": ratio is None or ratio >= self.config.min_speech_ratio,
-               "genre_top": item.get("genre_top"), "model": self.config.model}
+        row = {
+            "track_id": tid,
+            "source_path": str(item["path"]),
+            "vocals_path": str(voc),
+            "accompaniment_path": str(acc),
+            "duration_s": vocals.size / audio.SAMPLE_RATE,
+            "speech_ratio": ratio,
+            "has_vocals": ratio is None or ratio >= self.config.min_speech_ratio,
+            "genre_top": item.get("genre_top"),
+            "model": self.config.model,
+        }
         manifest.write_json(marker, row)
         return row
 
@@ -228,9 +274,15 @@ def _make_worker(config: StemsConfig, out_dir: str) -> StemWorker:
     return StemWorker(config, out_dir)
 
 
-def separate_stems(items: Sequence[dict[str, Any]], out_dir: str | Path, config: StemsConfig = StemsConfig(),
-                   runner: str = "ray", num_workers: int | None = None, num_cpus: float = 1.0,
-                   on_progress: Callable[[dict[str, Any]], None] | None = None) -> Path:
+def separate_stems(
+    items: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    config: StemsConfig = StemsConfig(),
+    runner: str = "ray",
+    num_workers: int | None = None,
+    num_cpus: float = 1.0,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
     """Separate every ``{"track_id", "path", "genre_top"?}`` item; returns the path of ``stems.parquet``.
     Clips already done are skipped without loading a model; errors are logged and listed in the manifest log."""
     out_dir = Path(out_dir)
@@ -304,8 +356,9 @@ def stems_pools(stems_dir: str | Path, cache_s: float = 4 * 3600.0) -> tuple[Aud
     """(instrumental pool: every accompaniment stem, vocals pool: vocal stems of songs with vocals)."""
     rows = read_stems_manifest(stems_dir)
     instr = AudioPool("instrumental", [Clip(r["track_id"], r["accompaniment_path"]) for r in rows], cache_s=cache_s)
-    vocals = AudioPool("vocals", [Clip(r["track_id"], r["vocals_path"]) for r in rows if r["has_vocals"]],
-                       cache_s=cache_s)
+    vocals = AudioPool(
+        "vocals", [Clip(r["track_id"], r["vocals_path"]) for r in rows if r["has_vocals"]], cache_s=cache_s
+    )
     return instr, vocals
 
 
@@ -320,8 +373,12 @@ def save_demucs_package(model, path: str | Path) -> Path:
     import torch
 
     args, kwargs = model._init_args_kwargs
-    pkg = {"klass": model.__class__, "args": args, "kwargs": kwargs,
-           "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    pkg = {
+        "klass": model.__class__,
+        "args": args,
+        "kwargs": kwargs,
+        "state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(pkg, path)

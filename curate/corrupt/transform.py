@@ -79,13 +79,22 @@ class CorruptionTransform:
 
             unknown = set(sources) - {"noise", "music", "stems", "musan_categories"}
             if unknown:
-                raise ConditionError(f"corruption sources: unknown key(s) {sorted(unknown)}; valid: noise, music, "
-                                     "stems, musan_categories")
-            sources = build_sources(condition, sources.get("noise"), sources.get("music"), sources.get("stems"),
-                                    sources.get("musan_categories") or ("noise",))
+                raise ConditionError(
+                    f"corruption sources: unknown key(s) {sorted(unknown)}; valid: noise, music, "
+                    "stems, musan_categories"
+                )
+            sources = build_sources(
+                condition,
+                sources.get("noise"),
+                sources.get("music"),
+                sources.get("stems"),
+                sources.get("musan_categories") or ("noise",),
+            )
         if condition.kind == "concat":
-            raise ConditionError(f"'{condition.name}' is a dataset-level condition: use ConcatTransform, not the "
-                                 "collate-time CorruptionTransform")
+            raise ConditionError(
+                f"'{condition.name}' is a dataset-level condition: use ConcatTransform, not the "
+                "collate-time CorruptionTransform"
+            )
         self.condition = condition
         self.sources = sources or Sources()
         self.seed = int(seed)
@@ -95,8 +104,14 @@ class CorruptionTransform:
         else:
             self.pool = self.sources.speech
 
-    def __call__(self, batch: Sequence[np.ndarray], epoch: int, batch_idx: int, is_validation: bool = False,
-                 speakers: Sequence[str | None] | None = None) -> tuple[list[np.ndarray], list[Corruption]]:
+    def __call__(
+        self,
+        batch: Sequence[np.ndarray],
+        epoch: int,
+        batch_idx: int,
+        is_validation: bool = False,
+        speakers: Sequence[str | None] | None = None,
+    ) -> tuple[list[np.ndarray], list[Corruption]]:
         out = list(batch)
         if is_validation:
             return out, []
@@ -115,8 +130,9 @@ class CorruptionTransform:
             events.append(event)
         return out, events
 
-    def _corrupt_one(self, batch: Sequence[np.ndarray], i: int, rng: np.random.Generator,
-                     speakers: Sequence[str | None] | None) -> tuple[np.ndarray, Corruption | None]:
+    def _corrupt_one(
+        self, batch: Sequence[np.ndarray], i: int, rng: np.random.Generator, speakers: Sequence[str | None] | None
+    ) -> tuple[np.ndarray, Corruption | None]:
         c = self.condition
         x = np.asarray(batch[i], dtype=np.float32)
         n = x.size
@@ -128,8 +144,11 @@ class CorruptionTransform:
                 # beats crashing a days-long run; the count is reported so the ablation stays honest.
                 self.skipped_no_partner += 1
                 if self.skipped_no_partner == 1:
-                    log.warning("%s: a batch had no utterance of another speaker to mix in; that utterance stays "
-                                "clean (give a speech pool, or larger batches, to avoid this)", c.name)
+                    log.warning(
+                        "%s: a batch had no utterance of another speaker to mix in; that utterance stays "
+                        "clean (give a speech pool, or larger batches, to avoid this)",
+                        c.name,
+                    )
                 return x, None
             src_id, partner = found
             added, offset = place(partner, n, rng)
@@ -143,8 +162,9 @@ class CorruptionTransform:
             y, gain = substitute(x, added)
         return y, Corruption(i, c.name, c.kind, c.source, src_id, offset, n, gain, snr)
 
-    def _partner(self, batch: Sequence[np.ndarray], i: int, rng: np.random.Generator,
-                 speakers: Sequence[str | None] | None) -> tuple[str, np.ndarray] | None:
+    def _partner(
+        self, batch: Sequence[np.ndarray], i: int, rng: np.random.Generator, speakers: Sequence[str | None] | None
+    ) -> tuple[str, np.ndarray] | None:
         """A second speaker: from ``Sources.speech`` when given, else another utterance of the batch; ``None``
         when there is none."""
         me = speakers[i] if speakers is not None else None
@@ -156,8 +176,11 @@ class CorruptionTransform:
             ok = [k for k, clip in enumerate(self.pool.clips) if clip.speaker != me]
             if ok:
                 return self.pool.draw(ok[int(rng.integers(len(ok)))])
-        cands = [j for j in range(len(batch)) if j != i and batch[j].size > 0
-                 and (me is None or speakers is None or speakers[j] != me)]
+        cands = [
+            j
+            for j in range(len(batch))
+            if j != i and batch[j].size > 0 and (me is None or speakers is None or speakers[j] != me)
+        ]
         if not cands:
             return None
         j = cands[int(rng.integers(len(cands)))]
@@ -189,15 +212,21 @@ class ConcatTransform:
         if self.condition.pairing == "same-session":
             missing = [u.key for u in utterances if u.session is None]
             if missing:
-                raise ValueError(f"1spk-concat needs a session (chapter) for every utterance; missing for "
-                                 f"{len(missing)}, e.g. {missing[:3]}")
+                raise ValueError(
+                    f"1spk-concat needs a session (chapter) for every utterance; missing for "
+                    f"{len(missing)}, e.g. {missing[:3]}"
+                )
             out = _pair_within(utterances, rng)
         else:
             out = _pair_across(utterances, rng)
         single = sum(1 for _, j in out if j is None)
         if single:
-            log.warning("%s: %d of %d utterances have no valid partner and stay single", self.condition.name,
-                        single, len(utterances))
+            log.warning(
+                "%s: %d of %d utterances have no valid partner and stay single",
+                self.condition.name,
+                single,
+                len(utterances),
+            )
         return sorted(out)
 
     @staticmethod

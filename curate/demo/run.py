@@ -15,13 +15,22 @@ log = logging.getLogger(__name__)
 
 def _summary(result: dict) -> str:
     first, last = result.get("first") or {}, result.get("last") or {}
-    return (f"{result['steps']} steps, {result['audio_h']:.3f} h audio seen ({result['epochs']:.2f} epochs), "
-            f"loss {first.get('loss', float('nan')):.3f} → {last.get('loss', float('nan')):.3f}, "
-            f"best validation loss {result['best_val']:.3f}")
+    return (
+        f"{result['steps']} steps, {result['audio_h']:.3f} h audio seen ({result['epochs']:.2f} epochs), "
+        f"loss {first.get('loss', float('nan')):.3f} → {last.get('loss', float('nan')):.3f}, "
+        f"best validation loss {result['best_val']:.3f}"
+    )
 
 
-def run_demo(out_dir: Path, pipeline_path: Path, *, runner: str = "ray", seed: int = 0,
-             console: Console | None = None, run: Callable[..., Any] | None = None) -> Path:
+def run_demo(
+    out_dir: Path,
+    pipeline_path: Path,
+    *,
+    runner: str = "ray",
+    seed: int = 0,
+    console: Console | None = None,
+    run: Callable[..., Any] | None = None,
+) -> Path:
     """Build the archive, run ``pipeline_path`` on it (through ``run``, e.g. the CLI's progress-bar runner;
     default :func:`curate.runners.run_pipeline`), score, export and pre-train. Returns the run directory."""
     from curate.config import load_pipeline

@@ -26,8 +26,18 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("fairseq", "lhotse", "hf", "nemo", "webdataset", "kaldi")
 SPLITS = ("train", "valid")
-META_COLUMNS = ("segment_id", "recording_id", "audio_path", "start_s", "end_s", "duration_s", "text", "speaker",
-                "language", "variant")
+META_COLUMNS = (
+    "segment_id",
+    "recording_id",
+    "audio_path",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "text",
+    "speaker",
+    "language",
+    "variant",
+)
 
 
 class ExportError(RuntimeError):
@@ -74,7 +84,9 @@ def words_ltr(text: str) -> tuple[str, str]:
     return words, " ".join(list(words.replace(" ", "|"))) + " |"
 
 
-def shard_units(ctx: ExportContext, fn: Callable[[dict[str, Any]], dict[str, Any]], **extra: Any) -> list[dict[str, Any]]:
+def shard_units(
+    ctx: ExportContext, fn: Callable[[dict[str, Any]], dict[str, Any]], **extra: Any
+) -> list[dict[str, Any]]:
     """Cut each split into shards of ``ctx.shard_segments`` and run ``fn`` on each (Ray or local); results in
     shard order."""
     items = []
@@ -82,8 +94,16 @@ def shard_units(ctx: ExportContext, fn: Callable[[dict[str, Any]], dict[str, Any
         rows = meta_records(part)
         n = max(1, -(-len(rows) // ctx.shard_segments))
         for i in range(n):
-            items.append({"split": name, "shard": i, "num_shards": n, "out_dir": str(ctx.out_dir),
-                          "rows": rows[i * ctx.shard_segments:(i + 1) * ctx.shard_segments], **extra})
+            items.append(
+                {
+                    "split": name,
+                    "shard": i,
+                    "num_shards": n,
+                    "out_dir": str(ctx.out_dir),
+                    "rows": rows[i * ctx.shard_segments : (i + 1) * ctx.shard_segments],
+                    **extra,
+                }
+            )
     if ctx.runner == "ray" and len(items) > 1:
         from curate.runners.ray import map_tasks
 
@@ -108,8 +128,17 @@ def iter_segment_audio(rows: list[dict[str, Any]]) -> Iterator[tuple[dict[str, A
         i = j
 
 
-def export(run_dir: str | Path, variant: str, fmt: str, out_dir: str | Path, selection: Selection | None = None,
-           *, runner: str = "local", shard_segments: int = 2000, **options: Any) -> dict[str, Any]:
+def export(
+    run_dir: str | Path,
+    variant: str,
+    fmt: str,
+    out_dir: str | Path,
+    selection: Selection | None = None,
+    *,
+    runner: str = "local",
+    shard_segments: int = 2000,
+    **options: Any,
+) -> dict[str, Any]:
     """Select from ``variant`` of ``run_dir`` and write it in ``fmt`` to ``out_dir``; returns export.json."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -121,27 +150,38 @@ def export(run_dir: str | Path, variant: str, fmt: str, out_dir: str | Path, sel
     segments, stats = select(run_dir, variant, sel)
     if segments.empty:
         steps = ", ".join(f"{s['step']}={s['segments']}" for s in stats["steps"])
-        raise ExportError(f"{run_dir}: the selection '{sel.name}' leaves no segments of variant '{variant}' "
-                          f"(segments after each step: {steps})")
+        raise ExportError(
+            f"{run_dir}: the selection '{sel.name}' leaves no segments of variant '{variant}' "
+            f"(segments after each step: {steps})"
+        )
     recs = manifest.read_table(run_dir / "recordings.parquet", "recordings").to_pandas()
     recs = recs[recs["recording_id"].isin(set(segments["recording_id"]))].sort_values("recording_id")
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = ExportContext(run_dir, variant, out_dir, segments, recs.reset_index(drop=True), runner, shard_segments,
-                        options)
+    ctx = ExportContext(
+        run_dir, variant, out_dir, segments, recs.reset_index(drop=True), runner, shard_segments, options
+    )
     module = importlib.import_module(f"curate.export.{fmt}")
     result = module.write(ctx)
     write_selection(out_dir, sel, stats)
-    info = {"format": fmt, "run_dir": str(run_dir.resolve()), "variant": variant, "selection": sel.name,
-            "curate_version": __version__, "segments": {n: len(p) for n, p in ctx.splits()},
-            "hours": {n: float(p["duration_s"].sum()) / 3600 for n, p in ctx.splits()},
-            "seconds": time.perf_counter() - t0, **result}
+    info = {
+        "format": fmt,
+        "run_dir": str(run_dir.resolve()),
+        "variant": variant,
+        "selection": sel.name,
+        "curate_version": __version__,
+        "segments": {n: len(p) for n, p in ctx.splits()},
+        "hours": {n: float(p["duration_s"].sum()) / 3600 for n, p in ctx.splits()},
+        "seconds": time.perf_counter() - t0,
+        **result,
+    }
     manifest.write_json(out_dir / "export.json", info)
     log.info("exported %d segments of %s to %s (%s)", len(segments), variant, out_dir, fmt)
     return info
 
 
-def export_demo(run_dir: str | Path, variant: str, out_dir: str | Path,
-                formats: tuple[str, ...] = ("lhotse", "nemo", "fairseq")) -> dict[str, dict[str, Any]]:
+def export_demo(
+    run_dir: str | Path, variant: str, out_dir: str | Path, formats: tuple[str, ...] = ("lhotse", "nemo", "fairseq")
+) -> dict[str, dict[str, Any]]:
     """The demo's export step: ``variant`` to each format under ``out_dir/<format>`` (a 5 % random validation
     split), locally. Returns {format: export.json}."""
     from curate.export.select import Split

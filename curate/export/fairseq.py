@@ -20,9 +20,16 @@ log = logging.getLogger(__name__)
 def write(ctx: ExportContext) -> dict[str, Any]:
     from curate.export.materialize import materialize
 
-    info = materialize(ctx.run_dir, ctx.variant, ctx.out_dir, fmt="flac", segments=ctx.segments,
-                       runner=ctx.runner, on_plan=ctx.options.get("on_plan"),
-                       on_unit=ctx.options.get("on_unit"))
+    info = materialize(
+        ctx.run_dir,
+        ctx.variant,
+        ctx.out_dir,
+        fmt="flac",
+        segments=ctx.segments,
+        runner=ctx.runner,
+        on_plan=ctx.options.get("on_plan"),
+        on_unit=ctx.options.get("on_unit"),
+    )
     index = {r["segment_id"]: r for r in manifest.read_table(ctx.out_dir / "index.parquet", "materialized").to_pylist()}
     root = str(ctx.out_dir.resolve())
     files = []

@@ -57,8 +57,13 @@ def write_shard(item: dict[str, Any]) -> dict[str, Any]:
     with pq.ParquetWriter(tmp, schema) as writer:
         for row, x in iter_segment_audio(item["rows"]):
             pcm = to_int16(x)
-            rows.append({"audio": {"bytes": flac_bytes(pcm), "path": f"{row['segment_id']}.flac"},
-                         **{c: row[c] for c in META_COLUMNS}, "num_samples": int(pcm.size)})
+            rows.append(
+                {
+                    "audio": {"bytes": flac_bytes(pcm), "path": f"{row['segment_id']}.flac"},
+                    **{c: row[c] for c in META_COLUMNS},
+                    "num_samples": int(pcm.size),
+                }
+            )
             if len(rows) == ROW_GROUP:
                 writer.write_table(pa.Table.from_pylist(rows, schema=schema))
                 n += len(rows)

@@ -54,8 +54,10 @@ def write(ctx: ExportContext) -> dict[str, Any]:
         for utt, spk in sorted(utt2spk, key=lambda kv: kv[0].encode()):
             spk2utt.setdefault(spk, []).append(utt)
         used = sorted({r["recording_id"] for r in rows})
-        wav = [(kaldi_id(i), wav_entry(recs[i]["audio_path"], recs[i]["sample_rate"], recs[i]["num_channels"]))
-               for i in used]
+        wav = [
+            (kaldi_id(i), wav_entry(recs[i]["audio_path"], recs[i]["sample_rate"], recs[i]["num_channels"]))
+            for i in used
+        ]
         dur = [(kaldi_id(i), repr(float(recs[i]["duration_s"]))) for i in used]
         manifest.atomic_write_text(d / "wav.scp", _lines(wav))
         manifest.atomic_write_text(d / "segments", _lines(segments))
@@ -65,7 +67,8 @@ def write(ctx: ExportContext) -> dict[str, Any]:
         if rows and len(text) == len(rows):
             manifest.atomic_write_text(d / "text", _lines(text))
         elif text:
-            log.warning("kaldi: %d of %d segments have no text: no %s/text written", len(rows) - len(text),
-                        len(rows), name)
+            log.warning(
+                "kaldi: %d of %d segments have no text: no %s/text written", len(rows) - len(text), len(rows), name
+            )
         dirs.append(name)
     return {"data_dirs": dirs}

@@ -42,8 +42,18 @@ FORMATS = ("flac", "pcm16")
 SR = audio.SAMPLE_RATE
 DEFAULT_SHARD_BYTES = 1 << 30
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-_ROW_COLUMNS = ("segment_id", "recording_id", "audio_path", "start_s", "end_s", "duration_s", "text", "speaker",
-                "language", "variant")
+_ROW_COLUMNS = (
+    "segment_id",
+    "recording_id",
+    "audio_path",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "text",
+    "speaker",
+    "language",
+    "variant",
+)
 
 
 class MaterializeError(RuntimeError):
@@ -190,8 +200,11 @@ def materialize_unit(item: dict[str, Any]) -> dict[str, Any]:
         for rec_id, segs in by_rec.items():
             spans = [(r["start_s"], r["end_s"]) for r in segs]
             try:
-                decoded = list(_write_recording(segs, segment_audio(segs[0]["audio_path"], spans), fmt, out_dir,
-                                                sink, offset, shard_name))
+                decoded = list(
+                    _write_recording(
+                        segs, segment_audio(segs[0]["audio_path"], spans), fmt, out_dir, sink, offset, shard_name
+                    )
+                )
             except audio.AudioDecodeError as e:
                 if sink is not None:  # drop what this recording wrote before failing
                     sink.seek(2 * offset)
@@ -213,14 +226,26 @@ def materialize_unit(item: dict[str, Any]) -> dict[str, Any]:
     manifest.write_records(_index_part(out_dir, unit), index, "materialized")
     if failures:
         manifest.write_records(_progress(out_dir) / "failures" / f"part-{unit:05d}.parquet", failures, "failures")
-    summary = {"unit": unit, "segments": len(index), "audio_s": samples / SR, "failed_recordings": len(failures),
-               "seconds": time.perf_counter() - t0}
+    summary = {
+        "unit": unit,
+        "segments": len(index),
+        "audio_s": samples / SR,
+        "failed_recordings": len(failures),
+        "seconds": time.perf_counter() - t0,
+    }
     manifest.write_json(_marker(out_dir, unit), summary)
     return summary
 
 
-def _write_recording(segs: list[dict[str, Any]], signals: Iterator[np.ndarray], fmt: str, out_dir: Path,
-                     sink: Any, offset: int, shard_name: str) -> Iterator[MaterializedSegment]:
+def _write_recording(
+    segs: list[dict[str, Any]],
+    signals: Iterator[np.ndarray],
+    fmt: str,
+    out_dir: Path,
+    sink: Any,
+    offset: int,
+    shard_name: str,
+) -> Iterator[MaterializedSegment]:
     for r, x in zip(segs, signals, strict=True):
         pcm = to_int16(x)
         if fmt == "pcm16":
@@ -234,10 +259,19 @@ def _write_recording(segs: list[dict[str, Any]], signals: Iterator[np.ndarray], 
         if pcm.size == 0:
             log.warning("materialize: %s has no samples (past the end of %s?)", r["segment_id"], r["audio_path"])
         yield MaterializedSegment(
-            segment_id=r["segment_id"], recording_id=r["recording_id"], shard=shard, offset=off,
-            num_samples=int(pcm.size), sample_rate=SR, start_s=float(r["start_s"]), end_s=float(r["end_s"]),
-            duration_s=float(r["duration_s"]), text=r.get("text"), speaker=r.get("speaker"),
-            language=r.get("language"), variant=r["variant"],
+            segment_id=r["segment_id"],
+            recording_id=r["recording_id"],
+            shard=shard,
+            offset=off,
+            num_samples=int(pcm.size),
+            sample_rate=SR,
+            start_s=float(r["start_s"]),
+            end_s=float(r["end_s"]),
+            duration_s=float(r["duration_s"]),
+            text=r.get("text"),
+            speaker=r.get("speaker"),
+            language=r.get("language"),
+            variant=r["variant"],
         )
 
 
@@ -287,10 +321,20 @@ def materialize(
         if old.get("fingerprint") != fp:
             raise MaterializeError(
                 f"{out_dir} holds another materialization ({old.get('format')}, {old.get('segments')} segments "
-                f"of variant {old.get('variant')!r}); use a new --out directory or delete it")
+                f"of variant {old.get('variant')!r}); use a new --out directory or delete it"
+            )
     else:
-        manifest.write_json(plan_file, {"fingerprint": fp, "format": fmt, "variant": variant,
-                                        "segments": len(segments), "units": len(units), "shard_bytes": shard_bytes})
+        manifest.write_json(
+            plan_file,
+            {
+                "fingerprint": fp,
+                "format": fmt,
+                "variant": variant,
+                "segments": len(segments),
+                "units": len(units),
+                "shard_bytes": shard_bytes,
+            },
+        )
     pending = [u for u in units if not _marker(out_dir, u["unit"]).exists()]
     if on_plan:
         on_plan(len(units), len(units) - len(pending))
@@ -308,8 +352,9 @@ def materialize(
     return _finalize(out_dir, units, run_dir, variant, fmt, shard_bytes, time.perf_counter() - t0)
 
 
-def _finalize(out_dir: Path, units: list[dict[str, Any]], run_dir: Any, variant: Any, fmt: str,
-              shard_bytes: int, seconds: float) -> dict[str, Any]:
+def _finalize(
+    out_dir: Path, units: list[dict[str, Any]], run_dir: Any, variant: Any, fmt: str, shard_bytes: int, seconds: float
+) -> dict[str, Any]:
     import pyarrow as pa
 
     for sub in ("audio", "shards"):  # temp files of units killed mid-write (their units were redone)
@@ -322,10 +367,18 @@ def _finalize(out_dir: Path, units: list[dict[str, Any]], run_dir: Any, variant:
     failures = manifest.read_table(fdir, "failures") if fdir.is_dir() else manifest.to_table([], "failures")
     manifest.write_table(out_dir / "failures.parquet", failures, "failures")
     ns = table.column("num_samples").to_numpy() if table.num_rows else np.zeros(0)
-    info = {"format": fmt, "run_dir": None if run_dir is None else str(Path(run_dir).resolve()),
-            "variant": variant, "segments": table.num_rows, "hours": float(ns.sum()) / SR / 3600,
-            "units": len(units), "shard_bytes": shard_bytes if fmt == "pcm16" else None,
-            "failed_recordings": failures.num_rows, "sample_rate": SR, "seconds_this_call": seconds}
+    info = {
+        "format": fmt,
+        "run_dir": None if run_dir is None else str(Path(run_dir).resolve()),
+        "variant": variant,
+        "segments": table.num_rows,
+        "hours": float(ns.sum()) / SR / 3600,
+        "units": len(units),
+        "shard_bytes": shard_bytes if fmt == "pcm16" else None,
+        "failed_recordings": failures.num_rows,
+        "sample_rate": SR,
+        "seconds_this_call": seconds,
+    }
     manifest.write_json(out_dir / "materialize.json", info)
     return info
 
@@ -335,7 +388,7 @@ def read_segment(out_dir: str | Path, row: dict[str, Any]) -> np.ndarray:
     out_dir = Path(out_dir)
     if row["shard"].endswith(".pcm16"):
         mm = np.memmap(out_dir / "shards" / row["shard"], dtype="<i2", mode="r")
-        return np.array(mm[row["offset"]: row["offset"] + row["num_samples"]])
+        return np.array(mm[row["offset"] : row["offset"] + row["num_samples"]])
     import soundfile as sf
 
     x, _ = sf.read(str(out_dir / row["shard"]), dtype="int16")

@@ -18,9 +18,16 @@ def write(ctx: ExportContext) -> dict[str, Any]:
     for name, part in ctx.splits():
         lines = []
         for r in meta_records(part):
-            entry = {"audio_filepath": r["audio_path"], "offset": r["start_s"], "duration": r["duration_s"],
-                     "text": r["text"] or "", "segment_id": r["segment_id"], "recording_id": r["recording_id"],
-                     "speaker": r["speaker"], "lang": r["language"]}
+            entry = {
+                "audio_filepath": r["audio_path"],
+                "offset": r["start_s"],
+                "duration": r["duration_s"],
+                "text": r["text"] or "",
+                "segment_id": r["segment_id"],
+                "recording_id": r["recording_id"],
+                "speaker": r["speaker"],
+                "lang": r["language"],
+            }
             lines.append(json.dumps(entry, ensure_ascii=False))
         path = ctx.out_dir / f"{name}_manifest.jsonl"
         manifest.atomic_write_text(path, "".join(line + "\n" for line in lines))

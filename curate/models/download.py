@@ -39,8 +39,11 @@ def _download(backend: str, name: str, tmp: Path) -> None:
     else:
         raise ModelFetchError(
             f"{backend}:{name}: fetching is not supported for backend '{backend}'. "
-            + ("It is bundled with its PyPI package; nothing to fetch." if backend in ("resemblyzer", "silero") else
-               f"Place the weights by hand in <store>/{backend}/{name}/ (for demucs: the <name>.yaml and .th files).")
+            + (
+                "It is bundled with its PyPI package; nothing to fetch."
+                if backend in ("resemblyzer", "silero")
+                else f"Place the weights by hand in <store>/{backend}/{name}/ (for demucs: the <name>.yaml and .th files)."
+            )
         )
 
 

@@ -75,8 +75,9 @@ def _waveform(audio: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).unsqueeze(0)
 
 
-def segmentation_scores(model: Any, audio: np.ndarray, step_s: float = 0.5, batch_size: int = 32,
-                        aggregate_speech: bool = True) -> tuple[Any, np.ndarray | None]:
+def segmentation_scores(
+    model: Any, audio: np.ndarray, step_s: float = 0.5, batch_size: int = 32, aggregate_speech: bool = True
+) -> tuple[Any, np.ndarray | None]:
     """Run the segmentation model over ``audio`` (16 kHz mono) in sliding windows of its native duration.
 
     ``aggregate_speech``: return the aggregated per-frame speech probability (max over local speakers) as a
@@ -89,8 +90,15 @@ def segmentation_scores(model: Any, audio: np.ndarray, step_s: float = 0.5, batc
     if audio.size < int(duration * SAMPLE_RATE):  # pad short inputs to one full window
         audio = np.pad(audio, (0, int(duration * SAMPLE_RATE) - audio.size))
     hook = (lambda s: np.max(s, axis=-1, keepdims=True)) if aggregate_speech else None
-    inf = Inference(model, duration=duration, step=step_s, batch_size=batch_size, pre_aggregation_hook=hook,
-                    skip_aggregation=not aggregate_speech, device=model.device)
+    inf = Inference(
+        model,
+        duration=duration,
+        step=step_s,
+        batch_size=batch_size,
+        pre_aggregation_hook=hook,
+        skip_aggregation=not aggregate_speech,
+        device=model.device,
+    )
     out = inf({"waveform": _waveform(audio), "sample_rate": SAMPLE_RATE})
     return out, (None if aggregate_speech else out.data)
 
@@ -100,12 +108,18 @@ def pyannote_speech(model: Any, audio: np.ndarray, step_s: float = 0.5, batch_si
     swf, _ = segmentation_scores(model, audio, step_s, batch_size)
     sw = swf.sliding_window
     n = int(np.ceil(audio.size / SAMPLE_RATE / sw.step))
-    vals = np.nan_to_num(np.asarray(swf.data[:, 0], dtype=np.float32))[:max(n, 1)]
+    vals = np.nan_to_num(np.asarray(swf.data[:, 0], dtype=np.float32))[: max(n, 1)]
     return FrameScores(vals, float(sw.start), float(sw.step), float(sw.duration))
 
 
-def binarize(scores: FrameScores, onset: float = 0.5, offset: float | None = None, min_on_s: float = 0.0,
-             min_off_s: float = 0.0, total_s: float | None = None) -> list[timeline.Interval]:
+def binarize(
+    scores: FrameScores,
+    onset: float = 0.5,
+    offset: float | None = None,
+    min_on_s: float = 0.0,
+    min_off_s: float = 0.0,
+    total_s: float | None = None,
+) -> list[timeline.Interval]:
     """Hysteresis thresholding: a region starts when the score rises above ``onset`` and ends when it falls
     below ``offset``. Gaps ≤ ``min_off_s`` are filled, then regions < ``min_on_s`` removed. Pure numpy."""
     offset = onset if offset is None else offset
@@ -128,25 +142,38 @@ def binarize(scores: FrameScores, onset: float = 0.5, offset: float | None = Non
     return [(s, e) for s, e in out if e > s]
 
 
-def silero_speech(audio: np.ndarray, threshold: float = 0.5, max_speech_s: float = float("inf"),
-                  model: Any = None) -> list[timeline.Interval]:
+def silero_speech(
+    audio: np.ndarray, threshold: float = 0.5, max_speech_s: float = float("inf"), model: Any = None
+) -> list[timeline.Interval]:
     """Speech regions from Silero VAD (bundled in the silero-vad wheel)."""
     import torch
     from silero_vad import get_speech_timestamps, load_silero_vad
 
     model = model or load_silero_vad()
     with torch.inference_mode():
-        ts = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), model,
-                                   threshold=threshold, sampling_rate=SAMPLE_RATE, max_speech_duration_s=max_speech_s,
-                                   return_seconds=False)
+        ts = get_speech_timestamps(
+            torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+            model,
+            threshold=threshold,
+            sampling_rate=SAMPLE_RATE,
+            max_speech_duration_s=max_speech_s,
+            return_seconds=False,
+        )
     return [(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in ts]
 
 
 class VadModel:
     """A loaded VAD backend: ``regions(audio)`` → speech intervals; ``scores(audio)`` (pyannote only)."""
 
-    def __init__(self, backend: str = "pyannote", model: str = "pyannote:segmentation", device: str = "auto",
-                 step_s: float = 0.5, batch_size: int = 32, store: str | None = None):
+    def __init__(
+        self,
+        backend: str = "pyannote",
+        model: str = "pyannote:segmentation",
+        device: str = "auto",
+        step_s: float = 0.5,
+        batch_size: int = 32,
+        store: str | None = None,
+    ):
         if backend not in BACKENDS:
             raise ConfigError(f"VAD backend must be one of {BACKENDS}, got {backend!r}")
         self.backend, self.step_s, self.batch_size = backend, step_s, batch_size
@@ -163,12 +190,27 @@ class VadModel:
             raise ValueError("frame scores need the pyannote VAD backend")
         return pyannote_speech(self.model, audio, self.step_s, self.batch_size)
 
-    def regions(self, audio: np.ndarray, onset: float = 0.5, offset: float | None = None, min_on_s: float = 0.1,
-                min_off_s: float = 0.1) -> list[timeline.Interval]:
+    def regions(
+        self,
+        audio: np.ndarray,
+        onset: float = 0.5,
+        offset: float | None = None,
+        min_on_s: float = 0.1,
+        min_off_s: float = 0.1,
+    ) -> list[timeline.Interval]:
         if self.backend == "silero":
             return silero_speech(audio, onset, model=self.model)
         return binarize(self.scores(audio), onset, offset, min_on_s, min_off_s, audio.size / SAMPLE_RATE)
 
 
-__all__ = ["BACKENDS", "FrameScores", "VadModel", "binarize", "pyannote_speech", "silero_speech", "load_segmentation",
-           "segmentation_scores", "resolve_model_path"]
+__all__ = [
+    "BACKENDS",
+    "FrameScores",
+    "VadModel",
+    "binarize",
+    "pyannote_speech",
+    "silero_speech",
+    "load_segmentation",
+    "segmentation_scores",
+    "resolve_model_path",
+]

@@ -34,8 +34,13 @@ class DeriveError(RuntimeError):
     """The run directory or the requested derivation does not fit."""
 
 
-def load_derivation(run_dir: str | Path, pipeline_path: str | Path, source: str | None = None,
-                    overrides: list[str] | None = None, force: bool = False) -> Pipeline:
+def load_derivation(
+    run_dir: str | Path,
+    pipeline_path: str | Path,
+    source: str | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> Pipeline:
     """Validate a post-processing pipeline against the run's variants. ``source`` replaces the ``from:`` of
     every derivation that does not start from a variant made in the same file."""
     from curate import presets
@@ -62,7 +67,9 @@ def load_derivation(run_dir: str | Path, pipeline_path: str | Path, source: str 
     return parse_pipeline(raw, str(pipeline_path), available_variants=available)
 
 
-def derive(run_dir: str | Path, pipeline: Pipeline, on_part: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def derive(
+    run_dir: str | Path, pipeline: Pipeline, on_part: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Run ``pipeline.derive`` over the run's saved variants. Never loads a model. Returns a summary."""
     from curate.stats import compute_stats, load_stats, write_stats
 
@@ -71,10 +78,15 @@ def derive(run_dir: str | Path, pipeline: Pipeline, on_part: Callable[[int, int]
     t0 = time.perf_counter()
     run = rd.read_run()
     settings = build_dataclass(Settings, (run.get("pipeline") or {}).get("settings") or {}, f"{rd.run_json}: settings")
-    recordings = {r["recording_id"]: recording_from_row(r)
-                  for r in manifest.read_table(run_dir / "recordings.parquet", "recordings").to_pylist()}
-    roots = sorted({d.source for d in pipeline.derive} - {d.variant for d in pipeline.derive}
-                   - {t.emit for d in pipeline.derive for t in d.stages if t.emit})
+    recordings = {
+        r["recording_id"]: recording_from_row(r)
+        for r in manifest.read_table(run_dir / "recordings.parquet", "recordings").to_pylist()
+    }
+    roots = sorted(
+        {d.source for d in pipeline.derive}
+        - {d.variant for d in pipeline.derive}
+        - {t.emit for d in pipeline.derive for t in d.stages if t.emit}
+    )
     parts = sorted({p.name for r in roots for p in rd.variant_path(r).glob("part-*.parquet")})
     new = pipeline.variants()
     tmp = {v: rd.variant_path(f".{v}.partial") for v in new}
@@ -121,9 +133,14 @@ def derive(run_dir: str | Path, pipeline: Pipeline, on_part: Callable[[int, int]
     input_s = old["input_hours"] * 3600.0
     stats = compute_stats(run_dir, list(dict.fromkeys([*old["variants"], *new])), input_s)
     write_stats(run_dir, stats)
-    entry = {"variants": new, "from": roots, "pipeline": pipeline.source,
-             "segments": {v: counts.get(v, 0) for v in new}, "seconds": time.perf_counter() - t0,
-             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    entry = {
+        "variants": new,
+        "from": roots,
+        "pipeline": pipeline.source,
+        "segments": {v: counts.get(v, 0) for v in new},
+        "seconds": time.perf_counter() - t0,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     rd.add_derived(entry)
     log.info("derived %s from %s in %.1f s", new, roots, entry["seconds"])
     return entry

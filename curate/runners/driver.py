@@ -70,20 +70,26 @@ def apply_filters(df: pd.DataFrame, stages: list) -> list[Decision]:
         elif isinstance(st, Aggregate):
             drop = st.drop(alive)
             for row in drop.to_dict("records"):
-                decisions.append(Decision(row["recording_id"], False, st.stage_name, row["reason"], row.get("duplicate_of")))
+                decisions.append(
+                    Decision(row["recording_id"], False, st.stage_name, row["reason"], row.get("duplicate_of"))
+                )
             alive = alive[~alive["recording_id"].isin(set(drop["recording_id"]))]
     decisions += [Decision(rid, True, "kept") for rid in alive["recording_id"]]
     return decisions
 
 
-def prepare(pipeline: Pipeline, catalog: str | Path, out_dir: str | Path,
-            on_ingest: Callable[[int], None] | None = None) -> Plan:
+def prepare(
+    pipeline: Pipeline, catalog: str | Path, out_dir: str | Path, on_ingest: Callable[[int], None] | None = None
+) -> Plan:
     """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command."""
     out_dir = Path(out_dir)
     catalog = Path(catalog).resolve()
     plan_file = out_dir / PROGRESS_DIR / "plan.json"
-    fp = {"catalog": str(catalog), "catalog_sha256": _sha256(catalog) if catalog.is_file() else None,
-          "pipeline": pipeline_fingerprint(pipeline)}
+    fp = {
+        "catalog": str(catalog),
+        "catalog_sha256": _sha256(catalog) if catalog.is_file() else None,
+        "pipeline": pipeline_fingerprint(pipeline),
+    }
     if plan_file.exists():
         saved = json.loads(plan_file.read_text())
         if saved["fingerprint"] != fp:
@@ -91,8 +97,10 @@ def prepare(pipeline: Pipeline, catalog: str | Path, out_dir: str | Path,
                 f"{out_dir} holds a run of another catalog or pipeline ({saved['fingerprint']}); "
                 "choose a new --out, or delete the directory to start over."
             )
-        recs = {r["recording_id"]: recording_from_row(r)
-                for r in manifest.read_table(out_dir / "recordings.parquet", "recordings").to_pylist()}
+        recs = {
+            r["recording_id"]: recording_from_row(r)
+            for r in manifest.read_table(out_dir / "recordings.parquet", "recordings").to_pylist()
+        }
         log.info("resuming %s: %d shards planned", out_dir, len(saved["shards"]))
         return Plan(out_dir, pipeline, recs, saved["shards"])
     if out_dir.exists() and any(out_dir.iterdir()):

@@ -51,9 +51,13 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     # workers inherit a quiet warnings filter: library deprecation chatter would bury the progress bars
-    kw: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": True,
-                          "logging_level": logging.WARNING,
-                          "runtime_env": {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::UserWarning"}}}
+    kw: dict[str, Any] = {
+        "ignore_reinit_error": True,
+        "include_dashboard": False,
+        "log_to_driver": True,
+        "logging_level": logging.WARNING,
+        "runtime_env": {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::UserWarning"}},
+    }
     if address:
         ray.init(address=address, **kw)
     else:
@@ -70,8 +74,13 @@ def _start_data(address: str | None) -> None:
     ctx.print_on_execution_start = False
 
 
-def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None, verify: bool = True,
-            address: str | None = None, num_workers: int | None = None) -> None:
+def execute(
+    plan: Plan,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+    verify: bool = True,
+    address: str | None = None,
+    num_workers: int | None = None,
+) -> None:
     import json
 
     import ray
@@ -94,9 +103,17 @@ def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None,
         n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
         n = min(n, len(items))
         ds = ds.map_batches(
-            _ShardActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n), num_cpus=cpus, num_gpus=gpus,
-            fn_constructor_kwargs={"pipeline": plan.pipeline, "out_dir": str(plan.out_dir),
-                                   "recordings": recordings, "verify": verify},
+            _ShardActor,
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=n),
+            num_cpus=cpus,
+            num_gpus=gpus,
+            fn_constructor_kwargs={
+                "pipeline": plan.pipeline,
+                "out_dir": str(plan.out_dir),
+                "recordings": recordings,
+                "verify": verify,
+            },
         )
     else:
         worker = PipelineWorker(plan.pipeline, plan.out_dir, verify)
@@ -104,8 +121,10 @@ def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None,
 
         def run_shard(batch: dict[str, Any]) -> dict[str, Any]:
             recs = ray.get(recs_ref)
-            out = [json.dumps(worker(int(s), [recs[r] for r in json.loads(ids)]))
-                   for s, ids in zip(batch["shard_id"], batch["ids"], strict=True)]
+            out = [
+                json.dumps(worker(int(s), [recs[r] for r in json.loads(ids)]))
+                for s, ids in zip(batch["shard_id"], batch["ids"], strict=True)
+            ]
             return {"summary": out}
 
         ds = ds.map_batches(run_shard, batch_size=1, num_cpus=1)
@@ -119,8 +138,15 @@ def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None,
 # Items and results are small JSON-able dicts; workers do their own I/O.
 
 
-def map_tasks(items: list[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]], *, num_cpus: float = 1,
-              num_gpus: float = 0, max_in_flight: int | None = None, address: str | None = None):
+def map_tasks(
+    items: list[dict[str, Any]],
+    fn: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    max_in_flight: int | None = None,
+    address: str | None = None,
+):
     """Run ``fn(item)`` as Ray tasks, at most ``max_in_flight`` at a time (bounded memory); yield results as
     they finish (unordered)."""
     import ray
@@ -145,8 +171,15 @@ class _FactoryActor:
         return self.fn(item)
 
 
-def map_actors(items: list[dict[str, Any]], factory: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]], *,
-               num_workers: int | None = None, num_cpus: float = 1, num_gpus: float = 0, address: str | None = None):
+def map_actors(
+    items: list[dict[str, Any]],
+    factory: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]],
+    *,
+    num_workers: int | None = None,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    address: str | None = None,
+):
     """An actor pool: each worker calls ``factory()`` once (load a model there), then handles items one by one.
     One worker per GPU when ``num_gpus`` > 0 and GPUs exist, else one per ``num_cpus`` CPUs. Yields results
     unordered."""
@@ -158,7 +191,9 @@ def map_actors(items: list[dict[str, Any]], factory: Callable[[], Callable[[dict
     if num_gpus and res.get("GPU", 0) == 0:
         log.warning("workers ask for a GPU but the cluster has none: running on CPU")
         num_gpus = 0
-    n = num_workers or max(1, int(res.get("GPU", 0) // num_gpus) if num_gpus else int(res.get("CPU", 1) // max(num_cpus, 1)))
+    n = num_workers or max(
+        1, int(res.get("GPU", 0) // num_gpus) if num_gpus else int(res.get("CPU", 1) // max(num_cpus, 1))
+    )
     n = max(1, min(n, len(items)))
     actor_cls = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_FactoryActor)
     pool = ActorPool([actor_cls.remote(factory) for _ in range(n)])
@@ -197,8 +232,9 @@ class _StagePoolActor:
         return _map_states(batch, lambda st: st.apply(self.pipeline, self.stage, self.first_of_pass, self.verify_first))
 
 
-def execute_stage_pools(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None, verify: bool = True,
-                        address: str | None = None) -> None:
+def execute_stage_pools(
+    plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None, verify: bool = True, address: str | None = None
+) -> None:
     """Like :func:`execute`, but every model stage runs in its own actor pool sized by its own resources
     (one worker per GPU it asks for, else per its CPUs); model-free stages run as tasks."""
     import json
@@ -225,12 +261,20 @@ def execute_stage_pools(plan: Plan, on_done: Callable[[dict[str, Any]], None] | 
                 gpus = stage.resources.gpus if cluster_gpus else 0.0
                 cpus = stage.resources.cpus
                 n = max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
-                ds = ds.map_batches(_StagePoolActor, batch_size=1, concurrency=min(n, len(items)), num_cpus=cpus,
-                                    num_gpus=gpus, fn_constructor_kwargs=kw)
+                ds = ds.map_batches(
+                    _StagePoolActor,
+                    batch_size=1,
+                    concurrency=min(n, len(items)),
+                    num_cpus=cpus,
+                    num_gpus=gpus,
+                    fn_constructor_kwargs=kw,
+                )
             else:
+
                 def run(batch: dict[str, Any], kw=kw) -> dict[str, Any]:
-                    return _map_states(batch, lambda st: st.apply(kw["pipeline"], kw["stage"], kw["first_of_pass"],
-                                                                  kw["verify_first"]))
+                    return _map_states(
+                        batch, lambda st: st.apply(kw["pipeline"], kw["stage"], kw["first_of_pass"], kw["verify_first"])
+                    )
 
                 ds = ds.map_batches(run, batch_size=1, num_cpus=1)
     out_dir, pipeline = str(plan.out_dir), plan.pipeline

@@ -48,8 +48,13 @@ def _label(segments: list[Segment], variant: str) -> list[Segment]:
     return [s if s.variant == variant else dataclasses.replace(s, variant=variant) for s in segments]
 
 
-def run_stages(stages: list[Transform], ctx: RecordingContext, segments: list[Segment], out: RecordingOutput,
-               variant: str | None = None) -> list[Segment]:
+def run_stages(
+    stages: list[Transform],
+    ctx: RecordingContext,
+    segments: list[Segment],
+    out: RecordingOutput,
+    variant: str | None = None,
+) -> list[Segment]:
     """Apply transforms in order, collecting rejected segments and emitted variants. ``variant`` labels the
     rejected segments (a derivation's name), so ``rejected/<stage>/`` says which variant dropped them."""
     for stage in stages:
@@ -57,7 +62,9 @@ def run_stages(stages: list[Transform], ctx: RecordingContext, segments: list[Se
         segments = result.segments
         rejected = result.rejected
         if variant:
-            rejected = [dataclasses.replace(r, segment=dataclasses.replace(r.segment, variant=variant)) for r in rejected]
+            rejected = [
+                dataclasses.replace(r, segment=dataclasses.replace(r.segment, variant=variant)) for r in rejected
+            ]
         if rejected:
             out.rejected[stage.stage_name].extend(rejected)
         if stage.emit:
@@ -117,9 +124,15 @@ def process_recording(pipeline: Pipeline, rec: Recording, verify: bool = True) -
     return out, warnings + ctx.warnings
 
 
-def write_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording],
-                outputs: dict[str, tuple[RecordingOutput, list[str]]], failures: list[Failure],
-                out_dir: str | Path, seconds: float) -> dict[str, Any]:
+def write_shard(
+    pipeline: Pipeline,
+    shard_id: int,
+    recordings: list[Recording],
+    outputs: dict[str, tuple[RecordingOutput, list[str]]],
+    failures: list[Failure],
+    out_dir: str | Path,
+    seconds: float,
+) -> dict[str, Any]:
     """Write a shard's variant and rejected parts, its failure rows and, last, its completion marker.
 
     ``outputs``: recording_id → (what its stages produced, its warnings) for the recordings that succeeded.
@@ -136,8 +149,10 @@ def write_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording],
             continue
         out, warnings = outputs[rec.recording_id]
         done_ids.append(rec.recording_id)
-        failures += [Failure(rec.recording_id, "segment", "Warning", f"{rec.audio_path}: {w}", rec.audio_path,
-                             "warning") for w in warnings]
+        failures += [
+            Failure(rec.recording_id, "segment", "Warning", f"{rec.audio_path}: {w}", rec.audio_path, "warning")
+            for w in warnings
+        ]
         for v, segs in out.variants.items():
             variants[v].extend(segs)
         for st, rej in out.rejected.items():
@@ -166,8 +181,9 @@ def write_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording],
     return summary
 
 
-def process_shard(pipeline: Pipeline, shard_id: int, recordings: list[Recording], out_dir: str | Path,
-                  verify: bool = True) -> dict[str, Any]:
+def process_shard(
+    pipeline: Pipeline, shard_id: int, recordings: list[Recording], out_dir: str | Path, verify: bool = True
+) -> dict[str, Any]:
     """Process one shard and write its parts and marker. Returns the marker's summary. Stages must be set up."""
     t0 = time.perf_counter()
     outputs: dict[str, tuple[RecordingOutput, list[str]]] = {}
@@ -226,8 +242,9 @@ class ShardState:
             out = self.outputs.setdefault(rid, RecordingOutput())
             derive_recording(pipeline.derive, recording_context(pipeline.settings, rec), out)
             outputs[rid] = (out, self.warnings.get(rid, []))
-        return write_shard(pipeline, self.shard_id, self.recordings, outputs, list(self.failures.values()), out_dir,
-                           seconds)
+        return write_shard(
+            pipeline, self.shard_id, self.recordings, outputs, list(self.failures.values()), out_dir, seconds
+        )
 
 
 class PipelineWorker:

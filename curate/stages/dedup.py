@@ -28,7 +28,9 @@ def find_duplicates(df: pd.DataFrame, keep: str = "first") -> pd.DataFrame:
     summary, published, duration_s. Recordings without a publication date are never duplicates."""
     d = df[["recording_id", "title", "summary", "published", "duration_s"]].copy()
     d = d[d["published"].notna()]
-    d["_key"] = d["title"].map(normalize_text) + "\x1f" + d["summary"].map(normalize_text) + "\x1f" + d["published"].str[:10]
+    d["_key"] = (
+        d["title"].map(normalize_text) + "\x1f" + d["summary"].map(normalize_text) + "\x1f" + d["published"].str[:10]
+    )
     d = d.sort_values(["published", "recording_id"], kind="stable").reset_index(drop=True)
     # a run of consecutive rows (in publication order) sharing the key is one group
     group = (d["_key"] != d["_key"].shift()).cumsum()
@@ -38,17 +40,23 @@ def find_duplicates(df: pd.DataFrame, keep: str = "first") -> pd.DataFrame:
     if d.empty:
         return pd.DataFrame({"recording_id": [], "reason": [], "duplicate_of": []})
     if keep == "longest":
-        idx = d.sort_values(["_group", "duration_s", "published"], ascending=[True, False, True]).groupby("_group").head(1)
+        idx = (
+            d.sort_values(["_group", "duration_s", "published"], ascending=[True, False, True])
+            .groupby("_group")
+            .head(1)
+        )
     else:
         idx = d.groupby("_group").head(1)
     keeper = idx.set_index("_group")["recording_id"]
     d["duplicate_of"] = d["_group"].map(keeper)
     drop = d[d["recording_id"] != d["duplicate_of"]]
-    return pd.DataFrame({
-        "recording_id": drop["recording_id"].to_numpy(),
-        "reason": "rerun: same title, summary and publication date as the preceding broadcast",
-        "duplicate_of": drop["duplicate_of"].to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "recording_id": drop["recording_id"].to_numpy(),
+            "reason": "rerun: same title, summary and publication date as the preceding broadcast",
+            "duplicate_of": drop["duplicate_of"].to_numpy(),
+        }
+    )
 
 
 @register("metadata_dedup")

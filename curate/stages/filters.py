@@ -152,5 +152,5 @@ class ColumnFilter(Filter):
             desc = f"{self.column} ~ /{self.regex}/"
         drop = hold if self.drop_matching else ~hold
         out = _none_series(df)
-        out[drop.astype(bool)] = (f"matches {desc}" if self.drop_matching else f"fails {desc}")
+        out[drop.astype(bool)] = f"matches {desc}" if self.drop_matching else f"fails {desc}"
         return out

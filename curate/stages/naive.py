@@ -11,11 +11,11 @@ from curate.schema import RejectedSegment, Segment
 from curate.stages.base import RecordingContext, StageResult, Transform
 
 
-def naive_segments(recording_id: str, audio_path: str, duration_s: float, window_s: float = 30.0,
-                   variant: str = "") -> tuple[list[Segment], list[Segment]]:
+def naive_segments(
+    recording_id: str, audio_path: str, duration_s: float, window_s: float = 30.0, variant: str = ""
+) -> tuple[list[Segment], list[Segment]]:
     """(kept windows, the dropped last partial window if any)."""
-    kept = [Segment.new(recording_id, audio_path, s, e, variant)
-            for s, e in timeline.windows(duration_s, window_s)]
+    kept = [Segment.new(recording_id, audio_path, s, e, variant) for s, e in timeline.windows(duration_s, window_s)]
     last = kept[-1].end_s if kept else 0.0
     rest = [Segment.new(recording_id, audio_path, last, duration_s, variant)] if duration_s - last > 1e-6 else []
     return kept, rest

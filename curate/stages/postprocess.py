@@ -43,6 +43,7 @@ _SCORES = ("avg_logprob", "no_speech_prob", "compression_ratio")
 
 # --- a. drop phrases ------------------------------------------------------------------------------------
 
+
 def normalize_text(text: str | None) -> str:
     """Casefold, collapse whitespace, strip leading/trailing characters that are not letters or digits."""
     if not text:
@@ -84,7 +85,9 @@ def phrase_reason(text: str | None, phrases: Iterable[str]) -> str | None:
     return None
 
 
-def drop_phrases(segments: list[Segment], phrases_for: Callable[[Segment], frozenset[str]]) -> tuple[list[Segment], list[tuple[Segment, str]]]:
+def drop_phrases(
+    segments: list[Segment], phrases_for: Callable[[Segment], frozenset[str]]
+) -> tuple[list[Segment], list[tuple[Segment, str]]]:
     kept, dropped = [], []
     for s in segments:
         reason = phrase_reason(s.text, phrases_for(s))
@@ -96,6 +99,7 @@ def drop_phrases(segments: list[Segment], phrases_for: Callable[[Segment], froze
 
 
 # --- b./c. merging ---------------------------------------------------------------------------------------
+
 
 def ends_sentence(text: str | None) -> bool:
     """Ends in ``.``, ``?`` or ``!`` (ignoring closing quotes/brackets), but not in an ellipsis."""
@@ -123,7 +127,8 @@ def merge_group(parts: list[Segment]) -> Segment:
     speakers = {p.speaker for p in parts}
     languages = [p.language for p in parts if p.language]
     return first.with_times(
-        first.start_s, max(p.end_s for p in parts),
+        first.start_s,
+        max(p.end_s for p in parts),
         text=" ".join(texts) if texts else None,
         words=words,
         speaker=first.speaker if len(speakers) == 1 else None,
@@ -132,7 +137,9 @@ def merge_group(parts: list[Segment]) -> Segment:
     )
 
 
-def merge_runs(segments: list[Segment], joins: Callable[[list[Segment], Segment], bool], max_gap_s: float) -> list[Segment]:
+def merge_runs(
+    segments: list[Segment], joins: Callable[[list[Segment], Segment], bool], max_gap_s: float
+) -> list[Segment]:
     """Merge each segment into the group before it while ``joins(group, next)`` holds and the gap is at
     most ``max_gap_s``."""
     out: list[Segment] = []
@@ -170,6 +177,7 @@ def merge_speaker(segments: list[Segment], max_gap_s: float = 3.0) -> list[Segme
 
 # --- d./e. length rules ----------------------------------------------------------------------------------
 
+
 def min_duration(segments: list[Segment], min_s: float) -> tuple[list[Segment], list[Segment]]:
     """(kept, too short): a segment of exactly ``min_s`` is kept."""
     kept = [s for s in segments if s.duration_s >= min_s - 1e-9]
@@ -200,12 +208,15 @@ def split_long(segments: list[Segment], max_s: float = 30.0) -> list[Segment]:
             mid = (start + (w.end_s if w.end_s is not None else start)) / 2
             prev = start
             buckets[max([i for i, (a, _) in enumerate(parts) if a <= mid] or [0])].append(w)
-        out += [s.with_times(a, b, words=tuple(ws), text=join_words(ws) or None)
-                for (a, b), ws in zip(parts, buckets, strict=True)]
+        out += [
+            s.with_times(a, b, words=tuple(ws), text=join_words(ws) or None)
+            for (a, b), ws in zip(parts, buckets, strict=True)
+        ]
     return out
 
 
 # --- stages ----------------------------------------------------------------------------------------------
+
 
 def _reject(stage: str, items: Iterable[tuple[Segment, str]]) -> list[RejectedSegment]:
     return [RejectedSegment(s, stage, reason) for s, reason in items]
@@ -273,8 +284,10 @@ class MinDuration(Transform):
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         kept, short = min_duration(segments, self.min_s)
-        return StageResult(kept, _reject(self.stage_name, ((s, f"shorter than {self.min_s:g} s ({s.duration_s:.2f} s)")
-                                                           for s in short)))
+        return StageResult(
+            kept,
+            _reject(self.stage_name, ((s, f"shorter than {self.min_s:g} s ({s.duration_s:.2f} s)") for s in short)),
+        )
 
 
 @register("split_long")

@@ -20,8 +20,9 @@ from curate.stages.base import RecordingContext, Resources, StageResult, Transfo
 log = logging.getLogger(__name__)
 
 
-def sad_segments(regions: list[timeline.Interval], merge_gap_s: float = 0.5, min_s: float = 1.0,
-                 max_s: float = 30.0) -> tuple[list[timeline.Interval], list[timeline.Interval]]:
+def sad_segments(
+    regions: list[timeline.Interval], merge_gap_s: float = 0.5, min_s: float = 1.0, max_s: float = 30.0
+) -> tuple[list[timeline.Interval], list[timeline.Interval]]:
     """The ``sad`` rule: join regions separated by ≤ ``merge_gap_s``, halve recursively above ``max_s``,
     drop what stays below ``min_s``. Returns (kept, dropped)."""
     parts = timeline.split_to_max(timeline.merge(regions, max_gap_s=merge_gap_s), max_s)
@@ -60,7 +61,9 @@ class SadSegment(Transform):
             raise ConfigError(f"sad_segment.step_s must be > 0, got {self.step_s}")
 
     def setup(self) -> None:
-        self._vad = VadModel(self.backend, self.model, self.device, self.step_s, store=self.setting("model_store", self.model_store))
+        self._vad = VadModel(
+            self.backend, self.model, self.device, self.step_s, store=self.setting("model_store", self.model_store)
+        )
 
     def teardown(self) -> None:
         self._vad = None
@@ -71,8 +74,12 @@ class SadSegment(Transform):
         kept, short = sad_segments(regions, self.merge_gap_s, self.min_s, self.max_s)
         v = self.emit or ""
         out = [Segment.new(r.recording_id, r.audio_path, s, e, v) for s, e in kept]
-        rej = [RejectedSegment(Segment.new(r.recording_id, r.audio_path, s, e, v), self.stage_name,
-                               f"shorter than {self.min_s:g} s") for s, e in short]
+        rej = [
+            RejectedSegment(
+                Segment.new(r.recording_id, r.audio_path, s, e, v), self.stage_name, f"shorter than {self.min_s:g} s"
+            )
+            for s, e in short
+        ]
         return StageResult(out, rej)
 
 

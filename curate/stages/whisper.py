@@ -33,6 +33,7 @@ LANGUAGE_NAMES = {"dutch": "nl", "flemish": "nl", "vlaams": "nl", "nederlands": 
 
 # --- pure part -------------------------------------------------------------------------------------------
 
+
 def normalize_language(language: str | None) -> str | None:
     """Catalog language → Whisper code: ``nl-BE`` → ``nl``, ``Dutch`` → ``nl``; empty → ``None`` (detect)."""
     if not language or not str(language).strip():
@@ -49,8 +50,21 @@ def as_dict(raw: Any) -> dict[str, Any]:
         return raw
     if hasattr(raw, "_asdict"):
         return raw._asdict()
-    return {k: getattr(raw, k) for k in ("start", "end", "text", "avg_logprob", "no_speech_prob",
-                                         "compression_ratio", "words", "word", "probability") if hasattr(raw, k)}
+    return {
+        k: getattr(raw, k)
+        for k in (
+            "start",
+            "end",
+            "text",
+            "avg_logprob",
+            "no_speech_prob",
+            "compression_ratio",
+            "words",
+            "word",
+            "probability",
+        )
+        if hasattr(raw, k)
+    }
 
 
 def _clip(t: float | None, duration_s: float) -> float | None:
@@ -65,8 +79,15 @@ def _num(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def to_segments(raw_segments: list[Any], recording_id: str, audio_path: str, duration_s: float,
-                language: str | None, variant: str = "", offset_s: float = 0.0) -> tuple[list[Segment], list[tuple[Segment, str]]]:
+def to_segments(
+    raw_segments: list[Any],
+    recording_id: str,
+    audio_path: str,
+    duration_s: float,
+    language: str | None,
+    variant: str = "",
+    offset_s: float = 0.0,
+) -> tuple[list[Segment], list[tuple[Segment, str]]]:
     """Backend segments (times relative to ``offset_s``) → (Segment rows, rejected with reason).
 
     Times are Whisper's, shifted by ``offset_s`` and clipped to ``[0, duration_s]`` (Whisper can predict
@@ -79,13 +100,27 @@ def to_segments(raw_segments: list[Any], recording_id: str, audio_path: str, dur
         words = None
         if d.get("words") is not None:
             words = tuple(
-                Word(str(w["word"]), _clip(None if w.get("start") is None else offset_s + w["start"], duration_s),
-                     _clip(None if w.get("end") is None else offset_s + w["end"], duration_s), _num(w.get("probability")))
-                for w in map(as_dict, d["words"]))
-        seg = Segment.new(recording_id, audio_path, start, max(start, end), variant, text=(d.get("text") or "").strip(),
-                          language=language, avg_logprob=_num(d.get("avg_logprob")),
-                          no_speech_prob=_num(d.get("no_speech_prob")),
-                          compression_ratio=_num(d.get("compression_ratio")), words=words)
+                Word(
+                    str(w["word"]),
+                    _clip(None if w.get("start") is None else offset_s + w["start"], duration_s),
+                    _clip(None if w.get("end") is None else offset_s + w["end"], duration_s),
+                    _num(w.get("probability")),
+                )
+                for w in map(as_dict, d["words"])
+            )
+        seg = Segment.new(
+            recording_id,
+            audio_path,
+            start,
+            max(start, end),
+            variant,
+            text=(d.get("text") or "").strip(),
+            language=language,
+            avg_logprob=_num(d.get("avg_logprob")),
+            no_speech_prob=_num(d.get("no_speech_prob")),
+            compression_ratio=_num(d.get("compression_ratio")),
+            words=words,
+        )
         if end <= start:
             rejected.append((seg, f"zero-length after clipping to the audio ({d['start']:.2f}-{d['end']:.2f} s)"))
         else:
@@ -105,6 +140,7 @@ def window_cut(raw_segments: list[Any], win_start_s: float, win_end_s: float, fi
 
 
 # --- the stage -------------------------------------------------------------------------------------------
+
 
 @register("whisper_transcribe")
 @dataclass
@@ -137,8 +173,9 @@ class WhisperTranscribe(Transform):
         except ValueError as e:
             raise ConfigError(f"whisper_transcribe.model: {e}") from None
         if spec.backend not in (None, BACKENDS[self.backend]):
-            raise ConfigError(f"whisper_transcribe: model {self.model!r} is a {spec.backend} model but backend is "
-                              f"{self.backend!r}")
+            raise ConfigError(
+                f"whisper_transcribe: model {self.model!r} is a {spec.backend} model but backend is {self.backend!r}"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"whisper_transcribe.device must be auto, cpu or cuda, got {self.device!r}")
         if self.compute_type not in COMPUTE_TYPES:
@@ -176,11 +213,20 @@ class WhisperTranscribe(Transform):
 
         from curate.models import resolve
 
-        resolved = resolve(self.model, self.setting("model_store", self.model_store),
-                           self.allow_download or bool(self.setting("allow_download")), default_backend=BACKENDS[self.backend])
+        resolved = resolve(
+            self.model,
+            self.setting("model_store", self.model_store),
+            self.allow_download or bool(self.setting("allow_download")),
+            default_backend=BACKENDS[self.backend],
+        )
         device = self._device()
-        info: dict[str, Any] = {"backend": self.backend, "model": self.model, "model_path": str(resolved.path),
-                                "model_source": resolved.source, "device": device}
+        info: dict[str, Any] = {
+            "backend": self.backend,
+            "model": self.model,
+            "model_path": str(resolved.path),
+            "model_source": resolved.source,
+            "device": device,
+        }
         if self.backend == "faster-whisper":
             from faster_whisper import BatchedInferencePipeline, WhisperModel
 
@@ -221,25 +267,36 @@ class WhisperTranscribe(Transform):
     def transcribe(self, audio: Any, language: str | None) -> tuple[list[Any], str | None]:
         """One array → (backend segments with times relative to it, language used or detected)."""
         if self.backend == "faster-whisper":
-            kw: dict[str, Any] = dict(language=language, beam_size=self.beam_size, word_timestamps=self.word_timestamps,
-                                      condition_on_previous_text=self.condition_on_previous_text,
-                                      vad_filter=self.vad_filter, temperature=list(self._temperatures()),
-                                      max_new_tokens=self.max_new_tokens)
+            kw: dict[str, Any] = dict(
+                language=language,
+                beam_size=self.beam_size,
+                word_timestamps=self.word_timestamps,
+                condition_on_previous_text=self.condition_on_previous_text,
+                vad_filter=self.vad_filter,
+                temperature=list(self._temperatures()),
+                max_new_tokens=self.max_new_tokens,
+            )
             if self.batch_size > 1:
                 kw.update(batch_size=self.batch_size, without_timestamps=False)
                 kw.pop("condition_on_previous_text")
                 if not self.vad_filter:  # fixed 30 s windows; Whisper predicts the times inside each
                     dur = len(audio) / 16000
-                    kw["clip_timestamps"] = [{"start": s, "end": min(s + 30.0, dur)} for s in range(0, int(dur + 30), 30)
-                                             if s < dur]
+                    kw["clip_timestamps"] = [
+                        {"start": s, "end": min(s + 30.0, dur)} for s in range(0, int(dur + 30), 30) if s < dur
+                    ]
             segs, info = self._rt_pipe.transcribe(audio, **kw)
             return list(segs), info.language
         import whisper
 
-        opts: dict[str, Any] = dict(language=language, word_timestamps=self.word_timestamps,
-                                    condition_on_previous_text=self.condition_on_previous_text,
-                                    temperature=self._temperatures(), fp16=self._rt_info["device"] == "cuda",
-                                    beam_size=self.beam_size if self.beam_size > 1 else None, verbose=None)
+        opts: dict[str, Any] = dict(
+            language=language,
+            word_timestamps=self.word_timestamps,
+            condition_on_previous_text=self.condition_on_previous_text,
+            temperature=self._temperatures(),
+            fp16=self._rt_info["device"] == "cuda",
+            beam_size=self.beam_size if self.beam_size > 1 else None,
+            verbose=None,
+        )
         if self.max_new_tokens:
             opts["sample_len"] = self.max_new_tokens
         result = whisper.transcribe(self._rt_model, audio, **opts)
@@ -260,7 +317,9 @@ class WhisperTranscribe(Transform):
             raw, lang = self.transcribe(audio, language)
             raw, nxt = window_cut(raw, start, end, final)
             language = language or lang  # detect once per recording, then keep it
-            segs, bad = to_segments(raw, rec.recording_id, rec.audio_path, dur, lang or language, self.emit or "", start)
+            segs, bad = to_segments(
+                raw, rec.recording_id, rec.audio_path, dur, lang or language, self.emit or "", start
+            )
             kept += segs
             rejected += [RejectedSegment(s, self.stage_name, r) for s, r in bad]
             start = nxt

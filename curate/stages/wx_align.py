@@ -42,11 +42,72 @@ FALLBACKS = ("whisper_words", "error")
 
 # Words ending in '.' that do not end a sentence (lower case, with the dot).
 ABBREVIATIONS = {
-    "nl": {"dhr.", "mevr.", "mw.", "dr.", "drs.", "ir.", "ing.", "prof.", "mr.", "bijv.", "bv.", "b.v.", "o.a.",
-           "m.a.w.", "d.w.z.", "i.p.v.", "t.o.v.", "enz.", "etc.", "ca.", "nr.", "blz.", "jl.", "st.", "evt.",
-           "m.b.t.", "z.g.a.n.", "n.a.v.", "a.s.", "jr.", "sr.", "vs.", "resp.", "incl.", "excl.", "min.", "max."},
-    "en": {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "jr.", "sr.", "vs.", "etc.", "e.g.", "i.e.", "no.", "inc.",
-           "ltd.", "co.", "corp.", "approx.", "dept.", "u.s.", "u.k.", "a.m.", "p.m.", "mt.", "ft."},
+    "nl": {
+        "dhr.",
+        "mevr.",
+        "mw.",
+        "dr.",
+        "drs.",
+        "ir.",
+        "ing.",
+        "prof.",
+        "mr.",
+        "bijv.",
+        "bv.",
+        "b.v.",
+        "o.a.",
+        "m.a.w.",
+        "d.w.z.",
+        "i.p.v.",
+        "t.o.v.",
+        "enz.",
+        "etc.",
+        "ca.",
+        "nr.",
+        "blz.",
+        "jl.",
+        "st.",
+        "evt.",
+        "m.b.t.",
+        "z.g.a.n.",
+        "n.a.v.",
+        "a.s.",
+        "jr.",
+        "sr.",
+        "vs.",
+        "resp.",
+        "incl.",
+        "excl.",
+        "min.",
+        "max.",
+    },
+    "en": {
+        "mr.",
+        "mrs.",
+        "ms.",
+        "dr.",
+        "prof.",
+        "st.",
+        "jr.",
+        "sr.",
+        "vs.",
+        "etc.",
+        "e.g.",
+        "i.e.",
+        "no.",
+        "inc.",
+        "ltd.",
+        "co.",
+        "corp.",
+        "approx.",
+        "dept.",
+        "u.s.",
+        "u.k.",
+        "a.m.",
+        "p.m.",
+        "mt.",
+        "ft.",
+    },
 }
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*$")
 
@@ -67,9 +128,12 @@ def split_sentences(words: list[str], language: str | None = "nl") -> list[tuple
     return spans
 
 
-def interpolate_times(times: list[tuple[float | None, float | None]], lo: float, hi: float) -> list[tuple[float, float]]:
+def interpolate_times(
+    times: list[tuple[float | None, float | None]], lo: float, hi: float
+) -> list[tuple[float, float]]:
     """Fill untimed words: start = previous timed end (else ``lo``), end = next timed start (else ``hi``).
     Output is monotonic, inside ``[lo, hi]``, never NaN."""
+
     def ok(x: float | None) -> bool:
         return x is not None and math.isfinite(x)
 
@@ -104,8 +168,15 @@ def _vocab(tokenizer: Any) -> tuple[dict[str, int], int, str | None]:
     return vocab, int(blank), (delim if delim in vocab else None)
 
 
-def ctc_word_times(emission: Any, words: list[str], vocab: dict[str, int], blank: int, delim: str | None,
-                   offset_s: float, sec_per_frame: float) -> list[tuple[float | None, float | None, float | None]] | None:
+def ctc_word_times(
+    emission: Any,
+    words: list[str],
+    vocab: dict[str, int],
+    blank: int,
+    delim: str | None,
+    offset_s: float,
+    sec_per_frame: float,
+) -> list[tuple[float | None, float | None, float | None]] | None:
     """(start_s, end_s, score) per word from a log-softmax emission ``(frames, vocab)``; ``None`` entries for
     words with no character in ``vocab``. Returns ``None`` when the transcript does not fit the audio."""
     from whisperx.alignment import backtrack, get_trellis, merge_repeats
@@ -133,8 +204,11 @@ def ctc_word_times(emission: Any, words: list[str], vocab: dict[str, int], blank
         if wi >= 0:
             spans.setdefault(wi, []).append((seg.start, seg.end, seg.score))
     for wi, sp in spans.items():
-        out[wi] = (offset_s + sp[0][0] * sec_per_frame, offset_s + sp[-1][1] * sec_per_frame,
-                   float(np.mean([s for _, _, s in sp])))
+        out[wi] = (
+            offset_s + sp[0][0] * sec_per_frame,
+            offset_s + sp[-1][1] * sec_per_frame,
+            float(np.mean([s for _, _, s in sp])),
+        )
     return out
 
 
@@ -181,7 +255,7 @@ class Aligner:
 
     def words(self, audio: np.ndarray, seg: Segment) -> list[Word] | None:
         torch = self.torch
-        x = audio[int(seg.start_s * SAMPLE_RATE): int(seg.end_s * SAMPLE_RATE)].astype(np.float32)
+        x = audio[int(seg.start_s * SAMPLE_RATE) : int(seg.end_s * SAMPLE_RATE)].astype(np.float32)
         if x.size < 400:
             x = np.pad(x, (0, 400 - x.size))
         if self.normalize:
@@ -219,12 +293,14 @@ class WxAlign(Transform):
 
         self._aligner, self._reason = None, None
         try:
-            path = models.resolve(self.model, store=self.setting("model_store", self.model_store), default_backend="wav2vec2").path
+            path = models.resolve(
+                self.model, store=self.setting("model_store", self.model_store), default_backend="wav2vec2"
+            ).path
         except models.ModelNotFoundError as e:
             if self.fallback == "error":
                 raise
             self._reason = f"alignment model not available: {e}"
-            log.warning("wx_align: %s; using Whisper's word timestamps instead", self._reason.split(':')[0])
+            log.warning("wx_align: %s; using Whisper's word timestamps instead", self._reason.split(":")[0])
             return
         self._aligner = Aligner(str(path), pick_device(self.device))
 
@@ -236,8 +312,10 @@ class WxAlign(Transform):
         return "wav2vec2" if self._aligner is not None else "whisper_words"
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
-        info = ctx.info.setdefault("wx_align", {"method": self.method(), "model": self.model,
-                                                "fallback_reason": self._reason, "chunks_unaligned": 0})
+        info = ctx.info.setdefault(
+            "wx_align",
+            {"method": self.method(), "model": self.model, "fallback_reason": self._reason, "chunks_unaligned": 0},
+        )
         audio = ctx.audio() if self._aligner is not None else None
         out: list[Segment] = []
         for seg in segments:
@@ -252,5 +330,13 @@ class WxAlign(Transform):
         return StageResult(out)
 
 
-__all__ = ["WxAlign", "Aligner", "split_sentences", "interpolate_times", "ctc_word_times", "sentence_segments",
-           "whisper_words", "DEFAULT_MODEL"]
+__all__ = [
+    "WxAlign",
+    "Aligner",
+    "split_sentences",
+    "interpolate_times",
+    "ctc_word_times",
+    "sentence_segments",
+    "whisper_words",
+    "DEFAULT_MODEL",
+]

@@ -28,8 +28,9 @@ def word_speakers(words: tuple[Word, ...], turns: list[diarization.Turn]) -> lis
     return [diarization.speaker_of(w.start_s or 0.0, w.end_s or 0.0, turns) for w in words]
 
 
-def assign_speakers(segments: list[Segment], turns: list[diarization.Turn], split_on_change: bool = True,
-                    min_split_words: int = 2) -> list[Segment]:
+def assign_speakers(
+    segments: list[Segment], turns: list[diarization.Turn], split_on_change: bool = True, min_split_words: int = 2
+) -> list[Segment]:
     """Label segments with speakers. A segment is cut where its words' speaker changes (when
     ``split_on_change``), but only into runs of at least ``min_split_words`` words (a lone word attributed to
     another speaker is noise more often than a turn)."""
@@ -109,8 +110,13 @@ class WxDiarize(Transform):
             raise ConfigError(f"wx_diarize.num_speakers must be >= 1, got {self.num_speakers}")
 
     def params_obj(self) -> diarization.DiarizationParams:
-        return diarization.DiarizationParams(window_s=self.window_s, step_s=self.step_s, threshold=self.threshold,
-                                             link_threshold=self.link_threshold, num_speakers=self.num_speakers)
+        return diarization.DiarizationParams(
+            window_s=self.window_s,
+            step_s=self.step_s,
+            threshold=self.threshold,
+            link_threshold=self.link_threshold,
+            num_speakers=self.num_speakers,
+        )
 
     def setup(self) -> None:
         device = pick_device(self.device)
@@ -124,8 +130,14 @@ class WxDiarize(Transform):
 
         from curate.models.vad import load_segmentation
 
-        seg = load_segmentation(resolve_model_path(self.segmentation, self.setting("model_store", self.model_store)), device)
-        enc = VoiceEncoder(device, verbose=False, weights_fpath=resolve_model_path(self.embedding, self.setting("model_store", self.model_store)))
+        seg = load_segmentation(
+            resolve_model_path(self.segmentation, self.setting("model_store", self.model_store)), device
+        )
+        enc = VoiceEncoder(
+            device,
+            verbose=False,
+            weights_fpath=resolve_model_path(self.embedding, self.setting("model_store", self.model_store)),
+        )
         self._impl = diarization.SegmentationResemblyzer(seg, enc, self.params_obj())
 
     def teardown(self) -> None:

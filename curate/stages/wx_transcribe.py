@@ -31,8 +31,9 @@ from curate.stages.base import RecordingContext, Resources, StageResult, Transfo
 log = logging.getLogger(__name__)
 
 
-def merge_chunks(scores: FrameScores, chunk_s: float = 30.0, onset: float = 0.5,
-                 offset: float | None = 0.363) -> list[timeline.Interval]:
+def merge_chunks(
+    scores: FrameScores, chunk_s: float = 30.0, onset: float = 0.5, offset: float | None = 0.363
+) -> list[timeline.Interval]:
     """WhisperX's cut & merge on frame speech scores: regions longer than ``chunk_s`` are cut at their
     lowest-scoring frame (second half), then consecutive regions are merged while a chunk stays ≤ ``chunk_s``."""
     from pyannote.core import SlidingWindow, SlidingWindowFeature
@@ -40,8 +41,10 @@ def merge_chunks(scores: FrameScores, chunk_s: float = 30.0, onset: float = 0.5,
 
     if not len(scores.values) or float(np.max(scores.values)) <= onset:
         return []
-    swf = SlidingWindowFeature(np.asarray(scores.values, dtype=np.float32).reshape(-1, 1),
-                               SlidingWindow(start=scores.start_s, duration=scores.duration_s, step=scores.step_s))
+    swf = SlidingWindowFeature(
+        np.asarray(scores.values, dtype=np.float32).reshape(-1, 1),
+        SlidingWindow(start=scores.start_s, duration=scores.duration_s, step=scores.step_s),
+    )
     chunks = Pyannote.merge_chunks(swf, chunk_s, onset=onset, offset=offset)
     return [(max(0.0, float(c["start"])), float(c["end"])) for c in chunks if c["end"] > c["start"]]
 
@@ -67,8 +70,15 @@ def load_whisper(path: str, device: str = "cpu", compute_type: str = "int8", cpu
         raise RuntimeError(f"{path}: cannot load a faster-whisper model ({type(e).__name__}: {e})") from e
 
 
-def transcribe_chunks(model: Any, audio: np.ndarray, chunks: list[timeline.Interval], language: str | None,
-                      batch_size: int = 8, beam_size: int = 5, word_timestamps: bool = True) -> tuple[list[dict], str]:
+def transcribe_chunks(
+    model: Any,
+    audio: np.ndarray,
+    chunks: list[timeline.Interval],
+    language: str | None,
+    batch_size: int = 8,
+    beam_size: int = 5,
+    word_timestamps: bool = True,
+) -> tuple[list[dict], str]:
     """Transcribe each chunk once, batched. Returns (one dict per chunk: start_s, end_s, text, avg_logprob,
     no_speech_prob, compression_ratio, words), language used or detected."""
     from faster_whisper import BatchedInferencePipeline
@@ -77,14 +87,30 @@ def transcribe_chunks(model: Any, audio: np.ndarray, chunks: list[timeline.Inter
         return [], language or ""
     pipe = BatchedInferencePipeline(model)
     segs, info = pipe.transcribe(
-        audio, language=language, batch_size=batch_size, beam_size=beam_size, vad_filter=False,
-        clip_timestamps=[{"start": s, "end": e} for s, e in chunks], without_timestamps=True,
-        word_timestamps=word_timestamps, log_progress=False,
+        audio,
+        language=language,
+        batch_size=batch_size,
+        beam_size=beam_size,
+        vad_filter=False,
+        clip_timestamps=[{"start": s, "end": e} for s, e in chunks],
+        without_timestamps=True,
+        word_timestamps=word_timestamps,
+        log_progress=False,
     )
     fps = model.frames_per_second
     by_seek = {int(s * fps): i for i, (s, _) in enumerate(chunks)}
-    out: list[dict] = [{"start_s": s, "end_s": e, "text": "", "words": [], "avg_logprob": None,
-                        "no_speech_prob": None, "compression_ratio": None} for s, e in chunks]
+    out: list[dict] = [
+        {
+            "start_s": s,
+            "end_s": e,
+            "text": "",
+            "words": [],
+            "avg_logprob": None,
+            "no_speech_prob": None,
+            "compression_ratio": None,
+        }
+        for s, e in chunks
+    ]
     for k, seg in enumerate(segs):
         i = by_seek.get(seg.seek, min(k, len(chunks) - 1))
         d = out[i]
@@ -98,14 +124,25 @@ def transcribe_chunks(model: Any, audio: np.ndarray, chunks: list[timeline.Inter
     return out, info.language
 
 
-def chunk_segments(rows: list[dict], recording_id: str, audio_path: str, language: str | None,
-                   variant: str = "") -> tuple[list[Segment], list[tuple[Segment, str]]]:
+def chunk_segments(
+    rows: list[dict], recording_id: str, audio_path: str, language: str | None, variant: str = ""
+) -> tuple[list[Segment], list[tuple[Segment, str]]]:
     """Transcribed chunks → (segments with text, empty chunks with a reason)."""
     kept, dropped = [], []
     for r in rows:
-        seg = Segment.new(recording_id, audio_path, r["start_s"], r["end_s"], variant, text=r["text"] or None,
-                          language=language or None, avg_logprob=r["avg_logprob"], no_speech_prob=r["no_speech_prob"],
-                          compression_ratio=r["compression_ratio"], words=tuple(r["words"]) or None)
+        seg = Segment.new(
+            recording_id,
+            audio_path,
+            r["start_s"],
+            r["end_s"],
+            variant,
+            text=r["text"] or None,
+            language=language or None,
+            avg_logprob=r["avg_logprob"],
+            no_speech_prob=r["no_speech_prob"],
+            compression_ratio=r["compression_ratio"],
+            words=tuple(r["words"]) or None,
+        )
         (kept.append(seg) if r["text"] else dropped.append((seg, "no transcript")))
     return kept, dropped
 
@@ -140,16 +177,21 @@ class WxTranscribe(Transform):
         if self.batch_size < 1 or self.beam_size < 1:
             raise ConfigError("wx_transcribe: batch_size and beam_size must be >= 1")
         if not 0 < self.vad_offset <= self.vad_onset < 1:
-            raise ConfigError(f"wx_transcribe: need 0 < vad_offset <= vad_onset < 1, got {self.vad_onset}, "
-                              f"{self.vad_offset}")
+            raise ConfigError(
+                f"wx_transcribe: need 0 < vad_offset <= vad_onset < 1, got {self.vad_onset}, {self.vad_offset}"
+            )
 
     def setup(self) -> None:
         from curate import models
 
         device = pick_device(self.device)
         compute = self.compute_type if self.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
-        path = models.resolve(self.model, store=self.setting("model_store", self.model_store), default_backend="faster-whisper").path
-        self._vad = VadModel(self.vad, self.vad_model, device, self.vad_step_s, store=self.setting("model_store", self.model_store))
+        path = models.resolve(
+            self.model, store=self.setting("model_store", self.model_store), default_backend="faster-whisper"
+        ).path
+        self._vad = VadModel(
+            self.vad, self.vad_model, device, self.vad_step_s, store=self.setting("model_store", self.model_store)
+        )
         self._whisper = load_whisper(str(path), device, compute, self.cpu_threads)
         self._model_path = str(path)
 
@@ -168,8 +210,15 @@ class WxTranscribe(Transform):
         r = ctx.recording
         audio = ctx.audio()
         chunks = [(s, min(e, audio.size / SAMPLE_RATE)) for s, e in self.chunks(audio)]
-        rows, lang = transcribe_chunks(self._whisper, audio, [c for c in chunks if c[1] > c[0]], ctx.language,
-                                       self.batch_size, self.beam_size, self.word_timestamps)
+        rows, lang = transcribe_chunks(
+            self._whisper,
+            audio,
+            [c for c in chunks if c[1] > c[0]],
+            ctx.language,
+            self.batch_size,
+            self.beam_size,
+            self.word_timestamps,
+        )
         kept, dropped = chunk_segments(rows, r.recording_id, r.audio_path, lang, self.emit or "")
         ctx.info.setdefault("wx_transcribe", {"model": self.model, "path": self._model_path, "vad": self.vad})
         return StageResult(kept, [RejectedSegment(s, self.stage_name, why) for s, why in dropped])

@@ -27,8 +27,9 @@ def available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def speak_native(text: str, voice: str = "en", pitch: int = 50, speed: int = 160,
-                 workdir: str | Path | None = None) -> np.ndarray:
+def speak_native(
+    text: str, voice: str = "en", pitch: int = 50, speed: int = 160, workdir: str | Path | None = None
+) -> np.ndarray:
     """``text`` spoken by espeak-ng ``voice`` as float32 at :data:`ESPEAK_RATE`. ``workdir``: where the
     temporary WAV goes (default: a fresh temporary directory)."""
     import soundfile as sf

@@ -16,8 +16,13 @@ LABELLED = "seq-labelled"
 _WORDS = ("goedenavond", "dames", "en", "heren", "het", "nieuws", "van", "vandaag", "weer", "sport")
 
 
-def make_labelled_run(root: str | Path, n: int = 3, duration_s: float = 20.0, window_s: float = 5.0,
-                      genres: tuple[str, ...] = ("news", "sport", "drama")) -> Path:
+def make_labelled_run(
+    root: str | Path,
+    n: int = 3,
+    duration_s: float = 20.0,
+    window_s: float = 5.0,
+    genres: tuple[str, ...] = ("news", "sport", "drama"),
+) -> Path:
     """``root/run`` (variants ``seq`` and ``seq-labelled``) from ``n`` recordings; returns the run dir."""
     from curate.config import load_pipeline
     from curate.runners import run_pipeline

@@ -10,7 +10,36 @@ import numpy as np
 
 from curate.synth import espeak
 
-WORDS = ["the", "archive", "holds", "many", "hours", "of", "broadcast", "speech", "from", "radio", "and", "television", "programmes", "recorded", "over", "decades", "news", "reports", "interviews", "debates", "weather", "forecasts", "and", "sports", "commentary", "in", "many", "voices"]
+WORDS = [
+    "the",
+    "archive",
+    "holds",
+    "many",
+    "hours",
+    "of",
+    "broadcast",
+    "speech",
+    "from",
+    "radio",
+    "and",
+    "television",
+    "programmes",
+    "recorded",
+    "over",
+    "decades",
+    "news",
+    "reports",
+    "interviews",
+    "debates",
+    "weather",
+    "forecasts",
+    "and",
+    "sports",
+    "commentary",
+    "in",
+    "many",
+    "voices",
+]
 VOICES = ("en", "nl", "de", "en-us", "fr")
 
 
@@ -23,8 +52,9 @@ def utterance(rng: np.random.Generator) -> np.ndarray:
     return tone(float(rng.uniform(1.0, 4.0)), freq=float(rng.uniform(100, 300)), seed=int(rng.integers(1 << 30)))
 
 
-def make_speech_run(root: str | Path, recordings: int = 4, per_recording: int = 8, variant: str = "speech",
-                    seed: int = 0) -> Path:
+def make_speech_run(
+    root: str | Path, recordings: int = 4, per_recording: int = 8, variant: str = "speech", seed: int = 0
+) -> Path:
     """A run directory ``root`` with ``variant`` = one segment per generated utterance; returns ``root``."""
     from curate import manifest
     from curate.schema import Recording, Segment
@@ -33,7 +63,7 @@ def make_speech_run(root: str | Path, recordings: int = 4, per_recording: int = 
     root = Path(root)
     rng = np.random.default_rng(seed)
     segments, recs = [], []
-    gap = np.zeros(4800, dtype=np.float32)                 # 0.3 s between utterances
+    gap = np.zeros(4800, dtype=np.float32)  # 0.3 s between utterances
     for r in range(recordings):
         parts, spans, t = [], [], 0
         for _ in range(per_recording):

@@ -34,7 +34,11 @@ from curate.w2v2.text import normalize
 
 log = logging.getLogger(__name__)
 
-LIBRILIGHT_AMOUNTS = {"10min": ["1h/0"], "1h": [f"1h/{i}" for i in range(6)], "10h": [f"1h/{i}" for i in range(6)] + ["9h"]}
+LIBRILIGHT_AMOUNTS = {
+    "10min": ["1h/0"],
+    "1h": [f"1h/{i}" for i in range(6)],
+    "10h": [f"1h/{i}" for i in range(6)] + ["9h"],
+}
 LIBRISPEECH_AMOUNTS = {"100h": ["train-clean-100"], "960h": ["train-clean-100", "train-clean-360", "train-other-500"]}
 KINDS = ("librispeech", "librilight", "mls", "commonvoice")
 
@@ -47,7 +51,7 @@ class AsrDataError(RuntimeError):
 class Utterance:
     id: str
     audio_path: str
-    text: str                          # normalized
+    text: str  # normalized
     duration_s: float
     speaker: str = ""
     raw_text: str = ""
@@ -73,15 +77,21 @@ def _librispeech_dir(d: Path, language: str, digits: str) -> list[Utterance]:
             uid, _, raw = line.partition(" ")
             if not raw:
                 raise AsrDataError(f"{trans}:{n}: expected 'ID TRANSCRIPT', got {line!r}")
-            audio = next((trans.parent / f"{uid}{ext}" for ext in (".flac", ".wav") if (trans.parent / f"{uid}{ext}").exists()), None)
+            audio = next(
+                (trans.parent / f"{uid}{ext}" for ext in (".flac", ".wav") if (trans.parent / f"{uid}{ext}").exists()),
+                None,
+            )
             if audio is None:
                 raise AsrDataError(f"{trans}:{n}: audio {uid}.flac is missing in {trans.parent}")
-            utts.append(Utterance(uid, str(audio), normalize(raw, language, digits), _duration(audio),
-                                  uid.split("-")[0], raw))
+            utts.append(
+                Utterance(uid, str(audio), normalize(raw, language, digits), _duration(audio), uid.split("-")[0], raw)
+            )
     return utts
 
 
-def read_librispeech(root: str | Path, split: str | None = None, language: str = "en", digits: str = "spell") -> list[Utterance]:
+def read_librispeech(
+    root: str | Path, split: str | None = None, language: str = "en", digits: str = "spell"
+) -> list[Utterance]:
     """LibriSpeech ``ROOT/<split>`` (or ``ROOT`` itself when ``split`` is None)."""
     root = Path(root)
     d = root / split if split else root
@@ -110,20 +120,26 @@ def read_librilight(root: str | Path, amount: str) -> list[Utterance]:
 
 def _mls_handles(d: Path, amount: str) -> set[str]:
     lim = d / "limited_supervision"
-    files = {"1h": [lim / "1hr" / str(i) / "handles.txt" for i in range(6)], "10min": [lim / "1hr" / "0" / "handles.txt"]}
+    files = {
+        "1h": [lim / "1hr" / str(i) / "handles.txt" for i in range(6)],
+        "10min": [lim / "1hr" / "0" / "handles.txt"],
+    }
     files["10h"] = files["1h"] + [lim / "9hr" / "handles.txt"]
     if amount not in files:
         raise AsrDataError(f"mls amount: expected 10min, 1h or 10h (limited supervision), got {amount!r}")
     out: set[str] = set()
     for f in files[amount]:
         if not f.is_file():
-            raise AsrDataError(f"{f}: missing (expected mls_dutch/train/limited_supervision/{{1hr/0..5,9hr}}/handles.txt)")
+            raise AsrDataError(
+                f"{f}: missing (expected mls_dutch/train/limited_supervision/{{1hr/0..5,9hr}}/handles.txt)"
+            )
         out.update(x.strip() for x in f.read_text().split() if x.strip())
     return out
 
 
-def read_mls(root: str | Path, split: str, language: str = "nl", digits: str = "spell",
-             amount: str | None = None) -> list[Utterance]:
+def read_mls(
+    root: str | Path, split: str, language: str = "nl", digits: str = "spell", amount: str | None = None
+) -> list[Utterance]:
     """Multilingual LibriSpeech (Dutch by default): ``ROOT/<split>/transcripts.txt`` + ``audio/<spk>/<book>/``.
     ``amount`` (10min, 1h, 10h; train only) keeps the ids of the limited-supervision ``handles.txt`` files."""
     d = Path(root) / split
@@ -149,7 +165,9 @@ def read_mls(root: str | Path, split: str, language: str = "nl", digits: str = "
         if keep is not None and uid not in keep:
             continue
         base = d / "audio" / parts[0] / parts[1] / uid
-        audio = next((base.with_suffix(ext) for ext in (".flac", ".opus", ".wav") if base.with_suffix(ext).exists()), None)
+        audio = next(
+            (base.with_suffix(ext) for ext in (".flac", ".opus", ".wav") if base.with_suffix(ext).exists()), None
+        )
         if audio is None:
             raise AsrDataError(f"{trans}:{n}: audio {base}.flac (or .opus) is missing")
         dur = durations.get(uid) or _duration(audio)
@@ -180,8 +198,16 @@ def read_commonvoice(root: str | Path, split: str, language: str = "nl", digits:
             if not audio.exists():
                 raise AsrDataError(f"{tsv}: clip {audio} is missing")
             dur = durations.get(row["path"]) or _duration(audio)
-            utts.append(Utterance(Path(row["path"]).stem, str(audio), normalize(row["sentence"], language, digits),
-                                  dur, row.get("client_id", ""), row["sentence"]))
+            utts.append(
+                Utterance(
+                    Path(row["path"]).stem,
+                    str(audio),
+                    normalize(row["sentence"], language, digits),
+                    dur,
+                    row.get("client_id", ""),
+                    row["sentence"],
+                )
+            )
     return utts
 
 
@@ -215,15 +241,25 @@ def synthetic_sentences(spec: dict) -> list[str]:
 
     words = list(spec.get("words") or ["yes", "no", "stop", "go"])
     if not all(isinstance(w, str) and w for w in words):
-        raise AsrDataError(f"synthetic dataset: words must be non-empty strings, got {words!r} "
-                           "(in YAML, quote yes/no/on/off: they read as booleans)")
+        raise AsrDataError(
+            f"synthetic dataset: words must be non-empty strings, got {words!r} "
+            "(in YAML, quote yes/no/on/off: they read as booleans)"
+        )
     rng = random.Random(int(spec.get("seed", 0)))
-    return [" ".join(rng.choice(words) for _ in range(int(spec.get("words_per_utt", 1))))
-            for _ in range(int(spec.get("n", 40)))]
+    return [
+        " ".join(rng.choice(words) for _ in range(int(spec.get("words_per_utt", 1))))
+        for _ in range(int(spec.get("n", 40)))
+    ]
 
 
-def write_synthetic(out_dir: str | Path, sentences: list[str], *, speakers: tuple[str, ...] = ("en_m1", "en_f3", "en_m7"),
-                    split: str = "train", chapter: int = 1) -> Path:
+def write_synthetic(
+    out_dir: str | Path,
+    sentences: list[str],
+    *,
+    speakers: tuple[str, ...] = ("en_m1", "en_f3", "en_m7"),
+    split: str = "train",
+    chapter: int = 1,
+) -> Path:
     """Speak ``sentences`` with espeak-ng voices of the demo into a LibriSpeech-layout tree (FLAC, 16 kHz) under
     ``out_dir/split``; sentence i is spoken by speaker ``i % len(speakers)``. Idempotent; returns the split dir."""
     import soundfile as sf
@@ -234,7 +270,7 @@ def write_synthetic(out_dir: str | Path, sentences: list[str], *, speakers: tupl
     final = Path(out_dir) / split
     if (final / ".complete").exists():
         return final
-    d = Path(out_dir) / f".{split}.tmp-{os.getpid()}"          # concurrent writers: each builds its own, one wins
+    d = Path(out_dir) / f".{split}.tmp-{os.getpid()}"  # concurrent writers: each builds its own, one wins
     shutil.rmtree(d, ignore_errors=True)
     by_spk: dict[int, list[str]] = {}
     with SpeechBank() as bank:
@@ -252,6 +288,6 @@ def write_synthetic(out_dir: str | Path, sentences: list[str], *, speakers: tupl
     try:
         shutil.rmtree(final, ignore_errors=True) if not (final / ".complete").exists() else None
         os.rename(d, final)
-    except OSError:                                            # another process finished first
+    except OSError:  # another process finished first
         shutil.rmtree(d, ignore_errors=True)
     return final

@@ -20,13 +20,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EpochPlan:
-    batches: list[np.ndarray]   # indices into the source, per batch
-    dropped: int                # batches dropped for spread > max_spread_s
-    dropped_s: float            # audio in them
+    batches: list[np.ndarray]  # indices into the source, per batch
+    dropped: int  # batches dropped for spread > max_spread_s
+    dropped_s: float  # audio in them
 
 
-def plan_epoch(lengths: np.ndarray, ids: np.ndarray, budget: int, seed: int, epoch: int, bin_size: int = 5000,
-               queue_size: int = 300, max_spread_s: float = 10.0) -> EpochPlan:
+def plan_epoch(
+    lengths: np.ndarray,
+    ids: np.ndarray,
+    budget: int,
+    seed: int,
+    epoch: int,
+    bin_size: int = 5000,
+    queue_size: int = 300,
+    max_spread_s: float = 10.0,
+) -> EpochPlan:
     """``lengths`` [n] samples of the utterances ``ids`` → this epoch's batches (shuffled order).
     A batch's cost is ``count × longest`` (what padding would allocate), kept ≤ ``budget``."""
     rng = np.random.default_rng([seed, 1, epoch])
@@ -49,9 +57,9 @@ def plan_epoch(lengths: np.ndarray, ids: np.ndarray, budget: int, seed: int, epo
         cur_max = max(cur_max, n)
 
     heap: list[tuple[int, int]] = []
-    for i in stream.tolist():                                 # random draws feed the queue …
+    for i in stream.tolist():  # random draws feed the queue …
         heapq.heappush(heap, (length_of[i], i))
-        if len(heap) >= queue_size:                           # … which releases its shortest member
+        if len(heap) >= queue_size:  # … which releases its shortest member
             take(heapq.heappop(heap)[1])
     while heap:
         take(heapq.heappop(heap)[1])
@@ -89,11 +97,17 @@ class BatchStream:
             lengths = self.lengths(self.epoch) if callable(self.lengths) else self.lengths
             self._plan = plan_epoch(lengths, self.ids, self.budget, self.seed, self.epoch, **self.kw)
             if not self._plan.batches:
-                raise ValueError("no batch fits: the sample budget is smaller than the shortest utterance, or every "
-                                 "batch spans more than max_spread_s; raise data.batch_samples")
+                raise ValueError(
+                    "no batch fits: the sample budget is smaller than the shortest utterance, or every "
+                    "batch spans more than max_spread_s; raise data.batch_samples"
+                )
             if self._plan.dropped:
-                log.info("epoch %d: %d batches (%.1f s of audio) dropped: longest − shortest > max_spread_s",
-                         self.epoch, self._plan.dropped, self._plan.dropped_s)
+                log.info(
+                    "epoch %d: %d batches (%.1f s of audio) dropped: longest − shortest > max_spread_s",
+                    self.epoch,
+                    self._plan.dropped,
+                    self._plan.dropped_s,
+                )
         return self._plan
 
     def next(self) -> tuple[np.ndarray, int, int]:
@@ -116,5 +130,10 @@ class BatchStream:
         return {"epoch": self.epoch, "pos": self.pos, "consumed": self.consumed, "dropped_total": self.dropped_total}
 
     def load_state(self, s: dict) -> None:
-        self.epoch, self.pos, self.consumed, self.dropped_total = s["epoch"], s["pos"], s["consumed"], s["dropped_total"]
+        self.epoch, self.pos, self.consumed, self.dropped_total = (
+            s["epoch"],
+            s["pos"],
+            s["consumed"],
+            s["dropped_total"],
+        )
         self._plan = None

@@ -25,7 +25,7 @@ class ModelConfig:
     conv_kernel: list[int] = field(default_factory=lambda: [10, 3, 3, 3, 3, 2, 2])
     conv_stride: list[int] = field(default_factory=lambda: [5, 2, 2, 2, 2, 2, 2])
     conv_padding: list[int] = field(default_factory=lambda: [3, 1, 1, 1, 1, 0, 0])
-    feature_grad_mult: float = 0.1      # gradient scale on the CNN output
+    feature_grad_mult: float = 0.1  # gradient scale on the CNN output
     # Transformer (post-LN). BASE 12×768/12 heads; FFN 3072 (fairseq; the thesis text says 2048).
     hidden: int = 768
     layers: int = 12
@@ -44,7 +44,7 @@ class ModelConfig:
     codebooks: int = 2
     codebook_entries: int = 320
     codevector_dim: int = 256
-    final_dim: int = 256                # shared space of context and targets for the cosine similarity
+    final_dim: int = 256  # shared space of context and targets for the cosine similarity
     tau_start: float = 2.0
     tau_end: float = 0.5
     tau_decay: float = 0.999995
@@ -55,7 +55,7 @@ class ModelConfig:
     logit_temp: float = 0.1
     diversity_weight: float = 0.1
     l2_weight: float = 10.0
-    loss_reduction: str = "per_token"   # "per_token" (fairseq, recommended) or "sum" (thesis)
+    loss_reduction: str = "per_token"  # "per_token" (fairseq, recommended) or "sum" (thesis)
 
     def validate(self) -> None:
         n = len(self.conv_dim)
@@ -64,7 +64,9 @@ class ModelConfig:
         if self.hidden % self.heads:
             raise ConfigError(f"model: hidden={self.hidden} is not divisible by heads={self.heads}")
         if self.codevector_dim % self.codebooks:
-            raise ConfigError(f"model: codevector_dim={self.codevector_dim} not divisible by codebooks={self.codebooks}")
+            raise ConfigError(
+                f"model: codevector_dim={self.codevector_dim} not divisible by codebooks={self.codebooks}"
+            )
         if self.loss_reduction not in ("per_token", "sum"):
             raise ConfigError(f"model.loss_reduction: expected per_token or sum, got {self.loss_reduction!r}")
         if not 0 < self.mask_prob < 1:
@@ -73,62 +75,62 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    path: str | None = None             # a run directory or a materialized directory (or --data)
-    variant: str | None = None          # run-dir variant; None for a materialized directory
-    batch_samples: int = 2_400_000      # per-GPU sample budget of one batch (padded cost: B × longest)
-    bin_size: int = 5000                # length-sorted bins
-    queue_size: int = 300               # priority queue fed by random draws
-    max_spread_s: float = 10.0          # drop batches whose shortest and longest differ by more
-    min_s: float = 1.0                  # shorter segments are skipped (too few frames for masking)
-    max_s: float = 30.0                 # longer segments are cropped to this
-    crop: bool = True                   # crop each batch to its shortest member (no padding, no attn mask)
-    normalize: bool = False             # per-utterance zero mean / unit variance (fairseq: LARGE only)
-    val_split: str = "median_per_session"   # or "random"
-    val_fraction: float = 0.01          # for val_split=random
-    num_workers: int = 0                # DataLoader worker processes
-    compile_bucket_s: float = 0.5       # with train.compile: crop lengths down to this grid
-    corruption: dict[str, Any] | None = None   # {condition: ..., sources: ...} → curate.corrupt at batch time
+    path: str | None = None  # a run directory or a materialized directory (or --data)
+    variant: str | None = None  # run-dir variant; None for a materialized directory
+    batch_samples: int = 2_400_000  # per-GPU sample budget of one batch (padded cost: B × longest)
+    bin_size: int = 5000  # length-sorted bins
+    queue_size: int = 300  # priority queue fed by random draws
+    max_spread_s: float = 10.0  # drop batches whose shortest and longest differ by more
+    min_s: float = 1.0  # shorter segments are skipped (too few frames for masking)
+    max_s: float = 30.0  # longer segments are cropped to this
+    crop: bool = True  # crop each batch to its shortest member (no padding, no attn mask)
+    normalize: bool = False  # per-utterance zero mean / unit variance (fairseq: LARGE only)
+    val_split: str = "median_per_session"  # or "random"
+    val_fraction: float = 0.01  # for val_split=random
+    num_workers: int = 0  # DataLoader worker processes
+    compile_bucket_s: float = 0.5  # with train.compile: crop lengths down to this grid
+    corruption: dict[str, Any] | None = None  # {condition: ..., sources: ...} → curate.corrupt at batch time
 
 
 @dataclass
 class OptimConfig:
-    lr: float | None = None             # peak LR; None → from the heuristic
-    heuristic: str = "h_const"          # h_const, h_sqrt, h_lin (m_lr, s_orig below)
+    lr: float | None = None  # peak LR; None → from the heuristic
+    heuristic: str = "h_const"  # h_const, h_sqrt, h_lin (m_lr, s_orig below)
     m_lr: float = 5e-4
     s_orig: float = 6000.0
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-6
-    clip_norm: float = 0.0              # 0 = no clipping (grad norm is still logged)
-    schedule: str = "tri_cyclic"        # tri_cyclic, tri_stage, cosine, constant
+    clip_norm: float = 0.0  # 0 = no clipping (grad norm is still logged)
+    schedule: str = "tri_cyclic"  # tri_cyclic, tri_stage, cosine, constant
     cycle_up: int = 25_000
     cycle_down: int = 25_000
-    min_ratio: float = 0.01             # tri_cyclic minimum = max / 100
-    warmup_steps: int = 32_000          # cosine
-    stage_ratios: list[float] = field(default_factory=lambda: [0.1, 0.4, 0.5])   # tri_stage
+    min_ratio: float = 0.01  # tri_cyclic minimum = max / 100
+    warmup_steps: int = 32_000  # cosine
+    stage_ratios: list[float] = field(default_factory=lambda: [0.1, 0.4, 0.5])  # tri_stage
     init_lr_scale: float = 0.01
     final_lr_scale: float = 0.05
 
 
 @dataclass
 class TrainConfig:
-    out_dir: str = "pretrain_out"       # checkpoints, metrics.jsonl, tb/ (or --out)
+    out_dir: str = "pretrain_out"  # checkpoints, metrics.jsonl, tb/ (or --out)
     max_steps: int = 400_000
-    max_time_s: float = 0.0             # stop (with checkpoint + validation) after this wall time; 0 = off
+    max_time_s: float = 0.0  # stop (with checkpoint + validation) after this wall time; 0 = off
     accumulation: int = 1
     seed: int = 0
-    device: str = "auto"                # auto → cuda when available
-    precision: str = "auto"             # auto → bf16 on CUDA, fp32 on CPU; or bf16 / fp32
+    device: str = "auto"  # auto → cuda when available
+    precision: str = "auto"  # auto → bf16 on CUDA, fp32 on CPU; or bf16 / fp32
     compile: bool = False
     val_every: int = 5000
     ckpt_every: int = 5000
     log_every: int = 100
     tensorboard: bool = True
-    peak_tflops: float = 0.0            # device peak for MFU; 0 → known GPU table (CPU: not reported)
+    peak_tflops: float = 0.0  # device peak for MFU; 0 → known GPU table (CPU: not reported)
     # Health checks.
-    spike_factor: float = 3.0           # loss > factor × running median …
-    spike_patience: int = 50            # … for this many consecutive steps → stop
-    collapse_after: int = 5000          # collapse checks start here
+    spike_factor: float = 3.0  # loss > factor × running median …
+    spike_patience: int = 50  # … for this many consecutive steps → stop
+    collapse_after: int = 5000  # collapse checks start here
     collapse_window: int = 1000
     min_perplexity: float = 2.0
 
@@ -162,13 +164,17 @@ def from_dict(raw: dict[str, Any], origin: str = "<config>") -> PretrainConfig:
     unknown = set(raw) - set(SECTIONS) - {"preset", "description"}
     if unknown:
         raise ConfigError(f"{origin}: unknown section(s) {', '.join(sorted(unknown))}; valid: {', '.join(SECTIONS)}")
-    parts = {name: build_dataclass(cls, dict(raw.get(name) or {}), f"{origin}: {name}") for name, cls in SECTIONS.items()}
+    parts = {
+        name: build_dataclass(cls, dict(raw.get(name) or {}), f"{origin}: {name}") for name, cls in SECTIONS.items()
+    }
     cfg = PretrainConfig(**parts)
     cfg.model.validate()
     return cfg
 
 
-def load_config(source: str | Path | dict[str, Any] | PretrainConfig, overrides: list[str] | None = None) -> PretrainConfig:
+def load_config(
+    source: str | Path | dict[str, Any] | PretrainConfig, overrides: list[str] | None = None
+) -> PretrainConfig:
     """A YAML path, a preset name (``base``, ``large``, ``tiny-cpu``), a dict or a config → a validated config."""
     if isinstance(source, PretrainConfig):
         source = source.to_dict()

@@ -44,7 +44,9 @@ class VariantSource:
         if not vdir.is_dir():
             have = ", ".join(run.variants()) or "none"
             raise DataError(f"{vdir}: no such variant in run directory {run_dir} (have: {have})")
-        t = manifest.read_table(vdir, "segments", columns=["segment_id", "recording_id", "audio_path", "start_s", "end_s"])
+        t = manifest.read_table(
+            vdir, "segments", columns=["segment_id", "recording_id", "audio_path", "start_s", "end_s"]
+        )
         self.paths = t.column("audio_path").to_pylist()
         self.start_s = t.column("start_s").to_numpy()
         self.end_s = t.column("end_s").to_numpy()
@@ -67,7 +69,7 @@ class VariantSource:
         from curate.audio import load
 
         x = load(self.paths[i], float(self.start_s[i]), float(self.end_s[i]))
-        n = int(self.lengths[i])                              # decoders may differ by a sample: fix the length
+        n = int(self.lengths[i])  # decoders may differ by a sample: fix the length
         return x[:n] if x.size >= n else np.pad(x, (0, n - x.size))
 
 
@@ -106,8 +108,10 @@ class ShardSource:
         col = next((c for c in ("session", "chapter") if c in t.column_names), "recording_id")
         sessions = [None if v is None else str(v) for v in t.column(col).to_pylist()]
         speakers = t.column("speaker").to_pylist() if "speaker" in t.column_names else [None] * t.num_rows
-        return [Utterance(k, None if spk is None else str(spk), ses)
-                for k, spk, ses in zip(t.column("segment_id").to_pylist(), speakers, sessions, strict=True)]
+        return [
+            Utterance(k, None if spk is None else str(spk), ses)
+            for k, spk, ses in zip(t.column("segment_id").to_pylist(), speakers, sessions, strict=True)
+        ]
 
     def _map(self, shard: str) -> np.memmap:
         m = self._maps.get(shard)
@@ -119,7 +123,7 @@ class ShardSource:
         return m
 
     def read(self, i: int) -> np.ndarray:
-        if not self.shards[i].endswith(".pcm16"):             # --format flac: one file per segment
+        if not self.shards[i].endswith(".pcm16"):  # --format flac: one file per segment
             from curate.audio import load
 
             return load(self.root / self.shards[i])
@@ -129,7 +133,7 @@ class ShardSource:
             raise DataError(f"{self.dir / self.shards[i]}: segment {i} ends at sample {a + n} > shard size {m.size}")
         return m[a : a + n].astype(np.float32) / 32768.0
 
-    def __getstate__(self):                                   # memmaps are reopened in DataLoader workers
+    def __getstate__(self):  # memmaps are reopened in DataLoader workers
         return {**self.__dict__, "_maps": {}}
 
 
@@ -144,26 +148,35 @@ def open_source(path: str | Path, variant: str | None) -> VariantSource | ShardS
     return VariantSource(path, variant)
 
 
-def split_train_val(sessions: np.ndarray, lengths: np.ndarray, rule: str, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_train_val(
+    sessions: np.ndarray, lengths: np.ndarray, rule: str, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val). ``median_per_session`` (thesis): one median-length utterance per session with ≥ 2
     utterances; ``random``: a seeded random fraction."""
     idx = np.arange(len(lengths))
     if rule == "random":
         rng = np.random.default_rng(seed)
-        val = np.sort(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False)) if len(idx) > 1 else idx[:0]
+        val = (
+            np.sort(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False))
+            if len(idx) > 1
+            else idx[:0]
+        )
     elif rule == "median_per_session":
-        order = np.lexsort((idx, lengths, sessions.astype(str)))      # by session, then length, then index
+        order = np.lexsort((idx, lengths, sessions.astype(str)))  # by session, then length, then index
         s_sorted = sessions[order].astype(str)
         starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
         ends = np.r_[starts[1:], len(order)]
-        val = np.sort(np.array([order[(a + b - 1) // 2] for a, b in zip(starts, ends, strict=True) if b - a >= 2], dtype=np.int64))
+        val = np.sort(
+            np.array([order[(a + b - 1) // 2] for a, b in zip(starts, ends, strict=True) if b - a >= 2], dtype=np.int64)
+        )
     else:
         raise ConfigError(f"data.val_split: expected median_per_session or random, got {rule!r}")
     return np.setdiff1d(idx, val), val
 
 
-def collate(arrays: list[np.ndarray], crop: bool, rng: np.random.Generator, normalize: bool = False,
-            bucket: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+def collate(
+    arrays: list[np.ndarray], crop: bool, rng: np.random.Generator, normalize: bool = False, bucket: int = 0
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Utterances → (wav [B, S] float32, lengths [B] int64, waste). ``crop``: random crop of each to the shortest
     (optionally rounded down to a multiple of ``bucket`` samples), no padding; else zero-pad to the longest.
     ``waste`` = audio cropped away or padding added, as a fraction of the batch's samples."""
@@ -219,16 +232,23 @@ class BatchDataset:
     (over-long crop windows, crop offsets, the corruption transform's draws) is seeded by (seed, g).
     With ``pairs`` (training only), index i stands for the example concat(i, its partner in ``epoch``)."""
 
-    def __init__(self, source, cfg: DataConfig, seed: int,
-                 transform: Callable[..., tuple[list[np.ndarray], Any]] | None = None, validation: bool = False,
-                 bucket: int = 0, pairs: EpochPairs | None = None):
+    def __init__(
+        self,
+        source,
+        cfg: DataConfig,
+        seed: int,
+        transform: Callable[..., tuple[list[np.ndarray], Any]] | None = None,
+        validation: bool = False,
+        bucket: int = 0,
+        pairs: EpochPairs | None = None,
+    ):
         self.source, self.cfg, self.seed = source, cfg, seed
         self.transform, self.validation, self.bucket = transform, validation, bucket
         self.pairs = None if validation else pairs
 
     def _read(self, i: int, max_n: int, rng: np.random.Generator) -> np.ndarray:
         a = self.source.read(i)
-        if a.size > max_n:                                    # over-long: random window of max_s
+        if a.size > max_n:  # over-long: random window of max_s
             o = int(rng.integers(0, a.size - max_n + 1))
             a = a[o : o + max_n]
         return a
@@ -240,7 +260,7 @@ class BatchDataset:
         arrays, used = [], []
         for i in idx.tolist():
             a = self._read(i, max_n, rng)
-            if partners is not None:                          # dataset-level concatenation (1spk/2spk-concat)
+            if partners is not None:  # dataset-level concatenation (1spk/2spk-concat)
                 from curate.corrupt import ConcatTransform
 
                 j = int(partners[i])
@@ -248,11 +268,18 @@ class BatchDataset:
                 used.append(j if j >= 0 else None)
             arrays.append(a)
         meta = None
-        if self.transform is not None and not self.validation:   # corruption: training batches only
+        if self.transform is not None and not self.validation:  # corruption: training batches only
             arrays, meta = self.transform(arrays, epoch, g, False)
         wav, lens, waste = collate(arrays, self.cfg.crop, rng, self.cfg.normalize, self.bucket)
-        return {"wav": wav, "lengths": lens, "waste": waste, "audio_s": float(lens.sum()) / SAMPLE_RATE,
-                "index": g, "corruption": meta, "partners": used if partners is not None else None}
+        return {
+            "wav": wav,
+            "lengths": lens,
+            "waste": waste,
+            "audio_s": float(lens.sum()) / SAMPLE_RATE,
+            "index": g,
+            "corruption": meta,
+            "partners": used if partners is not None else None,
+        }
 
 
 def build_transforms(cfg: DataConfig, seed: int):

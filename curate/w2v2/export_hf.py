@@ -18,17 +18,36 @@ def hf_config(cfg: ModelConfig):
     from transformers import Wav2Vec2Config
 
     return Wav2Vec2Config(
-        hidden_size=cfg.hidden, num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, intermediate_size=cfg.ffn,
-        conv_dim=list(cfg.conv_dim), conv_kernel=list(cfg.conv_kernel), conv_stride=list(cfg.conv_stride),
-        conv_bias=False, feat_extract_norm="group", feat_extract_activation="gelu", hidden_act="gelu",
-        do_stable_layer_norm=False, num_conv_pos_embeddings=cfg.pos_conv_kernel,
-        num_conv_pos_embedding_groups=cfg.pos_conv_groups, layer_norm_eps=1e-5,
-        num_codevectors_per_group=cfg.codebook_entries, num_codevector_groups=cfg.codebooks,
-        codevector_dim=cfg.codevector_dim, proj_codevector_dim=cfg.final_dim, num_negatives=cfg.num_negatives,
-        contrastive_logits_temperature=cfg.logit_temp, diversity_loss_weight=cfg.diversity_weight,
-        hidden_dropout=cfg.dropout, attention_dropout=cfg.attention_dropout, activation_dropout=cfg.activation_dropout,
-        feat_proj_dropout=cfg.dropout_input, layerdrop=0.0, mask_time_length=cfg.mask_length,
-        architectures=["Wav2Vec2Model"], conv_padding=list(cfg.conv_padding),
+        hidden_size=cfg.hidden,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        intermediate_size=cfg.ffn,
+        conv_dim=list(cfg.conv_dim),
+        conv_kernel=list(cfg.conv_kernel),
+        conv_stride=list(cfg.conv_stride),
+        conv_bias=False,
+        feat_extract_norm="group",
+        feat_extract_activation="gelu",
+        hidden_act="gelu",
+        do_stable_layer_norm=False,
+        num_conv_pos_embeddings=cfg.pos_conv_kernel,
+        num_conv_pos_embedding_groups=cfg.pos_conv_groups,
+        layer_norm_eps=1e-5,
+        num_codevectors_per_group=cfg.codebook_entries,
+        num_codevector_groups=cfg.codebooks,
+        codevector_dim=cfg.codevector_dim,
+        proj_codevector_dim=cfg.final_dim,
+        num_negatives=cfg.num_negatives,
+        contrastive_logits_temperature=cfg.logit_temp,
+        diversity_loss_weight=cfg.diversity_weight,
+        hidden_dropout=cfg.dropout,
+        attention_dropout=cfg.attention_dropout,
+        activation_dropout=cfg.activation_dropout,
+        feat_proj_dropout=cfg.dropout_input,
+        layerdrop=0.0,
+        mask_time_length=cfg.mask_length,
+        architectures=["Wav2Vec2Model"],
+        conv_padding=list(cfg.conv_padding),
     )
 
 
@@ -46,9 +65,16 @@ def to_hf_state_dict(sd: dict, cfg: ModelConfig) -> dict:
     for j in (0, 1):
         key = f"pos_conv.conv.parametrizations.weight.original{j}"
         out[f"encoder.pos_conv_embed.conv.parametrizations.weight.original{j}"] = sd[key]
-    names = {"q_proj": "attention.q_proj", "k_proj": "attention.k_proj", "v_proj": "attention.v_proj",
-             "out_proj": "attention.out_proj", "attn_norm": "layer_norm", "fc1": "feed_forward.intermediate_dense",
-             "fc2": "feed_forward.output_dense", "ffn_norm": "final_layer_norm"}
+    names = {
+        "q_proj": "attention.q_proj",
+        "k_proj": "attention.k_proj",
+        "v_proj": "attention.v_proj",
+        "out_proj": "attention.out_proj",
+        "attn_norm": "layer_norm",
+        "fc1": "feed_forward.intermediate_dense",
+        "fc2": "feed_forward.output_dense",
+        "ffn_norm": "final_layer_norm",
+    }
     for i in range(cfg.layers):
         for ours, theirs in names.items():
             for p in ("weight", "bias"):

@@ -38,26 +38,26 @@ class FinetuneError(RuntimeError):
 
 @dataclass
 class FinetuneConfig:
-    labels: str | None = None          # a LABEL_PRESETS key: sets max_steps (unless max_steps is given)
+    labels: str | None = None  # a LABEL_PRESETS key: sets max_steps (unless max_steps is given)
     max_steps: int | None = None
-    lr: float = 5e-5                    # peak
-    init_lr_scale: float = 0.01         # 5e-7
-    final_lr_scale: float = 0.05        # 2.5e-6
-    stage_ratios: list[float] | None = None   # default [0.1, 0.4, 0.5]
-    betas: list[float] | None = None    # default [0.9, 0.98]
+    lr: float = 5e-5  # peak
+    init_lr_scale: float = 0.01  # 5e-7
+    final_lr_scale: float = 0.05  # 2.5e-6
+    stage_ratios: list[float] | None = None  # default [0.1, 0.4, 0.5]
+    betas: list[float] | None = None  # default [0.9, 0.98]
     eps: float = 1e-8
-    freeze_steps: int = 5000            # transformer frozen (head only) for these steps; the CNN always is
-    mask_prob: float = 0.05             # fraction of time steps masked …
-    mask_length: int = 10               # … in spans of this many frames
+    freeze_steps: int = 5000  # transformer frozen (head only) for these steps; the CNN always is
+    mask_prob: float = 0.05  # fraction of time steps masked …
+    mask_length: int = 10  # … in spans of this many frames
     dropout: float = 0.1
-    batch_s: float = 200.0              # audio seconds per batch
-    max_s: float = 30.0                 # longer utterances are skipped
+    batch_s: float = 200.0  # audio seconds per batch
+    max_s: float = 30.0  # longer utterances are skipped
     clip_norm: float = 0.0
-    eval_every: int = 0                 # 0 → only at the end
+    eval_every: int = 0  # 0 → only at the end
     log_every: int = 100
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"             # auto → bf16 on CUDA, fp32 on CPU
+    precision: str = "auto"  # auto → bf16 on CUDA, fp32 on CPU
 
     def steps(self) -> int:
         if self.max_steps is not None:
@@ -103,7 +103,9 @@ def load_pretrained(path: str | Path, device: str = "cpu", dropout: float | None
         raise FinetuneError(f"{path}: not a curate pre-trainer checkpoint (needs 'config' and 'model' entries)")
     cfg = load_config(ck["config"]).model
     if dropout is not None:
-        cfg = replace(cfg, dropout=dropout, attention_dropout=dropout, activation_dropout=dropout, dropout_input=dropout)
+        cfg = replace(
+            cfg, dropout=dropout, attention_dropout=dropout, activation_dropout=dropout, dropout_input=dropout
+        )
     model = Wav2Vec2(cfg)
     model.load_state_dict(ck["model"])
     return model.to(device), ck
@@ -118,10 +120,10 @@ def all_hidden_states(w2v, wav, lengths, mask=None):
 
     from curate.w2v2.model import frames_for
 
-    feats, _ = w2v.features(wav)                                       # [B, T, C]
+    feats, _ = w2v.features(wav)  # [B, T, C]
     T = feats.shape[1]
     flens = torch.clamp(frames_for(lengths, w2v.cfg), max=T)
-    valid = torch.arange(T, device=wav.device)[None] < flens[:, None]   # [B, T]
+    valid = torch.arange(T, device=wav.device)[None] < flens[:, None]  # [B, T]
     x = torch.nn.functional.dropout(w2v.post_extract_proj(feats), w2v.cfg.dropout_input, w2v.training)
     if mask is not None:
         x = torch.where(mask.unsqueeze(-1), w2v.mask_emb.to(x.dtype), x)
@@ -208,8 +210,15 @@ def _device(name: str):
 # ------------------------------------------------------------------------------------------------ training
 
 
-def finetune(checkpoint: str | Path, train, cfg: FinetuneConfig, out_dir: str | Path, *, evals: dict | None = None,
-             on_log: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def finetune(
+    checkpoint: str | Path,
+    train,
+    cfg: FinetuneConfig,
+    out_dir: str | Path,
+    *,
+    evals: dict | None = None,
+    on_log: Callable[[dict], None] | None = None,
+) -> dict[str, Any]:
     """Fine-tune ``checkpoint`` on ``train`` (list of asr_data.Utterance), evaluate on ``evals`` {name: utts};
     write ``out_dir/{finetuned.pt, metrics.jsonl, eval-<name>.json, summary.json}``; return the summary."""
     import torch
@@ -224,7 +233,7 @@ def finetune(checkpoint: str | Path, train, cfg: FinetuneConfig, out_dir: str | 
     torch.manual_seed(cfg.seed)
     w2v, ck = load_pretrained(checkpoint, "cpu", dropout=cfg.dropout)
     model = CTCModel(w2v).to(device)
-    for p in model.w2v.feature_extractor.parameters():                # CNN frozen throughout
+    for p in model.w2v.feature_extractor.parameters():  # CNN frozen throughout
         p.requires_grad_(False)
     # The quantizer and projections of the pre-training objective are not used by CTC.
     for mod in (model.w2v.quantizer, model.w2v.project_q, model.w2v.final_proj):
@@ -257,7 +266,7 @@ def finetune(checkpoint: str | Path, train, cfg: FinetuneConfig, out_dir: str | 
         for g in opt.param_groups:
             g["lr"] = lr
         frozen = step < cfg.freeze_steps
-        model.w2v.train(not frozen)                                  # frozen phase: no dropout in the encoder
+        model.w2v.train(not frozen)  # frozen phase: no dropout in the encoder
         mask = None
         if cfg.mask_prob > 0 and not frozen:
             from curate.w2v2.model import frames_for
@@ -268,11 +277,19 @@ def finetune(checkpoint: str | Path, train, cfg: FinetuneConfig, out_dir: str | 
         with autocast():
             logp, flens = model(wav, lens, mask, frozen=frozen)
         tgt = [labels[int(i)] for i in idx]
-        loss = torch.nn.functional.ctc_loss(logp.transpose(0, 1), torch.cat(tgt).to(device), flens,
-                                            torch.tensor([len(t) for t in tgt], device=device), blank=0,
-                                            reduction="mean", zero_infinity=True)
+        loss = torch.nn.functional.ctc_loss(
+            logp.transpose(0, 1),
+            torch.cat(tgt).to(device),
+            flens,
+            torch.tensor([len(t) for t in tgt], device=device),
+            blank=0,
+            reduction="mean",
+            zero_infinity=True,
+        )
         if not torch.isfinite(loss):
-            raise FinetuneError(f"step {step}: CTC loss is {float(loss)} (diverged); lower finetune.lr (now {cfg.lr:g})")
+            raise FinetuneError(
+                f"step {step}: CTC loss is {float(loss)} (diverged); lower finetune.lr (now {cfg.lr:g})"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm if cfg.clip_norm > 0 else float("inf")))
@@ -280,8 +297,15 @@ def finetune(checkpoint: str | Path, train, cfg: FinetuneConfig, out_dir: str | 
         step += 1
         audio_s += float(lens.sum()) / 16_000
         if step % cfg.log_every == 0 or step == total:
-            rec = {"step": step, "loss": float(loss.detach()), "lr": lr, "grad_norm": gnorm, "frozen": frozen,
-                   "audio_h": audio_s / 3600, "seconds": time.perf_counter() - t0}
+            rec = {
+                "step": step,
+                "loss": float(loss.detach()),
+                "lr": lr,
+                "grad_norm": gnorm,
+                "frozen": frozen,
+                "audio_h": audio_s / 3600,
+                "seconds": time.perf_counter() - t0,
+            }
             metrics.write(json.dumps(rec) + "\n")
             metrics.flush()
             if on_log:
@@ -291,14 +315,29 @@ def finetune(checkpoint: str | Path, train, cfg: FinetuneConfig, out_dir: str | 
                 r = evaluate(model, utts, device)
                 metrics.write(json.dumps({"step": step, "eval": name, "wer": r["wer"], "cer": r["cer"]}) + "\n")
     metrics.close()
-    torch.save({"config": ck["config"], "finetune": asdict(cfg), "model": model.state_dict(), "vocab": list(txt.VOCAB),
-                "pretrained_step": ck.get("step")}, out_dir / "finetuned.pt")
+    torch.save(
+        {
+            "config": ck["config"],
+            "finetune": asdict(cfg),
+            "model": model.state_dict(),
+            "vocab": list(txt.VOCAB),
+            "pretrained_step": ck.get("step"),
+        },
+        out_dir / "finetuned.pt",
+    )
     for name, utts in (evals or {}).items():
         results[name] = evaluate(model, utts, device)
         (out_dir / f"eval-{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
-    summary = {"steps": step, "final_loss": float(loss.detach()), "audio_h": audio_s / 3600, "seconds": time.perf_counter() - t0,
-               "checkpoint": str(checkpoint), "pretrained_step": ck.get("step"),
-               "wer": {k: v["wer"] for k, v in results.items()}, "cer": {k: v["cer"] for k, v in results.items()}}
+    summary = {
+        "steps": step,
+        "final_loss": float(loss.detach()),
+        "audio_h": audio_s / 3600,
+        "seconds": time.perf_counter() - t0,
+        "checkpoint": str(checkpoint),
+        "pretrained_step": ck.get("step"),
+        "wer": {k: v["wer"] for k, v in results.items()},
+        "cer": {k: v["cer"] for k, v in results.items()},
+    }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -341,8 +380,12 @@ def evaluate(model, utts, device=None) -> dict[str, Any]:
     hyps = transcribe(model, utts, device)
     refs = [u.text for u in utts]
     wer, cer = error_rates(refs, hyps)
-    return {"wer": wer, "cer": cer, "utterances": len(utts),
-            "examples": [{"id": u.id, "ref": u.text, "hyp": h} for u, h in list(zip(utts, hyps, strict=True))[:20]]}
+    return {
+        "wer": wer,
+        "cer": cer,
+        "utterances": len(utts),
+        "examples": [{"id": u.id, "ref": u.text, "hyp": h} for u, h in list(zip(utts, hyps, strict=True))[:20]],
+    }
 
 
 def load_finetuned(path: str | Path, device: str = "cpu"):

@@ -30,24 +30,32 @@ class Health:
     def check(self, step: int, loss: float, contrastive: float, grad_norm: float, ppl: list[float]) -> None:
         hint = f"likely cause: the learning rate is too high for the batch size ({self.lr_hint}); lower optim.lr or use optim.heuristic=h_sqrt"
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            raise TrainingHealthError(f"step {step}: loss={loss} grad_norm={grad_norm} is not finite (diverged); {hint}")
+            raise TrainingHealthError(
+                f"step {step}: loss={loss} grad_norm={grad_norm} is not finite (diverged); {hint}"
+            )
         if len(self.history) >= 20:
             med = sorted(self.history)[len(self.history) // 2]
             self.spikes = self.spikes + 1 if loss > self.spike_factor * med else 0
             if self.spikes >= self.spike_patience:
-                raise TrainingHealthError(f"step {step}: loss {loss:.3f} stayed above {self.spike_factor}× its running "
-                                          f"median {med:.3f} for {self.spikes} steps (diverging); {hint}")
+                raise TrainingHealthError(
+                    f"step {step}: loss {loss:.3f} stayed above {self.spike_factor}× its running "
+                    f"median {med:.3f} for {self.spikes} steps (diverging); {hint}"
+                )
         self.history.append(loss)
         if step < self.collapse_after:
             return
         self.flat = self.flat + 1 if abs(contrastive - COLLAPSE_LOSS) < 0.02 else 0
         self.low_ppl = self.low_ppl + 1 if min(ppl) < self.min_perplexity else 0
         if self.flat >= self.collapse_window:
-            raise TrainingHealthError(f"step {step}: contrastive loss flat at ln 101 = {COLLAPSE_LOSS:.3f} for "
-                                      f"{self.flat} steps: the model cannot tell targets from distractors (collapse); {hint}")
+            raise TrainingHealthError(
+                f"step {step}: contrastive loss flat at ln 101 = {COLLAPSE_LOSS:.3f} for "
+                f"{self.flat} steps: the model cannot tell targets from distractors (collapse); {hint}"
+            )
         if self.low_ppl >= self.collapse_window:
-            raise TrainingHealthError(f"step {step}: codebook perplexity {min(ppl):.2f} < {self.min_perplexity} for "
-                                      f"{self.low_ppl} steps (codebook collapse); {hint}, or raise model.diversity_weight")
+            raise TrainingHealthError(
+                f"step {step}: codebook perplexity {min(ppl):.2f} < {self.min_perplexity} for "
+                f"{self.low_ppl} steps (codebook collapse); {hint}, or raise model.diversity_weight"
+            )
 
     def state(self) -> dict:
         return {"history": list(self.history), "spikes": self.spikes, "flat": self.flat, "low_ppl": self.low_ppl}

@@ -14,23 +14,24 @@ import torch
 import torch.nn.functional as F
 
 
-def compute_mask(lengths: torch.Tensor, T: int, p: float, span: int, generator: torch.Generator | None = None,
-                 min_spans: int = 1) -> torch.Tensor:
+def compute_mask(
+    lengths: torch.Tensor, T: int, p: float, span: int, generator: torch.Generator | None = None, min_spans: int = 1
+) -> torch.Tensor:
     """lengths [B] valid frames → mask [B, T] bool. No Python loop over the batch."""
     B = lengths.shape[0]
     dev = lengths.device
-    n_starts = (lengths - span + 1).clamp(min=0)                          # [B] admissible start positions
+    n_starts = (lengths - span + 1).clamp(min=0)  # [B] admissible start positions
     u = torch.rand(B, generator=generator, device=dev)
-    k = (p * lengths.double() / span + u).long().clamp(min=min_spans)      # [B] spans to draw
+    k = (p * lengths.double() / span + u).long().clamp(min=min_spans)  # [B] spans to draw
     k = torch.minimum(k, n_starts)
     pos = torch.arange(T, device=dev)
     # Sampling k of n without replacement: rank random keys; admissible positions get keys in [0,1), others 2.
     keys = torch.rand(B, T, generator=generator, device=dev)
     keys = torch.where(pos[None] < n_starts[:, None], keys, torch.full_like(keys, 2.0))
-    rank = keys.argsort(1).argsort(1)                                     # [B, T] rank of each position
-    starts = rank < k[:, None]                                            # [B, T] chosen span starts
+    rank = keys.argsort(1).argsort(1)  # [B, T] rank of each position
+    starts = rank < k[:, None]  # [B, T] chosen span starts
     # A frame is masked if a start lies in [t − span + 1, t]: difference of a running count.
-    c = F.pad(starts.long().cumsum(1), (span, 0))                         # [B, T + span]
+    c = F.pad(starts.long().cumsum(1), (span, 0))  # [B, T + span]
     covered = (c[:, span:] - c[:, :-span]) > 0
     return covered & (pos[None] < lengths[:, None])
 
@@ -38,13 +39,13 @@ def compute_mask(lengths: torch.Tensor, T: int, p: float, span: int, generator: 
 def sample_negatives(mask: torch.Tensor, K: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """mask [B, T] → indices [N, K] into the N masked steps (row-major order): for each masked step, K
     distractors drawn uniformly with replacement from the other masked steps of the same utterance."""
-    m = mask.sum(1)                                                       # [B] masked steps per utterance
-    utt = torch.repeat_interleave(torch.arange(mask.shape[0], device=mask.device), m)   # [N] utterance of step
-    offset = torch.cumsum(m, 0) - m                                       # [B] first row of each utterance
-    rank = torch.arange(utt.shape[0], device=mask.device) - offset[utt]   # [N] rank within its utterance
-    high = (m[utt] - 1).clamp(min=1)                                      # [N] choices excluding itself
+    m = mask.sum(1)  # [B] masked steps per utterance
+    utt = torch.repeat_interleave(torch.arange(mask.shape[0], device=mask.device), m)  # [N] utterance of step
+    offset = torch.cumsum(m, 0) - m  # [B] first row of each utterance
+    rank = torch.arange(utt.shape[0], device=mask.device) - offset[utt]  # [N] rank within its utterance
+    high = (m[utt] - 1).clamp(min=1)  # [N] choices excluding itself
     r = (torch.rand(utt.shape[0], K, generator=generator, device=mask.device) * high[:, None]).long()
-    r = r + (r >= rank[:, None]).long()                                   # skip the target's own step
+    r = r + (r >= rank[:, None]).long()  # skip the target's own step
     return offset[utt][:, None] + r.clamp(max=(m[utt] - 1)[:, None])
 
 
@@ -53,10 +54,10 @@ def contrastive_logits(c: torch.Tensor, q: torch.Tensor, neg_idx: torch.Tensor, 
     A distractor identical to the target (same code) gets −inf, as in fairseq."""
     with torch.autocast(c.device.type, enabled=False):
         c, q = c.float(), q.float()
-        negs = q[neg_idx]                                                 # [N, K, F]
-        cand = torch.cat([q[:, None], negs], 1)                           # [N, 1 + K, F]
+        negs = q[neg_idx]  # [N, K, F]
+        cand = torch.cat([q[:, None], negs], 1)  # [N, 1 + K, F]
         logits = F.cosine_similarity(c[:, None], cand, dim=-1) / temp
-        same = (negs == q[:, None]).all(-1)                               # [N, K]
+        same = (negs == q[:, None]).all(-1)  # [N, K]
         logits[:, 1:] = logits[:, 1:].masked_fill(same, float("-inf"))
     return logits
 
@@ -76,8 +77,14 @@ def wav2vec2_loss(out: dict, neg_idx: torch.Tensor, cfg) -> dict:
     loss = contrastive + N * (cfg.diversity_weight * diversity + cfg.l2_weight * out["l2"])
     with torch.no_grad():
         correct = (logits.argmax(-1) == 0).sum()
-    return {"loss_sum": loss, "contrastive_sum": contrastive.detach(), "diversity": diversity.detach(),
-            "l2": out["l2"].detach(), "correct": correct, "n": N}
+    return {
+        "loss_sum": loss,
+        "contrastive_sum": contrastive.detach(),
+        "diversity": diversity.detach(),
+        "l2": out["l2"].detach(),
+        "correct": correct,
+        "n": N,
+    }
 
 
-COLLAPSE_LOSS = math.log(101)   # contrastive loss of a model that cannot tell the target from 100 distractors
+COLLAPSE_LOSS = math.log(101)  # contrastive loss of a model that cannot tell the target from 100 distractors

@@ -44,7 +44,9 @@ class FeatureEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         layers, c_in = [], 1
-        for i, (c, k, s, p) in enumerate(zip(cfg.conv_dim, cfg.conv_kernel, cfg.conv_stride, cfg.conv_padding, strict=True)):
+        for i, (c, k, s, p) in enumerate(
+            zip(cfg.conv_dim, cfg.conv_kernel, cfg.conv_stride, cfg.conv_padding, strict=True)
+        ):
             layer = nn.Module()
             layer.conv = nn.Conv1d(c_in, c, k, stride=s, padding=p, bias=False)
             nn.init.kaiming_normal_(layer.conv.weight)
@@ -54,13 +56,13 @@ class FeatureEncoder(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        x = wav.unsqueeze(1)                                  # [B, 1, S]
+        x = wav.unsqueeze(1)  # [B, 1, S]
         for layer in self.layers:
             x = layer.conv(x)
-            if layer.norm is not None:                        # fp32 island: per-channel stats over time
+            if layer.norm is not None:  # fp32 island: per-channel stats over time
                 x = F.group_norm(x.float(), layer.norm.num_groups, layer.norm.weight, layer.norm.bias, layer.norm.eps)
             x = F.gelu(x)
-        return x                                              # [B, C, T]
+        return x  # [B, C, T]
 
 
 class PositionalConv(nn.Module):
@@ -68,15 +70,16 @@ class PositionalConv(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        conv = nn.Conv1d(cfg.hidden, cfg.hidden, cfg.pos_conv_kernel, padding=cfg.pos_conv_kernel // 2,
-                         groups=cfg.pos_conv_groups)
-        std = math.sqrt(4 / (cfg.pos_conv_kernel * cfg.hidden))   # fairseq's init
+        conv = nn.Conv1d(
+            cfg.hidden, cfg.hidden, cfg.pos_conv_kernel, padding=cfg.pos_conv_kernel // 2, groups=cfg.pos_conv_groups
+        )
+        std = math.sqrt(4 / (cfg.pos_conv_kernel * cfg.hidden))  # fairseq's init
         nn.init.normal_(conv.weight, mean=0, std=std)
         nn.init.zeros_(conv.bias)
         self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
-        self.remove = 1 if cfg.pos_conv_kernel % 2 == 0 else 0   # even kernel + padding k/2 → one extra frame
+        self.remove = 1 if cfg.pos_conv_kernel % 2 == 0 else 0  # even kernel + padding k/2 → one extra frame
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:       # [B, T, D] → [B, T, D]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, D] → [B, T, D]
         y = self.conv(x.transpose(1, 2))
         if self.remove:
             y = y[:, :, : -self.remove]
@@ -89,7 +92,12 @@ class EncoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d = cfg.hidden
-        self.heads, self.attn_p, self.p, self.act_p = cfg.heads, cfg.attention_dropout, cfg.dropout, cfg.activation_dropout
+        self.heads, self.attn_p, self.p, self.act_p = (
+            cfg.heads,
+            cfg.attention_dropout,
+            cfg.dropout,
+            cfg.activation_dropout,
+        )
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d, d) for _ in range(4))
         self.attn_norm = nn.LayerNorm(d)
         self.fc1, self.fc2 = nn.Linear(d, cfg.ffn), nn.Linear(cfg.ffn, d)
@@ -99,12 +107,17 @@ class EncoderLayer(nn.Module):
         B, T, D = x.shape
         h = self.heads
 
-        def split(t):                                          # [B, T, D] → [B, H, T, D/H]
+        def split(t):  # [B, T, D] → [B, H, T, D/H]
             return t.view(B, T, h, D // h).transpose(1, 2)
 
         # key_mask: [B, 1, 1, T] bool (True = attend) broadcast by SDPA; None when the batch is cropped.
-        a = F.scaled_dot_product_attention(split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x)),
-                                           attn_mask=key_mask, dropout_p=self.attn_p if self.training else 0.0)
+        a = F.scaled_dot_product_attention(
+            split(self.q_proj(x)),
+            split(self.k_proj(x)),
+            split(self.v_proj(x)),
+            attn_mask=key_mask,
+            dropout_p=self.attn_p if self.training else 0.0,
+        )
         a = self.out_proj(a.transpose(1, 2).reshape(B, T, D))
         x = self.attn_norm(x + F.dropout(a, self.p, self.training))
         f = F.dropout(F.gelu(self.fc1(x)), self.act_p, self.training)
@@ -125,22 +138,22 @@ class GumbelQuantizer(nn.Module):
     def forward(self, x: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x [N, C] → (quantized [N, G·d], soft-perplexity per codebook [G], hard-perplexity per codebook [G])."""
         N = x.shape[0]
-        with torch.autocast(x.device.type, enabled=False):                      # fp32 island
+        with torch.autocast(x.device.type, enabled=False):  # fp32 island
             logits = self.weight_proj(x.float()).view(N * self.G, self.V)
             return self._pick(logits, N, tau)
 
     def _pick(self, logits: torch.Tensor, N: int, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         hard = F.one_hot(logits.argmax(-1), self.V).view(N, self.G, self.V).float()
-        code_ppl = torch.exp(-torch.sum(_xlogx(hard.mean(0)), -1))              # [G] (monitoring)
-        avg_probs = torch.softmax(logits.view(N, self.G, self.V), -1).mean(0)    # [G, V] batch average
-        prob_ppl = torch.exp(-torch.sum(_xlogx(avg_probs), -1))                 # [G] (diversity loss)
+        code_ppl = torch.exp(-torch.sum(_xlogx(hard.mean(0)), -1))  # [G] (monitoring)
+        avg_probs = torch.softmax(logits.view(N, self.G, self.V), -1).mean(0)  # [G, V] batch average
+        prob_ppl = torch.exp(-torch.sum(_xlogx(avg_probs), -1))  # [G] (diversity loss)
         if self.training:
             onehot = F.gumbel_softmax(logits, tau=tau, hard=True).view(N, self.G, self.V)
         else:
             onehot = hard
         # per codebook: [G, N, V] @ [G, V, d] → [G, N, d] (a batched matmul, no [N, G, V, d] temporary)
         cv = self.codevectors.float().view(self.G, self.V, -1)
-        q = torch.bmm(onehot.transpose(0, 1), cv).transpose(0, 1)     # [N, G, d]
+        q = torch.bmm(onehot.transpose(0, 1), cv).transpose(0, 1)  # [N, G, d]
         return q.reshape(N, -1), prob_ppl, code_ppl
 
 
@@ -163,7 +176,7 @@ class Wav2Vec2(nn.Module):
         self.quantizer = GumbelQuantizer(cfg, C)
         self.project_q = nn.Linear(cfg.codevector_dim, cfg.final_dim)
         self.final_proj = nn.Linear(D, cfg.final_dim)
-        for m in self.layers.modules():                      # BERT init, as fairseq/HF for the transformer
+        for m in self.layers.modules():  # BERT init, as fairseq/HF for the transformer
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
@@ -173,16 +186,17 @@ class Wav2Vec2(nn.Module):
         f = self.feature_extractor(wav)
         if self.training and self.cfg.feature_grad_mult != 1.0:
             f = GradMultiply.apply(f, self.cfg.feature_grad_mult)
-        f = f.transpose(1, 2)                                 # [B, T, C]
-        l2 = f.float().pow(2).mean()                          # fp32: penalty on the raw CNN output
+        f = f.transpose(1, 2)  # [B, T, C]
+        l2 = f.float().pow(2).mean()  # fp32: penalty on the raw CNN output
         return self.feature_norm(f), l2
 
-    def encode(self, x: torch.Tensor, key_mask: torch.Tensor | None = None,
-               return_all_layers: bool = False) -> torch.Tensor | list[torch.Tensor]:
+    def encode(
+        self, x: torch.Tensor, key_mask: torch.Tensor | None = None, return_all_layers: bool = False
+    ) -> torch.Tensor | list[torch.Tensor]:
         """Projected features [B, T, D] → context [B, T, D] (positional conv, LN, post-LN layers).
         ``return_all_layers``: the list of L+1 states instead: entry 0 the transformer input (after the
         positional conv, its LayerNorm and dropout), entry i the output of layer i."""
-        if key_mask is not None:                              # zero padded steps so the conv does not see them
+        if key_mask is not None:  # zero padded steps so the conv does not see them
             x = x * key_mask.view(x.shape[0], -1, 1).to(x.dtype)
         x = self.encoder_norm(x + self.pos_conv(x))
         x = F.dropout(x, self.cfg.dropout, self.training)
@@ -193,21 +207,23 @@ class Wav2Vec2(nn.Module):
                 states.append(x)
         return states if return_all_layers else x
 
-    def forward(self, wav: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None, tau: float = 2.0) -> dict:
+    def forward(
+        self, wav: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None, tau: float = 2.0
+    ) -> dict:
         """wav [B, S]; mask [B, T] bool (masked steps); valid [B, T] bool or None (no padding).
 
         Returns context projections and quantized targets for the N masked steps only (in batch order).
         """
-        feats, l2 = self.features(wav)                        # [B, T, C]
-        x = F.dropout(self.post_extract_proj(feats), self.cfg.dropout_input, self.training)   # [B, T, D]
+        feats, l2 = self.features(wav)  # [B, T, C]
+        x = F.dropout(self.post_extract_proj(feats), self.cfg.dropout_input, self.training)  # [B, T, D]
         x = torch.where(mask.unsqueeze(-1), self.mask_emb.to(x.dtype), x)
         key_mask = None if valid is None else valid[:, None, None, :]
-        ctx = self.encode(x, key_mask)                        # [B, T, D]
+        ctx = self.encode(x, key_mask)  # [B, T, D]
         # Only the masked steps enter the loss: project and quantize N rows, never B×T.
-        c = self.final_proj(ctx[mask]).float()                # [N, F]
-        y = F.dropout(feats[mask], self.cfg.dropout_features, self.training)   # [N, C]
-        q, prob_ppl, code_ppl = self.quantizer(y, tau)        # [N, G·d]
-        q = self.project_q(q).float()                         # [N, F]
+        c = self.final_proj(ctx[mask]).float()  # [N, F]
+        y = F.dropout(feats[mask], self.cfg.dropout_features, self.training)  # [N, C]
+        q, prob_ppl, code_ppl = self.quantizer(y, tau)  # [N, G·d]
+        q = self.project_q(q).float()  # [N, F]
         return {"c": c, "q": q, "prob_ppl": prob_ppl, "code_ppl": code_ppl, "l2": l2}
 
     @torch.no_grad()
@@ -230,5 +246,5 @@ def flops_per_audio_second(cfg: ModelConfig, utterance_s: float = 15.0) -> float
     T, D = 50.0, cfg.hidden
     fwd += 2 * T * (cfg.conv_dim[-1] * D + D * D * cfg.pos_conv_kernel / cfg.pos_conv_groups)
     fwd += cfg.layers * 2 * T * (4 * D * D + 2 * D * cfg.ffn)
-    fwd += cfg.layers * 4 * T * (T * utterance_s) * D        # QKᵀ and AV
+    fwd += cfg.layers * 4 * T * (T * utterance_s) * D  # QKᵀ and AV
     return 3 * fwd

@@ -59,7 +59,7 @@ def extract(w2v, utts, device, batch_s: float = 100.0) -> list[Any]:
         wav, lens = _collate([cache(int(i)) for i in idx])
         with torch.no_grad():
             states, flens, _ = all_hidden_states(w2v, wav.to(device), lens.to(device))
-        h = torch.stack(states, 0).half().cpu()                      # [L+1, B, T, D]
+        h = torch.stack(states, 0).half().cpu()  # [L+1, B, T, D]
         for j, i in enumerate(idx):
             out[int(i)] = h[:, j, : int(flens[j])].clone()
     return out
@@ -72,16 +72,18 @@ def _heads(n_layers: int, dim: int):
     class Heads(nn.Module):
         def __init__(self):
             super().__init__()
-            self.weights = nn.Parameter(torch.zeros(n_layers))       # softmax → uniform at the start
+            self.weights = nn.Parameter(torch.zeros(n_layers))  # softmax → uniform at the start
             self.norm = nn.LayerNorm(dim, elementwise_affine=False)
             self.head = nn.Linear(dim, len(txt.VOCAB))
             self.layer_heads = nn.ModuleList(nn.Linear(dim, len(txt.VOCAB)) for _ in range(n_layers))
 
-        def forward(self, h):                                        # h [L+1, B, T, D]
+        def forward(self, h):  # h [L+1, B, T, D]
             w = torch.softmax(self.weights, 0)
-            mixed = (w[:, None, None, None] * self.norm(h)).sum(0)    # [B, T, D]
-            return (torch.log_softmax(self.head(mixed), -1),
-                    [torch.log_softmax(lh(h[i]), -1) for i, lh in enumerate(self.layer_heads)])
+            mixed = (w[:, None, None, None] * self.norm(h)).sum(0)  # [B, T, D]
+            return (
+                torch.log_softmax(self.head(mixed), -1),
+                [torch.log_softmax(lh(h[i]), -1) for i, lh in enumerate(self.layer_heads)],
+            )
 
     return Heads()
 
@@ -98,8 +100,15 @@ def _pad(states: list[Any], idx):
     return h, torch.tensor([states[int(i)].shape[1] for i in idx])
 
 
-def probe(checkpoint: str | Path, train, evals: dict, cfg: ProbeConfig, out_dir: str | Path, *,
-          on_log: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def probe(
+    checkpoint: str | Path,
+    train,
+    evals: dict,
+    cfg: ProbeConfig,
+    out_dir: str | Path,
+    *,
+    on_log: Callable[[dict], None] | None = None,
+) -> dict[str, Any]:
     """Probe ``checkpoint`` (train on ``train`` utterances, report on each of ``evals``); see the module doc."""
     import torch
 
@@ -146,11 +155,18 @@ def probe(checkpoint: str | Path, train, evals: dict, cfg: ProbeConfig, out_dir:
     results: dict[str, Any] = {}
     for name, utts in evals.items():
         results[name] = _evaluate(heads, eval_states[name], [u.text for u in utts], device)
-    report = {"checkpoint": str(checkpoint), "pretrained_step": ck.get("step"), "config": asdict(cfg),
-              "layer_weights": weights, "train_utterances": len(train),
-              "extract_seconds": t_extract, "seconds": time.perf_counter() - t0,
-              "wer": {k: v["wer"] for k, v in results.items()}, "cer": {k: v["cer"] for k, v in results.items()},
-              "layers": {k: v["layers"] for k, v in results.items()}}
+    report = {
+        "checkpoint": str(checkpoint),
+        "pretrained_step": ck.get("step"),
+        "config": asdict(cfg),
+        "layer_weights": weights,
+        "train_utterances": len(train),
+        "extract_seconds": t_extract,
+        "seconds": time.perf_counter() - t0,
+        "wer": {k: v["wer"] for k, v in results.items()},
+        "cer": {k: v["cer"] for k, v in results.items()},
+        "layers": {k: v["layers"] for k, v in results.items()},
+    }
     (out_dir / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_layers(report, out_dir / "layers.png")
     return report

@@ -36,7 +36,9 @@ def tri_cyclic(step: int, max_lr: float, up: int, down: int, min_ratio: float) -
     return max_lr - (max_lr - lo) * (pos - up) / down
 
 
-def tri_stage(step: int, max_lr: float, total: int, ratios: list[float], init_scale: float, final_scale: float) -> float:
+def tri_stage(
+    step: int, max_lr: float, total: int, ratios: list[float], init_scale: float, final_scale: float
+) -> float:
     """Linear warm-up from init_scale·max, hold at max, exponential decay to final_scale·max (fairseq)."""
     warm, hold = int(total * ratios[0]), int(total * ratios[1])
     decay = max(1, total - warm - hold)

@@ -25,17 +25,68 @@ WORD = "|"
 VOCAB: tuple[str, ...] = (BLANK, WORD, "'", *"abcdefghijklmnopqrstuvwxyz")
 INDEX = {c: i for i, c in enumerate(VOCAB)}
 
-_SPECIAL = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ĳ": "ij", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
-            "ı": "i", "ŀ": "l"}
+_SPECIAL = {
+    "ß": "ss",
+    "æ": "ae",
+    "œ": "oe",
+    "ø": "o",
+    "ĳ": "ij",
+    "ł": "l",
+    "đ": "d",
+    "ð": "d",
+    "þ": "th",
+    "ı": "i",
+    "ŀ": "l",
+}
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "´": "'", "`": "'", "ʼ": "'", "′": "'"})
 _NL_CLITICS = {"'s", "'t", "'n", "'k", "'m", "'r", "'ns"}
 _NUMBER = re.compile(r"\d+")
 
-_EN_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-            "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_EN_ONES = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+)
 _EN_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_NL_ONES = ("nul", "een", "twee", "drie", "vier", "vijf", "zes", "zeven", "acht", "negen", "tien", "elf", "twaalf",
-            "dertien", "veertien", "vijftien", "zestien", "zeventien", "achttien", "negentien")
+_NL_ONES = (
+    "nul",
+    "een",
+    "twee",
+    "drie",
+    "vier",
+    "vijf",
+    "zes",
+    "zeven",
+    "acht",
+    "negen",
+    "tien",
+    "elf",
+    "twaalf",
+    "dertien",
+    "veertien",
+    "vijftien",
+    "zestien",
+    "zeventien",
+    "achttien",
+    "negentien",
+)
 _NL_TENS = ("", "", "twintig", "dertig", "veertig", "vijftig", "zestig", "zeventig", "tachtig", "negentig")
 
 
@@ -85,7 +136,7 @@ def _numbers(text: str, language: str, digits: str) -> str:
 
     def spell(m: re.Match) -> str:
         s = m.group(0)
-        if len(s) > 9 or (len(s) > 1 and s.startswith("0")):      # phone numbers, codes: digit by digit
+        if len(s) > 9 or (len(s) > 1 and s.startswith("0")):  # phone numbers, codes: digit by digit
             return " " + " ".join(spell_number(int(d), language) for d in s) + " "
         return " " + spell_number(int(s), language) + " "
 
@@ -128,7 +179,9 @@ def encode(text: str) -> list[int]:
     try:
         return [INDEX[WORD if c == " " else c] for c in text]
     except KeyError as e:
-        raise ValueError(f"character {e.args[0]!r} is not in the letter vocabulary; normalize() the text first") from None
+        raise ValueError(
+            f"character {e.args[0]!r} is not in the letter vocabulary; normalize() the text first"
+        ) from None
 
 
 def decode(ids: list[int]) -> str:

@@ -38,7 +38,11 @@ def _init_distributed(device_name: str):
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     local = int(os.environ.get("LOCAL_RANK", rank))
     cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
-    device = torch.device(f"cuda:{local}" if cuda else "cpu") if device_name in ("auto", "cuda") else torch.device(device_name)
+    device = (
+        torch.device(f"cuda:{local}" if cuda else "cpu")
+        if device_name in ("auto", "cuda")
+        else torch.device(device_name)
+    )
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -76,10 +80,20 @@ def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, 
         dist.all_reduce(n_total)
     # DDP averages gradients over ranks, hence × world; per_token then divides by the global masked count.
     scale = world / float(n_total.item()) if cfg.model.loss_reduction == "per_token" else float(world)
-    st = {"loss_sum": 0.0, "contrastive_sum": 0.0, "correct": 0, "n": 0, "frames": 0, "diversity": 0.0, "l2": 0.0,
-          "prob_ppl": 0.0, "code_ppl": 0.0, "n_total": float(n_total.item())}
+    st = {
+        "loss_sum": 0.0,
+        "contrastive_sum": 0.0,
+        "correct": 0,
+        "n": 0,
+        "frames": 0,
+        "diversity": 0.0,
+        "l2": 0.0,
+        "prob_ppl": 0.0,
+        "code_ppl": 0.0,
+        "n_total": float(n_total.item()),
+    }
     for i, m in enumerate(micro):
-        torch.manual_seed(_seed(cfg.train.seed, 5, m["g"]))           # dropout + Gumbel noise of this batch
+        torch.manual_seed(_seed(cfg.train.seed, 5, m["g"]))  # dropout + Gumbel noise of this batch
         sync = model.no_sync() if (world > 1 and i < len(micro) - 1) else nullcontext()
         with sync:
             with autocast():
@@ -155,10 +169,18 @@ def _loader(dataset, stream, world: int, rank: int, accumulation: int, workers: 
             yield fut.result(), state, ep
 
 
-def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_dir: str | Path, *,
-             variant: str | None = None, overrides: list[str] | None = None, resume: bool = False,
-             stop_at: int | None = None, transform: Callable | None = None,
-             on_log: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def pretrain(
+    config: str | Path | dict | PretrainConfig,
+    data: str | Path,
+    out_dir: str | Path,
+    *,
+    variant: str | None = None,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    stop_at: int | None = None,
+    transform: Callable | None = None,
+    on_log: Callable[[dict], None] | None = None,
+) -> dict[str, Any]:
     """Pre-train on a run-directory variant (``variant``) or a materialized directory; write checkpoints,
     metrics.jsonl (one record per logged step; ``val_loss`` in those of validation steps) and TensorBoard logs
     under ``out_dir``. ``resume`` continues from ``out_dir/last.pt``;
@@ -178,8 +200,10 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
     if dc.batch_samples < dc.max_s * SAMPLE_RATE:
         from curate.errors import ConfigError
 
-        raise ConfigError(f"data.batch_samples={dc.batch_samples} cannot hold one data.max_s={dc.max_s} s utterance "
-                          f"({int(dc.max_s * SAMPLE_RATE)} samples): raise the budget or lower max_s")
+        raise ConfigError(
+            f"data.batch_samples={dc.batch_samples} cannot hold one data.max_s={dc.max_s} s utterance "
+            f"({int(dc.max_s * SAMPLE_RATE)} samples): raise the budget or lower max_s"
+        )
     out_dir = Path(out_dir)
     rank, world, device = _init_distributed(tc.device)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -196,12 +220,21 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
     transform = transform or batch_transform
     # 1spk/2spk-concat: each epoch pairs the training utterances; the batcher plans with the concatenated lengths
     pairs = EpochPairs(concat, source.utterances(), train_ids, lengths) if concat is not None else None
-    stream = BatchStream(pairs.example_lengths if pairs else lengths[train_ids], train_ids, dc.batch_samples, tc.seed,
-                         bin_size=dc.bin_size, queue_size=dc.queue_size, max_spread_s=dc.max_spread_s)
+    stream = BatchStream(
+        pairs.example_lengths if pairs else lengths[train_ids],
+        train_ids,
+        dc.batch_samples,
+        tc.seed,
+        bin_size=dc.bin_size,
+        queue_size=dc.queue_size,
+        max_spread_s=dc.max_spread_s,
+    )
     bucket = int(dc.compile_bucket_s * SAMPLE_RATE) if tc.compile else 0
     train_ds = BatchDataset(source, dc, tc.seed, transform, bucket=bucket, pairs=pairs)
     val_ds = BatchDataset(source, dc, tc.seed, None, validation=True)
-    val_plan = plan_epoch(lengths[val_ids], val_ids, dc.batch_samples, tc.seed, 0, max_spread_s=1e9) if len(val_ids) else None
+    val_plan = (
+        plan_epoch(lengths[val_ids], val_ids, dc.batch_samples, tc.seed, 0, max_spread_s=1e9) if len(val_ids) else None
+    )
     val_items = [val_ds.load(b, 0, j) for j, b in enumerate(val_plan.batches)] if val_plan else []
 
     # ---- model, optimizer, LR from the batch size in seconds ----
@@ -209,9 +242,17 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
     model = Wav2Vec2(cfg.model).to(device)
     batch_s = batch_seconds(dc.batch_samples, world, tc.accumulation)
     peak_lr = oc.lr if oc.lr is not None else heuristic_lr(oc.heuristic, batch_s, oc.m_lr, oc.s_orig)
-    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay)
-    health = Health(tc.spike_factor, tc.spike_patience, tc.collapse_after, tc.collapse_window, tc.min_perplexity,
-                    lr_hint=f"peak lr {peak_lr:.2e} for {batch_s:.0f} s batches")
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=peak_lr, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay
+    )
+    health = Health(
+        tc.spike_factor,
+        tc.spike_patience,
+        tc.collapse_after,
+        tc.collapse_window,
+        tc.min_perplexity,
+        lr_hint=f"peak lr {peak_lr:.2e} for {batch_s:.0f} s batches",
+    )
     step, audio_s, best_val, last_val = 0, 0.0, float("inf"), None
     if resume and (out_dir / "last.pt").exists():
         ck = torch.load(out_dir / "last.pt", map_location=device, weights_only=False)
@@ -222,22 +263,26 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
         step, audio_s, best_val, last_val = ck["step"], ck["audio_s"], ck["best_val"], ck["val_loss"]
         log.info("resumed from %s at step %d", out_dir / "last.pt", step)
     metrics_path = out_dir / "metrics.jsonl"
-    if rank == 0:                                             # a resumed curve continues where the checkpoint was
+    if rank == 0:  # a resumed curve continues where the checkpoint was
         old = metrics_path.read_text().splitlines() if (resume and metrics_path.exists()) else []
         metrics_path.write_text("".join(ln + "\n" for ln in old if json.loads(ln)["step"] <= step))
     tau = max(cfg.model.tau_end, cfg.model.tau_start * cfg.model.tau_decay**step)
 
     ddp = model
     if world > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if tc.compile:                                            # static shapes per (B, S) bucket; loss stays eager
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if tc.compile:  # static shapes per (B, S) bucket; loss stays eager
         model.feature_extractor.compile(dynamic=False)
         for layer in model.layers:
             layer.compile(dynamic=False)
     bf16 = tc.precision == "bf16" or (tc.precision == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
-    peak = tc.peak_tflops * 1e12 or next((v * 1e12 for k, v in PEAK_TFLOPS.items()
-                                          if device.type == "cuda" and k in torch.cuda.get_device_name(device)), 0.0)
+    peak = tc.peak_tflops * 1e12 or next(
+        (v * 1e12 for k, v in PEAK_TFLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)),
+        0.0,
+    )
     flops_s = flops_per_audio_second(cfg.model)
     writer = None
     if rank == 0 and tc.tensorboard:
@@ -247,9 +292,20 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
 
     def checkpoint(name: str) -> None:
         if rank == 0:
-            _save(out_dir / name, {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                   "sampler": trained_state, "health": health.state(), "step": step,
-                                   "audio_s": audio_s, "best_val": best_val, "val_loss": last_val})
+            _save(
+                out_dir / name,
+                {
+                    "config": cfg.to_dict(),
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "sampler": trained_state,
+                    "health": health.state(),
+                    "step": step,
+                    "audio_s": audio_s,
+                    "best_val": best_val,
+                    "val_loss": last_val,
+                },
+            )
 
     trained_state = stream.state()
     end = min(tc.max_steps, stop_at) if stop_at is not None else tc.max_steps
@@ -273,11 +329,22 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
         micro = [prepare(b, cfg, device, b["index"]) for b in micro_np]
         opt.zero_grad(set_to_none=True)
         st = accumulate_gradients(ddp, micro, cfg, tau, world, autocast)
-        sums = torch.tensor([st["loss_sum"], st["contrastive_sum"], st["correct"], st["frames"],
-                             sum(b["audio_s"] for b in micro_np), sum(b["waste"] for b in micro_np)], dtype=torch.float64)
+        sums = torch.tensor(
+            [
+                st["loss_sum"],
+                st["contrastive_sum"],
+                st["correct"],
+                st["frames"],
+                sum(b["audio_s"] for b in micro_np),
+                sum(b["waste"] for b in micro_np),
+            ],
+            dtype=torch.float64,
+        )
         if world > 1:
             torch.distributed.all_reduce(sums)
-        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), oc.clip_norm if oc.clip_norm > 0 else float("inf")))
+        gnorm = float(
+            torch.nn.utils.clip_grad_norm_(model.parameters(), oc.clip_norm if oc.clip_norm > 0 else float("inf"))
+        )
         n = st["n_total"]
         health.check(step, sums[0].item() / n, sums[1].item() / n, gnorm, list(st["prob_ppl"]))
         opt.step()
@@ -285,22 +352,33 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
         tau = max(cfg.model.tau_end, tau * cfg.model.tau_decay)
         audio_s += sums[4].item()
         audio_window += sums[4].item()
-        trained_state = sampler_state                          # the loader reads ahead; record what was trained
-        rec = {"step": step, "loss": sums[0].item() / n, "contrastive": sums[1].item() / n, "diversity": st["diversity"],
-               "l2": st["l2"], "accuracy": sums[2].item() / n, "lr": lr, "tau": tau, "grad_norm": gnorm,
-               **{f"perplexity_{g}": float(p) for g, p in enumerate(st["prob_ppl"])},
-               **{f"code_perplexity_{g}": float(p) for g, p in enumerate(st["code_ppl"])},
-               "masked_frac": n / max(1.0, sums[3].item()), "padding_waste": sums[5].item() / (world * len(micro_np)),
-               "audio_h": audio_s / 3600, "epochs": epochs}
+        trained_state = sampler_state  # the loader reads ahead; record what was trained
+        rec = {
+            "step": step,
+            "loss": sums[0].item() / n,
+            "contrastive": sums[1].item() / n,
+            "diversity": st["diversity"],
+            "l2": st["l2"],
+            "accuracy": sums[2].item() / n,
+            "lr": lr,
+            "tau": tau,
+            "grad_norm": gnorm,
+            **{f"perplexity_{g}": float(p) for g, p in enumerate(st["prob_ppl"])},
+            **{f"code_perplexity_{g}": float(p) for g, p in enumerate(st["code_ppl"])},
+            "masked_frac": n / max(1.0, sums[3].item()),
+            "padding_waste": sums[5].item() / (world * len(micro_np)),
+            "audio_h": audio_s / 3600,
+            "epochs": epochs,
+        }
         first = first or rec
         last = rec
         validated = bool(val_items) and (step % tc.val_every == 0 or step == end)
-        if step % tc.log_every == 0 or step == end or validated:     # a validation step is always logged
+        if step % tc.log_every == 0 or step == end or validated:  # a validation step is always logged
             dt = time.perf_counter() - t_last
             rec["audio_s_per_s"] = audio_window / dt
             rec["mfu"] = audio_window * flops_s / dt / peak if peak else None
             t_last, audio_window = time.perf_counter(), 0.0
-            if validated:                                     # the val/loss curve, in the same record
+            if validated:  # the val/loss curve, in the same record
                 last_val = rec["val_loss"] = validate(model, val_items, cfg, device, tau, autocast)
             if rank == 0:
                 with metrics_path.open("a") as f:
@@ -323,10 +401,21 @@ def pretrain(config: str | Path | dict | PretrainConfig, data: str | Path, out_d
     if writer:
         writer.close()
     dropped = stream.dropped_total + stream.plan().dropped
-    summary = {"steps": step, "first": first, "last": last, "val_loss": last_val, "best_val": best_val,
-               "audio_h": audio_s / 3600, "epochs": stream.epochs_done, "dropped_batches": dropped,
-               "peak_lr": peak_lr, "batch_s": batch_s, "train_segments": len(train_ids), "val_segments": len(val_ids),
-               "out_dir": str(out_dir)}
+    summary = {
+        "steps": step,
+        "first": first,
+        "last": last,
+        "val_loss": last_val,
+        "best_val": best_val,
+        "audio_h": audio_s / 3600,
+        "epochs": stream.epochs_done,
+        "dropped_batches": dropped,
+        "peak_lr": peak_lr,
+        "batch_s": batch_s,
+        "train_segments": len(train_ids),
+        "val_segments": len(val_ids),
+        "out_dir": str(out_dir),
+    }
     if rank == 0:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
