@@ -28,7 +28,7 @@ def _loader(path: Path):
 
         return load_selection
     if kind in ("ablations", "finetune"):
-        from curate.ablate import load_any_config
+        from curate.ablation.config import load_any_config
 
         return load_any_config
     raise AssertionError(f"{path}: no validating loader registered for configs/{kind}/ — add one here")
