@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from curate.export.common import FORMATS
+from curate.export.common import EMBEDDED, FORMATS
 
 _SET_HELP = "override a selection option KEY=VALUE or split.KEY=VALUE (repeatable)"
 
@@ -52,6 +52,16 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="local (default) or ray: where audio is cut (fairseq, hf, webdataset)")
         ] = "local",
         shard_segments: Annotated[int, typer.Option(help="segments per shard (hf, webdataset)")] = 2000,
+        shard_mb: Annotated[int, typer.Option(help="webdataset: start a new shard after this many MiB")] = 1024,
+        sample_rate: Annotated[
+            int, typer.Option(help="lhotse: resample the views lazily to this rate in Hz (0: keep native rates)")
+        ] = 16000,
+        downmix: Annotated[
+            bool, typer.Option(help="lhotse: multi-channel sources as their channel mean (--no-downmix: MultiCuts)")
+        ] = True,
+        materialize: Annotated[
+            bool, typer.Option(help="lhotse, nemo: cut 16 kHz mono FLAC files once instead of pointing into sources")
+        ] = False,
     ) -> None:
         """Export a variant (optionally a selection of it) for fairseq, Lhotse, HF datasets, NeMo, WebDataset or
         Kaldi; the selection spec and its statistics are written next to the export."""
@@ -63,14 +73,24 @@ def register(app: typer.Typer) -> None:
         sel = _selection(select_file, set_)
         if format_ not in FORMATS:
             fail(f"unknown --format {format_!r}; choose one of {', '.join(FORMATS)}")
+        kw: dict[str, Any] = {
+            "runner": runner,
+            "shard_segments": shard_segments,
+            "shard_bytes": shard_mb << 20,
+            "sample_rate": sample_rate or None,
+            "downmix": downmix,
+            "materialize": materialize,
+        }
+        if format_ in EMBEDDED:
+            kw.pop("sample_rate")
         try:
-            if format_ == "fairseq":  # the long part is materializing the audio: one bar step per recording
+            if format_ == "fairseq" or materialize:  # the long part is cutting the audio: one step per recording
                 with progress_bar() as bar:
                     on_plan, on_unit = _units_bar(bar, "materialize")
-                    info = export(run_dir, variant, format_, out, sel, runner=runner, on_plan=on_plan, on_unit=on_unit)
+                    info = export(run_dir, variant, format_, out, sel, on_plan=on_plan, on_unit=on_unit, **kw)
             else:
                 with console.status(f"exporting {variant} as {format_}"):
-                    info = export(run_dir, variant, format_, out, sel, runner=runner, shard_segments=shard_segments)
+                    info = export(run_dir, variant, format_, out, sel, **kw)
         except (ExportError, MaterializeError, FileNotFoundError, ValueError) as e:
             fail(str(e))
         segs = ", ".join(f"{k}: {v:,} segments / {info['hours'][k]:.2f} h" for k, v in info["segments"].items())
