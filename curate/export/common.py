@@ -27,7 +27,7 @@ from curate.export.select import Selection, select, write_selection
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("fairseq", "lhotse", "hf", "nemo", "webdataset", "kaldi")
+FORMATS = ("fairseq", "lhotse", "hf", "nemo", "webdataset", "kaldi", "rttm")
 EMBEDDED = ("fairseq", "hf", "webdataset")  # always curate's own 16 kHz mono decode
 MATERIALIZABLE = ("lhotse", "nemo")  # views into the sources, or materialized FLAC files on request
 DEFAULT_SHARD_BYTES = 1 << 30  # webdataset: a new shard once this many bytes are written
