@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +15,23 @@ from rich.console import Console
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("curate")
+
+
+class Runner(StrEnum):
+    """Where parallel work runs; one default for every command."""
+
+    ray = "ray"
+    local = "local"
+
+
+# The same two options on every command that fans work out (run, demo, export, materialize, ablate, stems).
+RunnerOption = Annotated[
+    Runner,
+    typer.Option(help="ray: parallel Ray workers (a local Ray unless --ray-address); local: in-process, in order"),
+]
+RayAddressOption = Annotated[
+    str | None, typer.Option(help="Ray cluster address (ray start … / RAY_ADDRESS); default: start Ray locally")
+]
 
 
 def setup_logging(verbose: int = 0) -> None:
@@ -58,4 +77,13 @@ def progress_bar():
     )
 
 
-__all__ = ["console", "fail", "out", "progress_bar", "setup_logging"]
+__all__ = [
+    "RayAddressOption",
+    "Runner",
+    "RunnerOption",
+    "console",
+    "fail",
+    "out",
+    "progress_bar",
+    "setup_logging",
+]

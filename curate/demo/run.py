@@ -27,6 +27,7 @@ def run_demo(
     pipeline_path: Path,
     *,
     runner: str = "ray",
+    ray_address: str | None = None,
     seed: int = 0,
     console: Console | None = None,
     run: Callable[..., Any] | None = None,
@@ -47,7 +48,7 @@ def run_demo(
     console.rule("[bold]2. curation run")
     pipe = load_pipeline(pipeline_path)
     run_dir = out_dir / "runs" / pipe.name
-    (run or run_pipeline)(pipe, catalog, run_dir, runner=runner)
+    (run or run_pipeline)(pipe, catalog, run_dir, runner=runner, ray_address=ray_address)
     stats = load_stats(run_dir)
     console.print(format_table(stats), soft_wrap=True)
     console.print(f"run directory: {run_dir}")

@@ -116,6 +116,7 @@ def materialized(ctx: ExportContext) -> dict[str, dict[str, Any]]:
         fmt="flac",
         segments=ctx.segments,
         runner=ctx.runner,
+        ray_address=ctx.options.get("ray_address"),
         on_plan=ctx.options.get("on_plan"),
         on_unit=ctx.options.get("on_unit"),
     )
@@ -147,7 +148,7 @@ def shard_units(
     if ctx.runner == "ray" and len(items) > 1:
         from curate.runners.ray import map_tasks
 
-        results = list(map_tasks(items, fn, num_cpus=1))
+        results = list(map_tasks(items, fn, num_cpus=1, address=ctx.options.get("ray_address")))
     else:
         results = [fn(it) for it in items]
     return sorted(results, key=lambda r: (SPLITS.index(r["split"]), r["shard"]))
