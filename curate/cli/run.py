@@ -27,11 +27,14 @@ def out_console_stats(run_dir: Path, load_stats, format_table) -> None:
     from curate import manifest
 
     out.print(format_table(load_stats(run_dir)), soft_wrap=True)
-    failures = manifest.read_table(run_dir / "failures.parquet", "failures")
+    from curate.rundir import RunDir
+
+    run = RunDir(run_dir)
+    failures = manifest.read_table(run.failures, "failures")
     n_err = pc.sum(pc.equal(failures.column("severity"), "error")).as_py() or 0
+    n_warn = manifest.read_table(run.warnings, "warnings").num_rows if run.warnings.is_file() else 0
     out.print(
-        f"run directory: {run_dir}  ({n_err} failed recordings, {failures.num_rows - n_err} warnings "
-        f"in failures.parquet)"
+        f"run directory: {run_dir}  ({n_err} failed recordings in failures.parquet, {n_warn} notes in warnings.parquet)"
     )
 
 

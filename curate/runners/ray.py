@@ -43,20 +43,36 @@ class _ShardActor:
         return {"summary": out}
 
 
+def quiet_worker() -> None:
+    """Ray worker set-up: a root handler at WARNING (curate's own level from ``CURATE_LOG_LEVEL``), so libraries
+    that log INFO to the console when no handler exists (Lightning's checkpoint-upgrade notes) stay quiet."""
+    level = os.environ.get("CURATE_LOG_LEVEL", "WARNING")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("curate").setLevel(level)
+
+
 def init(address: str | None = None, num_cpus: int | None = None) -> None:
     import ray
 
     if ray.is_initialized():
         return
+    # Only curate's own lines on the console: Ray's start-up notes (token auth, "progress bars disabled",
+    # "dataset finished") and the workers' library chatter are kept out unless curate logs at DEBUG (-vv).
+    debug = logging.getLogger("curate").getEffectiveLevel() <= logging.DEBUG
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI codes in worker-line prefixes (log files)
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "INFO" if debug else "ERROR")
+    for name in ("ray.data", "ray._private.authentication"):
+        logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
+    curate_level = logging.getLevelName(logging.getLogger("curate").getEffectiveLevel())
     # workers inherit a quiet warnings filter: library deprecation chatter would bury the progress bars
+    env = {"PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::UserWarning", "CURATE_LOG_LEVEL": curate_level}
     kw: dict[str, Any] = {
         "ignore_reinit_error": True,
         "include_dashboard": False,
         "log_to_driver": True,
-        "logging_level": logging.WARNING,
-        "runtime_env": {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::UserWarning"}},
+        "logging_level": logging.INFO if debug else logging.ERROR,
+        "runtime_env": {"env_vars": env, "worker_process_setup_hook": quiet_worker},
     }
     if address:
         ray.init(address=address, **kw)
