@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build the synthetic demo archive and run the demo pipeline on it; print the stats table."""
         from curate import presets
+        from curate.cli.plots import save_run_plots
         from curate.cli.progress import run_with_progress
         from curate.demo.run import run_demo
 
@@ -34,6 +35,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             console=out,
             run=run_with_progress,
+            plot=save_run_plots,
         )
 
 

@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         collar: Annotated[float, typer.Option(help="DER: forgiveness collar around reference boundaries, s")] = 0.0,
         skip_overlap: Annotated[bool, typer.Option(help="DER: do not score overlapped speech")] = False,
+        plot: Annotated[
+            bool, typer.Option(help="save RUN/plots/composition.png (with --reference) and RUN/plots/lengths.png")
+        ] = False,
     ) -> None:
         """Score every variant against a reference timeline (speech/music/noise/silence shares, speaker mixing,
         speech kept; writes RUN/quality.json) and/or reference RTTM (DER with pyannote.metrics; writes
@@ -27,10 +30,11 @@ def register(app: typer.Typer) -> None:
         from curate import manifest
         from curate.cli.console import fail, out
 
-        if reference is None and rttm is None:
-            fail("give --reference ground_truth.json and/or --rttm DIR (reference speaker turns)")
+        if reference is None and rttm is None and not plot:
+            fail("give --reference ground_truth.json and/or --rttm DIR (reference speaker turns), or --plot")
         if not (run_dir / "decisions.parquet").is_file():
             fail(f"{run_dir}: not a curate run directory (no decisions.parquet)")
+        results = None
         if reference is not None:
             from curate.quality import as_dict, evaluate_run, format_quality, load_ground_truth
 
@@ -54,3 +58,8 @@ def register(app: typer.Typer) -> None:
             manifest.write_json(run_dir / "der.json", {"collar": collar, "skip_overlap": skip_overlap, **der_dict(der)})
             out.print(format_der(der), soft_wrap=True)
             out.print(f"written: {run_dir / 'der.json'}")
+        if plot:
+            from curate.cli.plots import save_run_plots
+
+            for p in save_run_plots(run_dir, results):
+                out.print(f"plot: {p}", soft_wrap=True)

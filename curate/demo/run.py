@@ -31,6 +31,7 @@ def run_demo(
     seed: int = 0,
     console: Console | None = None,
     run: Callable[..., Any] | None = None,
+    plot: Callable[..., list[Path]] | None = None,
 ) -> Path:
     """Build the archive, run ``pipeline_path`` on it (through ``run``, e.g. the CLI's progress-bar runner;
     default :func:`curate.runners.run_pipeline`), score, export and pre-train. Returns the run directory."""
@@ -60,6 +61,9 @@ def run_demo(
     quality = evaluate_run(run_dir, load_ground_truth(catalog.parent / "ground_truth.json"))
     manifest.write_json(run_dir / "quality.json", as_dict(quality))
     console.print(format_quality(quality), soft_wrap=True)
+    if plot is not None:  # e.g. the CLI's PNG charts: composition per variant, segment lengths
+        for p in plot(run_dir, quality):
+            console.print(f"plot: {p}", soft_wrap=True)
 
     console.rule("[bold]4. export")
     best = best_variant(stats)
