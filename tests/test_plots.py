@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from curate.cli.app import app
@@ -49,3 +50,19 @@ def test_cli_quality_plot_saves_lengths(tmp_path):
     res = CliRunner().invoke(app, ["quality", str(run_dir), "--plot"])
     assert res.exit_code == 0, res.output
     assert "lengths.png" in res.output and _png(run_dir / "plots" / "lengths.png")[0] > 400
+
+
+@pytest.mark.slow
+def test_ablation_notebook_runs_without_an_ablation(tmp_path, monkeypatch):
+    """Before `make demo-ablate` the notebook shows an example results directory and says so."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "ablation-results.ipynb"
+    monkeypatch.setenv("CURATE_ABLATION_DIR", str(tmp_path / "nothing-here"))
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(str(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "showing an EXAMPLE results directory" in text and "make demo-ablate" in text
+    assert sum(bool(o.get("data", {}).get("image/png")) for c in nb.cells for o in c.get("outputs", [])) == 2

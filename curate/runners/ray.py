@@ -62,6 +62,9 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI codes in worker-line prefixes (log files)
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "INFO" if debug else "ERROR")
+    # C++ core/raylet lines ("constructor arguments in the object store", "started worker process") go to
+    # Ray's log files only; failures still reach curate as Python exceptions
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "info" if debug else "fatal")
     for name in ("ray.data", "ray._private.authentication"):
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
     curate_level = logging.getLevelName(logging.getLogger("curate").getEffectiveLevel())
@@ -114,7 +117,7 @@ def execute(
     recordings = {r: plan.recordings[r] for i in pending for r in plan.shards[i]}
     if uses_model:
         if gpus > 0 and cluster_gpus == 0:
-            log.warning("stages ask for a GPU but the cluster has none: running on CPU")
+            log.info("stages ask for a GPU but the cluster has none: running on CPU")
             gpus = 0.0
         n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
         n = min(n, len(items))
