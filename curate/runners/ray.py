@@ -52,19 +52,17 @@ def quiet_worker() -> None:
 
 
 def init(address: str | None = None, num_cpus: int | None = None) -> None:
+    # Only curate's own lines on the console: Ray's start-up notes (token auth, "progress bars disabled",
+    # "dataset finished") and the workers' library chatter are kept out unless curate logs at DEBUG (-vv).
+    # Ray reads these variables when it is imported, so they are set first.
+    debug = logging.getLogger("curate").getEffectiveLevel() <= logging.DEBUG
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # the dedup note carries raw ANSI colour codes
+    os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI codes in worker-line prefixes (log files)
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "INFO" if debug else "ERROR")
     import ray
 
     if ray.is_initialized():
         return
-    # Only curate's own lines on the console: Ray's start-up notes (token auth, "progress bars disabled",
-    # "dataset finished") and the workers' library chatter are kept out unless curate logs at DEBUG (-vv).
-    debug = logging.getLogger("curate").getEffectiveLevel() <= logging.DEBUG
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI codes in worker-line prefixes (log files)
-    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "INFO" if debug else "ERROR")
-    # C++ core/raylet lines ("constructor arguments in the object store", "started worker process") go to
-    # Ray's log files only; failures still reach curate as Python exceptions
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "info" if debug else "fatal")
     for name in ("ray.data", "ray._private.authentication"):
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
     curate_level = logging.getLevelName(logging.getLogger("curate").getEffectiveLevel())
