@@ -44,11 +44,14 @@ class _ShardActor:
 
 
 def quiet_worker() -> None:
-    """Ray worker set-up: a root handler at WARNING (curate's own level from ``CURATE_LOG_LEVEL``), so libraries
-    that log INFO to the console when no handler exists (Lightning's checkpoint-upgrade notes) stay quiet."""
-    level = os.environ.get("CURATE_LOG_LEVEL", "WARNING")
+    """Ray worker set-up: curate logs at the driver's level (``CURATE_LOG_LEVEL``); below INFO verbosity every
+    INFO record is disabled, because libraries set their own loggers to INFO when imported (Lightning's
+    checkpoint-upgrade notes, printed once per model load) and no handler level can stop that."""
+    level = logging.getLevelName(os.environ.get("CURATE_LOG_LEVEL", "WARNING"))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("curate").setLevel(level)
+    if level > logging.INFO:
+        logging.disable(logging.INFO)
 
 
 def init(address: str | None = None, num_cpus: int | None = None) -> None:
