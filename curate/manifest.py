@@ -1,7 +1,8 @@
 """The only Parquet reader/writer of the project.
 
 Every write passes an explicit schema from :mod:`curate.schema`, stamps the schema version into the
-Parquet key-value metadata, and is atomic (temp file in the same directory, then ``os.replace``).
+Parquet key-value metadata, and is atomic (temp file in the same directory, then ``os.replace``). Files get
+the mode a plain ``open()`` would give them (0666 minus the umask), so a group-readable umask shares runs.
 Readers refuse a file whose schema version differs, with a message that says what to do.
 """
 
@@ -32,9 +33,22 @@ class SchemaMismatchError(RuntimeError):
     """A manifest was written by another schema version (or is not a curate manifest)."""
 
 
+def file_mode() -> int:
+    """0o666 minus the process umask: the mode ``open(path, "w")`` gives a new file (mkstemp gives 0o600)."""
+    try:  # Linux reports the umask without changing it
+        with open("/proc/self/status", encoding="ascii") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = os.umask(0o022)  # elsewhere: read it by setting it, and put it straight back
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _atomic_path(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, file_mode())
+    return fd, tmp
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -141,6 +155,7 @@ def read_segments(path: str | Path) -> list[Segment]:
 
 __all__ = [
     "SchemaMismatchError",
+    "file_mode",
     "atomic_write_bytes",
     "atomic_write_text",
     "write_json",

@@ -64,6 +64,7 @@ class VariantQuality:
     silence_pct: float
     multi_speaker_pct: float  # segments where a second speaker holds ≥ 10 % of the speech
     speech_recall_pct: float  # share of the reference speech (of the evaluated recordings) the variant keeps
+    sung_pct: float = 0.0  # the part of music_pct that is sung music (vocal_music regions)
 
 
 def _overlap(spans: Sequence[tuple[float, float]], regions: Iterable[tuple[float, float]]) -> float:
@@ -81,7 +82,7 @@ def evaluate_segments(
     for rid, s, e in segments:
         if rid in reference:
             by_rec[rid].append((s, e))
-    total = speech = clean = music = noise = silence = kept_speech = ref_speech = 0.0
+    total = speech = clean = music = noise = silence = kept_speech = ref_speech = sung = 0.0
     mixed = n = 0
     for rid, regions in reference.items():
         spans = by_rec.get(rid, [])
@@ -107,6 +108,7 @@ def evaluate_segments(
                         clean += ov
                 elif r.kind in ("music", "vocal_music"):
                     music += ov
+                    sung += ov if r.kind == "vocal_music" else 0.0
                 elif r.kind == "noise":
                     noise += ov
                 elif r.kind == "silence":
@@ -128,6 +130,7 @@ def evaluate_segments(
         silence_pct=pct(silence, total),
         multi_speaker_pct=pct(mixed, n),
         speech_recall_pct=pct(kept_speech, ref_speech),
+        sung_pct=pct(sung, total),
     )
 
 

@@ -4,7 +4,8 @@
 DIR/run.json                 what made the run (see :meth:`RunDir.write_run`)
 DIR/recordings.parquet       every catalog row after probing
 DIR/decisions.parquet        kept / dropped + reason per recording
-DIR/failures.parquet         per-recording failures
+DIR/failures.parquet         per-recording failures (the recording was lost at a stage)
+DIR/warnings.parquet         per-recording notes (resampled, downmixed …; the recording went on)
 DIR/variants/<variant>/part-*.parquet   segments
 DIR/rejected/<stage>/part-*.parquet     segments a stage dropped, with reason
 DIR/stats.json, DIR/stats.md
@@ -83,6 +84,10 @@ class RunDir:
     @property
     def failures(self) -> Path:
         return self.path / "failures.parquet"
+
+    @property
+    def warnings(self) -> Path:
+        return self.path / "warnings.parquet"
 
     @property
     def stats_json(self) -> Path:

@@ -190,6 +190,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "recordings": RECORDING_SCHEMA,
     "decisions": DECISION_SCHEMA,
     "failures": FAILURE_SCHEMA,
+    "warnings": FAILURE_SCHEMA,  # the same rows with severity "warning": notes on recordings that went on
     "segments": SEGMENT_SCHEMA,
     "rejected": REJECTED_SCHEMA,
     "materialized": arrow_schema(MaterializedSegment),

@@ -208,7 +208,9 @@ def test_notebook_is_stored_without_outputs():
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(not c.outputs and c.execution_count is None for c in code)
     imports = [line.split()[1] for c in code for line in c.source.splitlines() if line.startswith(("import ", "from "))]
-    assert all(m.split(".")[0] in {"os", "pathlib", "matplotlib", "IPython", "curate"} for m in imports), imports
+    assert all(m.split(".")[0] in {"os", "tempfile", "pathlib", "matplotlib", "IPython", "curate"} for m in imports), (
+        imports
+    )
 
 
 @pytest.mark.slow

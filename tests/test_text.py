@@ -16,8 +16,10 @@ from curate.w2v2 import text as txt
         ("'Quoted' words: 'don't'", "en", "quoted words don't"),
         ("Café naïve façade", "en", "cafe naive facade"),
         ("I have 3 cats and 21 dogs", "en", "i have three cats and twenty one dogs"),
-        ("In 1984, 105 people", "en", "in one thousand nine hundred eighty four one hundred five people"),
-        ("Pi is 3.14", "en", "pi is three fourteen"),
+        ("In 1984, 105 people", "en", "in nineteen eighty four one hundred and five people"),  # a year reads as one
+        ("1999 and 2000", "en", "nineteen ninety nine and two thousand"),
+        ("Pi is 3.14", "en", "pi is three point one four"),
+        ("1,000,000 on the 21st", "en", "one million on the twenty first"),
         ("call 0612", "en", "call zero six one two"),
         ("ROCK–N–ROLL…  yeah", "en", "rock n roll yeah"),
         # Dutch: accents to ASCII, clitics 's 't 'n kept, plural apostrophes kept, numbers as one word.
@@ -27,7 +29,10 @@ from curate.w2v2 import text as txt
         ("Noord-Holland en Zuid-Holland", "nl", "noord holland en zuid holland"),
         ("ruïne, coördinatie, België", "nl", "ruine coordinatie belgie"),
         ("Er waren 21 mensen en 123 katten", "nl", "er waren eenentwintig mensen en honderddrieentwintig katten"),
-        ("Op 2 juni 2024", "nl", "op twee juni tweeduizend vierentwintig"),
+        ("Op 2 juni 2024", "nl", "op twee juni tweeduizendvierentwintig"),
+        ("3,5 procent voor de 3de keer", "nl", "drie komma vijf procent voor de derde keer"),
+        ("42 Jahre, \ufffd 7", "de", "zweiundvierzig jahre sieben"),  # U+FFFD goes; other languages
+        ("7 sagot", "xx", "seven sagot"),  # num2words lacks it: English
         ("Straße Ærø", "nl", "strasse aero"),
         ("", "nl", ""),
         ("?!-", "en", ""),
@@ -46,21 +51,19 @@ def test_digits_can_be_dropped():
 
 
 @pytest.mark.parametrize(
-    ("n", "en", "nl"),
+    ("n", "to", "en", "nl"),
     [
-        (0, "zero", "nul"),
-        (13, "thirteen", "dertien"),
-        (40, "forty", "veertig"),
-        (99, "ninety nine", "negenennegentig"),
-        (100, "one hundred", "honderd"),
-        (1000, "one thousand", "duizend"),
-        (2500, "two thousand five hundred", "tweeduizend vijfhonderd"),
-        (1_000_000, "one million", "een miljoen"),
+        (0, "cardinal", "zero", "nul"),
+        (99, "cardinal", "ninety-nine", "negenennegentig"),
+        (1000, "cardinal", "one thousand", "duizend"),
+        (1999, "year", "nineteen ninety-nine", "negentien honderd negenennegentig"),
+        (3, "ordinal", "third", "derde"),
+        ("3.5", "cardinal", "three point five", "drie komma vijf"),
     ],
 )
-def test_spell_number(n, en, nl):
-    assert txt.spell_number(n, "en") == en
-    assert txt.spell_number(n, "nl") == nl
+def test_spell_number(n, to, en, nl):
+    assert txt.spell_number(n, "en", to) == en
+    assert txt.spell_number(n, "nl", to) == nl
 
 
 def test_vocabulary_and_greedy_decoding():

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from curate.cli.console import RayAddressOption, Runner, RunnerOption
+
 TRAIN_HELP = (
     "labelled training set as a YAML mapping: {kind: librispeech|librilight|mls|commonvoice|synthetic, root: DIR, …}"
 )
@@ -64,10 +66,10 @@ def register(app: typer.Typer) -> None:
     def ablate(
         spec: Annotated[Path, typer.Argument(help="ablation YAML, e.g. configs/ablations/tiny-demo.yaml")],
         out: Annotated[Path, typer.Option(help="results directory (rerun the same command to resume)")],
-        runner: Annotated[str, typer.Option(help="ray (one cell per GPU worker) or local (cells in sequence)")] = "ray",
+        runner: RunnerOption = Runner.ray,
         workers: Annotated[int | None, typer.Option(help="parallel cells (default: one per GPU)")] = None,
         cell: Annotated[list[str] | None, typer.Option(help="run only this cell (repeatable)")] = None,
-        ray_address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
+        ray_address: RayAddressOption = None,
         threads: Annotated[
             int | None, typer.Option(help="torch CPU threads per cell (1 is fastest for tiny CPU runs)")
         ] = None,
@@ -90,7 +92,7 @@ def register(app: typer.Typer) -> None:
                 run_ablation(
                     spec,
                     out,
-                    runner=runner,
+                    runner=runner.value,
                     num_workers=workers,
                     cells=cell,
                     address=ray_address,

@@ -22,8 +22,24 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from curate import __version__
+
+        typer.echo(f"curate {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v info, -vv debug")] = 0) -> None:
+def _main(
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, metavar="", help="more messages: -v info, -vv debug")
+    ] = 0,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, metavar="", help="print the version and exit"),
+    ] = False,
+) -> None:
     setup_logging(verbose)
 
 

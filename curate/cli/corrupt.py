@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from curate.cli.console import RayAddressOption, Runner, RunnerOption
+
 _COND = typer.Option(help="condition name (mix-noise-33, 2spk-concat …) or a preset YAML")
 
 
@@ -41,7 +43,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="stems folder (rerun the same command to resume)")],
         model: Annotated[str, typer.Option(help="Demucs model name")] = "htdemucs",
         repo: Annotated[Path | None, typer.Option(help="local folder with <model>.th / <model>.yaml")] = None,
-        runner: Annotated[str, typer.Option(help="ray (actor pool) or local")] = "ray",
+        runner: RunnerOption = Runner.ray,
+        ray_address: RayAddressOption = None,
         workers: Annotated[int | None, typer.Option(help="workers (default: one per GPU, or per CPU)")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
         min_speech_ratio: Annotated[float, typer.Option(help="vocal stems below this speech ratio are dropped")] = 0.2,
@@ -61,7 +64,13 @@ def register(app: typer.Typer) -> None:
             with progress_bar() as bar:
                 task = bar.add_task("stems", total=len(items), extra="")
                 separate_stems(
-                    items, out, cfg, runner=runner, num_workers=workers, on_progress=lambda r: bar.advance(task, 1)
+                    items,
+                    out,
+                    cfg,
+                    runner=runner.value,
+                    num_workers=workers,
+                    address=ray_address,
+                    on_progress=lambda r: bar.advance(task, 1),
                 )
             rows = read_stems_manifest(out)
         except (CorpusError, StemsError, ValueError) as e:

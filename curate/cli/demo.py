@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.console import out
+from curate.cli.console import RayAddressOption, Runner, RunnerOption, out
 
 
 def register(app: typer.Typer) -> None:
@@ -17,16 +17,25 @@ def register(app: typer.Typer) -> None:
         pipeline: Annotated[
             Path, typer.Option(help="pipeline to run on the demo archive (a file, or a bundled preset name)")
         ] = Path("demo"),
-        runner: Annotated[str, typer.Option(help="ray or local")] = "ray",
+        runner: RunnerOption = Runner.ray,
+        ray_address: RayAddressOption = None,
         seed: int = 0,
     ) -> None:
         """Build the synthetic demo archive and run the demo pipeline on it; print the stats table."""
         from curate import presets
+        from curate.cli.plots import save_run_plots
         from curate.cli.progress import run_with_progress
         from curate.demo.run import run_demo
 
         run_demo(
-            out_dir, presets.locate("pipelines", pipeline), runner=runner, seed=seed, console=out, run=run_with_progress
+            out_dir,
+            presets.locate("pipelines", pipeline),
+            runner=runner.value,
+            ray_address=ray_address,
+            seed=seed,
+            console=out,
+            run=run_with_progress,
+            plot=save_run_plots,
         )
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from curate.export.common import FORMATS
+from curate.cli.console import RayAddressOption, Runner, RunnerOption
+from curate.export.common import EMBEDDED, FORMATS
+from curate.export.materialize import FORMATS as MATERIALIZE_FORMATS
+
+ExportFormat = StrEnum("ExportFormat", {f: f for f in FORMATS})  # --format choices, one list each
+MaterializeFormat = StrEnum("MaterializeFormat", {f: f for f in MATERIALIZE_FORMATS})
 
 _SET_HELP = "override a selection option KEY=VALUE or split.KEY=VALUE (repeatable)"
 
@@ -42,16 +48,25 @@ def register(app: typer.Typer) -> None:
     def export_cmd(
         run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
         variant: Annotated[str, typer.Option(help="variant to export, e.g. wx-diar-3s")],
-        format_: Annotated[str, typer.Option("--format", help=f"one of: {', '.join(FORMATS)}")],
+        format_: Annotated[ExportFormat, typer.Option("--format", help="the trainer's format")],
         out: Annotated[Path, typer.Option(help="output directory")],
         select_file: Annotated[
             Path | None, typer.Option("--select", help="selection YAML (configs/selection/)")
         ] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
-        runner: Annotated[
-            str, typer.Option(help="local (default) or ray: where audio is cut (fairseq, hf, webdataset)")
-        ] = "local",
+        runner: RunnerOption = Runner.ray,
+        ray_address: RayAddressOption = None,
         shard_segments: Annotated[int, typer.Option(help="segments per shard (hf, webdataset)")] = 2000,
+        shard_mb: Annotated[int, typer.Option(help="webdataset: start a new shard after this many MiB")] = 1024,
+        sample_rate: Annotated[
+            int, typer.Option(help="lhotse: resample the views lazily to this rate in Hz (0: keep native rates)")
+        ] = 16000,
+        downmix: Annotated[
+            bool, typer.Option(help="lhotse: multi-channel sources as their channel mean (--no-downmix: MultiCuts)")
+        ] = True,
+        materialize: Annotated[
+            bool, typer.Option(help="lhotse, nemo: cut 16 kHz mono FLAC files once instead of pointing into sources")
+        ] = False,
     ) -> None:
         """Export a variant (optionally a selection of it) for fairseq, Lhotse, HF datasets, NeMo, WebDataset or
         Kaldi; the selection spec and its statistics are written next to the export."""
@@ -61,20 +76,30 @@ def register(app: typer.Typer) -> None:
         from curate.export.materialize import MaterializeError
 
         sel = _selection(select_file, set_)
-        if format_ not in FORMATS:
-            fail(f"unknown --format {format_!r}; choose one of {', '.join(FORMATS)}")
+        fmt = format_.value
+        kw: dict[str, Any] = {
+            "runner": runner.value,
+            "ray_address": ray_address,
+            "shard_segments": shard_segments,
+            "shard_bytes": shard_mb << 20,
+            "sample_rate": sample_rate or None,
+            "downmix": downmix,
+            "materialize": materialize,
+        }
+        if fmt in EMBEDDED:
+            kw.pop("sample_rate")
         try:
-            if format_ == "fairseq":  # the long part is materializing the audio: one bar step per recording
+            if fmt == "fairseq" or materialize:  # the long part is cutting the audio: one step per recording
                 with progress_bar() as bar:
                     on_plan, on_unit = _units_bar(bar, "materialize")
-                    info = export(run_dir, variant, format_, out, sel, runner=runner, on_plan=on_plan, on_unit=on_unit)
+                    info = export(run_dir, variant, fmt, out, sel, on_plan=on_plan, on_unit=on_unit, **kw)
             else:
-                with console.status(f"exporting {variant} as {format_}"):
-                    info = export(run_dir, variant, format_, out, sel, runner=runner, shard_segments=shard_segments)
+                with console.status(f"exporting {variant} as {fmt}"):
+                    info = export(run_dir, variant, fmt, out, sel, **kw)
         except (ExportError, MaterializeError, FileNotFoundError, ValueError) as e:
             fail(str(e))
         segs = ", ".join(f"{k}: {v:,} segments / {info['hours'][k]:.2f} h" for k, v in info["segments"].items())
-        stdout.print(f"[green]exported[/] {variant} → {out} ({format_}; {segs})")
+        stdout.print(f"[green]exported[/] {variant} → {out} ({fmt}; {segs})")
 
     @app.command("materialize")
     def materialize_cmd(
@@ -82,10 +107,10 @@ def register(app: typer.Typer) -> None:
         variant: Annotated[str, typer.Option(help="variant to materialize")],
         out: Annotated[Path, typer.Option(help="output directory (rerun the same command to resume)")],
         format_: Annotated[
-            str, typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)")
-        ] = "flac",
-        runner: Annotated[str, typer.Option(help="ray (default) or local")] = "ray",
-        ray_address: Annotated[str | None, typer.Option(help="Ray cluster address; default: start Ray locally")] = None,
+            MaterializeFormat, typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)")
+        ] = MaterializeFormat.flac,
+        runner: RunnerOption = Runner.ray,
+        ray_address: RayAddressOption = None,
         shard_mb: Annotated[int, typer.Option(help="pcm16 shard size in MiB")] = 1024,
         select_file: Annotated[Path | None, typer.Option("--select", help="selection YAML")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
@@ -107,9 +132,9 @@ def register(app: typer.Typer) -> None:
                     run_dir,
                     variant,
                     out,
-                    fmt=format_,
+                    fmt=format_.value,
                     segments=segments,
-                    runner=runner,
+                    runner=runner.value,
                     shard_bytes=shard_mb << 20,
                     ray_address=ray_address,
                     on_plan=on_plan,

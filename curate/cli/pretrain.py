@@ -1,4 +1,5 @@
-"""``curate pretrain CONFIG`` (wav2vec 2.0 pre-training) and ``curate pretrain export-hf CKPT OUT``."""
+"""``curate pretrain CONFIG`` (wav2vec 2.0 pre-training) and ``curate export-hf CKPT OUT`` (a checkpoint in the
+Hugging Face ``Wav2Vec2Model`` format; the older spelling ``curate pretrain export-hf CKPT OUT`` still works)."""
 
 from __future__ import annotations
 
@@ -8,33 +9,46 @@ from typing import Annotated
 import typer
 
 
+def _export_hf(checkpoint: Path, out: Path) -> None:
+    from curate.cli.console import fail
+    from curate.cli.console import out as stdout
+    from curate.w2v2.export_hf import export_hf
+
+    try:
+        path = export_hf(checkpoint, out)
+    except (FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    stdout.print(f"exported {checkpoint} → {path} (load with curate.w2v2.export_hf.load_hf_model)")
+
+
 def register(app: typer.Typer) -> None:
+    @app.command("export-hf")
+    def export_hf_cmd(
+        checkpoint: Annotated[Path, typer.Argument(help="pre-trainer checkpoint (best.pt / last.pt)")],
+        out: Annotated[Path, typer.Argument(help="output directory for the Hugging Face model")],
+    ) -> None:
+        """Export a pre-trained checkpoint to the Hugging Face Wav2Vec2Model format."""
+        _export_hf(checkpoint, out)
+
     @app.command(context_settings={"help_option_names": ["-h", "--help"]})
     def pretrain(
-        config: Annotated[str, typer.Argument(help="config YAML or preset (base, large, tiny-cpu); or 'export-hf'")],
-        args: Annotated[list[str] | None, typer.Argument(help="export-hf: CKPT OUT")] = None,
+        config: Annotated[str, typer.Argument(help="config YAML or preset (base, large, tiny-cpu)")],
+        args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
         data: Annotated[Path | None, typer.Option(help="run directory or materialized directory (data.path)")] = None,
         variant: Annotated[str | None, typer.Option(help="variant of a run directory (data.variant)")] = None,
         out: Annotated[Path | None, typer.Option(help="output directory (train.out_dir)")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help="override SECTION.KEY=VALUE (repeatable)")] = None,
         resume: Annotated[bool, typer.Option(help="continue from OUT/last.pt")] = False,
     ) -> None:
-        """Pre-train wav2vec 2.0 on a curated variant. `curate pretrain export-hf CKPT OUT` exports a checkpoint
-        to the Hugging Face Wav2Vec2Model format."""
+        """Pre-train wav2vec 2.0 on a curated variant (`curate export-hf CKPT OUT` exports a checkpoint)."""
         from curate.cli.console import console, fail, progress_bar
         from curate.cli.console import out as stdout
         from curate.errors import ConfigError
 
         if config == "export-hf":
             if not args or len(args) != 2:
-                fail("usage: curate pretrain export-hf CKPT OUT")
-            from curate.w2v2.export_hf import export_hf
-
-            try:
-                path = export_hf(Path(args[0]), Path(args[1]))
-            except (FileNotFoundError, ValueError) as e:
-                fail(str(e))
-            stdout.print(f"exported {args[0]} → {path} (load with curate.w2v2.export_hf.load_hf_model)")
+                fail("usage: curate export-hf CKPT OUT")
+            _export_hf(Path(args[0]), Path(args[1]))
             return
         if args:
             fail(f"unexpected argument(s) {' '.join(args)}; data and output go in --data/--out")

@@ -1,4 +1,5 @@
-"""`curate quality RUN --reference ground_truth.json`: what each variant's segments contain."""
+"""``curate quality RUN --reference ground_truth.json`` (what each variant's segments contain) and
+``curate quality RUN --rttm DIR`` (diarization error rate of the variants with speaker labels)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,53 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def quality(
         run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
-        reference: Annotated[Path, typer.Option(help="ground-truth timeline JSON (the demo writes one)")],
+        reference: Annotated[Path | None, typer.Option(help="ground-truth timeline JSON (the demo writes one)")] = None,
+        rttm: Annotated[
+            Path | None,
+            typer.Option(help="reference speaker turns: an RTTM file or a directory of *.rttm (and *.uem) files"),
+        ] = None,
+        collar: Annotated[float, typer.Option(help="DER: forgiveness collar around reference boundaries, s")] = 0.0,
+        skip_overlap: Annotated[bool, typer.Option(help="DER: do not score overlapped speech")] = False,
+        plot: Annotated[
+            bool, typer.Option(help="save RUN/plots/composition.png (with --reference) and RUN/plots/lengths.png")
+        ] = False,
     ) -> None:
-        """Score every variant against a reference timeline: speech/music/noise/silence shares, speaker
-        mixing, speech kept. Writes RUN/quality.json."""
+        """Score every variant against a reference timeline (speech/music/noise/silence shares, speaker mixing,
+        speech kept; writes RUN/quality.json) and/or reference RTTM (DER with pyannote.metrics; writes
+        RUN/der.json)."""
         from curate import manifest
         from curate.cli.console import fail, out
-        from curate.quality import as_dict, evaluate_run, format_quality, load_ground_truth
 
-        if not reference.is_file():
-            fail(f"{reference}: reference timeline not found")
+        if reference is None and rttm is None and not plot:
+            fail("give --reference ground_truth.json and/or --rttm DIR (reference speaker turns), or --plot")
         if not (run_dir / "decisions.parquet").is_file():
             fail(f"{run_dir}: not a curate run directory (no decisions.parquet)")
-        results = evaluate_run(run_dir, load_ground_truth(reference))
-        manifest.write_json(run_dir / "quality.json", as_dict(results))
-        out.print(format_quality(results), soft_wrap=True)
-        out.print(f"written: {run_dir / 'quality.json'}")
+        results = None
+        if reference is not None:
+            from curate.quality import as_dict, evaluate_run, format_quality, load_ground_truth
+
+            if not reference.is_file():
+                fail(f"{reference}: reference timeline not found")
+            results = evaluate_run(run_dir, load_ground_truth(reference))
+            manifest.write_json(run_dir / "quality.json", as_dict(results))
+            out.print(format_quality(results), soft_wrap=True)
+            out.print(f"written: {run_dir / 'quality.json'}")
+        if rttm is not None:
+            from curate.export.rttm import der_dict, diarization_error, format_der, load_rttm, load_uem
+
+            try:
+                der = diarization_error(
+                    run_dir, load_rttm(rttm), load_uem(rttm), collar=collar, skip_overlap=skip_overlap
+                )
+            except (FileNotFoundError, ValueError) as e:
+                fail(str(e))
+            if not der:
+                fail(f"{run_dir}: no variant has speaker labels; DER needs a diarized variant (wx-diar, …)")
+            manifest.write_json(run_dir / "der.json", {"collar": collar, "skip_overlap": skip_overlap, **der_dict(der)})
+            out.print(format_der(der), soft_wrap=True)
+            out.print(f"written: {run_dir / 'der.json'}")
+        if plot:
+            from curate.cli.plots import save_run_plots
+
+            for p in save_run_plots(run_dir, results):
+                out.print(f"plot: {p}", soft_wrap=True)

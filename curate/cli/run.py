@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.console import fail, out
+from curate.cli.console import RayAddressOption, Runner, RunnerOption, fail, out
 from curate.cli.progress import run_with_progress
 
 
@@ -27,11 +27,14 @@ def out_console_stats(run_dir: Path, load_stats, format_table) -> None:
     from curate import manifest
 
     out.print(format_table(load_stats(run_dir)), soft_wrap=True)
-    failures = manifest.read_table(run_dir / "failures.parquet", "failures")
+    from curate.rundir import RunDir
+
+    run = RunDir(run_dir)
+    failures = manifest.read_table(run.failures, "failures")
     n_err = pc.sum(pc.equal(failures.column("severity"), "error")).as_py() or 0
+    n_warn = manifest.read_table(run.warnings, "warnings").num_rows if run.warnings.is_file() else 0
     out.print(
-        f"run directory: {run_dir}  ({n_err} failed recordings, {failures.num_rows - n_err} warnings "
-        f"in failures.parquet)"
+        f"run directory: {run_dir}  ({n_err} failed recordings in failures.parquet, {n_warn} notes in warnings.parquet)"
     )
 
 
@@ -41,8 +44,8 @@ def register(app: typer.Typer) -> None:
         pipeline: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. pipelines/seq.yaml")],
         catalog: Annotated[Path, typer.Option(help="catalog CSV/TSV/JSONL/Parquet")],
         out: Annotated[Path, typer.Option(help="run directory (rerun the same command to resume)")],
-        runner: Annotated[str, typer.Option(help="ray (default) or local (reference semantics)")] = "ray",
-        ray_address: Annotated[str | None, typer.Option(help="Ray cluster address; default: start Ray locally")] = None,
+        runner: RunnerOption = Runner.ray,
+        ray_address: RayAddressOption = None,
         workers: Annotated[int | None, typer.Option(help="model workers (default: one per GPU, or per CPU)")] = None,
         stage_pools: Annotated[
             bool, typer.Option(help="Ray: one actor pool per model stage, each with its own resources")
@@ -57,7 +60,13 @@ def register(app: typer.Typer) -> None:
         pipe = load_pipeline_or_exit(pipeline, set_)
         try:
             run_with_progress(
-                pipe, catalog, out, runner=runner, ray_address=ray_address, num_workers=workers, stage_pools=stage_pools
+                pipe,
+                catalog,
+                out,
+                runner=runner.value,
+                ray_address=ray_address,
+                num_workers=workers,
+                stage_pools=stage_pools,
             )
         except (CatalogError, RunDirError, ValueError) as e:
             fail(str(e))

@@ -282,6 +282,7 @@ def separate_stems(
     num_workers: int | None = None,
     num_cpus: float = 1.0,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    address: str | None = None,
 ) -> Path:
     """Separate every ``{"track_id", "path", "genre_top"?}`` item; returns the path of ``stems.parquet``.
     Clips already done are skipped without loading a model; errors are logged and listed in the manifest log."""
@@ -306,7 +307,9 @@ def separate_stems(
             from curate.runners.ray import map_actors
 
             gpus = 1.0 if config.device == "cuda" or (config.device == "auto" and _cuda_available()) else 0.0
-            results = map_actors(todo, factory, num_workers=num_workers, num_cpus=num_cpus, num_gpus=gpus)
+            results = map_actors(
+                todo, factory, num_workers=num_workers, num_cpus=num_cpus, num_gpus=gpus, address=address
+            )
         else:
             raise ValueError(f"runner must be 'ray' or 'local', got {runner!r}")
         for res in results:

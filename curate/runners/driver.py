@@ -132,7 +132,10 @@ def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, An
     from curate.stats import compute_stats, write_stats
 
     out_dir = plan.out_dir
-    manifest.write_records(out_dir / "failures.parquet", collect_failures(out_dir), "failures")
+    rows = collect_failures(out_dir)  # errors lost a recording; warnings are notes on one that went on
+    run = RunDir(out_dir)
+    manifest.write_records(run.failures, [f for f in rows if f.severity != "warning"], "failures")
+    manifest.write_records(run.warnings, [f for f in rows if f.severity == "warning"], "warnings")
     markers = [load_marker(out_dir, i) for i in range(len(plan.shards))]
     processed = [rid for m in markers if m for rid in m["processed"]]
     info: dict[str, Any] = {}

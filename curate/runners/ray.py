@@ -43,20 +43,40 @@ class _ShardActor:
         return {"summary": out}
 
 
+def quiet_worker() -> None:
+    """Ray worker set-up: curate logs at the driver's level (``CURATE_LOG_LEVEL``); below INFO verbosity every
+    INFO record is disabled, because libraries set their own loggers to INFO when imported (Lightning's
+    checkpoint-upgrade notes, printed once per model load) and no handler level can stop that."""
+    level = logging.getLevelName(os.environ.get("CURATE_LOG_LEVEL", "WARNING"))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("curate").setLevel(level)
+    if level > logging.INFO:
+        logging.disable(logging.INFO)
+
+
 def init(address: str | None = None, num_cpus: int | None = None) -> None:
+    # Only curate's own lines on the console: Ray's start-up notes (token auth, "progress bars disabled",
+    # "dataset finished") and the workers' library chatter are kept out unless curate logs at DEBUG (-vv).
+    # Ray reads these variables when it is imported, so they are set first.
+    debug = logging.getLogger("curate").getEffectiveLevel() <= logging.DEBUG
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # the dedup note carries raw ANSI colour codes
+    os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI codes in worker-line prefixes (log files)
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "INFO" if debug else "ERROR")
     import ray
 
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    for name in ("ray.data", "ray._private.authentication"):
+        logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
+    curate_level = logging.getLevelName(logging.getLogger("curate").getEffectiveLevel())
     # workers inherit a quiet warnings filter: library deprecation chatter would bury the progress bars
+    env = {"PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::UserWarning", "CURATE_LOG_LEVEL": curate_level}
     kw: dict[str, Any] = {
         "ignore_reinit_error": True,
         "include_dashboard": False,
         "log_to_driver": True,
-        "logging_level": logging.WARNING,
-        "runtime_env": {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::UserWarning"}},
+        "logging_level": logging.INFO if debug else logging.ERROR,
+        "runtime_env": {"env_vars": env, "worker_process_setup_hook": quiet_worker},
     }
     if address:
         ray.init(address=address, **kw)
@@ -98,7 +118,7 @@ def execute(
     recordings = {r: plan.recordings[r] for i in pending for r in plan.shards[i]}
     if uses_model:
         if gpus > 0 and cluster_gpus == 0:
-            log.warning("stages ask for a GPU but the cluster has none: running on CPU")
+            log.info("stages ask for a GPU but the cluster has none: running on CPU")
             gpus = 0.0
         n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
         n = min(n, len(items))

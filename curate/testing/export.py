@@ -3,6 +3,10 @@
 ``make_labelled_run`` builds a tone archive (:func:`curate.testing.make_archive`), runs ``pipelines/seq.yaml``
 locally with short windows, and writes one more variant, ``seq-labelled``, whose segments carry text and
 alternating speaker labels (written through :mod:`curate.manifest`, like any variant).
+
+``make_messy_run`` is what a real archive hands the exports: a 44.1 kHz stereo WAV with a 110-character
+recording id next to a 16 kHz mono FLAC, transcripts with punctuation, digits and U+FFFD, and segments
+without text (variant ``seq-messy``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from pathlib import Path
 from curate import manifest, presets
 
 LABELLED = "seq-labelled"
+MESSY = "seq-messy"
+LONG_ID = "programme-" + "x" * 100  # segment ids of ≈ 125 characters
+_MESSY_TEXTS = ('In 1999, 3.5% of viewers \ufffd said: "Don\'t!"', None, "Het is 21 graden…", "   ", "Goedenavond.")
 _WORDS = ("goedenavond", "dames", "en", "heren", "het", "nieuws", "van", "vandaag", "weer", "sport")
 
 
@@ -52,4 +59,37 @@ def make_labelled_run(
     return run_dir
 
 
-__all__ = ["LABELLED", "make_labelled_run"]
+def make_messy_run(root: str | Path, duration_s: float = 12.0, window_s: float = 3.0) -> Path:
+    """``root/run`` with variants ``seq`` and ``seq-messy`` (see the module docstring); returns the run dir."""
+    from curate.config import load_pipeline
+    from curate.runners import run_pipeline
+    from curate.testing import make_catalog, tone, write_audio
+
+    root = Path(root)
+    stereo = tone(duration_s, 44_100, 300, seed=1, channels=2)
+    stereo[:, 1] *= 0.5  # channels differ, so a downmix is visible
+    write_audio(root / "archive" / "stereo.wav", stereo, 44_100)
+    write_audio(root / "archive" / "mono.flac", tone(duration_s, 16_000, 200, seed=2), 16_000)
+    rows = [
+        {"recording_id": LONG_ID, "audio_path": "stereo.wav", "title": "Long", "language": "en"},
+        {"recording_id": "mono", "audio_path": "mono.flac", "title": "Mono", "language": "nl"},
+    ]
+    catalog = make_catalog(root / "archive" / "catalog.csv", rows)
+    pipe = load_pipeline(presets.resolve("pipelines", "seq"), [f"naive_segment.window_s={window_s}"])
+    run_dir = root / "run"
+    run_pipeline(pipe, catalog, run_dir, runner="local", verify_audio=False)
+    segs = manifest.read_segments(run_dir / "variants" / "seq")
+    messy = [
+        dataclasses.replace(
+            s,
+            variant=MESSY,
+            text=_MESSY_TEXTS[i % len(_MESSY_TEXTS)],
+            language="en" if s.recording_id == LONG_ID else "nl",
+        )
+        for i, s in enumerate(segs)
+    ]
+    manifest.write_records(run_dir / "variants" / MESSY / "part-00000.parquet", messy, "segments")
+    return run_dir
+
+
+__all__ = ["LABELLED", "LONG_ID", "MESSY", "make_labelled_run", "make_messy_run"]

@@ -3,10 +3,12 @@
 ``normalize(text, language)``:
 1. Unicode NFKC, lower-case; typographic apostrophes (’ ‘ ´ `) become ``'``.
 2. Accented letters become their closest ASCII letter (é→e, ë→e, ç→c; ß→ss, æ→ae, œ→oe, ø→o, ĳ→ij …).
-3. Numbers are spelled out in the utterance's language (``digits="spell"``, the default: "21" → "twenty one" /
-   "eenentwintig"; integers up to 10⁹, longer digit strings digit by digit; "3.5" → "three five" because the
-   point is punctuation). The alternative ``digits="drop"`` removes them. Digits are never in the vocabulary:
-   LibriSpeech has none, MLS and Common Voice Dutch very few, and a spelled number is what a speaker says.
+3. Numbers are spelled out in the utterance's language with ``num2words`` (``digits="spell"``, the default):
+   "21" → "twenty one" / "eenentwintig", years "1999" → "nineteen ninety nine", decimals "3.5" → "three point
+   five" ("3,5" → "drie komma vijf" in Dutch: the decimal separator follows the language), "1,000,000" → "one
+   million", ordinals "21st" / "3de"; digit strings with a leading zero (phone numbers, codes) digit by digit.
+   Languages num2words lacks fall back to English. The alternative ``digits="drop"`` removes numbers. Digits
+   are never in the vocabulary: LibriSpeech has none, and a spelled number is what a speaker says.
 4. Every other character that is not a letter or an apostrophe, hyphens included, becomes a space.
 5. Apostrophes are kept inside words (don't, zo'n, auto's) and for the Dutch clitics at a word's start ('s, 't,
    'n, 'k, 'm, 'r, 'ns); other leading/trailing apostrophes are quotation marks and are removed.
@@ -40,107 +42,72 @@ _SPECIAL = {
 }
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "´": "'", "`": "'", "ʼ": "'", "′": "'"})
 _NL_CLITICS = {"'s", "'t", "'n", "'k", "'m", "'r", "'ns"}
-_NUMBER = re.compile(r"\d+")
-
-_EN_ONES = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-)
-_EN_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_NL_ONES = (
-    "nul",
-    "een",
-    "twee",
-    "drie",
-    "vier",
-    "vijf",
-    "zes",
-    "zeven",
-    "acht",
-    "negen",
-    "tien",
-    "elf",
-    "twaalf",
-    "dertien",
-    "veertien",
-    "vijftien",
-    "zestien",
-    "zeventien",
-    "achttien",
-    "negentien",
-)
-_NL_TENS = ("", "", "twintig", "dertig", "veertig", "vijftig", "zestig", "zeventig", "tachtig", "negentig")
+# A number as written: digits with optional grouping/decimal separators, then an optional ordinal suffix
+# (1st 2nd 3rd 4th; Dutch 1e 2de 8ste).
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:st|nd|rd|th|ste|de|e)?(?![a-z])|\d+")
+_ORDINAL = re.compile(r"(st|nd|rd|th|ste|de|e)$")
 
 
-def spell_number(n: int, language: str = "en") -> str:
-    """A non-negative integer < 10⁹ as words ("en": "one hundred twenty three"; "nl": "honderddrieëntwintig"
-    before accent folding, i.e. "honderddrieentwintig")."""
-    if not 0 <= n < 10**9:
-        raise ValueError(f"spell_number: {n} is outside [0, 10^9)")
-    return _spell_nl(n) if language.startswith("nl") else _spell_en(n)
+def _lang(language: str) -> str:
+    """num2words' language code for ``language`` ("nl-BE" → "nl", "en_GB" → "en"); English when unsupported."""
+    from num2words import CONVERTER_CLASSES
+
+    code = language.replace("-", "_").lower()
+    for c in (code, code.split("_")[0]):
+        if c in CONVERTER_CLASSES:
+            return c
+    return "en"
 
 
-def _spell_en(n: int) -> str:
-    if n < 20:
-        return _EN_ONES[n]
-    if n < 100:
-        return _EN_TENS[n // 10] + ("" if n % 10 == 0 else " " + _EN_ONES[n % 10])
-    for size, name in ((10**6, "million"), (1000, "thousand"), (100, "hundred")):
-        if n >= size:
-            rest = n % size
-            return f"{_spell_en(n // size)} {name}" + (f" {_spell_en(rest)}" if rest else "")
-    raise AssertionError("unreachable")
+def spell_number(n: int | str, language: str = "en", to: str = "cardinal") -> str:
+    """A number in words with ``num2words`` (``to``: cardinal, ordinal or year; a decimal string such as
+    "3.5" reads "three point five"). Hyphens and commas of num2words' output stay (normalize removes them)."""
+    from decimal import Decimal
+
+    from num2words import num2words
+
+    value = Decimal(n) if isinstance(n, str) else n
+    return num2words(value, lang=_lang(language), to=to)
 
 
-def _spell_nl(n: int) -> str:
-    # Dutch writes numbers below a million as one word: 21 = eenentwintig, 123 = honderddrieëntwintig.
-    if n < 20:
-        return _NL_ONES[n]
-    if n < 100:
-        ones, tens = n % 10, _NL_TENS[n // 10]
-        if not ones:
-            return tens
-        link = "ën" if _NL_ONES[ones].endswith("e") else "en"
-        return _NL_ONES[ones] + link + tens
-    if n < 1000:
-        head = "" if n // 100 == 1 else _NL_ONES[n // 100]
-        return head + "honderd" + (_spell_nl(n % 100) if n % 100 else "")
-    if n < 10**6:
-        head = "" if n // 1000 == 1 else _spell_nl(n // 1000)
-        return head + "duizend" + (" " + _spell_nl(n % 1000) if n % 1000 else "")
-    rest = n % 10**6
-    return _spell_nl(n // 10**6) + " miljoen" + (" " + _spell_nl(rest) if rest else "")
+def _digits(s: str, language: str) -> str:
+    return " ".join(spell_number(int(d), language) for d in s)
+
+
+def _spell(token: str, language: str) -> str:
+    """One written number → words: thousands separators and the decimal point/comma of the language,
+    ordinals, years (1100–2099) and digit strings (leading zero, or longer than 15 digits) one by one."""
+    suffix = _ORDINAL.search(token)
+    body = token[: suffix.start()] if suffix else token
+    decimal, group = (",", ".") if _lang(language) in _COMMA_DECIMAL else (".", ",")
+    parts = re.split(r"[.,]", body)
+    seps = re.findall(r"[.,]", body)
+    if seps and all(s == group for s in seps) and all(len(p) == 3 for p in parts[1:]) and len(parts[0]) <= 3:
+        body, seps = "".join(parts), []  # 1,000,000 / 1.000.000
+    if len(seps) == 1 and seps[0] == decimal and not suffix:
+        whole, frac = parts
+        if not (len(whole) > 1 and whole.startswith("0")):
+            return spell_number(f"{whole}.{frac}", language)
+    if seps:  # versions, dates, times: every group on its own
+        return " ".join(_spell(p, language) for p in parts)
+    if len(body) > 15 or (len(body) > 1 and body.startswith("0")):
+        return _digits(body, language)
+    n = int(body)
+    if suffix:
+        return spell_number(n, language, "ordinal")
+    if len(body) == 4 and 1100 <= n < 2100:
+        return spell_number(n, language, "year")
+    return spell_number(n, language)
+
+
+# Languages that write a decimal comma (and group thousands with a point).
+_COMMA_DECIMAL = {"nl", "de", "fr", "es", "it", "pt", "da", "sv", "no", "nb", "fi", "pl", "cs", "ru", "tr", "id"}
 
 
 def _numbers(text: str, language: str, digits: str) -> str:
     if digits == "drop":
-        return _NUMBER.sub(" ", text)
-
-    def spell(m: re.Match) -> str:
-        s = m.group(0)
-        if len(s) > 9 or (len(s) > 1 and s.startswith("0")):  # phone numbers, codes: digit by digit
-            return " " + " ".join(spell_number(int(d), language) for d in s) + " "
-        return " " + spell_number(int(s), language) + " "
-
-    return _NUMBER.sub(spell, text)
+        return re.sub(r"\d+", " ", text)
+    return _NUMBER.sub(lambda m: f" {_spell(m.group(0), language)} ", text)
 
 
 def fold_accents(text: str) -> str:

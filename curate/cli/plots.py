@@ -1,0 +1,124 @@
+"""Pictures of a run for ``curate quality --plot`` and ``curate demo``: per-variant composition (what the
+segments contain against a reference timeline) and segment-length histograms, as PNG (matplotlib, Agg).
+
+Legends sit below the axes, never over the bars.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# composition parts, in stacking order: (label, colour)
+PARTS = (
+    ("clean speech", "#2b8a3e"),
+    ("speech over music", "#94d82d"),
+    ("music", "#1971c2"),
+    ("sung music", "#9c36b5"),
+    ("noise", "#e8590c"),
+    ("silence", "#adb5bd"),
+)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display (servers, CI)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def composition_shares(q: Any) -> dict[str, float]:
+    """A :class:`curate.quality.VariantQuality` → the stacked shares (% of segment time) of :data:`PARTS`."""
+    over_music = max(q.speech_pct - q.clean_speech_pct, 0.0)
+    sung = getattr(q, "sung_pct", 0.0)
+    return {
+        "clean speech": q.clean_speech_pct,
+        "speech over music": over_music,
+        "music": max(q.music_pct - over_music - sung, 0.0),
+        "sung music": sung,
+        "noise": q.noise_pct,
+        "silence": q.silence_pct,
+    }
+
+
+def plot_composition(results: dict[str, Any], path: str | Path) -> Path:
+    """Stacked bars of segment time per variant (left) and the share of multi-speaker segments (right)."""
+    from curate.stats import ordered
+
+    plt = _plt()
+    names = ordered(list(results))
+    fig, (ax, ax2) = plt.subplots(
+        1, 2, figsize=(11, 0.45 * len(names) + 2.2), sharey=True, gridspec_kw={"width_ratios": [3, 1]}
+    )
+    left = [0.0] * len(names)
+    for label, colour in PARTS:
+        vals = [composition_shares(results[v])[label] for v in names]
+        ax.barh(names, vals, left=left, color=colour, label=label)
+        left = [a + b for a, b in zip(left, vals, strict=True)]
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of segment time")
+    ax.invert_yaxis()
+    ax.set_title("what the segments contain")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
+    ax2.barh(names, [results[v].multi_speaker_pct for v in names], color="#c92a2a")
+    ax2.set_xlim(0, 100)
+    ax2.set_xlabel("% of segments")
+    ax2.set_title("multi-speaker")
+    return _save(fig, path)
+
+
+def plot_lengths(durations: dict[str, list[float]], path: str | Path, max_s: float = 30.0) -> Path:
+    """One histogram of segment durations (1 s bins) per variant, in a grid."""
+    import math
+
+    from curate.stats import ordered
+
+    plt = _plt()
+    names = ordered(list(durations))
+    cols = min(3, max(1, len(names)))
+    rows = math.ceil(len(names) / cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False, sharex=True)
+    top = max([max(d) for d in durations.values() if len(d)] + [max_s])
+    bins = [float(b) for b in range(int(math.ceil(top)) + 1)]
+    for ax, v in zip(axes.flat, names, strict=False):
+        d = durations[v]
+        ax.hist(d, bins=bins, color="#1971c2")
+        ax.set_title(f"{v} ({len(d)} segments)", fontsize=10)
+        ax.set_xlabel("segment length, s")
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def run_durations(run_dir: str | Path) -> dict[str, list[float]]:
+    from curate import manifest
+    from curate.rundir import RunDir
+
+    run = RunDir(run_dir)
+    return {
+        v: manifest.read_table(run.variant_dir(v), "segments", columns=["duration_s"]).column(0).to_pylist()
+        for v in run.variants()
+    }
+
+
+def save_run_plots(run_dir: str | Path, quality: dict[str, Any] | None = None) -> list[Path]:
+    """``RUN/plots/lengths.png`` and, with quality results, ``RUN/plots/composition.png``; returns the paths."""
+    out = Path(run_dir) / "plots"
+    paths = [plot_lengths(run_durations(run_dir), out / "lengths.png")]
+    if quality:
+        paths.insert(0, plot_composition(quality, out / "composition.png"))
+    return paths
+
+
+__all__ = ["PARTS", "composition_shares", "plot_composition", "plot_lengths", "run_durations", "save_run_plots"]
