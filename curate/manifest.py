@@ -8,25 +8,20 @@ Readers refuse a file whose schema version differs, with a message that says wha
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.schema import (
-    KIND_KEY,
-    SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY,
-    SCHEMAS,
-    Segment,
-    segment_from_row,
-    to_row,
-)
+from curate.schema import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SCHEMAS, Segment, segment_from_row, to_row
 
 
 class SchemaMismatchError(RuntimeError):
@@ -44,6 +39,22 @@ def file_mode() -> int:
     return 0o666 & ~umask
 
 
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Re-raise an OSError from writing ``path`` as one that names ``path`` (not its temp file, and not nothing:
+    pyarrow's "No space left on device" names no file) and keeps its errno, so the CLI can say in one line
+    which file could not be written and why."""
+    try:
+        yield
+    except OSError as e:
+        code = e.errno
+        if code is None:  # pyarrow: "[Errno 28] ..." only in the message
+            found = re.search(r"\[errno (\d+)\]", str(e), re.IGNORECASE)
+            code = int(found.group(1)) if found else None
+        reason = os.strerror(code) if code else str(e)
+        raise OSError(code or errno.EIO, reason, str(path)) from e
+
+
 def _atomic_path(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -53,14 +64,15 @@ def _atomic_path(path: Path) -> tuple[int, str]:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    fd, tmp = _atomic_path(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        fd, tmp = _atomic_path(path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -87,14 +99,15 @@ def write_table(path: str | Path, table: pa.Table, kind: str) -> Path:
     table = table.cast(schema).replace_schema_metadata(
         {SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode(), KIND_KEY: kind.encode()}
     )
-    fd, tmp = _atomic_path(path)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        fd, tmp = _atomic_path(path)
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -5,6 +5,7 @@ corruption conditions, ablations, selections): a YAML mapping in, a validated da
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -52,9 +53,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # YAML's .nan/.inf: no parameter means "unbounded" by infinity
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")

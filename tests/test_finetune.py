@@ -72,11 +72,11 @@ def test_cnn_always_and_transformer_initially_frozen(synth, tmp_path):
     import torch
 
     train, _, ck = synth
-    before = torch.load(ck, weights_only=False)["model"]
+    before = torch.load(ck, weights_only=True)["model"]
     cfg = FinetuneConfig(max_steps=3, freeze_steps=3, lr=1e-2, batch_s=6, device="cpu", log_every=1)
     finetune(ck, train[:8], cfg, tmp_path)
     after = {
-        k.removeprefix("w2v."): v for k, v in torch.load(tmp_path / "finetuned.pt", weights_only=False)["model"].items()
+        k.removeprefix("w2v."): v for k, v in torch.load(tmp_path / "finetuned.pt", weights_only=True)["model"].items()
     }
     for k, v in before.items():
         assert torch.equal(v, after[k]), f"{k} changed during the frozen phase"

@@ -50,7 +50,7 @@ def test_probe_report_and_plot(setup, tmp_path):
     assert json.loads((tmp_path / "probe.json").read_text())["wer"]["dev"] == rep["wer"]["dev"]
     assert (tmp_path / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The checkpoint is frozen: probing never writes it.
-    after = torch.load(ck, weights_only=False)["model"]
+    after = torch.load(ck, weights_only=True)["model"]
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 

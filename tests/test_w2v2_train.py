@@ -62,7 +62,7 @@ def test_tiny_pretraining_lowers_the_contrastive_loss(speech_run, tmp_path):
     assert 0.3 < np.mean([r["masked_frac"] for r in curve]) < 0.5
     assert s["val_segments"] == 4 and s["epochs"] > 1 and s["audio_h"] > 0
     assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "last.pt").exists()
-    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert ck["config"]["model"]["hidden"] == 64 and ck["step"] == 200  # checkpoints carry their full config
 
 
@@ -80,8 +80,8 @@ def test_resume_reproduces_the_uninterrupted_loss_curve(speech_run, tmp_path):
     for ra, rb in zip(a, b, strict=True):
         for k in keys:
             assert ra[k] == pytest.approx(rb[k], rel=1e-6, abs=1e-7), (ra["step"], k)
-    wa = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)["model"]
-    wb = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["model"]
+    wa = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["model"]
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
 
 

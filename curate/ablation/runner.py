@@ -98,9 +98,9 @@ def pretrain_run(spec: AblationSpec, cell: Cell, run_dir: Path, lr: float, steps
     rec["seconds"] = time.perf_counter() - t0
     best = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
     if rec["status"] == "ok" and best.exists():
-        import torch
+        from curate.w2v2 import checkpoint as checkpoints
 
-        ck = torch.load(best, map_location="cpu", weights_only=False)
+        ck = checkpoints.load(best)
         rec.update(
             checkpoint=str(best),
             val_loss=ck.get("val_loss"),

@@ -6,6 +6,7 @@ shared console helpers are in :mod:`curate.cli.console`.
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Annotated
 
@@ -48,12 +49,20 @@ for _group in (run, demo, ablate, corrupt, derive, export, models, pretrain, qua
     _group.register(app)
 
 
+OUTPUT_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ELOOP}
+
+
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
         console.print("interrupted; rerun the same command to resume")
         sys.exit(130)
+    except OSError as e:  # a read-only, full or forbidden output disk: one line naming the file, no traceback
+        if e.errno not in OUTPUT_ERRNOS:
+            raise
+        console.print(f"[bold red]error:[/] {e.filename or 'output'}: {e.strerror or e}", soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
 
         pipe = load_pipeline_or_exit(pipeline, set_)
         try:
-            run_with_progress(
+            result = run_with_progress(
                 pipe,
                 catalog,
                 out,
@@ -71,6 +71,9 @@ def register(app: typer.Typer) -> None:
         except (CatalogError, RunDirError, ValueError) as e:
             fail(str(e))
         out_console_stats(out, load_stats, format_table)
+        counts = result["counts"]
+        if counts["failed"] and not counts["processed"]:
+            fail(f"every recording failed ({counts['failed']}): see {out / 'failures.parquet'}", code=1)
 
     @app.command()
     def stats(run_dir: Annotated[Path, typer.Argument(help="a curate run directory")]) -> None:
@@ -86,10 +89,19 @@ def register(app: typer.Typer) -> None:
     def validate(
         pipelines: Annotated[list[Path], typer.Argument(help="pipeline YAML files")],
         set_: Annotated[list[str] | None, typer.Option("--set", help="override STAGE.PARAM=VALUE")] = None,
+        models: Annotated[bool, typer.Option(help="check that every model can be found here (store, bundled)")] = True,
     ) -> None:
-        """Check pipelines without running them (stages exist, params valid, variants consistent)."""
+        """Check pipelines without running them (stages exist, params valid, variants consistent, models found)."""
+        from curate.config import check_models
+        from curate.errors import ConfigError
+
         for p in pipelines:
             pipe = load_pipeline_or_exit(p, set_)
+            if models:
+                try:
+                    check_models(pipe)
+                except ConfigError as e:
+                    fail(f"{p}: {e}")
             out.print(f"[green]ok[/] {p}: {pipe.name} → variants {', '.join(pipe.variants()) or 'none'}")
 
 

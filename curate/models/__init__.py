@@ -21,6 +21,8 @@ from curate.models import bundled
 log = logging.getLogger(__name__)
 
 ENV_STORE = "CURATE_MODELS"
+DEVICES = ("auto", "cpu", "cuda")  # the runner gives each worker its GPU (CUDA_VISIBLE_DEVICES), so no cuda:N
+COMPUTE_TYPES = ("auto", "int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")  # CTranslate2
 BACKENDS = ("faster-whisper", "whisper", "pyannote", "wav2vec2", "demucs", "resemblyzer", "silero")
 ALIASES = {"openai-whisper": "whisper", "ct2": "faster-whisper", "fw": "faster-whisper"}
 
@@ -115,6 +117,31 @@ def resolve(
     raise ModelNotFoundError(_not_found_message(ms, root))
 
 
+def check(
+    spec: str, store: str | Path | None = None, allow_download: bool = False, default_backend: str | None = None
+) -> None:
+    """Would :func:`resolve` find this model? Raises what it would raise, without loading, assembling or
+    downloading anything (a bundled model counts when its package is installed), so a config is checked before
+    any data moves. With ``allow_download`` only the spec's form is checked."""
+    ms = parse_spec(spec, default_backend)
+    if ms.backend is None:
+        if not Path(ms.name).exists():
+            raise ModelNotFoundError(f"model path {ms.name} does not exist; expected a model file or directory there")
+        return
+    root = default_store(store)
+    if allow_download or (root is not None and _usable(store_path(root, ms.backend, ms.name))):
+        return
+    if bundled.available(ms.backend, ms.name):
+        return
+    raise ModelNotFoundError(_not_found_message(ms, root))
+
+
+def check_device(device: str) -> None:
+    """A model stage's ``device`` param: one of :data:`DEVICES`, else a ValueError saying so."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+
+
 def _not_found_message(ms: ModelSpec, root: Path | None) -> str:
     where = (
         f"{store_path(root, ms.backend or '', ms.name)}/"
@@ -190,6 +217,10 @@ def fetch(spec: str, store: str | Path | None = None) -> Path:
 
 __all__ = [
     "BACKENDS",
+    "COMPUTE_TYPES",
+    "DEVICES",
+    "check",
+    "check_device",
     "ENV_STORE",
     "ModelEntry",
     "ModelNotFoundError",

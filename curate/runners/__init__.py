@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from curate.config import Pipeline
-from curate.runners.driver import Plan, RunDirError, finalize, prepare
+from curate.config import Pipeline, check_models
+from curate.errors import RunDirError
+from curate.runners.driver import Plan, finalize, prepare
 
 RUNNERS = ("ray", "local")
 
@@ -35,6 +36,8 @@ def run_pipeline(
         raise ValueError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
     if stage_pools and runner != "ray":
         raise ValueError("--stage-pools needs the ray runner")
+    if ray_address is None:  # a missing model fails now, not after ingest on every worker (on a cluster the
+        check_models(pipeline)  # driver may not see the workers' model store, so the workers find out)
     t0 = time.perf_counter()
     plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest)
     t1 = time.perf_counter()

@@ -78,6 +78,51 @@ def apply_filters(df: pd.DataFrame, stages: list) -> list[Decision]:
     return decisions
 
 
+# What prepare() writes before plan.json: a directory holding only these is a prepare that was killed
+PREPARE_FILES = {"recordings.parquet", "decisions.parquet", PROGRESS_DIR, f"{PROGRESS_DIR}/ingest_failures.parquet"}
+
+
+def _interrupted_prepare(out_dir: Path) -> bool:
+    """Does ``out_dir`` hold only what an interrupted :func:`prepare` leaves (its files and temp files)?"""
+    for p in out_dir.rglob("*"):
+        rel = p.relative_to(out_dir).as_posix()
+        if rel not in PREPARE_FILES and not (p.name.startswith(".") and p.name.endswith(".tmp")):
+            return False
+    return True
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """Where two resolved pipelines differ: ``passes.seq[0].window_s: 30 → 10`` (first few)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d
+            for k in sorted(set(a) | set(b), key=str)
+            for d in _differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))
+        ]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{where}[{i}]")]
+    return [] if a == b else [f"{where or 'pipeline'}: {a!r} → {b!r}"]
+
+
+def _refusal(out_dir: Path, saved: dict[str, Any], fp: dict[str, Any], source: dict[str, Any]) -> str | None:
+    """Why this command may not resume the run in ``out_dir`` (None: it may). The catalog is compared by content,
+    so a moved or copied catalog resumes; the pipeline (with its --set overrides) by its resolved YAML."""
+    old = saved["fingerprint"]
+    problems = []
+    if old.get("catalog_sha256") != fp["catalog_sha256"]:
+        problems.append(f"the catalog's content differs ({old.get('catalog')} then, {fp['catalog']} now)")
+    if old.get("pipeline") != fp["pipeline"]:
+        diff = _differences(saved.get("pipeline_source"), source) if "pipeline_source" in saved else []
+        shown = "; ".join(diff[:3]) + (f"; and {len(diff) - 3} more" if len(diff) > 3 else "")
+        problems.append(f"the pipeline or its --set overrides differ ({shown or 'resolved YAML changed'})")
+    if not problems:
+        return None
+    return (
+        f"{out_dir} holds a run of another catalog or pipeline: {' and '.join(problems)}; rerun the same "
+        "command to resume, choose a new --out, or delete the directory to start over."
+    )
+
+
 def prepare(
     pipeline: Pipeline, catalog: str | Path, out_dir: str | Path, on_ingest: Callable[[int], None] | None = None
 ) -> Plan:
@@ -90,13 +135,12 @@ def prepare(
         "catalog_sha256": _sha256(catalog) if catalog.is_file() else None,
         "pipeline": pipeline_fingerprint(pipeline),
     }
+    source = json.loads(json.dumps(pipeline.source, default=str))
     if plan_file.exists():
         saved = json.loads(plan_file.read_text())
-        if saved["fingerprint"] != fp:
-            raise RunDirError(
-                f"{out_dir} holds a run of another catalog or pipeline ({saved['fingerprint']}); "
-                "choose a new --out, or delete the directory to start over."
-            )
+        refusal = _refusal(out_dir, saved, fp, source)
+        if refusal:
+            raise RunDirError(refusal)
         recs = {
             r["recording_id"]: recording_from_row(r)
             for r in manifest.read_table(out_dir / "recordings.parquet", "recordings").to_pylist()
@@ -104,8 +148,17 @@ def prepare(
         log.info("resuming %s: %d shards planned", out_dir, len(saved["shards"]))
         return Plan(out_dir, pipeline, recs, saved["shards"])
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise RunDirError(f"{out_dir} is not empty and holds no curate run plan; choose a new --out")
-    result = ingest(catalog, min_duration_s=pipeline.settings.min_duration_s, on_progress=on_ingest)
+        if not _interrupted_prepare(out_dir):
+            raise RunDirError(f"{out_dir} is not empty and holds no curate run plan; choose a new --out")
+        log.info("%s: ingest or planning was interrupted before the plan was written; starting them again", out_dir)
+        for tmp in out_dir.rglob(".*.tmp"):  # half-written files of the killed prepare (nothing else is here)
+            tmp.unlink()
+    result = ingest(
+        catalog,
+        min_duration_s=pipeline.settings.min_duration_s,
+        published_format=pipeline.settings.published_format,
+        on_progress=on_ingest,
+    )
     manifest.write_records(out_dir / "recordings.parquet", result.recordings, "recordings")
     manifest.write_records(out_dir / PROGRESS_DIR / "ingest_failures.parquet", result.failures, "failures")
     df = manifest.read_table(out_dir / "recordings.parquet", "recordings").to_pandas()
@@ -114,7 +167,7 @@ def prepare(
     kept = sorted(d.recording_id for d in decisions if d.kept)
     n = pipeline.settings.shard_size
     shards = [kept[i : i + n] for i in range(0, len(kept), n)]
-    manifest.write_json(plan_file, {"fingerprint": fp, "shards": shards})
+    manifest.write_json(plan_file, {"fingerprint": fp, "pipeline_source": source, "shards": shards})
     return Plan(out_dir, pipeline, {r.recording_id: r for r in result.recordings}, shards)
 
 
@@ -125,6 +178,24 @@ def collect_failures(out_dir: Path) -> list[Failure]:
         tables.append(manifest.read_table(part_dir, "failures"))
     rows = [r for t in tables for r in t.to_pylist()]
     return [Failure(**r) for r in rows]
+
+
+def _mark_failed(out_dir: Path, failures: list[Failure], failed: set[str]) -> None:
+    """A kept recording that then failed is not ``kept`` in decisions.parquet: its row names the failing stage
+    and error instead. Idempotent (a resumed run's finalize rewrites the same rows)."""
+    first = {}
+    for f in failures:
+        if f.severity == "error" and f.recording_id in failed:
+            first.setdefault(f.recording_id, f)
+    path = RunDir(out_dir).decisions
+    rows = manifest.read_table(path, "decisions").to_pylist()
+    stale = [r for r in rows if r["kept"] and r["recording_id"] in first]
+    if not stale:
+        return
+    for r in stale:
+        f = first[r["recording_id"]]
+        r.update(kept=False, stage=f.stage, reason=f"{f.error_type}: {f.message}")
+    manifest.write_records(path, rows, "decisions")
 
 
 def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, Any]:
@@ -142,6 +213,8 @@ def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, An
     for m in markers:
         for k, v in ((m or {}).get("info") or {}).items():
             info.setdefault(k, v)
+    failed = {f.recording_id for f in rows if f.severity == "error"} - set(processed)
+    _mark_failed(out_dir, rows, failed)
     input_s = sum(plan.recordings[r].duration_s for r in processed)
     stats = compute_stats(out_dir, plan.pipeline.variants(), input_s)
     write_stats(out_dir, stats)
@@ -155,6 +228,7 @@ def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, An
             "recordings": len(plan.recordings),
             "kept": sum(len(s) for s in plan.shards),
             "processed": len(processed),
+            "failed": len(failed),  # recordings with an error row that produced nothing
             "shards": len(plan.shards),
         },
         stage_info=info,

@@ -80,26 +80,33 @@ def derive_recording(derivations: list[Derivation], ctx: RecordingContext, out: 
         out.variants[d.variant].extend(_label(segments, d.variant))
 
 
-def verify_audio(rec: Recording) -> list[str]:
-    """Decode the whole file once, streaming, and check it against its header. Returns warnings; raises
-    :class:`~curate.audio.AudioDecodeError` for audio that is damaged beyond use."""
-    result = audio.scan(rec.audio_path)
+def verify_audio(rec: Recording, timeout_s: float | None = None) -> tuple[list[str], Recording]:
+    """Decode the whole file once, streaming, and check it against its header. Returns warnings and the
+    recording as decoded: when the header's duration disagrees with the audio, the decoded duration wins (a
+    warning says so). Raises :class:`~curate.audio.AudioDecodeError` for audio that is damaged beyond use
+    (it decodes short, with decoder errors), or that takes longer than ``timeout_s`` to decode (the watchdog)."""
+    result = audio.scan(rec.audio_path, timeout_s=timeout_s)
     warnings = []
-    if result.decoded_duration_s < rec.duration_s - max(0.5, 0.01 * rec.duration_s):
-        raise audio.AudioDecodeError(
-            rec.audio_path,
-            f"truncated: header says {rec.duration_s:.2f} s but only {result.decoded_duration_s:.2f} s decode",
-        )
+    header_s, decoded_s = rec.duration_s, result.decoded_duration_s
+    if abs(decoded_s - header_s) > max(0.5, 0.01 * header_s):
+        if decoded_s < header_s and result.decoder_error:
+            raise audio.AudioDecodeError(
+                rec.audio_path,
+                f"truncated: header says {header_s:.2f} s but only {decoded_s:.2f} s decode ({result.decoder_error})",
+            )
+        warnings.append(f"header says {header_s:.2f} s but {decoded_s:.2f} s decode; the decoded duration is used")
+        rec = dataclasses.replace(rec, duration_s=decoded_s)
     if result.nonfinite_samples:
         warnings.append(f"{result.nonfinite_samples} NaN/inf samples replaced by 0")
     if result.peak < 1e-4:
         warnings.append("audio is silent (peak < -80 dBFS)")
-    return warnings
+    return warnings, rec
 
 
 def recording_context(settings: Settings, rec: Recording) -> RecordingContext:
-    """The context every runner gives a recording's stages (the language rule is the settings')."""
-    ctx = RecordingContext(rec)
+    """The context every runner gives a recording's stages: the language rule and the decoding watchdog are
+    the settings' (one place for both)."""
+    ctx = RecordingContext(rec, decode_timeout_s=settings.decode_timeout_s(rec.duration_s))
     ctx.language = settings.language_for(rec)
     return ctx
 
@@ -111,8 +118,10 @@ def failure_row(rec: Recording, error: Exception) -> Failure:
 
 def process_recording(pipeline: Pipeline, rec: Recording, verify: bool = True) -> tuple[RecordingOutput, list[str]]:
     """Every pass and derivation on one recording, its audio decoded once for all of them."""
+    warnings: list[str] = []
+    if verify:
+        warnings, rec = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
     ctx = recording_context(pipeline.settings, rec)
-    warnings = verify_audio(rec) if verify else []
     out = RecordingOutput()
     try:
         for p in pipeline.passes:
@@ -209,6 +218,7 @@ class ShardState:
     segments: dict[str, list[Segment]] = field(default_factory=dict)  # current segments of the running pass
     warnings: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     failures: dict[str, Failure] = field(default_factory=dict)  # recording_id → its failure (skipped after)
+    decoded: dict[str, Recording] = field(default_factory=dict)  # recordings whose decoded duration won
 
     def apply(self, pipeline: Pipeline, stage: Transform, first_of_pass: bool, verify: bool) -> None:
         """Run one stage on every recording that has not failed. ``first_of_pass``: start from no segments;
@@ -217,11 +227,16 @@ class ShardState:
             rid = rec.recording_id
             if rid in self.failures:
                 continue
-            ctx = recording_context(pipeline.settings, rec)
+            rec = self.decoded.get(rid, rec)
             out = self.outputs.setdefault(rid, RecordingOutput())
+            ctx = None
             try:
                 if verify:
-                    self.warnings[rid].extend(verify_audio(rec))
+                    warnings, checked = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
+                    self.warnings[rid].extend(warnings)
+                    if checked is not rec:
+                        rec = self.decoded[rid] = checked
+                ctx = recording_context(pipeline.settings, rec)
                 segments = [] if first_of_pass else self.segments.get(rid, [])
                 self.segments[rid] = run_stages([stage], ctx, segments, out)
                 for k, v in ctx.info.items():
@@ -230,7 +245,8 @@ class ShardState:
             except (audio.AudioDecodeError, RecordingError) as e:
                 self.failures[rid] = failure_row(rec, e)
             finally:
-                ctx.release()
+                if ctx is not None:
+                    ctx.release()
 
     def finish(self, pipeline: Pipeline, out_dir: str | Path, seconds: float) -> dict[str, Any]:
         """Derive the model-free variants, then write the shard's parts and marker."""
@@ -240,7 +256,7 @@ class ShardState:
             if rid in self.failures:
                 continue
             out = self.outputs.setdefault(rid, RecordingOutput())
-            derive_recording(pipeline.derive, recording_context(pipeline.settings, rec), out)
+            derive_recording(pipeline.derive, recording_context(pipeline.settings, self.decoded.get(rid, rec)), out)
             outputs[rid] = (out, self.warnings.get(rid, []))
         return write_shard(
             pipeline, self.shard_id, self.recordings, outputs, list(self.failures.values()), out_dir, seconds

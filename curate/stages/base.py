@@ -80,8 +80,11 @@ class StageResult:
 class RecordingContext:
     """What a transform sees of one recording: its row, its audio (decoded lazily, once), and a warning sink."""
 
-    def __init__(self, recording: Recording, default_language: str | None = None):
+    def __init__(
+        self, recording: Recording, default_language: str | None = None, decode_timeout_s: float | None = None
+    ):
         self.recording = recording
+        self.decode_timeout_s = decode_timeout_s  # watchdog for decoding this recording (None: no limit)
         self.language = recording.language or default_language
         self.warnings: list[str] = []
         self.info: dict[str, Any] = {}  # stage facts worth recording in run.json (e.g. a fallback taken)
@@ -92,7 +95,7 @@ class RecordingContext:
         if self._audio is None:
             from curate import audio
 
-            self._audio = audio.load(self.recording.audio_path)
+            self._audio = audio.load(self.recording.audio_path, timeout_s=self.decode_timeout_s)
         return self._audio
 
     def read(self, start_s: float, end_s: float) -> np.ndarray:
@@ -101,7 +104,7 @@ class RecordingContext:
         if self._audio is not None:
             sr = audio.SAMPLE_RATE
             return self._audio[int(round(start_s * sr)) : int(round(end_s * sr))]
-        return audio.load(self.recording.audio_path, start_s, end_s)
+        return audio.load(self.recording.audio_path, start_s, end_s, timeout_s=self.decode_timeout_s)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -125,6 +128,10 @@ class Transform(Stage):
         if own is not None:
             return own
         return getattr(getattr(self, "_settings", None), name, None)
+
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        """(spec, default backend) of every model :meth:`setup` must find; checked before any data moves."""
+        return []
 
     def setup(self) -> None:
         """Load models here (once per worker), never in ``__init__``."""

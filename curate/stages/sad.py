@@ -60,6 +60,9 @@ class SadSegment(Transform):
         if self.step_s <= 0:
             raise ConfigError(f"sad_segment.step_s must be > 0, got {self.step_s}")
 
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        return [(self.model, None)] if self.backend == "pyannote" else [("silero:vad", None)]
+
     def setup(self) -> None:
         self._vad = VadModel(
             self.backend, self.model, self.device, self.step_s, store=self.setting("model_store", self.model_store)

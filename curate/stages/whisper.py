@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from curate.errors import ConfigError
+from curate.models import COMPUTE_TYPES
 from curate.models.device import free_cuda, pick_device
 from curate.registry import register
 from curate.schema import RejectedSegment, Segment, Word
@@ -27,7 +28,6 @@ from curate.stages.base import RecordingContext, Resources, StageResult, Transfo
 log = logging.getLogger(__name__)
 
 BACKENDS = {"faster-whisper": "faster-whisper", "openai-whisper": "whisper"}  # stage backend → model backend
-COMPUTE_TYPES = ("auto", "int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
 LANGUAGE_NAMES = {"dutch": "nl", "flemish": "nl", "vlaams": "nl", "nederlands": "nl", "english": "en"}
 
 
@@ -186,6 +186,9 @@ class WhisperTranscribe(Transform):
             raise ConfigError("whisper_transcribe.batch_size > 1 needs backend faster-whisper")
         if self.window_s and self.window_s < 60:
             raise ConfigError(f"whisper_transcribe.window_s must be 0 (whole file) or >= 60, got {self.window_s}")
+
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        return [(self.model, BACKENDS[self.backend])]
 
     @property
     def resources(self) -> Resources:  # type: ignore[override]

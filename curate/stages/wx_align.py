@@ -288,6 +288,9 @@ class WxAlign(Transform):
         if self.fallback not in FALLBACKS:
             raise ConfigError(f"wx_align.fallback must be one of {FALLBACKS}, got {self.fallback!r}")
 
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        return [(self.model, "wav2vec2")] if self.fallback == "error" else []  # else a missing model falls back
+
     def setup(self) -> None:
         from curate import models
 

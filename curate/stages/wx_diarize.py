@@ -118,6 +118,11 @@ class WxDiarize(Transform):
             num_speakers=self.num_speakers,
         )
 
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        if self.backend == "pyannote":
+            return [(self.pipeline, None)] if self.pipeline else []
+        return [(self.segmentation, None), (self.embedding, None)]
+
     def setup(self) -> None:
         device = pick_device(self.device)
         if self.backend == "pyannote":

@@ -181,6 +181,10 @@ class WxTranscribe(Transform):
                 f"wx_transcribe: need 0 < vad_offset <= vad_onset < 1, got {self.vad_onset}, {self.vad_offset}"
             )
 
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        vad = self.vad_model if self.vad == "pyannote" else "silero:vad"
+        return [(self.model, "faster-whisper"), (vad, None)]
+
     def setup(self) -> None:
         from curate import models
 

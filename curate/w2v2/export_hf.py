@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from curate.w2v2 import checkpoint as checkpoints
 from curate.w2v2.config import ModelConfig, load_config
 
 
@@ -84,13 +85,12 @@ def to_hf_state_dict(sd: dict, cfg: ModelConfig) -> dict:
 
 def export_hf(checkpoint: str | Path, out_dir: str | Path) -> Path:
     """``curate pretrain export-hf CKPT OUT``: writes OUT/config.json and OUT/model.safetensors."""
-    import torch
     from transformers import Wav2Vec2Model
 
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
         raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = checkpoints.load(checkpoint)
     if not isinstance(ck, dict) or "config" not in ck or "model" not in ck:
         raise ValueError(f"{checkpoint}: not a curate pre-training checkpoint (expected 'config' and 'model')")
     cfg = load_config(ck["config"]).model

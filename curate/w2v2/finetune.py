@@ -25,6 +25,7 @@ import numpy as np
 
 from curate.errors import ConfigError
 from curate.models.device import pick_device
+from curate.w2v2 import checkpoint as checkpoints
 from curate.w2v2 import text as txt
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,6 @@ def load_pretrained(path: str | Path, device: str = "cpu", dropout: float | None
     """A pre-trainer checkpoint (``best.pt``/``last.pt``: {"config", "model", "step", …}) → (Wav2Vec2, raw dict).
 
     ``dropout`` overrides the three dropout places of the model config (fine-tuning uses 0.1)."""
-    import torch
 
     from curate.w2v2.config import load_config
     from curate.w2v2.model import Wav2Vec2
@@ -96,9 +96,9 @@ def load_pretrained(path: str | Path, device: str = "cpu", dropout: float | None
     if not path.is_file():
         raise FinetuneError(f"{path}: no such checkpoint (expected best.pt or last.pt of `curate pretrain`)")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # any unpickling problem means the same to the user
-        raise FinetuneError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
+        ck = checkpoints.load(path)
+    except checkpoints.CheckpointError as e:
+        raise FinetuneError(str(e)) from None
     if not isinstance(ck, dict) or "config" not in ck or "model" not in ck:
         raise FinetuneError(f"{path}: not a curate pre-trainer checkpoint (needs 'config' and 'model' entries)")
     cfg = load_config(ck["config"]).model
@@ -315,16 +315,14 @@ def finetune(
                 r = evaluate(model, utts, device)
                 metrics.write(json.dumps({"step": step, "eval": name, "wer": r["wer"], "cer": r["cer"]}) + "\n")
     metrics.close()
-    torch.save(
-        {
-            "config": ck["config"],
-            "finetune": asdict(cfg),
-            "model": model.state_dict(),
-            "vocab": list(txt.VOCAB),
-            "pretrained_step": ck.get("step"),
-        },
-        out_dir / "finetuned.pt",
-    )
+    finetuned = {
+        "config": ck["config"],
+        "finetune": asdict(cfg),
+        "model": model.state_dict(),
+        "vocab": list(txt.VOCAB),
+        "pretrained_step": ck.get("step"),
+    }
+    checkpoints.save(out_dir / "finetuned.pt", finetuned)
     for name, utts in (evals or {}).items():
         results[name] = evaluate(model, utts, device)
         (out_dir / f"eval-{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
@@ -390,12 +388,14 @@ def evaluate(model, utts, device=None) -> dict[str, Any]:
 
 def load_finetuned(path: str | Path, device: str = "cpu"):
     """``finetuned.pt`` → the CTC model (eval mode)."""
-    import torch
 
     from curate.w2v2.config import load_config
     from curate.w2v2.model import Wav2Vec2
 
-    ck = torch.load(Path(path), map_location="cpu", weights_only=False)
+    try:
+        ck = checkpoints.load(path)
+    except checkpoints.CheckpointError as e:
+        raise FinetuneError(str(e)) from None
     if "finetune" not in ck:
         raise FinetuneError(f"{path}: not a fine-tuned checkpoint (written by `curate finetune`)")
     model = CTCModel(Wav2Vec2(load_config(ck["config"]).model))

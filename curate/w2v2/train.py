@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from curate.audio import SAMPLE_RATE
+from curate.w2v2 import checkpoint as checkpoints
 from curate.w2v2.config import PretrainConfig, load_config
 
 log = logging.getLogger(__name__)
@@ -130,14 +131,6 @@ def validate(model, loader_items: list[dict], cfg, device, tau: float, autocast)
             total, n = total + float(res["loss_sum"]), n + res["n"]
     model.train()
     return total / max(1, n)
-
-
-def _save(path: Path, obj: dict) -> None:
-    import torch
-
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _loader(dataset, stream, world: int, rank: int, accumulation: int, workers: int):
@@ -255,7 +248,7 @@ def pretrain(
     )
     step, audio_s, best_val, last_val = 0, 0.0, float("inf"), None
     if resume and (out_dir / "last.pt").exists():
-        ck = torch.load(out_dir / "last.pt", map_location=device, weights_only=False)
+        ck = checkpoints.load(out_dir / "last.pt", map_location=device)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         stream.load_state(ck["sampler"])
@@ -292,7 +285,7 @@ def pretrain(
 
     def checkpoint(name: str) -> None:
         if rank == 0:
-            _save(
+            checkpoints.save(
                 out_dir / name,
                 {
                     "config": cfg.to_dict(),
