@@ -44,7 +44,7 @@ def make_batches(n: int, B: int, seconds: float, seed: int = 0) -> list[dict]:
 
 def ours_step(cfg, device, bf16: bool, compile_: bool):
     from curate.w2v2.model import Wav2Vec2
-    from curate.w2v2.train import accumulate_gradients, prepare
+    from curate.w2v2.step import accumulate_gradients, prepare
 
     torch.manual_seed(0)
     model = Wav2Vec2(cfg.model).to(device).train()
@@ -68,7 +68,7 @@ def hf_step(cfg, device, bf16: bool):
     from curate.w2v2.export_hf import hf_config
 
     hc = hf_config(cfg.model)
-    hc.mask_time_prob, hc.mask_time_length = cfg.model.mask_prob, cfg.model.mask_length
+    hc.mask_time_prob, hc.mask_time_length = cfg.model.span_p, cfg.model.mask_length
     torch.manual_seed(0)
     model = Wav2Vec2ForPreTraining(hc).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.98))
@@ -115,7 +115,7 @@ def bench_loader(n_segments: int, seconds: float, workers: int) -> tuple[float, 
     from curate.w2v2.batching import BatchStream
     from curate.w2v2.config import DataConfig
     from curate.w2v2.data import BatchDataset, ShardSource
-    from curate.w2v2.train import _loader
+    from curate.w2v2.step import read_ahead as _loader
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -62,3 +62,17 @@ def test_lr_at_dispatches_and_rejects_unknown():
     assert lr_at(123, cfg, 3e-4, 1000) == 3e-4
     with pytest.raises(ConfigError, match=r"optim\.schedule"):
         lr_at(0, OptimConfig(schedule="linear"), 1.0, 10)
+
+
+def test_base_and_large_use_h_sqrt_at_their_batch_seconds():
+    """Thesis Table 11: h_const diverges for batches ≤ 600 s; the best BASE LR at 150 s is h_sqrt's 7.91e-5."""
+    from curate.w2v2.config import load_config
+    from curate.w2v2.schedule import peak_lr
+
+    base, large = load_config("base"), load_config("large")
+    assert base.optim.heuristic == large.optim.heuristic == "h_sqrt"
+    assert peak_lr(base) == pytest.approx(7.91e-5, rel=1e-3)
+    assert peak_lr(base, world=4) == pytest.approx(1.58e-4, rel=1e-3)  # 600 s on 4 GPUs
+    assert batch_seconds(large.data.batch_samples, 1, large.train.accumulation) == 150.0
+    assert peak_lr(large) == pytest.approx(3e-4 * (150 / 9720) ** 0.5, rel=1e-6)
+    assert peak_lr(load_config("base", ["optim.lr=1e-4"]), world=8) == 1e-4

@@ -17,6 +17,25 @@ import yaml
 from curate.errors import ConfigError
 from curate.yamlconf import build_dataclass
 
+# What model.mask_prob means: "spans" (fairseq's and the thesis's configs, p = 0.5 or 0.65): p·T/L spans of L
+# frames per utterance; "start_prob" (the wav2vec 2.0 paper's p = 0.065): each frame starts a span with
+# probability p. Sensible ranges, outside of which the value belongs to the other reading (or masks ~all/~nothing).
+MASK_SEMANTICS = {"spans": (0.1, 1.0), "start_prob": (0.01, 0.1)}
+# curate.w2v2.health's checks and what each does unless train.on_health says otherwise.
+HEALTH_DEFAULTS = {
+    "divergence": "stop",
+    "quantizer_collapse": "stop",
+    "diversity_collapse": "warn",
+    "contrastive_at_chance": "stop",
+}
+HEALTH_CHECKS = tuple(HEALTH_DEFAULTS)
+
+
+def expected_masked_fraction(span_p: float, span: int) -> float:
+    """≈ fraction of the frames masked with span-start parameter ``span_p`` (p·T/L starts, overlaps merge):
+    each frame is a start with probability p/L and is masked when one of the L frames up to it is one."""
+    return 1.0 - (1.0 - min(1.0, span_p / span)) ** span
+
 
 @dataclass
 class ModelConfig:
@@ -48,9 +67,10 @@ class ModelConfig:
     tau_start: float = 2.0
     tau_end: float = 0.5
     tau_decay: float = 0.999995
-    # Masking and loss.
+    # Masking (see MASK_SEMANTICS: 0.5 "spans" masks ≈ 40 % of the frames, fairseq's 0.65 ≈ 49 %) and loss.
     mask_prob: float = 0.5
     mask_length: int = 10
+    mask_semantics: str = "spans"
     num_negatives: int = 100
     logit_temp: float = 0.1
     diversity_weight: float = 0.1
@@ -69,8 +89,33 @@ class ModelConfig:
             )
         if self.loss_reduction not in ("per_token", "sum"):
             raise ConfigError(f"model.loss_reduction: expected per_token or sum, got {self.loss_reduction!r}")
-        if not 0 < self.mask_prob < 1:
-            raise ConfigError(f"model.mask_prob must be in (0, 1), got {self.mask_prob}")
+        if self.mask_semantics not in MASK_SEMANTICS:
+            raise ConfigError(
+                f"model.mask_semantics: expected one of {', '.join(MASK_SEMANTICS)}, got {self.mask_semantics!r}"
+            )
+        if self.mask_length < 1:
+            raise ConfigError(f"model.mask_length must be ≥ 1, got {self.mask_length}")
+        lo, hi = MASK_SEMANTICS[self.mask_semantics]
+        if not lo <= self.mask_prob <= hi:
+            other = next(k for k in MASK_SEMANTICS if k != self.mask_semantics)
+            frac = expected_masked_fraction(
+                self.mask_prob * (self.mask_length if other == "start_prob" else 1), self.mask_length
+            )
+            raise ConfigError(
+                f"model.mask_prob={self.mask_prob} makes no sense with mask_semantics={self.mask_semantics} "
+                f"(sensible: {lo}–{hi}); it reads like a mask_semantics={other} value (masks ≈ {frac:.0%} of the "
+                f"frames that way). Thesis: 0.5 spans (≈ 40 % masked); fairseq: 0.65 spans (≈ 49 %); "
+                f"paper: 0.065 start_prob (≈ 49 %)"
+            )
+
+    @property
+    def span_p(self) -> float:
+        """The p of ``loss.compute_mask`` (p·T/L span starts per utterance) for this mask_prob and semantics."""
+        return self.mask_prob * self.mask_length if self.mask_semantics == "start_prob" else self.mask_prob
+
+    @property
+    def masked_fraction(self) -> float:
+        return expected_masked_fraction(self.span_p, self.mask_length)
 
 
 @dataclass
@@ -83,7 +128,9 @@ class DataConfig:
     max_spread_s: float = 10.0  # drop batches whose shortest and longest differ by more
     min_s: float = 1.0  # shorter segments are skipped (too few frames for masking)
     max_s: float = 30.0  # longer segments are cropped to this
-    crop: bool = True  # crop each batch to its shortest member (no padding, no attn mask)
+    crop: bool = True  # crop each training batch to its shortest member (no padding, no attn mask)
+    val_bucket_s: float = 0.0  # validation is never cropped; > 0: lengths within this share a padded batch
+    # (faster; GroupNorm then sees the padding), 0: one utterance per batch (exact)
     normalize: bool = False  # per-utterance zero mean / unit variance (fairseq: LARGE only)
     val_split: str = "median_per_session"  # or "random"
     val_fraction: float = 0.01  # for val_split=random
@@ -127,12 +174,25 @@ class TrainConfig:
     log_every: int = 100
     tensorboard: bool = True
     peak_tflops: float = 0.0  # device peak for MFU; 0 → known GPU table (CPU: not reported)
-    # Health checks.
-    spike_factor: float = 3.0  # loss > factor × running median …
-    spike_patience: int = 50  # … for this many consecutive steps → stop
-    collapse_after: int = 5000  # collapse checks start here
-    collapse_window: int = 1000
-    min_perplexity: float = 2.0
+    # Health checks (curate.w2v2.health), each by name: divergence, quantizer_collapse, diversity_collapse,
+    # contrastive_at_chance. on_health maps a name to "stop" or "warn" (unnamed: HEALTH_DEFAULTS).
+    on_health: dict[str, str] = field(default_factory=dict)
+    spike_factor: float = 3.0  # divergence: loss > factor × running median …
+    spike_patience: int = 50  # … for this many consecutive steps
+    collapse_after: int = 5000  # the collapse/stall checks (at validations) start at this step
+    chance_margin: float = 0.02  # held-out contrastive ≥ (1 − margin) × its chance level = "at chance"
+    chance_patience: int = 3  # validations in a row at chance (or not improving) before a check fires
+    min_code_dependence: float = 0.01  # quantizer collapse: 1 − mean per-frame code entropy / ln V below this …
+    min_perplexity: float = 2.0  # … or a codebook's held-out code perplexity below this
+
+    def validate(self) -> None:
+        bad = {k: v for k, v in self.on_health.items() if k not in HEALTH_CHECKS or v not in ("stop", "warn")}
+        if bad:
+            raise ConfigError(
+                f"train.on_health: {bad}: expected {{name: stop|warn}} with name in {', '.join(HEALTH_CHECKS)}"
+            )
+        if not 0 <= self.chance_margin < 1 or self.chance_patience < 1:
+            raise ConfigError("train.chance_margin must be in [0, 1) and train.chance_patience ≥ 1")
 
 
 @dataclass
@@ -164,11 +224,14 @@ def from_dict(raw: dict[str, Any], origin: str = "<config>") -> PretrainConfig:
     unknown = set(raw) - set(SECTIONS) - {"preset", "description"}
     if unknown:
         raise ConfigError(f"{origin}: unknown section(s) {', '.join(sorted(unknown))}; valid: {', '.join(SECTIONS)}")
+    if isinstance(raw.get("train"), dict) and "collapse_window" in raw["train"]:  # retired; in older checkpoints
+        raw = {**raw, "train": {k: v for k, v in raw["train"].items() if k != "collapse_window"}}
     parts = {
         name: build_dataclass(cls, dict(raw.get(name) or {}), f"{origin}: {name}") for name, cls in SECTIONS.items()
     }
     cfg = PretrainConfig(**parts)
     cfg.model.validate()
+    cfg.train.validate()
     return cfg
 
 

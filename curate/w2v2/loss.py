@@ -3,7 +3,9 @@
 Masking follows fairseq's ``compute_mask_indices``: per utterance with T valid frames, draw
 ``int(p · T / L + U[0,1))`` span starts without replacement from ``[0, T − L]`` and mask L frames from each
 (spans may overlap, so the masked fraction is below p: ≈ 1 − (1 − p/L)^L ≈ 40 % for p = 0.5, L = 10).
-Padding frames are never masked and never drawn as distractors.
+That ``p`` is what fairseq's and the thesis's configs call the mask probability (``mask_semantics: spans``);
+the wav2vec 2.0 paper's 0.065 is a per-frame *start* probability (``mask_semantics: start_prob``), i.e. p/L:
+``ModelConfig.span_p`` converts. Padding frames are never masked and never drawn as distractors.
 """
 
 from __future__ import annotations
@@ -76,15 +78,41 @@ def wav2vec2_loss(out: dict, neg_idx: torch.Tensor, cfg) -> dict:
     diversity = (GV - out["prob_ppl"].sum()) / GV
     loss = contrastive + N * (cfg.diversity_weight * diversity + cfg.l2_weight * out["l2"])
     with torch.no_grad():
-        correct = (logits.argmax(-1) == 0).sum()
+        chance = chance_levels(logits)
     return {
         "loss_sum": loss,
         "contrastive_sum": contrastive.detach(),
         "diversity": diversity.detach(),
         "l2": out["l2"].detach(),
-        "correct": correct,
+        "correct": chance["correct"],
+        "chance_sum": chance["chance_sum"],
+        "chance_acc_sum": chance["chance_acc_sum"],
         "n": N,
     }
 
 
-COLLAPSE_LOSS = math.log(101)  # contrastive loss of a model that cannot tell the target from 100 distractors
+def chance_levels(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Chance level of the contrastive loss and accuracy on the *actual* distractor sets of ``logits`` [N, 1 + K].
+
+    A distractor identical to its target was set to −inf, so a step has K_eff ≤ K usable distractors (a
+    distractor drawn twice is in the softmax twice and counts twice). A model that cannot tell the target from
+    them scores at best ln(K_eff + 1) (target and usable distractors are exchangeable; Jensen) and picks the
+    target with probability 1 / (K_eff + 1). Sums over steps, so they average like the metrics themselves.
+    ``correct`` counts a step only when the target beats every distractor strictly (all-equal logits, e.g. a
+    zero context vector, are not a hit), as fairseq's argmax/argmin rule.
+    """
+    k_eff = torch.isfinite(logits[:, 1:]).sum(1).double()  # [N]
+    if logits.shape[1] > 1:
+        correct = logits[:, 0] > logits[:, 1:].max(1).values
+    else:
+        correct = torch.ones_like(logits[:, 0], dtype=torch.bool)
+    return {
+        "k_eff": k_eff,
+        "chance_sum": torch.log1p(k_eff).sum(),
+        "chance_acc_sum": (1.0 / (k_eff + 1)).sum(),
+        "correct": correct.sum(),
+        "correct_steps": correct,
+    }
+
+
+COLLAPSE_LOSS = math.log(101)  # ln(K + 1) for K = 100 distractors, none identical to its target (the upper bound)

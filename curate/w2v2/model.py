@@ -135,12 +135,14 @@ class GumbelQuantizer(nn.Module):
         nn.init.normal_(self.weight_proj.weight, mean=0, std=1)
         nn.init.zeros_(self.weight_proj.bias)
 
-    def forward(self, x: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [N, C] → (quantized [N, G·d], soft-perplexity per codebook [G], hard-perplexity per codebook [G])."""
+    def forward(self, x: torch.Tensor, tau: float, return_logits: bool = False) -> tuple[torch.Tensor, ...]:
+        """x [N, C] → (quantized [N, G·d], soft-perplexity per codebook [G], hard-perplexity per codebook [G]),
+        plus the code logits [N, G, V] with ``return_logits`` (validation measures their input-dependence)."""
         N = x.shape[0]
         with torch.autocast(x.device.type, enabled=False):  # fp32 island
             logits = self.weight_proj(x.float()).view(N * self.G, self.V)
-            return self._pick(logits, N, tau)
+            picked = self._pick(logits, N, tau)
+        return (*picked, logits.view(N, self.G, self.V)) if return_logits else picked
 
     def _pick(self, logits: torch.Tensor, N: int, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         hard = F.one_hot(logits.argmax(-1), self.V).view(N, self.G, self.V).float()
@@ -208,11 +210,17 @@ class Wav2Vec2(nn.Module):
         return states if return_all_layers else x
 
     def forward(
-        self, wav: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None, tau: float = 2.0
+        self,
+        wav: torch.Tensor,
+        mask: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        tau: float = 2.0,
+        code_logits: bool = False,
     ) -> dict:
         """wav [B, S]; mask [B, T] bool (masked steps); valid [B, T] bool or None (no padding).
 
-        Returns context projections and quantized targets for the N masked steps only (in batch order).
+        Returns context projections and quantized targets for the N masked steps only (in batch order);
+        with ``code_logits`` also the quantizer's logits of those steps [N, G, V].
         """
         feats, l2 = self.features(wav)  # [B, T, C]
         x = F.dropout(self.post_extract_proj(feats), self.cfg.dropout_input, self.training)  # [B, T, D]
@@ -222,9 +230,10 @@ class Wav2Vec2(nn.Module):
         # Only the masked steps enter the loss: project and quantize N rows, never B×T.
         c = self.final_proj(ctx[mask]).float()  # [N, F]
         y = F.dropout(feats[mask], self.cfg.dropout_features, self.training)  # [N, C]
-        q, prob_ppl, code_ppl = self.quantizer(y, tau)  # [N, G·d]
+        q, prob_ppl, code_ppl, *logits = self.quantizer(y, tau, return_logits=code_logits)  # [N, G·d]
         q = self.project_q(q).float()  # [N, F]
-        return {"c": c, "q": q, "prob_ppl": prob_ppl, "code_ppl": code_ppl, "l2": l2}
+        out = {"c": c, "q": q, "prob_ppl": prob_ppl, "code_ppl": code_ppl, "l2": l2}
+        return {**out, "code_logits": logits[0]} if code_logits else out
 
     @torch.no_grad()
     def hidden_states(self, wav: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """Learning-rate schedules (as functions of the step) and the thesis's batch-size heuristics (Table 11).
 
 Heuristics, with s the batch size in seconds of audio (GPUs × accumulation × budget / 16 kHz):
-h_const = m_lr;  h_sqrt = m_lr · sqrt(s / s_orig);  h_lin = m_lr · s / s_orig   (m_lr = 5e-4, s_orig = 6000 s).
+h_const = m_lr;  h_sqrt = m_lr · sqrt(s / s_orig);  h_lin = m_lr · s / s_orig   (BASE: m_lr = 5e-4, s_orig = 6000 s).
+The thesis found h_const diverging for batches ≤ 600 s; its batch-size study's best BASE LR at 150 s is h_sqrt's
+7.91e-5 (Table 11), which configs/pretrain/base.yaml uses.
 """
 
 from __future__ import annotations
@@ -25,6 +27,16 @@ def heuristic_lr(name: str, batch_s: float, m_lr: float = 5e-4, s_orig: float = 
 
 def batch_seconds(batch_samples: int, world: int, accumulation: int) -> float:
     return world * accumulation * batch_samples / SAMPLE_RATE
+
+
+def peak_lr(cfg, world: int = 1) -> float:
+    """The run's peak LR: ``optim.lr``, or the heuristic at the batch size in seconds of ``world`` processes."""
+    oc = cfg.optim
+    if oc.lr is not None:
+        return oc.lr
+    return heuristic_lr(
+        oc.heuristic, batch_seconds(cfg.data.batch_samples, world, cfg.train.accumulation), oc.m_lr, oc.s_orig
+    )
 
 
 def tri_cyclic(step: int, max_lr: float, up: int, down: int, min_ratio: float) -> float:

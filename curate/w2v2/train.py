@@ -1,165 +1,354 @@
 """The pre-training loop, top to bottom: ``pretrain(config, data, out_dir)``.
 
-One optimizer step consumes ``world × accumulation`` batches of the thesis batcher. Every random choice of a
-batch (crop offsets, masks, distractors, dropout, Gumbel noise) is seeded by (seed, global batch number), so
-DDP on W GPUs equals one GPU accumulating W batches, and a resumed run equals an uninterrupted one.
-Gradients of the *summed* loss are divided by the masked steps of the whole step (``per_token``) or not (``sum``).
+``pretrain`` reads the config, opens and splits the data (:class:`TrainingData`; a bad data set fails here,
+before anything is written), then hands both to a :class:`Trainer`, which owns the model, the optimizer, the
+health checks, the metrics log and the checkpoints, and runs the steps of :mod:`curate.w2v2.step`.
+Validation (``validate.py``) scores whole held-out utterances against chance levels; ``health.py`` names failures.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from curate.audio import SAMPLE_RATE
+from curate.errors import ConfigError
 from curate.w2v2 import checkpoint as checkpoints
 from curate.w2v2.config import PretrainConfig, load_config
+from curate.w2v2.step import accumulate_gradients, init_distributed, prepare, read_ahead
 
 log = logging.getLogger(__name__)
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40": 181.0, "A6000": 155.0, "4090": 165.0}
 
 
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([abs(int(p)) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+@dataclass
+class TrainingData:
+    """The held-out split, the thesis batcher over the training side, and the whole held-out utterances."""
+
+    source: Any
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    stream: Any  # BatchStream over the training ids
+    train_ds: Any  # BatchDataset: loads a planned batch
+    val_items: list[dict]
+
+    @classmethod
+    def build(cls, cfg: PretrainConfig, data: str | Path, transform: Callable | None = None) -> TrainingData:
+        from curate.w2v2.batching import BatchStream
+        from curate.w2v2.data import BatchDataset, EpochPairs, build_transforms, open_source, split_train_val
+        from curate.w2v2.validate import build_validation_set
+
+        dc, seed = cfg.data, cfg.train.seed
+        source = open_source(data, dc.variant)
+        lengths = np.minimum(source.lengths, int(dc.max_s * SAMPLE_RATE))
+        usable = np.flatnonzero(lengths >= int(dc.min_s * SAMPLE_RATE))
+        tr, va = split_train_val(source.sessions[usable], lengths[usable], dc.val_split, dc.val_fraction, seed)
+        train_ids, val_ids = usable[tr], usable[va]
+        if len(train_ids) == 0:
+            raise ValueError(f"{source.name}: no segments of at least data.min_s={dc.min_s} s to train on")
+        concat, batch_transform = build_transforms(dc, seed)
+        # 1spk/2spk-concat: each epoch pairs the training utterances; the batcher plans with the concatenated lengths
+        pairs = EpochPairs(concat, source.utterances(), train_ids, lengths) if concat is not None else None
+        stream = BatchStream(
+            pairs.example_lengths if pairs else lengths[train_ids],
+            train_ids,
+            dc.batch_samples,
+            seed,
+            bin_size=dc.bin_size,
+            queue_size=dc.queue_size,
+            max_spread_s=dc.max_spread_s,
+        )
+        bucket = int(dc.compile_bucket_s * SAMPLE_RATE) if cfg.train.compile else 0
+        train_ds = BatchDataset(source, dc, seed, transform or batch_transform, bucket=bucket, pairs=pairs)
+        val_items = build_validation_set(source, val_ids, dc)  # whole utterances, padding masked, never cropped
+        return cls(source, train_ids, val_ids, stream, train_ds, val_items)
 
 
-def _init_distributed(device_name: str):
-    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; NCCL on GPUs, gloo on CPU."""
-    import torch
-    import torch.distributed as dist
-
-    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
-    local = int(os.environ.get("LOCAL_RANK", rank))
-    cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
-    device = (
-        torch.device(f"cuda:{local}" if cuda else "cpu")
-        if device_name in ("auto", "cuda")
-        else torch.device(device_name)
-    )
-    if cuda:
-        torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
-    return rank, world, device
+def check_budget(cfg: PretrainConfig) -> None:
+    dc = cfg.data
+    if dc.batch_samples < dc.max_s * SAMPLE_RATE:
+        raise ConfigError(
+            f"data.batch_samples={dc.batch_samples} cannot hold one data.max_s={dc.max_s} s utterance "
+            f"({int(dc.max_s * SAMPLE_RATE)} samples): raise the budget or lower max_s"
+        )
 
 
-def prepare(batch: dict, cfg, device, g: int):
-    """Collated numpy batch → tensors, frame lengths, the span mask and its generator (seeded by g)."""
-    import torch
+class Trainer:
+    """One pre-training run in ``out_dir``: model, optimizer, LR schedule, health checks, metrics.jsonl,
+    TensorBoard and checkpoints. ``resume`` continues from ``out_dir/last.pt``."""
 
-    from curate.w2v2.loss import compute_mask
-    from curate.w2v2.model import frames_for
+    def __init__(self, cfg: PretrainConfig, data: TrainingData, out_dir: Path, dist: tuple, resume: bool = False):
+        import torch
 
-    wav = torch.from_numpy(batch["wav"]).to(device, non_blocking=True)
-    flens = frames_for(torch.from_numpy(batch["lengths"]), cfg.model).to(device)
-    T = int(frames_for(wav.shape[1], cfg.model))
-    valid = None if bool((flens == T).all()) else torch.arange(T, device=device)[None] < flens[:, None]
-    gen = torch.Generator(device=device).manual_seed(_seed(cfg.train.seed, 3, g))
-    mask = compute_mask(flens, T, cfg.model.mask_prob, cfg.model.mask_length, gen, min_spans=2)
-    return {"wav": wav, "valid": valid, "mask": mask, "gen": gen, "g": g, "frames": int(flens.sum()), "batch": batch}
+        from curate.w2v2.health import Health, Remedy
+        from curate.w2v2.model import Wav2Vec2, flops_per_audio_second
+        from curate.w2v2.schedule import batch_seconds, heuristic_lr
+        from curate.w2v2.schedule import peak_lr as schedule_peak_lr
 
+        self.cfg, self.data, self.out_dir = cfg, data, out_dir
+        self.rank, self.world, self.device = dist
+        tc, oc = cfg.train, cfg.optim
+        # ---- model, optimizer, LR from the batch size in seconds ----
+        torch.manual_seed(tc.seed)
+        self.model = Wav2Vec2(cfg.model).to(self.device)
+        self.batch_s = batch_seconds(cfg.data.batch_samples, self.world, tc.accumulation)
+        self.peak_lr = schedule_peak_lr(cfg, self.world)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=self.peak_lr, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay
+        )
+        remedy = Remedy(
+            self.peak_lr,
+            self.batch_s,
+            heuristic_lr("h_sqrt", self.batch_s, oc.m_lr, oc.s_orig),
+            cfg.model.loss_reduction,
+            cfg.model.diversity_weight,
+            cfg.model.codebooks * cfg.model.codebook_entries,
+        )
+        self.health = Health.from_config(cfg, remedy)
+        self.step, self.audio_s, self.best_val, self.last_val, self.last_rec = 0, 0.0, float("inf"), None, {}
+        if resume and (out_dir / "last.pt").exists():
+            self._resume(out_dir / "last.pt")
+        self.metrics_path = out_dir / "metrics.jsonl"
+        if self.rank == 0:  # a resumed curve continues where the checkpoint was
+            old = self.metrics_path.read_text().splitlines() if (resume and self.metrics_path.exists()) else []
+            self.metrics_path.write_text("".join(ln + "\n" for ln in old if json.loads(ln)["step"] <= self.step))
+        self.tau = max(cfg.model.tau_end, cfg.model.tau_start * cfg.model.tau_decay**self.step)
+        self.ddp = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if tc.compile:  # static shapes per (B, S) bucket; loss stays eager
+            self.model.feature_extractor.compile(dynamic=False)
+            for layer in self.model.layers:
+                layer.compile(dynamic=False)
+        bf16 = tc.precision == "bf16" or (tc.precision == "auto" and self.device.type == "cuda")
+        self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+        on_cuda = self.device.type == "cuda"
+        self.peak = tc.peak_tflops * 1e12 or next(
+            (v * 1e12 for k, v in PEAK_TFLOPS.items() if on_cuda and k in torch.cuda.get_device_name(self.device)),
+            0.0,
+        )
+        self.flops_s = flops_per_audio_second(cfg.model)
+        self.writer = None
+        if self.rank == 0 and tc.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
 
-def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, autocast) -> dict[str, Any]:
-    """Forward + backward over this rank's micro-batches (from ``prepare``); gradients end up divided by the
-    step's total masked steps (all ranks) for per_token reduction. Returns summed statistics of this rank."""
-    import torch
-    import torch.distributed as dist
+            self.writer = SummaryWriter(str(out_dir / "tb"))
+        self.trained_state = data.stream.state()
 
-    from curate.w2v2.loss import sample_negatives, wav2vec2_loss
+    def _resume(self, path: Path) -> None:
+        ck = checkpoints.load(path, map_location=self.device)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.data.stream.load_state(ck["sampler"])
+        self.health.load_state(ck["health"])
+        self.step, self.audio_s, self.best_val, self.last_val = (
+            ck["step"],
+            ck["audio_s"],
+            ck["best_val"],
+            ck["val_loss"],
+        )
+        self.last_rec = ck.get("val", {})
+        log.info("resumed from %s at step %d", path, self.step)
 
-    n_local = sum(int(m["mask"].sum()) for m in micro)
-    n_total = torch.tensor([n_local], dtype=torch.float64)
-    if world > 1:
-        dist.all_reduce(n_total)
-    # DDP averages gradients over ranks, hence × world; per_token then divides by the global masked count.
-    scale = world / float(n_total.item()) if cfg.model.loss_reduction == "per_token" else float(world)
-    st = {
-        "loss_sum": 0.0,
-        "contrastive_sum": 0.0,
-        "correct": 0,
-        "n": 0,
-        "frames": 0,
-        "diversity": 0.0,
-        "l2": 0.0,
-        "prob_ppl": 0.0,
-        "code_ppl": 0.0,
-        "n_total": float(n_total.item()),
-    }
-    for i, m in enumerate(micro):
-        torch.manual_seed(_seed(cfg.train.seed, 5, m["g"]))  # dropout + Gumbel noise of this batch
-        sync = model.no_sync() if (world > 1 and i < len(micro) - 1) else nullcontext()
-        with sync:
-            with autocast():
-                out = model(m["wav"], m["mask"], m["valid"], tau)
-            neg = sample_negatives(m["mask"], cfg.model.num_negatives, m["gen"])
-            res = wav2vec2_loss(out, neg, cfg.model)
-            (res["loss_sum"] * scale).backward()
-        st["loss_sum"] += float(res["loss_sum"].detach())
-        st["contrastive_sum"] += float(res["contrastive_sum"])
-        st["correct"] += int(res["correct"])
-        st["n"] += res["n"]
-        st["frames"] += m["frames"]
-        st["diversity"] += float(res["diversity"]) / len(micro)
-        st["l2"] += float(res["l2"]) / len(micro)
-        st["prob_ppl"] = st["prob_ppl"] + out["prob_ppl"].detach().cpu().numpy() / len(micro)
-        st["code_ppl"] = st["code_ppl"] + out["code_ppl"].detach().cpu().numpy() / len(micro)
-    return st
+    # -- outputs ---------------------------------------------------------------------------------------
+    def checkpoint(self, name: str) -> None:
+        if self.rank == 0:
+            checkpoints.save(
+                self.out_dir / name,
+                {
+                    "config": self.cfg.to_dict(),
+                    "model": self.model.state_dict(),
+                    "optimizer": self.opt.state_dict(),
+                    "sampler": self.trained_state,
+                    "health": self.health.state(),
+                    "step": self.step,
+                    "audio_s": self.audio_s,
+                    "best_val": self.best_val,
+                    "val_loss": self.last_val,
+                    "val": self.last_rec,
+                },
+            )
 
+    def write_record(self, rec: dict) -> None:
+        if self.rank == 0:
+            with self.metrics_path.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
 
-def validate(model, loader_items: list[dict], cfg, device, tau: float, autocast) -> float:
-    """Per-masked-step loss on the held-out split (eval mode: no dropout, no Gumbel noise; fixed masks)."""
-    import torch
+    def run_validation(self, rec: dict) -> None:
+        """Score the held-out set into ``rec`` (val_* keys), run the collapse/stall checks (a stop is raised
+        after the record is written), TensorBoard val/*."""
+        from curate.w2v2.health import TrainingHealthError
+        from curate.w2v2.validate import validate
 
-    from curate.w2v2.loss import sample_negatives, wav2vec2_loss
+        val = validate(self.model, self.data.val_items, self.cfg, self.device, self.tau, self.autocast)
+        rec.update(val)
+        self.last_val, self.last_rec = val["val_loss"], val
+        err = None
+        try:
+            warned = self.health.check_validation(self.step, val)
+        except TrainingHealthError as e:
+            err, warned = e, [e.name]
+        if warned:
+            rec["health"] = warned
+        if self.writer:
+            for k, v in val.items():
+                self.writer.add_scalar(f"val/{k.removeprefix('val_')}", v, self.step)
+        if err is not None:
+            self.write_record(rec)
+            self.checkpoint("last.pt")
+            raise err
 
-    model.eval()
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for j, b in enumerate(loader_items):
-            m = prepare(b, cfg, device, 10**9 + j)
-            with autocast():
-                out = model(m["wav"], m["mask"], m["valid"], tau)
-            res = wav2vec2_loss(out, sample_negatives(m["mask"], cfg.model.num_negatives, m["gen"]), cfg.model)
-            total, n = total + float(res["loss_sum"]), n + res["n"]
-    model.train()
-    return total / max(1, n)
+    # -- one optimizer step ----------------------------------------------------------------------------
+    def train_step(self, micro_np: list[dict], epochs: float) -> dict[str, Any]:
+        """Forward/backward over this step's micro-batches, clip, health-check, optimizer step; the record."""
+        import torch
 
+        from curate.w2v2.schedule import lr_at
 
-def _loader(dataset, stream, world: int, rank: int, accumulation: int, workers: int):
-    """Yields (this rank's micro-batches, sampler state after the step). Workers read ahead in threads."""
-    from concurrent.futures import ThreadPoolExecutor
+        cfg, world, tc, oc = self.cfg, self.world, self.cfg.train, self.cfg.optim
+        lr = lr_at(self.step, oc, self.peak_lr, tc.max_steps)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        micro = [prepare(b, cfg, self.device, b["index"]) for b in micro_np]
+        self.opt.zero_grad(set_to_none=True)
+        st = accumulate_gradients(self.ddp, micro, cfg, self.tau, world, self.autocast)
+        sums = torch.tensor(
+            [
+                st["loss_sum"],
+                st["contrastive_sum"],
+                st["correct"],
+                st["frames"],
+                sum(b["audio_s"] for b in micro_np),
+                sum(b["waste"] for b in micro_np),
+                st["chance_sum"],
+                st["chance_acc_sum"],
+            ],
+            dtype=torch.float64,
+        )
+        if world > 1:
+            torch.distributed.all_reduce(sums)
+        clip = oc.clip_norm if oc.clip_norm > 0 else float("inf")
+        gnorm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        n = st["n_total"]
+        self.health.check(
+            self.step,
+            sums[0].item() / n,
+            sums[1].item() / n,
+            gnorm,
+            list(st["prob_ppl"]),
+            n / (world * tc.accumulation),
+        )
+        self.opt.step()
+        self.step += 1
+        self.tau = max(cfg.model.tau_end, self.tau * cfg.model.tau_decay)
+        self.audio_s += sums[4].item()
+        return {
+            "step": self.step,
+            "loss": sums[0].item() / n,
+            "contrastive": sums[1].item() / n,
+            "contrastive_chance": sums[6].item() / n,
+            "diversity": st["diversity"],
+            "l2": st["l2"],
+            "accuracy": sums[2].item() / n,
+            "accuracy_chance": sums[7].item() / n,
+            "lr": lr,
+            "tau": self.tau,
+            "grad_norm": gnorm,
+            **{f"perplexity_{g}": float(p) for g, p in enumerate(st["prob_ppl"])},
+            **{f"code_perplexity_{g}": float(p) for g, p in enumerate(st["code_ppl"])},
+            "masked_frac": n / max(1.0, sums[3].item()),
+            "padding_waste": sums[5].item() / (world * len(micro_np)),
+            "audio_h": self.audio_s / 3600,
+            "epochs": epochs,
+            "_audio_s": sums[4].item(),
+        }
 
-    def plan_step():
-        picks = []
-        for a in range(world * accumulation):
-            idx, epoch, g = stream.next()
-            if a % world == rank:
-                picks.append((idx, epoch, g))
-        return picks, stream.state(), stream.epochs_done
+    # -- the loop ---------------------------------------------------------------------------------------
+    def fit(self, stop_at: int | None = None, on_log: Callable[[dict], None] | None = None) -> dict[str, Any]:
+        tc, data = self.cfg.train, self.data
+        end = min(tc.max_steps, stop_at) if stop_at is not None else tc.max_steps
+        self.model.train()
+        loader = read_ahead(
+            data.train_ds, data.stream, self.world, self.rank, tc.accumulation, self.cfg.data.num_workers
+        )
+        first = last = None
+        t_last, audio_window = time.perf_counter(), 0.0
+        t_start = time.perf_counter()
+        while self.step < end:
+            if tc.max_time_s and time.perf_counter() - t_start > tc.max_time_s:
+                log.info("train.max_time_s=%s reached at step %d", tc.max_time_s, self.step)
+                end = self.step
+                if data.val_items and (
+                    last is None or "val_loss" not in last
+                ):  # the last logged step was not validated
+                    rec = {"step": self.step}
+                    self.run_validation(rec)
+                    self.write_record(rec)
+                self.checkpoint("last.pt")
+                break
+            micro_np, sampler_state, epochs = next(loader)
+            rec = self.train_step(micro_np, epochs)
+            audio_window += rec.pop("_audio_s")
+            self.trained_state = sampler_state  # the loader reads ahead; record what was trained
+            first = first or rec
+            last = rec
+            step = self.step
+            validated = bool(data.val_items) and (step % tc.val_every == 0 or step == end)
+            if step % tc.log_every == 0 or step == end or validated:  # a validation step is always logged
+                dt = time.perf_counter() - t_last
+                rec["audio_s_per_s"] = audio_window / dt
+                rec["mfu"] = audio_window * self.flops_s / dt / self.peak if self.peak else None
+                t_last, audio_window = time.perf_counter(), 0.0
+                if self.writer:
+                    for k, v in rec.items():
+                        if k != "step" and v is not None:
+                            self.writer.add_scalar(f"train/{k}", v, step)
+                if validated:  # the val_* curves, in the same record
+                    self.run_validation(rec)
+                self.write_record(rec)
+                if on_log:
+                    on_log(rec)
+            if validated and self.last_val < self.best_val:
+                self.best_val = self.last_val
+                self.checkpoint("best.pt")
+            if step % tc.ckpt_every == 0 or step == end:
+                self.checkpoint("last.pt")
+        loader.close()
+        if self.writer:
+            self.writer.close()
+        return self.summary(first, last)
 
-    def load(picks):
-        return [dataset.load(idx, epoch, g) for idx, epoch, g in picks]
-
-    if workers <= 0:
-        while True:
-            picks, state, ep = plan_step()
-            yield load(picks), state, ep
-    with ThreadPoolExecutor(workers) as pool:
-        queue = []
-        while True:
-            while len(queue) < 2 * workers:
-                picks, state, ep = plan_step()
-                queue.append((pool.submit(load, picks), state, ep))
-            fut, state, ep = queue.pop(0)
-            yield fut.result(), state, ep
+    def summary(self, first: dict | None, last: dict | None) -> dict[str, Any]:
+        stream = self.data.stream
+        summary = {
+            "steps": self.step,
+            "first": first,
+            "last": last,
+            "val_loss": self.last_val,
+            "best_val": self.best_val,
+            "val": self.last_rec,
+            "health": self.health.findings,
+            "audio_h": self.audio_s / 3600,
+            "epochs": stream.epochs_done,
+            "dropped_batches": stream.dropped_total + stream.plan().dropped,
+            "peak_lr": self.peak_lr,
+            "batch_s": self.batch_s,
+            "train_segments": len(self.data.train_ids),
+            "val_segments": len(self.data.val_ids),
+            "out_dir": str(self.out_dir),
+        }
+        if self.rank == 0:
+            (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        return summary
 
 
 def pretrain(
@@ -177,238 +366,17 @@ def pretrain(
     """Pre-train on a run-directory variant (``variant``) or a materialized directory; write checkpoints,
     metrics.jsonl (one record per logged step; ``val_loss`` in those of validation steps) and TensorBoard logs
     under ``out_dir``. ``resume`` continues from ``out_dir/last.pt``;
-    ``stop_at`` stops (with a checkpoint) after that many steps, as an interrupted run would."""
-    import torch
-
-    from curate.w2v2.batching import BatchStream, plan_epoch
-    from curate.w2v2.data import BatchDataset, EpochPairs, build_transforms, open_source, split_train_val
-    from curate.w2v2.health import Health
-    from curate.w2v2.model import Wav2Vec2, flops_per_audio_second
-    from curate.w2v2.schedule import batch_seconds, heuristic_lr, lr_at
-
+    ``stop_at`` stops (with a checkpoint) after that many steps, as an interrupted run would.
+    The config and the data are checked before ``out_dir`` is created."""
     cfg = load_config(config, overrides)
     if variant:
         cfg.data.variant = variant
-    tc, dc, oc = cfg.train, cfg.data, cfg.optim
-    if dc.batch_samples < dc.max_s * SAMPLE_RATE:
-        from curate.errors import ConfigError
-
-        raise ConfigError(
-            f"data.batch_samples={dc.batch_samples} cannot hold one data.max_s={dc.max_s} s utterance "
-            f"({int(dc.max_s * SAMPLE_RATE)} samples): raise the budget or lower max_s"
-        )
+    check_budget(cfg)
+    dist = init_distributed(cfg.train.device)
+    training_data = TrainingData.build(cfg, data, transform)
     out_dir = Path(out_dir)
-    rank, world, device = _init_distributed(tc.device)
     out_dir.mkdir(parents=True, exist_ok=True)
+    return Trainer(cfg, training_data, out_dir, dist, resume).fit(stop_at, on_log)
 
-    # ---- data: held-out split, thesis batcher, read-ahead loader ----
-    source = open_source(data, dc.variant)
-    lengths = np.minimum(source.lengths, int(dc.max_s * SAMPLE_RATE))
-    usable = np.flatnonzero(lengths >= int(dc.min_s * SAMPLE_RATE))
-    tr, va = split_train_val(source.sessions[usable], lengths[usable], dc.val_split, dc.val_fraction, tc.seed)
-    train_ids, val_ids = usable[tr], usable[va]
-    if len(train_ids) == 0:
-        raise ValueError(f"{source.name}: no segments of at least data.min_s={dc.min_s} s to train on")
-    concat, batch_transform = build_transforms(dc, tc.seed)
-    transform = transform or batch_transform
-    # 1spk/2spk-concat: each epoch pairs the training utterances; the batcher plans with the concatenated lengths
-    pairs = EpochPairs(concat, source.utterances(), train_ids, lengths) if concat is not None else None
-    stream = BatchStream(
-        pairs.example_lengths if pairs else lengths[train_ids],
-        train_ids,
-        dc.batch_samples,
-        tc.seed,
-        bin_size=dc.bin_size,
-        queue_size=dc.queue_size,
-        max_spread_s=dc.max_spread_s,
-    )
-    bucket = int(dc.compile_bucket_s * SAMPLE_RATE) if tc.compile else 0
-    train_ds = BatchDataset(source, dc, tc.seed, transform, bucket=bucket, pairs=pairs)
-    val_ds = BatchDataset(source, dc, tc.seed, None, validation=True)
-    val_plan = (
-        plan_epoch(lengths[val_ids], val_ids, dc.batch_samples, tc.seed, 0, max_spread_s=1e9) if len(val_ids) else None
-    )
-    val_items = [val_ds.load(b, 0, j) for j, b in enumerate(val_plan.batches)] if val_plan else []
 
-    # ---- model, optimizer, LR from the batch size in seconds ----
-    torch.manual_seed(tc.seed)
-    model = Wav2Vec2(cfg.model).to(device)
-    batch_s = batch_seconds(dc.batch_samples, world, tc.accumulation)
-    peak_lr = oc.lr if oc.lr is not None else heuristic_lr(oc.heuristic, batch_s, oc.m_lr, oc.s_orig)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=peak_lr, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay
-    )
-    health = Health(
-        tc.spike_factor,
-        tc.spike_patience,
-        tc.collapse_after,
-        tc.collapse_window,
-        tc.min_perplexity,
-        lr_hint=f"peak lr {peak_lr:.2e} for {batch_s:.0f} s batches",
-    )
-    step, audio_s, best_val, last_val = 0, 0.0, float("inf"), None
-    if resume and (out_dir / "last.pt").exists():
-        ck = checkpoints.load(out_dir / "last.pt", map_location=device)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        stream.load_state(ck["sampler"])
-        health.load_state(ck["health"])
-        step, audio_s, best_val, last_val = ck["step"], ck["audio_s"], ck["best_val"], ck["val_loss"]
-        log.info("resumed from %s at step %d", out_dir / "last.pt", step)
-    metrics_path = out_dir / "metrics.jsonl"
-    if rank == 0:  # a resumed curve continues where the checkpoint was
-        old = metrics_path.read_text().splitlines() if (resume and metrics_path.exists()) else []
-        metrics_path.write_text("".join(ln + "\n" for ln in old if json.loads(ln)["step"] <= step))
-    tau = max(cfg.model.tau_end, cfg.model.tau_start * cfg.model.tau_decay**step)
-
-    ddp = model
-    if world > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if tc.compile:  # static shapes per (B, S) bucket; loss stays eager
-        model.feature_extractor.compile(dynamic=False)
-        for layer in model.layers:
-            layer.compile(dynamic=False)
-    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and device.type == "cuda")
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
-    peak = tc.peak_tflops * 1e12 or next(
-        (v * 1e12 for k, v in PEAK_TFLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)),
-        0.0,
-    )
-    flops_s = flops_per_audio_second(cfg.model)
-    writer = None
-    if rank == 0 and tc.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out_dir / "tb"))
-
-    def checkpoint(name: str) -> None:
-        if rank == 0:
-            checkpoints.save(
-                out_dir / name,
-                {
-                    "config": cfg.to_dict(),
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "sampler": trained_state,
-                    "health": health.state(),
-                    "step": step,
-                    "audio_s": audio_s,
-                    "best_val": best_val,
-                    "val_loss": last_val,
-                },
-            )
-
-    trained_state = stream.state()
-    end = min(tc.max_steps, stop_at) if stop_at is not None else tc.max_steps
-    model.train()
-    loader = _loader(train_ds, stream, world, rank, tc.accumulation, dc.num_workers)
-    first = last = None
-    t_last, audio_window = time.perf_counter(), 0.0
-    t_start = time.perf_counter()
-    while step < end:
-        if tc.max_time_s and time.perf_counter() - t_start > tc.max_time_s:
-            log.info("train.max_time_s=%s reached at step %d", tc.max_time_s, step)
-            end = step
-            if val_items:
-                last_val = validate(model, val_items, cfg, device, tau, autocast)
-            checkpoint("last.pt")
-            break
-        micro_np, sampler_state, epochs = next(loader)
-        lr = lr_at(step, oc, peak_lr, tc.max_steps)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        micro = [prepare(b, cfg, device, b["index"]) for b in micro_np]
-        opt.zero_grad(set_to_none=True)
-        st = accumulate_gradients(ddp, micro, cfg, tau, world, autocast)
-        sums = torch.tensor(
-            [
-                st["loss_sum"],
-                st["contrastive_sum"],
-                st["correct"],
-                st["frames"],
-                sum(b["audio_s"] for b in micro_np),
-                sum(b["waste"] for b in micro_np),
-            ],
-            dtype=torch.float64,
-        )
-        if world > 1:
-            torch.distributed.all_reduce(sums)
-        gnorm = float(
-            torch.nn.utils.clip_grad_norm_(model.parameters(), oc.clip_norm if oc.clip_norm > 0 else float("inf"))
-        )
-        n = st["n_total"]
-        health.check(step, sums[0].item() / n, sums[1].item() / n, gnorm, list(st["prob_ppl"]))
-        opt.step()
-        step += 1
-        tau = max(cfg.model.tau_end, tau * cfg.model.tau_decay)
-        audio_s += sums[4].item()
-        audio_window += sums[4].item()
-        trained_state = sampler_state  # the loader reads ahead; record what was trained
-        rec = {
-            "step": step,
-            "loss": sums[0].item() / n,
-            "contrastive": sums[1].item() / n,
-            "diversity": st["diversity"],
-            "l2": st["l2"],
-            "accuracy": sums[2].item() / n,
-            "lr": lr,
-            "tau": tau,
-            "grad_norm": gnorm,
-            **{f"perplexity_{g}": float(p) for g, p in enumerate(st["prob_ppl"])},
-            **{f"code_perplexity_{g}": float(p) for g, p in enumerate(st["code_ppl"])},
-            "masked_frac": n / max(1.0, sums[3].item()),
-            "padding_waste": sums[5].item() / (world * len(micro_np)),
-            "audio_h": audio_s / 3600,
-            "epochs": epochs,
-        }
-        first = first or rec
-        last = rec
-        validated = bool(val_items) and (step % tc.val_every == 0 or step == end)
-        if step % tc.log_every == 0 or step == end or validated:  # a validation step is always logged
-            dt = time.perf_counter() - t_last
-            rec["audio_s_per_s"] = audio_window / dt
-            rec["mfu"] = audio_window * flops_s / dt / peak if peak else None
-            t_last, audio_window = time.perf_counter(), 0.0
-            if validated:  # the val/loss curve, in the same record
-                last_val = rec["val_loss"] = validate(model, val_items, cfg, device, tau, autocast)
-            if rank == 0:
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                if writer:
-                    for k, v in rec.items():
-                        if k not in ("step", "val_loss") and v is not None:
-                            writer.add_scalar(f"train/{k}", v, step)
-            if on_log:
-                on_log(rec)
-        if validated:
-            if writer:
-                writer.add_scalar("val/loss", last_val, step)
-            if last_val < best_val:
-                best_val = last_val
-                checkpoint("best.pt")
-        if step % tc.ckpt_every == 0 or step == end:
-            checkpoint("last.pt")
-    loader.close()
-    if writer:
-        writer.close()
-    dropped = stream.dropped_total + stream.plan().dropped
-    summary = {
-        "steps": step,
-        "first": first,
-        "last": last,
-        "val_loss": last_val,
-        "best_val": best_val,
-        "audio_h": audio_s / 3600,
-        "epochs": stream.epochs_done,
-        "dropped_batches": dropped,
-        "peak_lr": peak_lr,
-        "batch_s": batch_s,
-        "train_segments": len(train_ids),
-        "val_segments": len(val_ids),
-        "out_dir": str(out_dir),
-    }
-    if rank == 0:
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return summary
+__all__ = ["PEAK_TFLOPS", "Trainer", "TrainingData", "accumulate_gradients", "prepare", "pretrain"]

@@ -1,0 +1,145 @@
+"""One pre-training step: a collated batch → tensors and masks (``prepare``), forward + backward over a
+step's micro-batches (``accumulate_gradients``), and the read-ahead loader that feeds them.
+
+One optimizer step consumes ``world × accumulation`` batches of the thesis batcher. Every random choice of a
+batch (crop offsets, masks, distractors, dropout, Gumbel noise) is seeded by (seed, global batch number), so
+DDP on W GPUs equals one GPU accumulating W batches, and a resumed run equals an uninterrupted one.
+Gradients of the *summed* loss are divided by the masked steps of the whole step (``per_token``) or not (``sum``).
+The loop that drives these is :mod:`curate.w2v2.train`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def seed_of(*parts: int) -> int:
+    return int(np.random.SeedSequence([abs(int(p)) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def init_distributed(device_name: str):
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; NCCL on GPUs, gloo on CPU."""
+    import torch
+    import torch.distributed as dist
+
+    from curate.models.device import cuda_available
+
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    cuda = device_name in ("auto", "cuda") and cuda_available()  # this rank's GPU is its local rank
+    device = (
+        torch.device(f"cuda:{local}" if cuda else "cpu")
+        if device_name in ("auto", "cuda")
+        else torch.device(device_name)
+    )
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
+    return rank, world, device
+
+
+def prepare(batch: dict, cfg, device, g: int):
+    """Collated numpy batch → tensors, frame lengths, the span mask and its generator (seeded by g)."""
+    import torch
+
+    from curate.w2v2.loss import compute_mask
+    from curate.w2v2.model import frames_for
+
+    wav = torch.from_numpy(batch["wav"]).to(device, non_blocking=True)
+    flens = frames_for(torch.from_numpy(batch["lengths"]), cfg.model).to(device)
+    T = int(frames_for(wav.shape[1], cfg.model))
+    valid = None if bool((flens == T).all()) else torch.arange(T, device=device)[None] < flens[:, None]
+    gen = torch.Generator(device=device).manual_seed(seed_of(cfg.train.seed, 3, g))
+    mask = compute_mask(flens, T, cfg.model.span_p, cfg.model.mask_length, gen, min_spans=2)
+    return {"wav": wav, "valid": valid, "mask": mask, "gen": gen, "g": g, "frames": int(flens.sum()), "batch": batch}
+
+
+def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, autocast) -> dict[str, Any]:
+    """Forward + backward over this rank's micro-batches (from ``prepare``); gradients end up divided by the
+    step's total masked steps (all ranks) for per_token reduction. Returns summed statistics of this rank."""
+    import torch
+    import torch.distributed as dist
+
+    from curate.w2v2.loss import sample_negatives, wav2vec2_loss
+
+    n_local = sum(int(m["mask"].sum()) for m in micro)
+    n_total = torch.tensor([n_local], dtype=torch.float64)
+    if world > 1:
+        dist.all_reduce(n_total)
+    # DDP averages gradients over ranks, hence × world; per_token then divides by the global masked count.
+    scale = world / float(n_total.item()) if cfg.model.loss_reduction == "per_token" else float(world)
+    st = {
+        "loss_sum": 0.0,
+        "contrastive_sum": 0.0,
+        "correct": 0,
+        "n": 0,
+        "frames": 0,
+        "diversity": 0.0,
+        "l2": 0.0,
+        "prob_ppl": 0.0,
+        "code_ppl": 0.0,
+        "n_total": float(n_total.item()),
+        "chance_sum": 0.0,
+        "chance_acc_sum": 0.0,
+    }
+    for i, m in enumerate(micro):
+        torch.manual_seed(seed_of(cfg.train.seed, 5, m["g"]))  # dropout + Gumbel noise of this batch
+        sync = model.no_sync() if (world > 1 and i < len(micro) - 1) else nullcontext()
+        with sync:
+            with autocast():
+                out = model(m["wav"], m["mask"], m["valid"], tau)
+            neg = sample_negatives(m["mask"], cfg.model.num_negatives, m["gen"])
+            res = wav2vec2_loss(out, neg, cfg.model)
+            (res["loss_sum"] * scale).backward()
+        st["loss_sum"] += float(res["loss_sum"].detach())
+        st["contrastive_sum"] += float(res["contrastive_sum"])
+        st["correct"] += int(res["correct"])
+        st["chance_sum"] += float(res["chance_sum"])
+        st["chance_acc_sum"] += float(res["chance_acc_sum"])
+        st["n"] += res["n"]
+        st["frames"] += m["frames"]
+        st["diversity"] += float(res["diversity"]) / len(micro)
+        st["l2"] += float(res["l2"]) / len(micro)
+        st["prob_ppl"] = st["prob_ppl"] + out["prob_ppl"].detach().cpu().numpy() / len(micro)
+        st["code_ppl"] = st["code_ppl"] + out["code_ppl"].detach().cpu().numpy() / len(micro)
+    return st
+
+
+def read_ahead(dataset, stream, world: int, rank: int, accumulation: int, workers: int):
+    """Yields (this rank's micro-batches, sampler state after the step). Workers read ahead in threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def plan_step():
+        picks = []
+        for a in range(world * accumulation):
+            idx, epoch, g = stream.next()
+            if a % world == rank:
+                picks.append((idx, epoch, g))
+        return picks, stream.state(), stream.epochs_done
+
+    def load(picks):
+        return [dataset.load(idx, epoch, g) for idx, epoch, g in picks]
+
+    if workers <= 0:
+        while True:
+            picks, state, ep = plan_step()
+            yield load(picks), state, ep
+    with ThreadPoolExecutor(workers) as pool:
+        queue = []
+        while True:
+            while len(queue) < 2 * workers:
+                picks, state, ep = plan_step()
+                queue.append((pool.submit(load, picks), state, ep))
+            fut, state, ep = queue.pop(0)
+            yield fut.result(), state, ep
+
+
+__all__ = ["accumulate_gradients", "init_distributed", "prepare", "read_ahead", "seed_of"]
