@@ -22,6 +22,23 @@ def _summary(result: dict) -> str:
     )
 
 
+def _show_dedup(run_dir: Path, duplicates: Path, console: Console) -> None:
+    """Reruns and repeated excerpts found by audio_dedup, against the archive's duplicates.json."""
+    import dataclasses
+    import json
+
+    from curate import manifest
+    from curate.quality import evaluate_run_dedup, format_dedup
+    from curate.rundir import RunDir
+
+    if not duplicates.exists() or not RunDir(run_dir).repeats.exists():
+        return
+    dq = evaluate_run_dedup(run_dir, json.loads(duplicates.read_text()))
+    manifest.write_json(run_dir / "dedup_quality.json", dataclasses.asdict(dq))
+    console.print("audio de-duplication (reruns and repeated jingles/adverts) against duplicates.json:")
+    console.print(format_dedup(dq), soft_wrap=True)
+
+
 def run_demo(
     out_dir: Path,
     pipeline_path: Path,
@@ -59,6 +76,7 @@ def run_demo(
     quality = evaluate_run(run_dir, load_ground_truth(catalog.parent / "ground_truth.json"))
     manifest.write_json(run_dir / "quality.json", as_dict(quality))
     console.print(format_quality(quality), soft_wrap=True)
+    _show_dedup(run_dir, catalog.parent / "duplicates.json", console)
 
     console.rule("[bold]4. export")
     best = best_variant(stats)
