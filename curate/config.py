@@ -143,7 +143,7 @@ def parse_pipeline(
         if not isinstance(st, Filter | Aggregate | AudioPass):
             raise ConfigError(
                 f"{origin}: filters[{i}] '{st.stage_name}' is a {type(st).__mro__[1].__name__}, "
-                "only Filter, Aggregate and AudioPass stages belong under 'filters'"
+                "only Filter and Aggregate stages (and audio passes such as fingerprint) belong under 'filters'"
             )
         missing = [r for r in st.requires if r not in {f.stage_name for f in filters}]
         if missing:

@@ -130,7 +130,8 @@ def build_demo_archive(
         overlong_s if tag == "overlong" else round(min_s + (max_s - min_s) * q**3)
         for (_, _, tag), q in zip(slots, quantiles, strict=True)
     ]
-    return _build(Path(out_dir), params, station.assign(_schedule("demo", slots, durations, rng)))
+    plain = [i for i, (_, _, tag) in enumerate(slots) if not tag]
+    return _build(Path(out_dir), params, station.assign(_schedule("demo", slots, durations, rng), plain))
 
 
 def build_mini_archive(out_dir: Path, *, n: int = 4, seed: int = 0, duration_s: float = 40) -> Path:

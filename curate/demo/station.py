@@ -47,9 +47,10 @@ def piece(source: str, sample_rate: int) -> tuple[np.ndarray, str]:
     return audio, PIECES[source][0]
 
 
-def assign(programmes: list[Any]) -> list[Any]:
-    """Give most speech programmes the jingle (it opens them) and some an advert (after their opening blocks); turn the last regular speech programme into
-    an aired-again copy of the first (another title and date, trimmed). Programmes are ``_Programme``s."""
+def assign(programmes: list[Any], plain: list[int]) -> list[Any]:
+    """Give most speech programmes the jingle (it opens them) and some an advert (after their opening blocks);
+    turn the last plain speech programme (``plain``: indices of programmes without a catalog trap) into an
+    aired-again copy of the first (another title and date, trimmed). Programmes are ``_Programme``s."""
     regular = [i for i, p in enumerate(programmes) if p.genre in SPEECH_GENRES and p.rerun_of is None]
     out = list(programmes)
     for k, i in enumerate(regular):
@@ -59,10 +60,11 @@ def assign(programmes: list[Any]) -> list[Any]:
     for i, p in enumerate(out):  # a same-day rerun is the same audio as its original
         if p.rerun_of is not None:
             out[i] = replace(p, station=next(q.station for q in out if q.recording_id == p.rerun_of))
-    if len(regular) >= 3:
-        first, last = out[regular[0]], out[regular[-1]]
+    plain = [i for i in plain if out[i].genre in SPEECH_GENRES]
+    if len(plain) >= 3:
+        first, last = out[plain[0]], out[plain[-1]]
         cut = tuple(round(share * first.duration_s, 2) for share in AGAIN_TRIM)
-        out[regular[-1]] = replace(
+        out[plain[-1]] = replace(
             first,
             recording_id=last.recording_id,
             duration_s=first.duration_s - sum(cut) + PIECES[JINGLE][1],
