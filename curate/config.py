@@ -31,7 +31,7 @@ import yaml
 
 from curate import registry
 from curate.errors import ConfigError
-from curate.stages.base import Aggregate, Filter, Stage, Transform
+from curate.stages.base import Aggregate, AudioPass, Filter, Stage, Transform
 from curate.yamlconf import build_dataclass, read_yaml_mapping
 
 
@@ -187,10 +187,16 @@ def parse_pipeline(
     filters = []
     for i, spec in enumerate(raw.get("filters") or []):
         st = build_stage(spec, f"{origin}: filters[{i}]")
-        if not isinstance(st, Filter | Aggregate):
+        if not isinstance(st, Filter | Aggregate | AudioPass):
             raise ConfigError(
                 f"{origin}: filters[{i}] '{st.stage_name}' is a {type(st).__mro__[1].__name__}, "
-                "only Filter and Aggregate stages belong under 'filters'"
+                "only Filter and Aggregate stages (and audio passes such as fingerprint) belong under 'filters'"
+            )
+        missing = [r for r in st.requires if r not in {f.stage_name for f in filters}]
+        if missing:
+            raise ConfigError(
+                f"{origin}: filters[{i}] '{st.stage_name}' needs {missing} before it under 'filters' "
+                f"(e.g. `- stage: {missing[0]}` on the line above)"
             )
         filters.append(st)
 

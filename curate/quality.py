@@ -184,11 +184,106 @@ def as_dict(results: dict[str, VariantQuality]) -> dict[str, Any]:
 
 
 __all__ = [
+    "DedupQuality",
     "Region",
     "VariantQuality",
     "as_dict",
+    "evaluate_dedup",
     "evaluate_run",
+    "evaluate_run_dedup",
     "evaluate_segments",
+    "format_dedup",
     "format_quality",
     "load_ground_truth",
 ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Audio de-duplication against ``duplicates.json`` (the demo writes one next to ``ground_truth.json``):
+# ``{"reruns": {rerun_id: original_id}, "repeats": {recording_id: [[start_s, end_s, source], ...]}}``.
+
+
+@dataclass(frozen=True)
+class DedupQuality:
+    reruns_true: int  # reference reruns that reached audio_dedup (not dropped by an earlier stage)
+    reruns_found: int  # recordings audio_dedup dropped as whole duplicates
+    rerun_precision_pct: float
+    rerun_recall_pct: float
+    repeat_ref_s: float  # repeated material that should be cut: every occurrence after the first (kept recordings)
+    repeat_cut_s: float  # what the repeats table cuts
+    repeat_precision_pct: float  # share of the cut time that is repeated material
+    repeat_recall_pct: float  # share of the repeated material (first occurrences excepted) that is cut
+
+
+def evaluate_dedup(
+    dropped: dict[str, str],
+    reached: set[str],
+    kept_in_order: Sequence[str],
+    repeats: Sequence[tuple[str, float, float]],
+    reference: dict[str, Any],
+) -> DedupQuality:
+    """Score audio de-duplication (pure function). ``dropped``: rerun id → the recording it duplicates;
+    ``reached``: recordings that reached the stage; ``kept_in_order``: the recordings it kept, in broadcast
+    order (the first occurrence of a piece is the one to keep); ``repeats``: the cut spans."""
+    true_reruns = {r for r in reference.get("reruns", {}) if r in reached}
+    hits = len(true_reruns & set(dropped))
+    occurrences: dict[str, list[tuple[int, str, float, float]]] = defaultdict(list)
+    rank = {rid: i for i, rid in enumerate(kept_in_order)}
+    for rid, spans in reference.get("repeats", {}).items():
+        if rid in rank:
+            for s, e, source in spans:
+                occurrences[source].append((rank[rid], rid, s, e))
+    ref: dict[str, list[tuple[float, float]]] = defaultdict(list)  # repeated material, first occurrence aside
+    for occ in occurrences.values():
+        for _, rid, s, e in sorted(occ)[1:]:
+            ref[rid].append((s, e))
+    cut: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for rid, s, e in repeats:
+        cut[rid].append((s, e))
+    ref_s = sum(timeline.total(timeline.merge(v)) for v in ref.values())
+    cut_s = sum(timeline.total(timeline.merge(v)) for v in cut.values())
+    # a cut inside any occurrence (first ones too) is repeated material, so counts for precision
+    every = {rid: [(s, e) for occ in occurrences.values() for _, r, s, e in occ if r == rid] for rid in cut}
+    good = sum(_overlap(timeline.merge(v), timeline.merge(every.get(rid, []))) for rid, v in cut.items())
+    found = sum(_overlap(timeline.merge(cut.get(rid, [])), timeline.merge(v)) for rid, v in ref.items())
+
+    def pct(x: float, of: float) -> float:
+        return 100.0 * x / of if of > 0 else 100.0
+
+    return DedupQuality(
+        reruns_true=len(true_reruns),
+        reruns_found=len(set(dropped) & reached),
+        rerun_precision_pct=pct(hits, len(set(dropped) & reached)),
+        rerun_recall_pct=pct(hits, len(true_reruns)),
+        repeat_ref_s=ref_s,
+        repeat_cut_s=cut_s,
+        repeat_precision_pct=pct(good, cut_s),
+        repeat_recall_pct=pct(found, ref_s),
+    )
+
+
+def evaluate_run_dedup(run_dir: str | Path, reference: dict[str, Any], stage: str = "audio_dedup") -> DedupQuality:
+    """A run directory's ``audio_dedup`` decisions and ``repeats.parquet`` against ``duplicates.json``."""
+    run = RunDir(run_dir)
+    decisions = manifest.read_table(run.decisions, "decisions").to_pandas()
+    recs = manifest.read_table(run.recordings, "recordings").to_pandas()
+    stages = [s.get("stage") for s in (run.read_run().get("pipeline") or {}).get("filters") or []]
+    after = stages[stages.index(stage) + 1 :] if stage in stages else []
+    # reached the stage: kept, dropped by it, or dropped by a later stage
+    reached = set(decisions.loc[decisions["kept"] | decisions["stage"].isin([stage, *after]), "recording_id"])
+    mine = decisions[decisions["stage"] == stage]
+    dropped = dict(zip(mine["recording_id"], mine["duplicate_of"], strict=True))
+    kept = recs[recs["recording_id"].isin(set(decisions.loc[decisions["kept"], "recording_id"]))]
+    kept = kept.assign(_u=kept["published"].isna()).sort_values(["_u", "published", "recording_id"])
+    rows = manifest.read_table(run.repeats, "repeats").to_pylist() if run.repeats.exists() else []
+    spans = [(r["recording_id"], r["start_s"], r["end_s"]) for r in rows]
+    return evaluate_dedup(dropped, reached, kept["recording_id"].tolist(), spans, reference)
+
+
+def format_dedup(q: DedupQuality) -> str:
+    return (
+        "| reruns (reference) | reruns found | rerun precision % | rerun recall % | repeated s (reference) "
+        "| cut s | repeat precision % | repeat recall % |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        f"| {q.reruns_true} | {q.reruns_found} | {q.rerun_precision_pct:.1f} | {q.rerun_recall_pct:.1f} "
+        f"| {q.repeat_ref_s:.1f} | {q.repeat_cut_s:.1f} | {q.repeat_precision_pct:.1f} | {q.repeat_recall_pct:.1f} |\n"
+    )

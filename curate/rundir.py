@@ -8,6 +8,8 @@ DIR/failures.parquet         per-recording failures (the recording was lost at a
 DIR/warnings.parquet         per-recording notes (resampled, downmixed …; the recording went on)
 DIR/variants/<variant>/part-*.parquet   segments
 DIR/rejected/<stage>/part-*.parquet     segments a stage dropped, with reason
+DIR/fingerprints/part-*.parquet         per-recording audio fingerprints (``stage: fingerprint``)
+DIR/repeats.parquet          excerpts heard before in the catalog (``stage: audio_dedup``)
 DIR/stats.json, DIR/stats.md
 ```
 
@@ -96,6 +98,16 @@ class RunDir:
     @property
     def variants_root(self) -> Path:
         return self.path / VARIANTS
+
+    @property
+    def fingerprints_dir(self) -> Path:
+        """Fingerprint parts (``part-*.parquet``, a few hundred recordings each), written by ``fingerprint``."""
+        return self.path / "fingerprints"
+
+    @property
+    def repeats(self) -> Path:
+        """The repeated excerpts ``audio_dedup`` found (kind ``repeats``), cut by ``cut_repeats`` and select."""
+        return self.path / "repeats.parquet"
 
     def rejected_dir(self, stage: str) -> Path:
         return self.path / REJECTED / stage

@@ -146,13 +146,45 @@ class MaterializedSegment:
     variant: str
 
 
+@dataclass(frozen=True)
+class Fingerprint:
+    """A recording's Chromaprint fingerprint (``curate.models.fingerprint``): ``num_items`` raw 32-bit
+    sub-fingerprints, one every ``item_s`` seconds, stored as little-endian uint32 bytes."""
+
+    recording_id: str
+    item_s: float
+    num_items: int
+    algorithm: int
+    fingerprint: bytes
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """An excerpt of ``recording_id`` (``[start_s, end_s)``) that was heard before: at ``first_start_s`` of
+    ``first_recording_id`` (the first occurrence, which is kept). ``bit_error_rate``: of the aligned match."""
+
+    recording_id: str
+    start_s: float
+    end_s: float
+    duration_s: float
+    first_recording_id: str
+    first_start_s: float
+    bit_error_rate: float
+
+
 # ---------------------------------------------------------------------------------------------------
 # Arrow schemas, derived from the dataclasses above.
 
 _WORD_TYPE = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("score", pa.float64())]
 )
-_SCALARS: dict[Any, pa.DataType] = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_()}
+_SCALARS: dict[Any, pa.DataType] = {
+    str: pa.string(),
+    float: pa.float64(),
+    int: pa.int64(),
+    bool: pa.bool_(),
+    bytes: pa.binary(),
+}
 
 
 def _arrow_type(tp: Any) -> tuple[pa.DataType, bool]:
@@ -194,6 +226,8 @@ SCHEMAS: dict[str, pa.Schema] = {
     "segments": SEGMENT_SCHEMA,
     "rejected": REJECTED_SCHEMA,
     "materialized": arrow_schema(MaterializedSegment),
+    "fingerprints": arrow_schema(Fingerprint),
+    "repeats": arrow_schema(Repeat),
 }
 
 
@@ -231,6 +265,8 @@ __all__ = [
     "Segment",
     "RejectedSegment",
     "MaterializedSegment",
+    "Fingerprint",
+    "Repeat",
     "SCHEMAS",
     "RECORDING_SCHEMA",
     "DECISION_SCHEMA",

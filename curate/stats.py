@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from curate import manifest
+from curate import manifest, timeline
 from curate.rundir import RunDir
 
 
@@ -39,11 +39,38 @@ def variant_stats(variant_dir: Path, input_s: float) -> dict[str, Any]:
     }
 
 
-def compute_stats(out_dir: Path, variants: list[str], input_s: float) -> dict[str, Any]:
+def dedup_stats(out_dir: Path) -> dict[str, Any] | None:
+    """Audio de-duplication of a run: recordings dropped as reruns and repeated excerpts found, in hours
+    (``None`` when the run has no ``audio_dedup``)."""
+    run = RunDir(out_dir)
+    if not run.repeats.exists():
+        return None
+    d = manifest.read_table(run.decisions, "decisions", columns=["recording_id", "reason"])
+    reruns = set(pc.filter(d.column("recording_id"), pc.equal(d.column("reason"), "audio_duplicate")).to_pylist())
+    recs = manifest.read_table(run.recordings, "recordings", columns=["recording_id", "duration_s"]).to_pylist()
+    rerun_s = sum(r["duration_s"] for r in recs if r["recording_id"] in reruns)
+    rep = manifest.read_table(run.repeats, "repeats", columns=["recording_id", "start_s", "end_s"]).to_pylist()
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for r in rep:
+        spans.setdefault(r["recording_id"], []).append((r["start_s"], r["end_s"]))
+    repeat_s = sum(timeline.total(timeline.merge(v)) for v in spans.values())
     return {
+        "reruns": len(reruns),
+        "rerun_hours": rerun_s / 3600.0,
+        "repeats": len(rep),
+        "repeat_hours": repeat_s / 3600.0,
+    }
+
+
+def compute_stats(out_dir: Path, variants: list[str], input_s: float) -> dict[str, Any]:
+    out = {
         "input_hours": input_s / 3600.0,
         "variants": {v: variant_stats(RunDir(out_dir).variant_path(v), input_s) for v in variants},
     }
+    dedup = dedup_stats(Path(out_dir))
+    if dedup is not None:
+        out["audio_dedup"] = dedup
+    return out
 
 
 # Thesis Table 14 row order; other variants follow alphabetically.
@@ -68,8 +95,14 @@ def ordered(variants: list[str]) -> list[str]:
 
 def format_table(stats: dict[str, Any]) -> str:
     """Markdown in the layout of thesis Table 14."""
-    lines = [
-        f"Input (kept recordings): {stats['input_hours']:.3f} h",
+    lines = [f"Input (kept recordings): {stats['input_hours']:.3f} h"]
+    if "audio_dedup" in stats:
+        d = stats["audio_dedup"]
+        lines.append(
+            f"Audio de-duplication: {d['rerun_hours']:.3f} h removed as reruns ({d['reruns']} recordings), "
+            f"{d['repeat_hours']:.3f} h of repeated excerpts ({d['repeats']}) for cut_repeats / select to cut"
+        )
+    lines += [
         "",
         "| variant | segments | hours | discarded % | avg s | min s | max s |",
         "|---|---:|---:|---:|---:|---:|---:|",

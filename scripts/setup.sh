@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # One-time set-up for `make demo` / `make test` on a fresh Debian/Ubuntu machine:
-# system packages (ffmpeg, sox, espeak-ng) when missing, then a virtualenv with the pinned stack.
+# system packages (ffmpeg, sox, espeak-ng, libchromaprint-tools for fpcalc + libchromaprint1) when missing,
+# then a virtualenv with the pinned stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 
 missing=()
-for tool in ffmpeg sox espeak-ng; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in ffmpeg sox espeak-ng fpcalc; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg sox espeak-ng >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg sox espeak-ng libchromaprint-tools >/dev/null
 fi
 
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3

@@ -23,10 +23,15 @@ def register(app: typer.Typer) -> None:
         plot: Annotated[
             bool, typer.Option(help="save RUN/plots/composition.png (with --reference) and RUN/plots/lengths.png")
         ] = False,
+        duplicates: Annotated[
+            Path | None,
+            typer.Option(help="reruns/repeats JSON for audio_dedup (default: duplicates.json beside --reference)"),
+        ] = None,
     ) -> None:
         """Score every variant against a reference timeline (speech/music/noise/silence shares, speaker mixing,
         speech kept; writes RUN/quality.json) and/or reference RTTM (DER with pyannote.metrics; writes
-        RUN/der.json)."""
+        RUN/der.json); for a run with audio_dedup, rerun and repeat precision and recall against duplicates.json
+        (RUN/dedup_quality.json)."""
         from curate import manifest
         from curate.cli.console import fail, out
 
@@ -44,6 +49,18 @@ def register(app: typer.Typer) -> None:
             manifest.write_json(run_dir / "quality.json", as_dict(results))
             out.print(format_quality(results), soft_wrap=True)
             out.print(f"written: {run_dir / 'quality.json'}")
+        duplicates = duplicates or (reference.parent / "duplicates.json" if reference is not None else None)
+        if duplicates is not None and duplicates.is_file() and (run_dir / "repeats.parquet").is_file():
+            import dataclasses
+            import json
+
+            from curate.quality import evaluate_run_dedup, format_dedup
+
+            dq = evaluate_run_dedup(run_dir, json.loads(duplicates.read_text()))
+            manifest.write_json(run_dir / "dedup_quality.json", dataclasses.asdict(dq))
+            out.print("audio de-duplication against " + str(duplicates) + ":")
+            out.print(format_dedup(dq), soft_wrap=True)
+            out.print(f"written: {run_dir / 'dedup_quality.json'}")
         if rttm is not None:
             from curate.export.rttm import der_dict, diarization_error, format_der, load_rttm, load_uem
 

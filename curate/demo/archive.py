@@ -5,9 +5,12 @@ the audio. So we assemble programmes from pieces whose kind and position we cont
 Dutch and English with turn-taking, synthesized music and songs, noise, silence), write them in the mixed
 formats and rates that real archives have, and record every piece in ``ground_truth.json`` and per-programme
 RTTM files. The catalog carries the traps the metadata stages must handle: genres to drop, an over-long
-programme and a rerun broadcast the same day. Building is deterministic given the seed and idempotent.
+programme and a rerun broadcast the same day. The audio carries what only listening finds (``station.py``): a
+station jingle, repeated adverts and a programme aired again under another title. Building is deterministic
+given the seed and idempotent.
 
-Layout of ``out_dir``: ``catalog.csv``, ``ground_truth.json``, ``demo_params.json``, ``audio/``, ``rttm/``.
+Layout of ``out_dir``: ``catalog.csv``, ``ground_truth.json``, ``duplicates.json``, ``demo_params.json``,
+``audio/``, ``rttm/``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -27,13 +30,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from curate.demo import station
 from curate.quality import Region  # the reference format the demo writes
 from curate.synth import espeak
 from curate.synth import sounds as snd
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1  # bump when the output changes, so idempotent rebuilds notice
+GENERATOR_VERSION = 2  # bump when the output changes, so idempotent rebuilds notice
 CATALOG_COLUMNS = ("recording_id", "audio_path", "title", "summary", "genre", "published", "language", "channel")
 FILTERED_GENRES = ("music", "commercial")  # what the demo pipeline's genre deny list drops
 KINDS = ("speech", "music", "vocal_music", "noise", "silence")
@@ -91,6 +95,8 @@ class _Programme:
     published: datetime
     channel: str
     rerun_of: str | None = None
+    station: tuple[str, ...] = ()  # repeated pieces it airs (station.PIECES): the jingle first, adverts later
+    trim_s: tuple[float, float] | None = None  # aired again: seconds of ``rerun_of`` cut at start and end
 
 
 def build_demo_archive(
@@ -124,7 +130,8 @@ def build_demo_archive(
         overlong_s if tag == "overlong" else round(min_s + (max_s - min_s) * q**3)
         for (_, _, tag), q in zip(slots, quantiles, strict=True)
     ]
-    return _build(Path(out_dir), params, _schedule("demo", slots, durations, rng))
+    plain = [i for i, (_, _, tag) in enumerate(slots) if not tag]
+    return _build(Path(out_dir), params, station.assign(_schedule("demo", slots, durations, rng), plain))
 
 
 def build_mini_archive(out_dir: Path, *, n: int = 4, seed: int = 0, duration_s: float = 40) -> Path:
@@ -174,7 +181,7 @@ def _build(out_dir: Path, params: dict, programmes: list[_Programme]) -> Path:
         return catalog
     ffmpeg = espeak.require_tool("ffmpeg", "ffmpeg")
     espeak.require_tool("espeak-ng", "espeak-ng")  # fail before deleting anything
-    for stale in (params_file, catalog, out_dir / "ground_truth.json"):
+    for stale in (params_file, catalog, out_dir / "ground_truth.json", out_dir / "duplicates.json"):
         stale.unlink(missing_ok=True)
     for sub in ("audio", "rttm"):
         shutil.rmtree(out_dir / sub, ignore_errors=True)
@@ -182,16 +189,22 @@ def _build(out_dir: Path, params: dict, programmes: list[_Programme]) -> Path:
     truth: dict[str, list[dict]] = {}
     rows = []
     previous: tuple[np.ndarray, list[Region]] | None = None
+    aired_again = {p.rerun_of for p in programmes if p.trim_s is not None}
+    originals: dict[str, tuple[np.ndarray, list[Region]]] = {}
     pending: list[Future] = []
     # Encoding (ffmpeg, libsndfile) releases the GIL: write one programme while synthesizing the next.
     with snd.SpeechBank() as bank, ThreadPoolExecutor(max_workers=2) as pool:
         for prog in programmes:
-            if prog.rerun_of is not None and previous is not None:
+            if prog.trim_s is not None and prog.rerun_of in originals:
+                audio, regions = station.air_again(*originals.pop(prog.rerun_of), prog.sample_rate, prog.trim_s)
+            elif prog.rerun_of is not None and previous is not None:
                 audio, regions = previous
             else:
                 seed = [params["seed"], int(prog.recording_id.rsplit("-", 1)[1])]
                 audio, regions = _assemble(prog, bank, np.random.default_rng(seed))
                 previous = audio, regions
+                if prog.recording_id in aired_again:
+                    originals[prog.recording_id] = previous
             rel = f"audio/{prog.recording_id}.{prog.fmt}"
             if len(pending) >= 2:  # bounds memory, and a failed write stops the build early
                 pending.pop(0).result()
@@ -204,6 +217,7 @@ def _build(out_dir: Path, params: dict, programmes: list[_Programme]) -> Path:
         for job in pending:
             job.result()
     _atomic_write(out_dir / "ground_truth.json", json.dumps(truth, indent=1, ensure_ascii=False))
+    _atomic_write(out_dir / "duplicates.json", json.dumps(station.duplicates(programmes, truth), indent=1))
     with open(out_dir / "catalog.csv.tmp", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CATALOG_COLUMNS)
         writer.writeheader()
@@ -263,8 +277,13 @@ def _assemble(prog: _Programme, bank: snd.SpeechBank, rng: np.random.Generator) 
     names, weights = zip(*RECIPES[prog.genre].items(), strict=True)
     probs = np.array(weights, float) / sum(weights)
     plan = list(OPENING[prog.genre])
+    _place_station(track, prog, [s for s in prog.station if s == station.JINGLE], target - 10 * ctx.sr)
+    adverts = [s for s in prog.station if s != station.JINGLE]
     misses = 0
     while misses < 5:
+        if not plan and adverts:  # adverts follow the opening blocks
+            _place_station(track, prog, adverts, target - 4 * ctx.sr)
+            adverts = []
         budget = target - track.n - 2 * ctx.sr  # keep >= 2 s for the outro
         if budget < ctx.sr:
             break
@@ -278,6 +297,14 @@ def _assemble(prog: _Programme, bank: snd.SpeechBank, rng: np.random.Generator) 
     audio = track.audio()
     audio += rng.standard_normal(audio.size, dtype=np.float32) * np.float32(2e-4)  # a noise floor, like real tape
     return np.clip(audio, -1, 1, out=audio), track.regions()
+
+
+def _place_station(track: _Track, prog: _Programme, sources: Iterable[str], limit: int) -> None:
+    """Place the station's repeated pieces (station.py) that end before sample ``limit``."""
+    for source in sources:
+        audio, kind = station.piece(source, prog.sample_rate)
+        if track.n + audio.size <= limit:
+            track.place(audio, kind, source=source)
 
 
 def _seconds(ctx: _Ctx, low: float, high: float, budget: int) -> float:

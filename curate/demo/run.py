@@ -22,6 +22,23 @@ def _summary(result: dict) -> str:
     )
 
 
+def _show_dedup(run_dir: Path, duplicates: Path, console: Console) -> None:
+    """Reruns and repeated excerpts found by audio_dedup, against the archive's duplicates.json."""
+    import dataclasses
+    import json
+
+    from curate import manifest
+    from curate.quality import evaluate_run_dedup, format_dedup
+    from curate.rundir import RunDir
+
+    if not duplicates.exists() or not RunDir(run_dir).repeats.exists():
+        return
+    dq = evaluate_run_dedup(run_dir, json.loads(duplicates.read_text()))
+    manifest.write_json(run_dir / "dedup_quality.json", dataclasses.asdict(dq))
+    console.print("audio de-duplication (reruns and repeated jingles/adverts) against duplicates.json:")
+    console.print(format_dedup(dq), soft_wrap=True)
+
+
 def run_demo(
     out_dir: Path,
     pipeline_path: Path,
@@ -64,6 +81,7 @@ def run_demo(
     if plot is not None:  # e.g. the CLI's PNG charts: composition per variant, segment lengths
         for p in plot(run_dir, quality):
             console.print(f"plot: {p}", soft_wrap=True)
+    _show_dedup(run_dir, catalog.parent / "duplicates.json", console)
 
     console.rule("[bold]4. export")
     best = best_variant(stats)

@@ -14,6 +14,7 @@ A selection is a small YAML spec (see ``configs/selection/``)::
     languages: [nl]
     max_hours_per_speaker: 0.5   # caps, applied in a seeded, order-independent pseudo-random order
     max_hours_per_programme: 2   # programme = recordings' ``title`` (``programme_column``)
+    cut_repeats: true            # drop segments overlapping repeated excerpts (``audio_dedup``'s repeats.parquet)
     max_hours: 10
     split: {method: random, valid_pct: 5}     # or {method: median_per_recording}, or {method: none}
 
@@ -93,6 +94,7 @@ class Selection:
     max_hours_per_speaker: float | None = None
     max_hours_per_programme: float | None = None
     programme_column: str = "title"
+    cut_repeats: bool = False  # drop segments that overlap an excerpt audio_dedup found repeated (repeats.parquet)
     split: Split = field(default_factory=Split)
 
     def predicates(self) -> list[Predicate]:
@@ -223,10 +225,25 @@ def _step(stats: list[dict[str, Any]], name: str, df: pd.DataFrame) -> None:
     stats.append({"step": name, "segments": len(df), "hours": float(df["duration_s"].sum()) / 3600.0})
 
 
-def apply_selection(df: pd.DataFrame, sel: Selection) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Filter, cap and split; returns (selected rows with a ``split`` column train/valid, resolved stats)."""
+def overlaps_repeats(df: pd.DataFrame, repeats: dict[str, list[tuple[float, float, str]]]) -> np.ndarray:
+    """Mask of segments that overlap a repeated excerpt of their recording (``cut_repeats.load_repeats``)."""
+    hit = np.zeros(len(df), dtype=bool)
+    rows = zip(df["recording_id"], df["start_s"], df["end_s"], strict=True)
+    for i, (rid, s, e) in enumerate(rows):
+        hit[i] = any(a < e and s < b for a, b, _ in repeats.get(rid, ()))
+    return hit
+
+
+def apply_selection(
+    df: pd.DataFrame, sel: Selection, repeats: dict[str, list[tuple[float, float, str]]] | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Filter, cap and split; returns (selected rows with a ``split`` column train/valid, resolved stats).
+    ``repeats``: the run's repeated excerpts, dropped when ``sel.cut_repeats``."""
     steps: list[dict[str, Any]] = []
     _step(steps, "input", df)
+    if sel.cut_repeats:
+        df = df[~overlaps_repeats(df, repeats or {})]
+        _step(steps, "cut_repeats", df)
     if sel.min_duration_s is not None:
         df = df[df["duration_s"] >= sel.min_duration_s]
     if sel.max_duration_s is not None:
@@ -303,7 +320,12 @@ def split_labels(df: pd.DataFrame, sel: Selection) -> np.ndarray:
 def select(run_dir: str | Path, variant: str, sel: Selection | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Load a variant of a run and apply a selection (the whole variant, all train, by default)."""
     sel = sel or Selection()
-    df, stats = apply_selection(load_segments(run_dir, variant), sel)
+    repeats = None
+    if sel.cut_repeats:
+        from curate.stages.cut_repeats import load_repeats
+
+        repeats = load_repeats(RunDir(run_dir))
+    df, stats = apply_selection(load_segments(run_dir, variant), sel, repeats)
     stats.update(run_dir=str(Path(run_dir).resolve()), variant=variant, selection=sel.name, seed=sel.seed)
     return df, stats
 

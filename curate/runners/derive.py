@@ -75,6 +75,8 @@ def derive(
 
     run_dir = Path(run_dir)
     rd = RunDir(run_dir)
+    for st in pipeline.transforms():  # stages that read run files (e.g. cut_repeats: repeats.parquet)
+        st.bind_run(rd)
     t0 = time.perf_counter()
     run = rd.read_run()
     settings = build_dataclass(Settings, (run.get("pipeline") or {}).get("settings") or {}, f"{rd.run_json}: settings")

@@ -1,7 +1,10 @@
-"""The run driver: ingest → filters → shard plan → (runner executes shards) → finalize.
+"""The run driver: ingest → filters (metadata, then audio passes and aggregates) → shard plan → (runner
+executes shards) → finalize.
 
 Both runners share everything here; they differ only in how shards are executed. A rerun of the same
-command on the same ``--out`` reuses the plan and skips shards with a completion marker.
+command on the same ``--out`` reuses the plan and skips shards with a completion marker; a run killed before
+its plan was written (e.g. during the fingerprint pass) redoes ingest and filters, and an audio pass skips
+the recordings whose results it already stored.
 """
 
 from __future__ import annotations
@@ -9,21 +12,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from curate import manifest
+from curate import audio, manifest
 from curate.catalog import ingest
 from curate.config import Pipeline
-from curate.errors import RunDirError
+from curate.errors import RecordingError, RunDirError
 from curate.rundir import RunDir
 from curate.runners.shard import PROGRESS_DIR, load_marker
 from curate.schema import Decision, Failure, Recording, recording_from_row
-from curate.stages.base import Aggregate, Filter
+from curate.stages.base import Aggregate, AudioPass, Filter
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +59,60 @@ def pipeline_fingerprint(pipeline: Pipeline) -> str:
     return hashlib.sha256(json.dumps(pipeline.source, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def apply_filters(df: pd.DataFrame, stages: list) -> list[Decision]:
-    """Run Filter/Aggregate stages in order over the recordings table; one decision per recording."""
+AUDIO_PASS_FAILURES = "audio_pass_failures.parquet"
+
+
+def run_audio_pass(
+    stage: AudioPass, df: pd.DataFrame, run: RunDir, threads: int | None = None
+) -> tuple[list[Decision], list[Failure]]:
+    """Run ``stage`` on every recording of ``df`` whose result is not stored yet, ``threads`` at a time, and
+    store the results batch by batch (a killed pass resumes). Returns drops + failure rows for unreadable audio."""
+    done = stage.done(run)
+    todo = [recording_from_row(r) for r in df.to_dict("records") if r["recording_id"] not in done]
     decisions: list[Decision] = []
+    failures: list[Failure] = []
+
+    def one(rec: Recording) -> tuple[Recording, object, Exception | None]:
+        try:
+            return rec, stage.compute(rec), None
+        except (audio.AudioDecodeError, RecordingError) as e:
+            return rec, None, e
+
+    n = stage.resources.batch_size
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        for i in range(0, len(todo), n):
+            ok = []
+            for rec, result, err in pool.map(one, todo[i : i + n]):
+                if err is None:
+                    ok.append((rec.recording_id, result))
+                    continue
+                decisions.append(Decision(rec.recording_id, False, stage.stage_name, f"audio unreadable: {err}"))
+                failures.append(
+                    Failure(rec.recording_id, stage.stage_name, type(err).__name__, str(err), rec.audio_path)
+                )
+            stage.store(run, ok)
+            log.info("%s: %d/%d recordings", stage.stage_name, min(i + n, len(todo)), len(todo))
+    return decisions, failures
+
+
+def run_filters(df: pd.DataFrame, stages: list, run: RunDir | None = None) -> tuple[list[Decision], list[Failure]]:
+    """Run Filter/AudioPass/Aggregate stages in order over the recordings table: one decision per recording,
+    plus failure rows of audio passes. ``run``: the run directory (needed by audio passes and aggregates that
+    read their results)."""
+    decisions: list[Decision] = []
+    failures: list[Failure] = []
     alive = df
     for st in stages:
         if alive.empty:
             break
-        if isinstance(st, Filter):
+        if isinstance(st, AudioPass):
+            if run is None:
+                raise RunDirError(f"stage '{st.stage_name}' stores results in a run directory; none was given")
+            dropped, failed = run_audio_pass(st, alive, run)
+            decisions += dropped
+            failures += failed
+            alive = alive[~alive["recording_id"].isin({d.recording_id for d in dropped})]
+        elif isinstance(st, Filter):
             reasons = st.reasons(alive)
             dropped = reasons.notna()
             for rid, reason in zip(alive.loc[dropped, "recording_id"], reasons[dropped], strict=True):
@@ -75,11 +126,30 @@ def apply_filters(df: pd.DataFrame, stages: list) -> list[Decision]:
                 )
             alive = alive[~alive["recording_id"].isin(set(drop["recording_id"]))]
     decisions += [Decision(rid, True, "kept") for rid in alive["recording_id"]]
-    return decisions
+    return decisions, failures
+
+
+def apply_filters(df: pd.DataFrame, stages: list) -> list[Decision]:
+    """Run metadata Filter/Aggregate stages in order over the recordings table; one decision per recording."""
+    return run_filters(df, stages)[0]
+
+
+def bind_run(pipeline: Pipeline, out_dir: Path) -> None:
+    """Give every stage its run directory (stages that read or write run files, e.g. fingerprints, repeats)."""
+    run = RunDir(out_dir)
+    for st in [*pipeline.filters, *pipeline.transforms()]:
+        st.bind_run(run)
 
 
 # What prepare() writes before plan.json: a directory holding only these is a prepare that was killed
-PREPARE_FILES = {"recordings.parquet", "decisions.parquet", PROGRESS_DIR, f"{PROGRESS_DIR}/ingest_failures.parquet"}
+PREPARE_FILES = {
+    "recordings.parquet",
+    "decisions.parquet",
+    PROGRESS_DIR,
+    f"{PROGRESS_DIR}/ingest_failures.parquet",
+    f"{PROGRESS_DIR}/prepare.json",
+    f"{PROGRESS_DIR}/{AUDIO_PASS_FAILURES}",
+}
 
 
 def _interrupted_prepare(out_dir: Path) -> bool:
@@ -130,6 +200,8 @@ def prepare(
     out_dir = Path(out_dir)
     catalog = Path(catalog).resolve()
     plan_file = out_dir / PROGRESS_DIR / "plan.json"
+    started_file = out_dir / PROGRESS_DIR / "prepare.json"
+    bind_run(pipeline, out_dir)
     fp = {
         "catalog": str(catalog),
         "catalog_sha256": _sha256(catalog) if catalog.is_file() else None,
@@ -148,11 +220,14 @@ def prepare(
         log.info("resuming %s: %d shards planned", out_dir, len(saved["shards"]))
         return Plan(out_dir, pipeline, recs, saved["shards"])
     if out_dir.exists() and any(out_dir.iterdir()):
-        if not _interrupted_prepare(out_dir):
+        # a run killed before its plan: the same command (prepare.json) or only prepare's own files left
+        resumable = started_file.exists() and json.loads(started_file.read_text()).get("fingerprint") == fp
+        if not (resumable or _interrupted_prepare(out_dir)):
             raise RunDirError(f"{out_dir} is not empty and holds no curate run plan; choose a new --out")
         log.info("%s: ingest or planning was interrupted before the plan was written; starting them again", out_dir)
-        for tmp in out_dir.rglob(".*.tmp"):  # half-written files of the killed prepare (nothing else is here)
+        for tmp in out_dir.rglob(".*.tmp"):  # half-written files of the killed prepare
             tmp.unlink()
+    manifest.write_json(started_file, {"fingerprint": fp})  # a run killed before its plan resumes from here
     result = ingest(
         catalog,
         min_duration_s=pipeline.settings.min_duration_s,
@@ -162,7 +237,8 @@ def prepare(
     manifest.write_records(out_dir / "recordings.parquet", result.recordings, "recordings")
     manifest.write_records(out_dir / PROGRESS_DIR / "ingest_failures.parquet", result.failures, "failures")
     df = manifest.read_table(out_dir / "recordings.parquet", "recordings").to_pandas()
-    decisions = apply_filters(df, pipeline.filters)
+    decisions, pass_failures = run_filters(df, pipeline.filters, RunDir(out_dir))
+    manifest.write_records(out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES, pass_failures, "failures")
     manifest.write_records(out_dir / "decisions.parquet", decisions, "decisions")
     kept = sorted(d.recording_id for d in decisions if d.kept)
     n = pipeline.settings.shard_size
@@ -173,6 +249,8 @@ def prepare(
 
 def collect_failures(out_dir: Path) -> list[Failure]:
     tables = [manifest.read_table(out_dir / PROGRESS_DIR / "ingest_failures.parquet", "failures")]
+    if (out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES).exists():
+        tables.append(manifest.read_table(out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES, "failures"))
     part_dir = out_dir / PROGRESS_DIR / "failures"
     if part_dir.exists():
         tables.append(manifest.read_table(part_dir, "failures"))

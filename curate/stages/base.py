@@ -5,6 +5,10 @@ validated on a laptop.
 - :class:`Filter`: recording metadata → keep, or the reason to drop it (catalog level, vectorised).
 - :class:`Aggregate`: the whole catalog → which recordings to drop, e.g. de-duplication.
 - :class:`Transform`: one recording + its current segments → new segments (and rejected ones).
+- :class:`AudioPass`: reads each surviving recording's audio once, before planning, and keeps a compact
+  per-recording result in the run directory for the Aggregates after it (e.g. audio fingerprints).
+
+Every stage may read its run directory (``self.run_dir``) once the driver has bound it.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from curate.errors import ConfigError
 from curate.schema import Recording, RejectedSegment, Segment
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+    from curate.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +44,24 @@ class Resources:
 class Stage:
     stage_name: ClassVar[str] = ""
     resources: ClassVar[Resources] = Resources()
+    requires: ClassVar[tuple[str, ...]] = ()  # stages that must come before this one in the same list
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for invalid params. Called once when the pipeline is loaded."""
 
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def bind_run(self, run: RunDir) -> None:
+        """Called by the driver (and ``curate derive``) before any data moves: the run directory."""
+        self._run = run
+
+    @property
+    def run_dir(self) -> RunDir:
+        run = getattr(self, "_run", None)
+        if run is None:
+            raise ConfigError(f"stage '{self.stage_name}' reads its run directory, but none was bound to it")
+        return run
 
 
 @dataclass
@@ -68,6 +87,27 @@ class Aggregate(Stage):
 
     def drop(self, df: pd.DataFrame) -> pd.DataFrame:
         """Rows to drop: columns ``recording_id``, ``reason``, ``duplicate_of`` (nullable)."""
+        raise NotImplementedError
+
+
+@dataclass
+class AudioPass(Stage):
+    """Per-recording work on the audio of the recordings that survive the stages before it, stored in the run
+    directory, resumable. Drops only recordings whose audio cannot be read (they become failure rows).
+    The driver decides how many recordings run at once (threads: the work is a decoder + C library)."""
+
+    resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=256)  # batch: recordings per stored part
+
+    def done(self, run: RunDir) -> set[str]:
+        """Recording ids whose result is already stored (a resumed run skips them)."""
+        raise NotImplementedError
+
+    def compute(self, rec: Recording) -> Any:
+        """One recording's result; raise :class:`~curate.audio.AudioDecodeError` or ``RecordingError``."""
+        raise NotImplementedError
+
+    def store(self, run: RunDir, results: list[tuple[str, Any]]) -> None:
+        """Store a batch of ``(recording_id, result)`` atomically."""
         raise NotImplementedError
 
 
@@ -153,6 +193,7 @@ __all__ = [
     "Filter",
     "Aggregate",
     "Transform",
+    "AudioPass",
     "StageResult",
     "RecordingContext",
 ]
