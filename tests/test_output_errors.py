@@ -46,7 +46,8 @@ def test_read_only_disk_names_the_file_not_its_temp_file(tmp_path, monkeypatch, 
     monkeypatch.setattr(manifest, "_atomic_path", read_only)
     code, text = _main(monkeypatch, capsys, *_run_args(tmp_path))
     assert code == 1
-    assert f"{tmp_path / 'out' / 'recordings.parquet'}: Read-only file system" in text
+    first_write = tmp_path / "out" / "_progress" / "prepare.json"  # the run's first file (its resume marker)
+    assert f"{first_write}: Read-only file system" in text
     assert ".tmp" not in text and "Traceback" not in text
 
 

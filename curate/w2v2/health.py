@@ -118,7 +118,7 @@ class Health:
             self._fire(
                 "divergence",
                 step,
-                f"loss={loss} grad_norm={grad_norm} is not finite; likely cause: the LR is "
+                f"training diverged: loss={loss} grad_norm={grad_norm} is not finite; likely cause: the LR is "
                 f"too high for the batch size; {self.remedy.lower_lr()}, or set optim.clip_norm",
                 force_stop=True,
             )
@@ -130,7 +130,7 @@ class Health:
                 self._fire(
                     "divergence",
                     step,
-                    f"loss {loss:.3f} stayed above {self.spike_factor}× its running median "
+                    f"training diverged: loss {loss:.3f} stayed above {self.spike_factor}× its running median "
                     f"{med:.3f} for {n} steps (blow-up); {self.remedy.lower_lr()}, or set optim.clip_norm",
                 )
         self.history.append(loss)
