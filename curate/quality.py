@@ -35,8 +35,9 @@ class Region:
     speaker: str | None = None
     language: str | None = None
     text: str | None = None
-    background: str | None = None  # "music" when speech lies over a music bed
+    background: str | None = None  # what lies under speech: music | vocal_music | noise | speech (a second voice)
     source: str | None = None  # the generator: jingle, bed, outro, song, applause, pink, white
+    other_speaker: str | None = None  # background "speech": who talks at the same time
 
 
 def load_ground_truth(path: Path) -> dict[str, list[Region]]:
@@ -51,6 +52,7 @@ class RegionLike(Protocol):
     kind: str
     speaker: str | None
     background: str | None
+    other_speaker: str | None
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,35 @@ class VariantQuality:
     silence_pct: float
     multi_speaker_pct: float  # segments where a second speaker holds ≥ 10 % of the speech
     speech_recall_pct: float  # share of the reference speech (of the evaluated recordings) the variant keeps
+    sung_pct: float = 0.0  # sung music (alone or under speech)
+    overlap_pct: float = 0.0  # speech with a second voice at the same time
+    clean_single_pct: float = 0.0  # clean speech of each segment's main speaker: the product
+    clean_recall_pct: float = 0.0  # share of the reference clean speech the variant keeps
+
+    def meets(self, targets: Targets) -> list[str]:
+        """How this variant misses ``targets`` (empty when it meets them all)."""
+        t, out = targets, []
+        for name, value, limit, better in (
+            ("clean single-speaker", self.clean_single_pct, t.clean_single_pct, "≥"),
+            ("music", self.music_pct, t.music_pct, "≤"),
+            ("sung", self.sung_pct, t.sung_pct, "≤"),
+            (">1 speaker", self.multi_speaker_pct, t.multi_speaker_pct, "≤"),
+            ("clean kept", self.clean_recall_pct, t.clean_recall_pct, "≥"),
+        ):
+            if (better == "≥" and value < limit) or (better == "≤" and value > limit):
+                out.append(f"{name} {value:.1f} % (target {better} {limit:g} %)")
+        return out
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The clean variants' targets (issue #12), in percent."""
+
+    clean_single_pct: float = 95.0
+    music_pct: float = 2.0
+    sung_pct: float = 0.5
+    multi_speaker_pct: float = 5.0
+    clean_recall_pct: float = 75.0
 
 
 def _overlap(spans: Sequence[tuple[float, float]], regions: Iterable[tuple[float, float]]) -> float:
@@ -81,19 +112,24 @@ def evaluate_segments(
     for rid, s, e in segments:
         if rid in reference:
             by_rec[rid].append((s, e))
-    total = speech = clean = music = noise = silence = kept_speech = ref_speech = 0.0
+    total = speech = clean = music = sung = noise = silence = overlapped = kept_speech = ref_speech = 0.0
+    single = kept_clean = ref_clean = 0.0
     mixed = n = 0
     for rid, regions in reference.items():
         spans = by_rec.get(rid, [])
         speech_regions = [(r.start_s, r.end_s) for r in regions if r.kind == "speech"]
+        clean_regions = [(r.start_s, r.end_s) for r in regions if r.kind == "speech" and not r.background]
         ref_speech += timeline.total(speech_regions)
+        ref_clean += timeline.total(clean_regions)
         if not spans:
             continue
         kept_speech += _overlap(timeline.merge(spans), speech_regions)
+        kept_clean += _overlap(timeline.merge(spans), clean_regions)
         for s, e in spans:
             n += 1
             total += e - s
             per_speaker: dict[str, float] = defaultdict(float)
+            clean_by: dict[str, float] = defaultdict(float)
             for r in regions:
                 ov = timeline.overlap((s, e), (r.start_s, r.end_s))
                 if ov <= 0:
@@ -101,16 +137,26 @@ def evaluate_segments(
                 if r.kind == "speech":
                     speech += ov
                     per_speaker[r.speaker or "?"] += ov
-                    if r.background:
+                    bg = r.background
+                    if bg == "speech":
+                        overlapped += ov
+                        per_speaker[getattr(r, "other_speaker", None) or "?2"] += ov
+                    elif bg == "noise":
+                        noise += ov
+                    elif bg:  # music or vocal_music (the demo's first archives wrote "music" for beds)
                         music += ov
+                        sung += ov if bg == "vocal_music" else 0.0
                     else:
                         clean += ov
+                        clean_by[r.speaker or "?"] += ov
                 elif r.kind in ("music", "vocal_music"):
                     music += ov
+                    sung += ov if r.kind == "vocal_music" else 0.0
                 elif r.kind == "noise":
                     noise += ov
                 elif r.kind == "silence":
                     silence += ov
+            single += max(clean_by.values(), default=0.0)
             spoken = sum(per_speaker.values())
             if spoken > 0 and len(per_speaker) > 1 and sorted(per_speaker.values())[-2] >= MIX_MIN_SHARE * spoken:
                 mixed += 1
@@ -128,6 +174,10 @@ def evaluate_segments(
         silence_pct=pct(silence, total),
         multi_speaker_pct=pct(mixed, n),
         speech_recall_pct=pct(kept_speech, ref_speech),
+        sung_pct=pct(sung, total),
+        overlap_pct=pct(overlapped, total),
+        clean_single_pct=pct(single, total),
+        clean_recall_pct=pct(kept_clean, ref_clean),
     )
 
 
@@ -156,21 +206,30 @@ def evaluate_run(
     return out
 
 
-def format_quality(results: dict[str, VariantQuality]) -> str:
+def format_quality(results: dict[str, VariantQuality], targets: Targets | None = None) -> str:
+    """A Markdown table: the clean variants first (``*-clean``), then the rest in the usual order; with
+    ``targets``, a last column says which targets each clean variant misses."""
     from curate.stats import ordered
 
-    lines = [
-        "| variant | segments | hours | speech % | clean speech % | music % | noise % | silence % "
-        "| >1 speaker % | speech kept % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for v in ordered(list(results)):
+    names = ordered(list(results))
+    names = [v for v in names if v.endswith("-clean")] + [v for v in names if not v.endswith("-clean")]
+    head = (
+        "| variant | segments | hours | clean 1-spk % | speech % | clean speech % | music % | sung % | noise % "
+        "| silence % | overlap % | >1 speaker % | speech kept % | clean kept % |"
+    )
+    lines = [head + (" targets |" if targets else ""), "|---|" + "---:|" * (13 + bool(targets))]
+    for v in names:
         q = results[v]
-        lines.append(
-            f"| {v} | {q.segments} | {q.hours:.3f} | {q.speech_pct:.1f} | {q.clean_speech_pct:.1f} "
-            f"| {q.music_pct:.1f} | {q.noise_pct:.1f} | {q.silence_pct:.1f} | {q.multi_speaker_pct:.1f} "
-            f"| {q.speech_recall_pct:.1f} |"
+        row = (
+            f"| {v} | {q.segments} | {q.hours:.3f} | {q.clean_single_pct:.1f} | {q.speech_pct:.1f} "
+            f"| {q.clean_speech_pct:.1f} | {q.music_pct:.1f} | {q.sung_pct:.1f} | {q.noise_pct:.1f} "
+            f"| {q.silence_pct:.1f} | {q.overlap_pct:.1f} | {q.multi_speaker_pct:.1f} | {q.speech_recall_pct:.1f} "
+            f"| {q.clean_recall_pct:.1f} |"
         )
+        if targets:
+            misses = q.meets(targets)
+            row += (" met |" if not misses else " " + "; ".join(misses) + " |") if v.endswith("-clean") else " |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
@@ -182,6 +241,7 @@ def as_dict(results: dict[str, VariantQuality]) -> dict[str, Any]:
 
 __all__ = [
     "Region",
+    "Targets",
     "VariantQuality",
     "as_dict",
     "evaluate_run",

