@@ -233,6 +233,92 @@ def format_quality(results: dict[str, VariantQuality], targets: Targets | None =
     return "\n".join(lines) + "\n"
 
 
+# --- the tagger's own accuracy on labelled real clips ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelledClip:
+    """A real clip with reference intervals per sound group (``speech``, ``music``, ``vocal_music``)."""
+
+    clip_id: str
+    path: Path
+    duration_s: float
+    labels: dict[str, list[tuple[float, float]]]
+
+
+def load_labelled_clips(root: Path) -> list[LabelledClip]:
+    """The labelled clips of a real-audio folder (``INVENTORY.csv`` + ``annotations/``): speech clips are speech
+    throughout unless a ``.vad.tsv`` says where; conversations are their RTTM turns; music clips are music
+    throughout (``music-vocal`` also vocal music); noise clips hold none of the groups."""
+    import csv
+
+    root = Path(root)
+    out = []
+    with open(root / "INVENTORY.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        cid, kind, dur = r["id"], r["content_type"], float(r["flac_duration_s"])
+        path = root / "flac" / f"{cid}.flac"
+        if not path.is_file():
+            continue
+        whole = [(0.0, dur)]
+        labels: dict[str, list[tuple[float, float]]] = {"speech": [], "music": [], "vocal_music": []}
+        vad, rttm = root / "annotations" / f"{cid}.vad.tsv", root / "annotations" / f"{cid}.rttm"
+        if kind == "speech":
+            labels["speech"] = _vad_tsv(vad) if vad.is_file() else whole
+        elif kind == "conversation" and rttm.is_file():
+            labels["speech"] = timeline.merge(_rttm(rttm))
+        elif kind.startswith("music"):
+            labels["music"] = whole
+            labels["vocal_music"] = whole if kind == "music-vocal" else []
+        elif kind != "noise":
+            continue
+        out.append(LabelledClip(cid, path, dur, labels))
+    return out
+
+
+def _vad_tsv(path: Path) -> list[tuple[float, float]]:
+    rows = [ln.split("\t") for ln in path.read_text().splitlines()[1:] if ln.strip()]
+    return [(float(a), float(b)) for a, b, lab in rows if lab.strip() == "speech"]
+
+
+def _rttm(path: Path) -> list[tuple[float, float]]:
+    rows = [ln.split() for ln in path.read_text().splitlines() if ln.startswith("SPEAKER")]
+    return [(float(r[3]), float(r[3]) + float(r[4])) for r in rows]
+
+
+@dataclass(frozen=True)
+class FrameAccuracy:
+    group: str
+    precision: float
+    recall: float
+    frames: int  # frames scored
+    positives: int  # reference frames of the group
+
+
+def frame_accuracy(
+    scored: Iterable[tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[tuple[float, float]]]],
+    group: str,
+    threshold: float = 0.5,
+) -> FrameAccuracy:
+    """Frame-level precision/recall of ``score > threshold`` against reference intervals. ``scored``: per clip
+    (cell starts, cell ends, scores, reference intervals); a cell is positive when its middle is inside."""
+    tp = fp = fn = n = 0
+    for starts, ends, scores, ref in scored:
+        ref = timeline.merge(ref)
+        for a, b, v in zip(starts, ends, scores, strict=True):
+            mid = (a + b) / 2
+            truth = any(s <= mid < e for s, e in ref)
+            pred = v > threshold
+            n += 1
+            tp += truth and pred
+            fp += pred and not truth
+            fn += truth and not pred
+    return FrameAccuracy(
+        group, tp / (tp + fp) if tp + fp else float("nan"), tp / (tp + fn) if tp + fn else float("nan"), n, tp + fn
+    )
+
+
 def as_dict(results: dict[str, VariantQuality]) -> dict[str, Any]:
     import dataclasses
 
@@ -240,6 +326,8 @@ def as_dict(results: dict[str, VariantQuality]) -> dict[str, Any]:
 
 
 __all__ = [
+    "FrameAccuracy",
+    "LabelledClip",
     "Region",
     "Targets",
     "VariantQuality",
@@ -247,5 +335,7 @@ __all__ = [
     "evaluate_run",
     "evaluate_segments",
     "format_quality",
+    "frame_accuracy",
+    "load_labelled_clips",
     "load_ground_truth",
 ]

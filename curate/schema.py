@@ -203,7 +203,9 @@ class Frames:
     def from_arrow(cls, kind: str, table: pa.Table) -> Frames:
         import numpy as np
 
-        arr = {c: np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64) for c in table.names}
+        arr = {
+            c: np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64) for c in table.column_names
+        }
         return cls(kind, arr.pop("start_s"), arr.pop("end_s"), arr)
 
 

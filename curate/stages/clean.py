@@ -42,15 +42,13 @@ class Thresholds:
 
 
 def cells(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
-    """Non-overlapping cells tiling the frames: the middle ``hop`` of each window, edges stretched."""
+    """Cells that tile the frames exactly: boundaries halfway between frame middles, edges stretched."""
     start, end = np.asarray(frames.start_s, float), np.asarray(frames.end_s, float)
     if len(start) < 2:
         return start, end
-    hop = float(np.median(np.diff(start)))
     mid = (start + end) / 2
-    a, b = mid - hop / 2, mid + hop / 2
-    a[0], b[-1] = min(a[0], start[0]), max(b[-1], end[-1])
-    return np.maximum(a, 0.0), b
+    edges = (mid[:-1] + mid[1:]) / 2
+    return np.concatenate([[max(0.0, start[0])], edges]), np.concatenate([edges, [end[-1]]])
 
 
 def score_of(frames: Frames, name: str) -> np.ndarray:
