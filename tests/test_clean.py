@@ -251,6 +251,7 @@ def test_speaker_frames_find_overlap_and_a_turn() -> None:
     act[1, :50, 2] = 1.0  # chunk 1 (2.5-7.5 s): B 2.5-5 s, then B and C together 5-7.5 s
     act[1, 50:, 2] = 1.0
     act[1, 50:, 0] = 0.8
+    act[2, :50, 1] = act[2, :50, 2] = 0.9  # chunk 2 (5-10 s) hears the two voices too, until 7.5 s
     f = speaker_frames(act, 0.0, 2.5, 5.0, total_s=10.0, hop_s=0.1, window_s=1.5)
     assert len(f) == 100 and f.kind == "speakers"
     over = timeline.from_mask(f.start_s, f.end_s, f.values["overlap"] > 0.5)
