@@ -19,6 +19,10 @@ def register(app: typer.Typer) -> None:
         ] = Path("demo"),
         runner: Annotated[str, typer.Option(help="ray or local")] = "ray",
         seed: int = 0,
+        real_audio: Annotated[
+            Path | None,
+            typer.Option(help="build the programmes from real recordings in DIR (INVENTORY.csv, flac/, annotations/)"),
+        ] = None,
     ) -> None:
         """Build the synthetic demo archive and run the demo pipeline on it; print the stats table."""
         from curate import presets
@@ -26,7 +30,13 @@ def register(app: typer.Typer) -> None:
         from curate.demo.run import run_demo
 
         run_demo(
-            out_dir, presets.locate("pipelines", pipeline), runner=runner, seed=seed, console=out, run=run_with_progress
+            out_dir,
+            presets.locate("pipelines", pipeline),
+            runner=runner,
+            seed=seed,
+            console=out,
+            run=run_with_progress,
+            real_audio=real_audio,
         )
 
 
