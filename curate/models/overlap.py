@@ -5,9 +5,9 @@ every 5 s chunk, the activity of up to three *local* speakers per ~17 ms frame. 
 speaker is one voice, so two questions have local answers:
 
 - **overlap**: the second most active local speaker's activity (two or more people at once);
-- **change**: a turn from local speaker ``j`` to ``k`` at time ``t`` — ``j`` active in the ``window_s``
-  before ``t`` and silent after, ``k`` the other way round:
-  ``min(max_left(j), max_right(k), 1 - max_right(j), 1 - max_left(k))``, best pair. Its plateau lies over the
+- **change**: a turn from local speaker ``j`` to ``k`` at time ``t`` — ``j`` active in the ``window_s`` before
+  ``t`` and silent after, ``k`` the other way round, with mean activities over the windows:
+  ``min(left(j), right(k), 1 - right(j), 1 - left(k))``, best pair. Its plateau lies over the
   pause between the turns, which is where a segment is best cut.
 
 Chunk frames are averaged onto a regular grid (``hop_s``) over the chunks that cover them (change only where
@@ -24,20 +24,24 @@ from curate.audio import SAMPLE_RATE
 from curate.schema import Frames
 
 
-def _side_max(a: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """For ``a`` of shape ``(chunks, frames, speakers)``: the max over the ``w`` frames before each frame and
-    over the ``w`` frames from it on (zeros outside the chunk)."""
+def _side_mean(a: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """For ``a`` of shape ``(chunks, frames, speakers)``: the mean over the ``w`` frames before each frame and
+    over the ``w`` frames from it on (only frames inside the chunk count)."""
     c, f, k = a.shape
-    p = np.concatenate([np.zeros((c, w, k), a.dtype), a, np.zeros((c, w, k), a.dtype)], axis=1)
-    win = np.lib.stride_tricks.sliding_window_view(p, w, axis=1).max(axis=-1)  # (c, f + w + 1, k)
-    return win[:, :f], win[:, w : w + f]
+    cs = np.concatenate([np.zeros((c, 1, k), np.float64), np.cumsum(a, axis=1, dtype=np.float64)], axis=1)
+    i = np.arange(f)
+    lo, hi = np.maximum(i - w, 0), np.minimum(i + w, f)
+    left = (cs[:, i] - cs[:, lo]) / np.maximum(i - lo, 1)[None, :, None]
+    right = (cs[:, hi] - cs[:, i]) / np.maximum(hi - i, 1)[None, :, None]
+    return left.astype(np.float32), right.astype(np.float32)
 
 
 def change_scores(a: np.ndarray, w: int) -> np.ndarray:
-    """``(chunks, frames, speakers)`` local activities → ``(chunks, frames)`` turn evidence (best pair j→k)."""
-    left, right = _side_max(a, w)
+    """``(chunks, frames, speakers)`` local activities → ``(chunks, frames)`` turn evidence (best pair j→k):
+    ``min(mean_left(j), mean_right(k), 1 - mean_right(j), 1 - mean_left(k))``."""
+    left, right = _side_mean(a, w)
     n = a.shape[2]
-    best = np.zeros(a.shape[:2], a.dtype)
+    best = np.zeros(a.shape[:2], np.float32)
     for j in range(n):
         for k in range(n):
             if j != k:

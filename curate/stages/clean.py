@@ -38,7 +38,7 @@ class Thresholds:
     vocal_music: float | None = 0.3
     noise: float | None = 0.6
     overlap: float | None = 0.5
-    change: float | None = 0.5
+    change: float | None = 0.3
 
 
 def cells(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +181,7 @@ class _Clean(Transform):
     vocal_music: float | None = 0.3
     noise: float | None = 0.6
     overlap: float | None = 0.5
-    change: float | None = 0.5
+    change: float | None = 0.3
 
     def validate(self) -> None:
         for name in ("music", "vocal_music", "noise", "overlap", "change"):
