@@ -160,11 +160,13 @@ def main() -> None:
     ap.add_argument("--window-s", type=float, default=600.0)
     ap.add_argument("--step-s", type=float, default=1.0)
     ap.add_argument("--skip-stages", action="store_true")
+    ap.add_argument("--skip-diar", action="store_true", help="only the per-stage run (wx pass beside the tag passes)")
     args = ap.parse_args()
     if not (args.clips / "INVENTORY.csv").exists():
         sys.exit(f"{args.clips}: realaudio clips not found (INVENTORY.csv); pass --clips DIR")
     prog_s = 120 if args.quick else 300
     diar_lengths = [1800, 3600, 10800] if args.diar_3h else ([300, 600] if args.quick else [600, 1200, 1800])
+    diar_lengths = [] if args.skip_diar else diar_lengths
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_stages:
             p = build_programme(Path(tmp) / "prog.flac", prog_s, args.clips)
