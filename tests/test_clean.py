@@ -292,3 +292,13 @@ def test_overlap_and_turns_on_real_conversations(realaudio) -> None:
             acc = frame_accuracy([(f.start_s, f.end_s, f.values["overlap"], both)], "overlap")
             assert acc.precision >= 0.6 and acc.recall >= 0.6
     assert hits >= 0.8 * refs
+
+
+def test_long_runs_without_speech_are_cut_short_pauses_kept() -> None:
+    speech = [0.9] * 5 + [0.0] * 1 + [0.9] * 5 + [0.0] * 4 + [0.9] * 5  # a 0.48 s pause, then a 1.9 s gap
+    t = tags([0.0] * 20, speech=speech)
+    bad = bad_intervals(t, None, Thresholds(speech=0.2, min_nonspeech_s=1.0))
+    assert len(bad["no speech"]) == 1
+    s, e = bad["no speech"][0]
+    assert e - s == pytest.approx(4 * 0.48)
+    assert "no speech" not in bad_intervals(t, None, Thresholds())  # off by default

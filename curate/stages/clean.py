@@ -27,7 +27,7 @@ from curate.schema import Frames, RejectedSegment, Segment
 from curate.stages.base import RecordingContext, StageResult, Transform
 from curate.stages.postprocess import join_words
 
-REASONS = ("music", "vocal_music", "noise", "overlap")  # the order bad intervals are attributed in
+REASONS = ("music", "vocal_music", "noise", "overlap", "no speech")  # the order bad intervals are attributed in
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class Thresholds:
     noise: float | None = 0.6
     overlap: float | None = 0.5
     change: float | None = 0.3
+    speech: float | None = None  # a run of at least ``min_nonspeech_s`` with a lower speech score is cut
+    min_nonspeech_s: float = 1.0
 
 
 def cells(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +66,11 @@ def bad_intervals(
 ) -> dict[str, list[timeline.Interval]]:
     """Reason → intervals of the recording that are bad for it (dilated by ``pad_s``)."""
     out: dict[str, list[timeline.Interval]] = {}
-    for reason in REASONS:
+    if tags is not None and len(tags) and th.speech is not None:
+        a, b = cells(tags)
+        runs = timeline.from_mask(a, b, np.asarray(tags.values["speech"], float) < th.speech)
+        out["no speech"] = [(s, e) for s, e in runs if e - s >= th.min_nonspeech_s]  # not dilated: speech is near
+    for reason in REASONS[:-1]:
         frames = speakers if reason == "overlap" else tags
         limit = getattr(th, reason)
         if frames is None or limit is None or not len(frames):
@@ -182,16 +188,20 @@ class _Clean(Transform):
     noise: float | None = 0.6
     overlap: float | None = 0.5
     change: float | None = 0.3
+    speech: float | None = None  # cut runs (>= min_nonspeech_s) whose speech score is below this; None: never
+    min_nonspeech_s: float = 1.0
 
     def validate(self) -> None:
-        for name in ("music", "vocal_music", "noise", "overlap", "change"):
+        for name in ("music", "vocal_music", "noise", "overlap", "change", "speech"):
             v = getattr(self, name)
             if v is not None and not 0 < v < 1:
                 raise ConfigError(f"{self.stage_name}.{name} must be in (0, 1) or null, got {v}")
 
     @property
     def thresholds(self) -> Thresholds:
-        return Thresholds(self.music, self.vocal_music, self.noise, self.overlap, self.change)
+        return Thresholds(
+            self.music, self.vocal_music, self.noise, self.overlap, self.change, self.speech, self.min_nonspeech_s
+        )
 
 
 @register("clean_trim")
@@ -219,7 +229,8 @@ class CleanTrim(_Clean):
             kept += [piece_segment(seg, s, e) for s, e in pieces]
             for (s, e), reason in removed:
                 frames = speakers if reason == "overlap" else tags
-                score = _mean_in(frames, reason, (s, e)) if frames is not None else float("nan")
+                col = "speech" if reason == "no speech" else reason
+                score = _mean_in(frames, col, (s, e)) if frames is not None else float("nan")
                 part = piece_segment(seg, s, e)
                 rejected.append(RejectedSegment(part, self.stage_name, f"{reason} (mean score {score:.2f})"))
         return StageResult(kept, rejected)
