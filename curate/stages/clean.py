@@ -34,9 +34,9 @@ REASONS = ("music", "vocal_music", "noise", "overlap", "no speech")  # the order
 class Thresholds:
     """A frame is bad for a reason when its score exceeds the threshold (``None``: never)."""
 
-    music: float | None = 0.5
-    vocal_music: float | None = 0.3
-    noise: float | None = 0.6
+    music: float | None = 0.1  # YAMNet's int8 output makes probabilities coarse: 0.1 keeps p >= 0.18
+    vocal_music: float | None = 0.1
+    noise: float | None = 0.1
     overlap: float | None = 0.5
     change: float | None = 0.3
     speech: float | None = None  # a run of at least ``min_nonspeech_s`` with a lower speech score is cut
@@ -183,9 +183,9 @@ def _frames(ctx: RecordingContext, stage: str) -> tuple[Frames | None, Frames | 
 
 @dataclass
 class _Clean(Transform):
-    music: float | None = 0.5  # score thresholds (None: never cut for it)
-    vocal_music: float | None = 0.3
-    noise: float | None = 0.6
+    music: float | None = 0.1  # score thresholds (None: never cut for it); tuned on the demo (docs/clean.md)
+    vocal_music: float | None = 0.1
+    noise: float | None = 0.1
     overlap: float | None = 0.5
     change: float | None = 0.3
     speech: float | None = None  # cut runs (>= min_nonspeech_s) whose speech score is below this; None: never
