@@ -58,7 +58,8 @@ def _peak_rss_mb() -> float:
 
 
 def child_stages(path: str, whisper_model: str, beam_size: int, threads: int) -> dict:
-    """Run wx_transcribe → wx_align → wx_diarize → sad_segment on one file, timing each (models loaded first)."""
+    """Run wx_transcribe → wx_align → wx_diarize → sad_segment, and the clean variants' frame-score pass
+    (tag_events, tag_speakers), on one file, timing each (wall and CPU seconds; models loaded first)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -66,6 +67,7 @@ def child_stages(path: str, whisper_model: str, beam_size: int, threads: int) ->
     from curate.schema import Recording
     from curate.stages.base import RecordingContext
     from curate.stages.sad import SadSegment
+    from curate.stages.tag import TagEvents, TagSpeakers
     from curate.stages.wx_align import WxAlign
     from curate.stages.wx_diarize import WxDiarize
     from curate.stages.wx_transcribe import WxTranscribe
@@ -77,7 +79,10 @@ def child_stages(path: str, whisper_model: str, beam_size: int, threads: int) ->
         WxAlign(),
         WxDiarize(device="cpu"),
         SadSegment(device="cpu"),
+        TagEvents(threads=threads),
+        TagSpeakers(device="cpu", step_s=1.25),
     ]
+    own_segments = ("sad_segment", "tag_events", "tag_speakers")  # start from no segments
     out: dict = {"audio_s": info.duration_s, "stages": {}}
     for st in stages:
         t = time.perf_counter()
@@ -87,13 +92,17 @@ def child_stages(path: str, whisper_model: str, beam_size: int, threads: int) ->
     ctx.audio()
     segs: list = []
     for st in stages:
-        t = time.perf_counter()
-        res = st.process(ctx, segs if st.stage_name != "sad_segment" else [])
-        dt = time.perf_counter() - t
-        if st.stage_name != "sad_segment":
+        t, c = time.perf_counter(), time.process_time()
+        res = st.process(ctx, segs if st.stage_name not in own_segments else [])
+        dt, cpu = time.perf_counter() - t, time.process_time() - c
+        if st.stage_name not in own_segments:
             segs = res.segments
         out["stages"][st.stage_name].update(
-            seconds=dt, segments=len(res.segments), x_realtime=info.duration_s / dt, peak_rss_mb=_peak_rss_mb()
+            seconds=dt,
+            cpu_s=cpu,
+            segments=len(res.segments),
+            x_realtime=info.duration_s / dt,
+            peak_rss_mb=_peak_rss_mb(),
         )
     return out
 
@@ -151,11 +160,13 @@ def main() -> None:
     ap.add_argument("--window-s", type=float, default=600.0)
     ap.add_argument("--step-s", type=float, default=1.0)
     ap.add_argument("--skip-stages", action="store_true")
+    ap.add_argument("--skip-diar", action="store_true", help="only the per-stage run (wx pass beside the tag passes)")
     args = ap.parse_args()
     if not (args.clips / "INVENTORY.csv").exists():
         sys.exit(f"{args.clips}: realaudio clips not found (INVENTORY.csv); pass --clips DIR")
     prog_s = 120 if args.quick else 300
     diar_lengths = [1800, 3600, 10800] if args.diar_3h else ([300, 600] if args.quick else [600, 1200, 1800])
+    diar_lengths = [] if args.skip_diar else diar_lengths
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_stages:
             p = build_programme(Path(tmp) / "prog.flac", prog_s, args.clips)
@@ -164,13 +175,23 @@ def main() -> None:
                 f"\nPer-stage throughput on CPU ({args.threads} threads), {r['audio_s']:.0f} s programme, "
                 f"{args.model} beam {args.beam_size}:"
             )
-            print(f"{'stage':<14}{'load s':>8}{'run s':>8}{'x realtime':>12}{'segments':>10}{'peak RSS MB':>13}")
+            print(
+                f"{'stage':<14}{'load s':>8}{'run s':>8}{'cpu s':>8}{'x realtime':>12}{'segments':>10}{'peak RSS MB':>13}"
+            )
             for name, s in r["stages"].items():
                 print(
-                    f"{name:<14}{s['load_s']:>8.1f}{s['seconds']:>8.1f}{s['x_realtime']:>12.1f}{s['segments']:>10}"
-                    f"{s['peak_rss_mb']:>13.0f}"
+                    f"{name:<14}{s['load_s']:>8.1f}{s['seconds']:>8.1f}{s['cpu_s']:>8.1f}{s['x_realtime']:>12.1f}"
+                    f"{s['segments']:>10}{s['peak_rss_mb']:>13.0f}"
                 )
-            total = sum(s["seconds"] for s in r["stages"].values() if s is not r["stages"].get("sad_segment"))
+            wx = ("wx_transcribe", "wx_align", "wx_diarize")
+            total = sum(r["stages"][n]["seconds"] for n in wx)
+            wx_cpu = sum(r["stages"][n]["cpu_s"] for n in wx)
+            for tag in ("tag_events", "tag_speakers"):
+                t = r["stages"][tag]
+                print(
+                    f"{tag} adds {100 * t['cpu_s'] / wx_cpu:.1f} % to the wx pass's CPU time "
+                    f"({100 * t['seconds'] / total:.1f} % of its wall time)"
+                )
             print(
                 f"whole wx pass (asr+align+diar): {r['audio_s'] / total:.1f}x real time "
                 "(thesis reference: 62x on one A100 with large-v2; GPU not measured here)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import tempfile
@@ -21,7 +22,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.schema import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SCHEMAS, Segment, segment_from_row, to_row
+from curate.schema import (
+    KIND_KEY,
+    SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
+    SCHEMAS,
+    UPGRADABLE,
+    Segment,
+    segment_from_row,
+    to_row,
+)
+
+log = logging.getLogger(__name__)
+_told: set[str] = set()  # directories already told that they hold an older schema version
 
 
 class SchemaMismatchError(RuntimeError):
@@ -115,7 +128,8 @@ def write_records(path: str | Path, records: Iterable[Any], kind: str) -> Path:
     return write_table(path, to_table(records, kind), kind)
 
 
-def _check(path: Path, schema: pa.Schema, kind: str) -> None:
+def _check(path: Path, schema: pa.Schema, kind: str) -> int:
+    """The file's schema version, after refusing what this curate cannot read."""
     meta = schema.metadata or {}
     found = meta.get(SCHEMA_VERSION_KEY)
     if found is None:
@@ -123,7 +137,7 @@ def _check(path: Path, schema: pa.Schema, kind: str) -> None:
             f"{path}: not a curate manifest (no schema version in its Parquet metadata); "
             f"expected a '{kind}' file written by curate schema v{SCHEMA_VERSION}."
         )
-    if int(found) != SCHEMA_VERSION:
+    if int(found) != SCHEMA_VERSION and int(found) not in UPGRADABLE.get(kind, ()):
         raise SchemaMismatchError(
             f"{path}: written with curate schema v{int(found)}, this curate reads v{SCHEMA_VERSION}. "
             "Re-run the pipeline with this version (or install the curate version that wrote it)."
@@ -131,6 +145,28 @@ def _check(path: Path, schema: pa.Schema, kind: str) -> None:
     got_kind = meta.get(KIND_KEY, b"").decode()
     if got_kind and got_kind != kind:
         raise SchemaMismatchError(f"{path}: holds '{got_kind}' rows, expected '{kind}'.")
+    if int(found) != SCHEMA_VERSION and str(path.parent) not in _told:
+        _told.add(str(path.parent))
+        log.warning(
+            "%s: written with curate schema v%d; read with the v%d columns it lacks (the quality columns) empty. "
+            "Re-run the pipeline, or `curate derive` the variant with a clean_* stage, to fill them.",
+            path.parent,
+            int(found),
+            SCHEMA_VERSION,
+        )
+    return int(found)
+
+
+def _read_upgraded(pf: pq.ParquetFile, kind: str, columns: list[str] | None) -> pa.Table:
+    """Read an older-version file: the columns it has, then the current schema's missing ones as nulls."""
+    schema = SCHEMAS[kind]
+    want = columns or schema.names
+    have = [c for c in want if c in pf.schema_arrow.names]
+    t = pf.read(columns=have)
+    for c in want:
+        if c not in have:
+            t = t.append_column(schema.field(c), pa.nulls(t.num_rows, schema.field(c).type))
+    return t.select(want).cast(pa.schema([schema.field(c) for c in want]))
 
 
 def read_table(path: str | Path, kind: str, columns: list[str] | None = None) -> pa.Table:
@@ -142,8 +178,10 @@ def read_table(path: str | Path, kind: str, columns: list[str] | None = None) ->
     tables = []
     for f in files:
         pf = pq.ParquetFile(f)
-        _check(f, pf.schema_arrow, kind)
-        tables.append(pf.read(columns=columns))
+        if _check(f, pf.schema_arrow, kind) == SCHEMA_VERSION:
+            tables.append(pf.read(columns=columns))
+        else:
+            tables.append(_read_upgraded(pf, kind, columns))
     if not tables:
         schema = SCHEMAS[kind]
         if columns:
@@ -158,8 +196,10 @@ def iter_batches(path: str | Path, kind: str, batch_size: int = 65536) -> Iterat
     files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
     for f in files:
         pf = pq.ParquetFile(f)
-        _check(f, pf.schema_arrow, kind)
-        yield from pf.iter_batches(batch_size=batch_size)
+        if _check(f, pf.schema_arrow, kind) == SCHEMA_VERSION:
+            yield from pf.iter_batches(batch_size=batch_size)
+        else:
+            yield from _read_upgraded(pf, kind, None).to_batches(max_chunksize=batch_size)
 
 
 def read_segments(path: str | Path) -> list[Segment]:

@@ -35,8 +35,9 @@ class Region:
     speaker: str | None = None
     language: str | None = None
     text: str | None = None
-    background: str | None = None  # "music" when speech lies over a music bed
+    background: str | None = None  # what lies under speech: music | vocal_music | noise | speech (a second voice)
     source: str | None = None  # the generator: jingle, bed, outro, song, applause, pink, white
+    other_speaker: str | None = None  # background "speech": who talks at the same time
 
 
 def load_ground_truth(path: Path) -> dict[str, list[Region]]:
@@ -51,6 +52,7 @@ class RegionLike(Protocol):
     kind: str
     speaker: str | None
     background: str | None
+    other_speaker: str | None
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,35 @@ class VariantQuality:
     silence_pct: float
     multi_speaker_pct: float  # segments where a second speaker holds ≥ 10 % of the speech
     speech_recall_pct: float  # share of the reference speech (of the evaluated recordings) the variant keeps
-    sung_pct: float = 0.0  # the part of music_pct that is sung music (vocal_music regions)
+    sung_pct: float = 0.0  # sung music (alone or under speech)
+    overlap_pct: float = 0.0  # speech with a second voice at the same time
+    clean_single_pct: float = 0.0  # clean speech of each segment's main speaker: the product
+    clean_recall_pct: float = 0.0  # share of the reference clean speech the variant keeps
+
+    def meets(self, targets: Targets) -> list[str]:
+        """How this variant misses ``targets`` (empty when it meets them all)."""
+        t, out = targets, []
+        for name, value, limit, better in (
+            ("clean single-speaker", self.clean_single_pct, t.clean_single_pct, "≥"),
+            ("music", self.music_pct, t.music_pct, "≤"),
+            ("sung", self.sung_pct, t.sung_pct, "≤"),
+            (">1 speaker", self.multi_speaker_pct, t.multi_speaker_pct, "≤"),
+            ("clean kept", self.clean_recall_pct, t.clean_recall_pct, "≥"),
+        ):
+            if (better == "≥" and value < limit) or (better == "≤" and value > limit):
+                out.append(f"{name} {value:.1f} % (target {better} {limit:g} %)")
+        return out
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The clean variants' targets (issue #12), in percent."""
+
+    clean_single_pct: float = 95.0
+    music_pct: float = 2.0
+    sung_pct: float = 0.5
+    multi_speaker_pct: float = 5.0
+    clean_recall_pct: float = 75.0
 
 
 def _overlap(spans: Sequence[tuple[float, float]], regions: Iterable[tuple[float, float]]) -> float:
@@ -82,19 +112,24 @@ def evaluate_segments(
     for rid, s, e in segments:
         if rid in reference:
             by_rec[rid].append((s, e))
-    total = speech = clean = music = noise = silence = kept_speech = ref_speech = sung = 0.0
+    total = speech = clean = music = sung = noise = silence = overlapped = kept_speech = ref_speech = 0.0
+    single = kept_clean = ref_clean = 0.0
     mixed = n = 0
     for rid, regions in reference.items():
         spans = by_rec.get(rid, [])
         speech_regions = [(r.start_s, r.end_s) for r in regions if r.kind == "speech"]
+        clean_regions = [(r.start_s, r.end_s) for r in regions if r.kind == "speech" and not r.background]
         ref_speech += timeline.total(speech_regions)
+        ref_clean += timeline.total(clean_regions)
         if not spans:
             continue
         kept_speech += _overlap(timeline.merge(spans), speech_regions)
+        kept_clean += _overlap(timeline.merge(spans), clean_regions)
         for s, e in spans:
             n += 1
             total += e - s
             per_speaker: dict[str, float] = defaultdict(float)
+            clean_by: dict[str, float] = defaultdict(float)
             for r in regions:
                 ov = timeline.overlap((s, e), (r.start_s, r.end_s))
                 if ov <= 0:
@@ -102,10 +137,18 @@ def evaluate_segments(
                 if r.kind == "speech":
                     speech += ov
                     per_speaker[r.speaker or "?"] += ov
-                    if r.background:
+                    bg = r.background
+                    if bg == "speech":
+                        overlapped += ov
+                        per_speaker[getattr(r, "other_speaker", None) or "?2"] += ov
+                    elif bg == "noise":
+                        noise += ov
+                    elif bg:  # music or vocal_music (the demo's first archives wrote "music" for beds)
                         music += ov
+                        sung += ov if bg == "vocal_music" else 0.0
                     else:
                         clean += ov
+                        clean_by[r.speaker or "?"] += ov
                 elif r.kind in ("music", "vocal_music"):
                     music += ov
                     sung += ov if r.kind == "vocal_music" else 0.0
@@ -113,6 +156,7 @@ def evaluate_segments(
                     noise += ov
                 elif r.kind == "silence":
                     silence += ov
+            single += max(clean_by.values(), default=0.0)
             spoken = sum(per_speaker.values())
             if spoken > 0 and len(per_speaker) > 1 and sorted(per_speaker.values())[-2] >= MIX_MIN_SHARE * spoken:
                 mixed += 1
@@ -131,6 +175,9 @@ def evaluate_segments(
         multi_speaker_pct=pct(mixed, n),
         speech_recall_pct=pct(kept_speech, ref_speech),
         sung_pct=pct(sung, total),
+        overlap_pct=pct(overlapped, total),
+        clean_single_pct=pct(single, total),
+        clean_recall_pct=pct(kept_clean, ref_clean),
     )
 
 
@@ -159,22 +206,117 @@ def evaluate_run(
     return out
 
 
-def format_quality(results: dict[str, VariantQuality]) -> str:
+def format_quality(results: dict[str, VariantQuality], targets: Targets | None = None) -> str:
+    """A Markdown table: the clean variants first (``*-clean``), then the rest in the usual order; with
+    ``targets``, a last column says which targets each clean variant misses."""
     from curate.stats import ordered
 
-    lines = [
-        "| variant | segments | hours | speech % | clean speech % | music % | noise % | silence % "
-        "| >1 speaker % | speech kept % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for v in ordered(list(results)):
+    names = ordered(list(results))
+    names = [v for v in names if v.endswith("-clean")] + [v for v in names if not v.endswith("-clean")]
+    head = (
+        "| variant | segments | hours | clean 1-spk % | speech % | clean speech % | music % | sung % | noise % "
+        "| silence % | overlap % | >1 speaker % | speech kept % | clean kept % |"
+    )
+    lines = [head + (" targets |" if targets else ""), "|---|" + "---:|" * (13 + bool(targets))]
+    for v in names:
         q = results[v]
-        lines.append(
-            f"| {v} | {q.segments} | {q.hours:.3f} | {q.speech_pct:.1f} | {q.clean_speech_pct:.1f} "
-            f"| {q.music_pct:.1f} | {q.noise_pct:.1f} | {q.silence_pct:.1f} | {q.multi_speaker_pct:.1f} "
-            f"| {q.speech_recall_pct:.1f} |"
+        row = (
+            f"| {v} | {q.segments} | {q.hours:.3f} | {q.clean_single_pct:.1f} | {q.speech_pct:.1f} "
+            f"| {q.clean_speech_pct:.1f} | {q.music_pct:.1f} | {q.sung_pct:.1f} | {q.noise_pct:.1f} "
+            f"| {q.silence_pct:.1f} | {q.overlap_pct:.1f} | {q.multi_speaker_pct:.1f} | {q.speech_recall_pct:.1f} "
+            f"| {q.clean_recall_pct:.1f} |"
         )
+        if targets:
+            misses = q.meets(targets)
+            row += (" met |" if not misses else " " + "; ".join(misses) + " |") if v.endswith("-clean") else " |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
+
+
+# --- the tagger's own accuracy on labelled real clips ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelledClip:
+    """A real clip with reference intervals per sound group (``speech``, ``music``, ``vocal_music``)."""
+
+    clip_id: str
+    path: Path
+    duration_s: float
+    labels: dict[str, list[tuple[float, float]]]
+
+
+def load_labelled_clips(root: Path) -> list[LabelledClip]:
+    """The labelled clips of a real-audio folder (``INVENTORY.csv`` + ``annotations/``): speech clips are speech
+    throughout unless a ``.vad.tsv`` says where; conversations are their RTTM turns; music clips are music
+    throughout (``music-vocal`` also vocal music); noise clips hold none of the groups."""
+    import csv
+
+    root = Path(root)
+    out = []
+    with open(root / "INVENTORY.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        cid, kind, dur = r["id"], r["content_type"], float(r["flac_duration_s"])
+        path = root / "flac" / f"{cid}.flac"
+        if not path.is_file():
+            continue
+        whole = [(0.0, dur)]
+        labels: dict[str, list[tuple[float, float]]] = {"speech": [], "music": [], "vocal_music": []}
+        vad, rttm = root / "annotations" / f"{cid}.vad.tsv", root / "annotations" / f"{cid}.rttm"
+        if kind == "speech":
+            labels["speech"] = _vad_tsv(vad) if vad.is_file() else whole
+        elif kind == "conversation" and rttm.is_file():
+            labels["speech"] = timeline.merge(_rttm(rttm))
+        elif kind.startswith("music"):
+            labels["music"] = whole
+            labels["vocal_music"] = whole if kind == "music-vocal" else []
+        elif kind != "noise":
+            continue
+        out.append(LabelledClip(cid, path, dur, labels))
+    return out
+
+
+def _vad_tsv(path: Path) -> list[tuple[float, float]]:
+    rows = [ln.split("\t") for ln in path.read_text().splitlines()[1:] if ln.strip()]
+    return [(float(a), float(b)) for a, b, lab in rows if lab.strip() == "speech"]
+
+
+def _rttm(path: Path) -> list[tuple[float, float]]:
+    rows = [ln.split() for ln in path.read_text().splitlines() if ln.startswith("SPEAKER")]
+    return [(float(r[3]), float(r[3]) + float(r[4])) for r in rows]
+
+
+@dataclass(frozen=True)
+class FrameAccuracy:
+    group: str
+    precision: float
+    recall: float
+    frames: int  # frames scored
+    positives: int  # reference frames of the group
+
+
+def frame_accuracy(
+    scored: Iterable[tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[tuple[float, float]]]],
+    group: str,
+    threshold: float = 0.5,
+) -> FrameAccuracy:
+    """Frame-level precision/recall of ``score > threshold`` against reference intervals. ``scored``: per clip
+    (cell starts, cell ends, scores, reference intervals); a cell is positive when its middle is inside."""
+    tp = fp = fn = n = 0
+    for starts, ends, scores, ref in scored:
+        ref = timeline.merge(ref)
+        for a, b, v in zip(starts, ends, scores, strict=True):
+            mid = (a + b) / 2
+            truth = any(s <= mid < e for s, e in ref)
+            pred = v > threshold
+            n += 1
+            tp += truth and pred
+            fp += pred and not truth
+            fn += truth and not pred
+    return FrameAccuracy(
+        group, tp / (tp + fp) if tp + fp else float("nan"), tp / (tp + fn) if tp + fn else float("nan"), n, tp + fn
+    )
 
 
 def as_dict(results: dict[str, VariantQuality]) -> dict[str, Any]:
@@ -185,7 +327,10 @@ def as_dict(results: dict[str, VariantQuality]) -> dict[str, Any]:
 
 __all__ = [
     "DedupQuality",
+    "FrameAccuracy",
+    "LabelledClip",
     "Region",
+    "Targets",
     "VariantQuality",
     "as_dict",
     "evaluate_dedup",
@@ -194,6 +339,8 @@ __all__ = [
     "evaluate_segments",
     "format_dedup",
     "format_quality",
+    "frame_accuracy",
+    "load_labelled_clips",
     "load_ground_truth",
 ]
 

@@ -10,6 +10,7 @@ DIR/variants/<variant>/part-*.parquet   segments
 DIR/rejected/<stage>/part-*.parquet     segments a stage dropped, with reason
 DIR/fingerprints/part-*.parquet         per-recording audio fingerprints (``stage: fingerprint``)
 DIR/repeats.parquet          excerpts heard before in the catalog (``stage: audio_dedup``)
+DIR/scores/<kind>/<recording_id>.parquet  frame scores of a recording (tags, speakers), for model-free derivations
 DIR/stats.json, DIR/stats.md
 ```
 
@@ -33,6 +34,7 @@ from curate.errors import RunDirError, UnknownVariantError
 RUN_JSON = "run.json"
 VARIANTS = "variants"
 REJECTED = "rejected"
+SCORES = "scores"
 
 # Packages whose versions decide what a run produced; recorded in every run.json.
 VERSIONED_PACKAGES = (
@@ -111,6 +113,24 @@ class RunDir:
 
     def rejected_dir(self, stage: str) -> Path:
         return self.path / REJECTED / stage
+
+    def scores_dir(self, kind: str) -> Path:
+        """The folder of one kind of per-recording frame scores (``tags``, ``speakers``)."""
+        return self.path / SCORES / kind
+
+    def scores_path(self, kind: str, recording_id: str) -> Path:
+        """One recording's frame scores of ``kind``; the id is made file-name safe (``/`` → ``%2F``)."""
+        from urllib.parse import quote
+
+        return self.scores_dir(kind) / f"{quote(recording_id, safe='')}.parquet"
+
+    def read_scores(self, kind: str, recording_id: str) -> Any:
+        """One recording's :class:`~curate.schema.Frames` of ``kind``, or ``None`` when the run has none."""
+        from curate import manifest
+        from curate.schema import Frames
+
+        p = self.scores_path(kind, recording_id)
+        return Frames.from_arrow(kind, manifest.read_table(p, kind)) if p.is_file() else None
 
     def is_run(self) -> bool:
         """A finished (or resumable) run: it has a run.json."""

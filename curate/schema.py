@@ -2,7 +2,9 @@
 
 This is the one place where a manifest's columns are defined. Times are float64 seconds in fields ending
 in ``_s``; ids are deterministic; records are immutable. Bump ``SCHEMA_VERSION`` whenever a column is
-added, removed or changes type: readers refuse files written with another version.
+added, removed or changes type: readers refuse files written with another version, except that files of an
+older version whose columns are a subset (v1 segments, before the quality columns) are read with the missing
+nullable columns empty (see :data:`UPGRADABLE`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: the segment quality columns (speech_ratio … snr_db) and the frame-score kinds
 SCHEMA_VERSION_KEY = b"curate.schema_version"
 KIND_KEY = b"curate.kind"
 
@@ -83,6 +85,14 @@ class Segment:
     no_speech_prob: float | None = None
     compression_ratio: float | None = None
     words: tuple[Word, ...] | None = None
+    # quality columns (schema v2), filled from the frame scores by the ``clean_*`` stages; None = not measured
+    speech_ratio: float | None = None  # share of the segment's time tagged speech
+    music_ratio: float | None = None  # … tagged music (instrumental or sung, with or without speech over it)
+    vocal_music_ratio: float | None = None  # … tagged singing / vocal music
+    noise_ratio: float | None = None  # … tagged noise (applause, laughter, crowd, traffic …)
+    overlap_ratio: float | None = None  # … with two or more speakers at once
+    speaker_change: bool | None = None  # a speaker turn inside the segment
+    snr_db: float | None = None  # speech-to-background estimate from frame energies
 
     @staticmethod
     def make_id(recording_id: str, start_s: float, end_s: float) -> str:
@@ -172,6 +182,61 @@ class Repeat:
     bit_error_rate: float
 
 
+class TagFrame:
+    """One sound-event frame of a recording (``scores/tags/``): group scores in [0, 1] of a tagger window
+    ``[start_s, end_s)`` (YAMNet: 0.96 s every 0.48 s), and its energy (dBFS)."""
+
+    start_s: float
+    end_s: float
+    speech: float
+    music: float
+    vocal_music: float
+    noise: float
+    energy_db: float
+
+
+@dataclass(frozen=True)
+class SpeakerFrame:
+    """One speaker-activity frame (``scores/speakers/``): ``speech`` (any speaker), ``overlap`` (second most
+    active local speaker) and ``change`` (evidence of a speaker turn at this frame), all in [0, 1]."""
+
+    start_s: float
+    end_s: float
+    speech: float
+    overlap: float
+    change: float
+
+
+@dataclass(frozen=True)
+class Frames:
+    """A recording's frame scores of one kind, column-wise: frame ``i`` covers ``[start_s[i], end_s[i])`` and
+    ``values[name][i]`` is its score. Written as ``tags`` / ``speakers`` rows (see :class:`TagFrame`)."""
+
+    kind: str
+    start_s: Any  # np.ndarray (n,) float64
+    end_s: Any
+    values: dict[str, Any]  # column → np.ndarray (n,)
+
+    def __len__(self) -> int:
+        return len(self.start_s)
+
+    def to_arrow(self) -> pa.Table:
+        cols = {"start_s": self.start_s, "end_s": self.end_s, **self.values}
+        return pa.table({f.name: pa.array(cols[f.name], f.type) for f in SCHEMAS[self.kind]})
+
+    @classmethod
+    def from_arrow(cls, kind: str, table: pa.Table) -> Frames:
+        import numpy as np
+
+        arr = {
+            c: np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64) for c in table.column_names
+        }
+        return cls(kind, arr.pop("start_s"), arr.pop("end_s"), arr)
+
+
+#: old versions whose files are read with the columns they lack filled with nulls, per kind
+UPGRADABLE: dict[str, frozenset[int]] = {"segments": frozenset({1}), "rejected": frozenset({1})}
+
 # ---------------------------------------------------------------------------------------------------
 # Arrow schemas, derived from the dataclasses above.
 
@@ -228,7 +293,19 @@ SCHEMAS: dict[str, pa.Schema] = {
     "materialized": arrow_schema(MaterializedSegment),
     "fingerprints": arrow_schema(Fingerprint),
     "repeats": arrow_schema(Repeat),
+    "tags": arrow_schema(TagFrame),
+    "speakers": arrow_schema(SpeakerFrame),
 }
+#: the quality columns, in schema order
+QUALITY_COLUMNS = (
+    "speech_ratio",
+    "music_ratio",
+    "vocal_music_ratio",
+    "noise_ratio",
+    "overlap_ratio",
+    "speaker_change",
+    "snr_db",
+)
 
 
 def to_row(record: Any) -> dict[str, Any]:
@@ -258,6 +335,11 @@ def recording_from_row(row: dict[str, Any]) -> Recording:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "QUALITY_COLUMNS",
+    "UPGRADABLE",
+    "Frames",
+    "TagFrame",
+    "SpeakerFrame",
     "Word",
     "Recording",
     "Decision",

@@ -1,6 +1,8 @@
 """Table-14 statistics per variant: segments, hours, discarded % of the kept input, avg/min/max seconds.
 
-Computed by streaming the ``duration_s`` column of each variant's parts: bounded memory at any scale.
+Computed by streaming the ``duration_s`` column of each variant's parts: bounded memory at any scale. Variants
+whose segments carry the quality columns (schema v2) also get their distribution: the mean of each ratio and
+the share of segments above :data:`DIRTY_RATIO`, the share with a speaker turn, the mean SNR estimate.
 """
 
 from __future__ import annotations
@@ -15,11 +17,33 @@ import pyarrow.compute as pc
 from curate import manifest, timeline
 from curate.rundir import RunDir
 
+RATIOS = ("speech_ratio", "music_ratio", "vocal_music_ratio", "noise_ratio", "overlap_ratio")
+DIRTY_RATIO = 0.02  # a segment with more than 2 % of its time over music (noise, overlap …) counts as touched
+
+
+def _quality_sums(batch: Any, acc: dict[str, list[float]]) -> None:
+    """Add a batch's quality columns to running [measured, sum, above] counts (bounded memory)."""
+    for col in (*RATIOS, "snr_db", "speaker_change"):
+        if col not in batch.schema.names:
+            continue
+        v = batch.column(col)
+        measured = len(v) - v.null_count
+        if not measured:
+            continue
+        a = acc.setdefault(col, [0.0, 0.0, 0.0])
+        a[0] += measured
+        if col == "speaker_change":
+            a[2] += pc.sum(pc.cast(v, "int64")).as_py() or 0
+        else:
+            a[1] += pc.sum(v).as_py() or 0.0
+            a[2] += pc.sum(pc.cast(pc.greater(v, DIRTY_RATIO), "int64")).as_py() or 0 if col != "snr_db" else 0
+
 
 def variant_stats(variant_dir: Path, input_s: float) -> dict[str, Any]:
     n = 0
     total = 0.0
     lo, hi = math.inf, -math.inf
+    acc: dict[str, list[float]] = {}
     if variant_dir.exists():
         for batch in manifest.iter_batches(variant_dir, "segments"):
             d = batch.column("duration_s")
@@ -29,6 +53,15 @@ def variant_stats(variant_dir: Path, input_s: float) -> dict[str, Any]:
             total += pc.sum(d).as_py()
             mm = pc.min_max(d).as_py()
             lo, hi = min(lo, mm["min"]), max(hi, mm["max"])
+            _quality_sums(batch, acc)
+    quality = {}
+    for col, (measured, tot, above) in acc.items():
+        if col == "speaker_change":
+            quality[col] = {"measured": int(measured), "pct": 100.0 * above / measured}
+        elif col == "snr_db":
+            quality[col] = {"measured": int(measured), "mean": tot / measured}
+        else:
+            quality[col] = {"measured": int(measured), "mean": tot / measured, "above_pct": 100.0 * above / measured}
     return {
         "segments": n,
         "hours": total / 3600.0,
@@ -36,6 +69,7 @@ def variant_stats(variant_dir: Path, input_s: float) -> dict[str, Any]:
         "avg_s": total / n if n else 0.0,
         "min_s": lo if n else 0.0,
         "max_s": hi if n else 0.0,
+        **({"quality": quality} if quality else {}),
     }
 
 
@@ -113,6 +147,28 @@ def format_table(stats: dict[str, Any]) -> str:
             f"| {v} | {s['segments']:,} | {s['hours']:.3f} | {s['discarded_pct']:.2f} | {s['avg_s']:.2f} "
             f"| {s['min_s']:.2f} | {s['max_s']:.2f} |"
         )
+    measured = [v for v in ordered(list(stats["variants"])) if stats["variants"][v].get("quality")]
+    if measured:
+        lines += [
+            "",
+            f"Quality columns (mean ratio / % of segments above {100 * DIRTY_RATIO:g} %):",
+            "",
+            "| variant | speech | music | sung | noise | overlap | with a turn % | SNR dB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for v in measured:
+            q = stats["variants"][v]["quality"]
+
+            def cell(col: str, q: dict = q) -> str:
+                c = q.get(col)
+                return f"{c['mean']:.3f} / {c['above_pct']:.0f}" if c else "–"
+
+            turn = f"{q['speaker_change']['pct']:.1f}" if "speaker_change" in q else "–"
+            snr = f"{q['snr_db']['mean']:.1f}" if "snr_db" in q else "–"
+            lines.append(
+                f"| {v} | {cell('speech_ratio')} | {cell('music_ratio')} | {cell('vocal_music_ratio')} "
+                f"| {cell('noise_ratio')} | {cell('overlap_ratio')} | {turn} | {snr} |"
+            )
     return "\n".join(lines) + "\n"
 
 

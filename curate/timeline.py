@@ -6,6 +6,7 @@ start; they never mutate their input.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
 Interval = tuple[float, float]
@@ -99,6 +100,32 @@ def split_to_max(intervals: Sequence[Interval], max_s: float) -> list[Interval]:
     return [part for iv in intervals for part in halve(iv, max_s)]
 
 
+def dilate(
+    intervals: Iterable[Interval], pad_s: float, lo: float = float("-inf"), hi: float = float("inf")
+) -> list[Interval]:
+    """Grow every interval by ``pad_s`` on both sides (clamped to ``[lo, hi]``), then merge."""
+    return merge((max(lo, s - pad_s), min(hi, e + pad_s)) for s, e in normalize(intervals))
+
+
+def split_at(interval: Interval, points: Iterable[float]) -> list[Interval]:
+    """Cut ``interval`` at the ``points`` strictly inside it: consecutive pieces that tile it."""
+    s, e = interval
+    cuts = sorted({float(p) for p in points if s < p < e})
+    edges = [s, *cuts, e]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+
+def from_mask(starts: Sequence[float], ends: Sequence[float], mask: Sequence[bool]) -> list[Interval]:
+    """The union of the cells ``[starts[i], ends[i])`` whose ``mask[i]`` holds."""
+    return merge((s, e) for s, e, m in zip(starts, ends, mask, strict=True) if m)
+
+
+def coverage(interval: Interval, intervals: Iterable[Interval]) -> float:
+    """The share of ``interval`` covered by ``intervals`` (0 for an empty interval)."""
+    length = interval[1] - interval[0]
+    return total(intersect([interval], intervals)) / length if length > 0 else 0.0
+
+
 __all__ = [
     "Interval",
     "normalize",
@@ -110,4 +137,8 @@ __all__ = [
     "windows",
     "halve",
     "split_to_max",
+    "dilate",
+    "split_at",
+    "from_mask",
+    "coverage",
 ]

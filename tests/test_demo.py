@@ -170,3 +170,36 @@ def test_missing_tool_names_the_apt_package(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
         build_mini_archive(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_harder_blocks_overlap_speech_over_applause_and_their_ground_truth(tmp_path: Path) -> None:
+    """Archive v2: a talkshow opens with two voices at once and speech over applause; the ground truth marks
+    the overlap (both speakers, also in the RTTM) and what lies under the speech."""
+    cat = build_mini_archive(tmp_path / "a", n=4, duration_s=90)
+    truth = load_ground_truth(cat.parent / "ground_truth.json")
+    talk = next(r["recording_id"] for r in _rows(cat) if r["genre"] == "talkshow")
+    regions = truth[talk]
+    both = [r for r in regions if r.background == "speech"]
+    assert both and all(r.kind == "speech" and r.other_speaker not in (None, r.speaker) for r in both)
+    assert any(r.kind == "speech" and r.background == "noise" for r in regions)
+    assert all(abs(a.end_s - b.start_s) < 1e-9 for a, b in pairwise(regions))
+    rttm = (cat.parent / "rttm" / f"{talk}.rttm").read_text()
+    assert f"<NA> <NA> {both[0].other_speaker} <NA>" in rttm
+
+
+@pytest.mark.realaudio
+@pytest.mark.slow
+def test_real_audio_archive_tiles_and_marks_what_is_under_the_speech(tmp_path: Path, realaudio: Path) -> None:
+    from curate.demo.real import build_real_archive
+
+    cat = build_real_archive(tmp_path / "real", realaudio, n_programmes=2, duration_s=60)
+    truth = load_ground_truth(cat.parent / "ground_truth.json")
+    assert len(_rows(cat)) == 2
+    for rid, regions in truth.items():
+        info = sf.info(cat.parent / "audio" / f"{rid}.flac")
+        assert regions[0].start_s == 0.0 and regions[-1].end_s == pytest.approx(info.duration, abs=1e-3)
+        assert all(abs(a.end_s - b.start_s) < 1e-9 for a, b in pairwise(regions))
+    under = {r.background for rs in truth.values() for r in rs if r.kind == "speech"}
+    assert {"music", "speech"} <= under  # the opening plan: turns, speech over music, an overlap …
+    assert build_real_archive(tmp_path / "real", realaudio, n_programmes=2, duration_s=60) == cat  # idempotent

@@ -140,3 +140,47 @@ def test_derive_cli(whisper_run, repo):
         ],
     )
     assert result.exit_code == 2 and "already exist" in result.output
+
+
+def _save_tags(run_dir, music_at: tuple[float, float]) -> None:
+    """Frame scores as the tag_events pass would have saved them: speech everywhere, music in ``music_at``."""
+    import numpy as np
+
+    from curate.rundir import RunDir
+    from curate.schema import Frames
+
+    rd = RunDir(run_dir)
+    for r in manifest.read_table(rd.recordings, "recordings").to_pylist():
+        start = np.arange(0.0, r["duration_s"], 0.48)
+        mid = start + 0.48
+        music = ((mid > music_at[0]) & (mid < music_at[1])).astype(float)
+        z = np.zeros(len(start))
+        f = Frames("tags", start, start + 0.96, {"speech": np.ones(len(start)), "music": music,
+                                                  "vocal_music": z, "noise": z, "energy_db": np.full(len(start), -20.0)})  # fmt: skip
+        manifest.write_table(rd.scores_path("tags", r["recording_id"]), f.to_arrow(), "tags")
+
+
+def test_derive_clean_variant_from_saved_frame_scores(whisper_run, repo):
+    """post/w-pp-3s-clean.yaml re-runs from scores/ alone: music cut out (a rejected row with its reason), the
+    3 s minimum re-applied, quality columns filled — and no model loaded (the fixture's setup raises)."""
+    _save_tags(whisper_run, (12.5, 14.5))
+    pipe = load_derivation(whisper_run, repo / "pipelines" / "post" / "w-pp-3s-clean.yaml")
+    derive(whisper_run, pipe)
+    clean = [
+        s for s in manifest.read_segments(whisper_run / "variants" / "w-pp-3s-clean") if s.recording_id == "rec000"
+    ]
+    spans = sorted((round(s.start_s, 2), round(s.end_s, 2)) for s in clean)
+    assert (12.0, 16.0) not in spans and all(not (s < 13.5 < e) for s, e in spans)  # the music is gone
+    assert all(s.music_ratio == 0.0 and s.speech_ratio == 1.0 and s.snr_db is not None for s in clean)
+    rej = manifest.read_table(whisper_run / "rejected" / "clean_trim", "rejected").to_pylist()
+    assert any(r["reason"].startswith("music (mean score") and r["variant"] == "w-pp-3s-clean" for r in rej)
+    short = manifest.read_table(whisper_run / "rejected" / "min_duration", "rejected").to_pylist()
+    assert any(r["variant"] == "w-pp-3s-clean" for r in short)  # the pieces left beside the music are < 3 s
+
+
+def test_derive_clean_without_scores_says_what_to_run(whisper_run, repo):
+    from curate.errors import RecordingError
+
+    pipe = load_derivation(whisper_run, repo / "pipelines" / "post" / "w-pp-3s-clean.yaml")
+    with pytest.raises(RecordingError, match="tag_events"):
+        derive(whisper_run, pipe)

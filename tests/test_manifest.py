@@ -41,7 +41,8 @@ def test_written_schema_is_explicit_and_versioned(tmp_path):
 def test_reader_refuses_other_schema_version(tmp_path, monkeypatch):
     path = manifest.write_records(tmp_path / "x.parquet", fake_segments([(0, 1)]), "segments")
     monkeypatch.setattr(manifest, "SCHEMA_VERSION", schema.SCHEMA_VERSION + 1)
-    with pytest.raises(manifest.SchemaMismatchError, match=r"schema v1, this curate reads v2"):
+    v = schema.SCHEMA_VERSION
+    with pytest.raises(manifest.SchemaMismatchError, match=rf"schema v{v}, this curate reads v{v + 1}"):
         manifest.read_table(path, "segments")
 
 

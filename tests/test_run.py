@@ -10,7 +10,7 @@ import time
 import pyarrow.compute as pc
 import pytest
 
-from curate import manifest
+from curate import manifest, schema
 from curate.config import load_pipeline
 from curate.runners import RunDirError, run_pipeline
 from curate.testing import make_archive
@@ -54,7 +54,7 @@ def test_seq_run_directory_contents(archive, tmp_path):
     total = sum(65.0 + i for i in range(6))
     assert stats["segments"] == 12
     assert stats["discarded_pct"] == pytest.approx(100 * (1 - 360 / total))
-    assert run["schema_version"] == 1 and run["counts"]["processed"] == 6
+    assert run["schema_version"] == schema.SCHEMA_VERSION and run["counts"]["processed"] == 6
     assert "curate" in run["versions"] and run["pipeline"]["name"] == "seq"
 
 

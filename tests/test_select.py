@@ -157,3 +157,15 @@ def test_select_joins_recordings(tmp_path):
     df, stats = select(run, LABELLED, Selection(genres=["news", "sport"], split=Split()))
     assert set(df["genre"]) == {"news", "sport"} and set(df["recording_id"]) == {"rec000", "rec001"}
     assert stats["train"]["segments"] == len(df) and stats["variant"] == LABELLED
+
+
+def test_select_on_quality_columns():
+    """The schema-v2 quality columns are selectable; a segment whose column is null never passes."""
+    df = frame(n_rec=2, per_rec=4)
+    df["music_ratio"] = [0.0, 0.01, 0.5, None, 0.02, 0.03, 0.0, 0.9]
+    df["speaker_change"] = [False, False, False, False, True, False, False, False]
+    sel = parse_selection({"where": ["music_ratio <= 0.02", "speaker_change == False"]})
+    out, _ = apply_selection(df, sel)
+    assert sorted(out["music_ratio"].tolist()) == [0.0, 0.0, 0.01]
+    no_music = load_selection(REPO / "configs" / "selection" / "no-music.yaml")
+    assert no_music.where[:2] == ["music_ratio <= 0.02", "vocal_music_ratio <= 0.005"]

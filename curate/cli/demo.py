@@ -20,6 +20,10 @@ def register(app: typer.Typer) -> None:
         runner: RunnerOption = Runner.ray,
         ray_address: RayAddressOption = None,
         seed: int = 0,
+        real_audio: Annotated[
+            Path | None,
+            typer.Option(help="build the programmes from real recordings in DIR (INVENTORY.csv, flac/, annotations/)"),
+        ] = None,
     ) -> None:
         """Build the synthetic demo archive and run the demo pipeline on it; print the stats table."""
         from curate import presets
@@ -36,6 +40,7 @@ def register(app: typer.Typer) -> None:
             console=out,
             run=run_with_progress,
             plot=save_run_plots,
+            real_audio=real_audio,
         )
 
 

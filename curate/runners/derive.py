@@ -110,7 +110,9 @@ def derive(
             out = RecordingOutput()
             for r, segs in sources.items():
                 out.variants[r] = sorted(segs, key=lambda s: (s.start_s, s.end_s))
-            derive_recording(pipeline.derive, recording_context(settings, recordings[rid]), out)
+            ctx = recording_context(settings, recordings[rid])
+            ctx.frames_loader = lambda kind, rid=rid: rd.read_scores(kind, rid)
+            derive_recording(pipeline.derive, ctx, out)
             for v in new:
                 variants[v] += out.variants.get(v, [])
             for st, rej in out.rejected.items():

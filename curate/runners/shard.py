@@ -21,7 +21,7 @@ from curate import audio, manifest
 from curate.config import Derivation, Pipeline, Settings
 from curate.errors import RecordingError
 from curate.rundir import RunDir
-from curate.schema import Failure, Recording, RejectedSegment, Segment
+from curate.schema import Failure, Frames, Recording, RejectedSegment, Segment
 from curate.stages.base import RecordingContext, Transform
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class RecordingOutput:
     variants: dict[str, list[Segment]] = field(default_factory=lambda: defaultdict(list))
     rejected: dict[str, list[RejectedSegment]] = field(default_factory=lambda: defaultdict(list))
     info: dict[str, Any] = field(default_factory=dict)
+    frames: dict[str, Frames] = field(default_factory=dict)  # frame scores by kind, saved under scores/
 
 
 def _label(segments: list[Segment], variant: str) -> list[Segment]:
@@ -130,6 +131,7 @@ def process_recording(pipeline: Pipeline, rec: Recording, verify: bool = True) -
     finally:
         ctx.release()
     out.info = ctx.info
+    out.frames = ctx.frames
     return out, warnings + ctx.warnings
 
 
@@ -168,6 +170,8 @@ def write_shard(
             rejected[st].extend(rej)
         for k, v in out.info.items():
             info.setdefault(k, v)
+        for kind, frames in out.frames.items():
+            manifest.write_table(run.scores_path(kind, rec.recording_id), frames.to_arrow(), kind)
     name = shard_name(shard_id)
     for v, segs in variants.items():
         if segs:
@@ -237,10 +241,12 @@ class ShardState:
                     if checked is not rec:
                         rec = self.decoded[rid] = checked
                 ctx = recording_context(pipeline.settings, rec)
+                ctx.frames = dict(out.frames)  # frame scores of earlier passes (tags, speakers)
                 segments = [] if first_of_pass else self.segments.get(rid, [])
                 self.segments[rid] = run_stages([stage], ctx, segments, out)
                 for k, v in ctx.info.items():
                     out.info.setdefault(k, v)
+                out.frames.update(ctx.frames)
                 self.warnings[rid].extend(ctx.warnings)
             except (audio.AudioDecodeError, RecordingError) as e:
                 self.failures[rid] = failure_row(rec, e)
@@ -256,7 +262,9 @@ class ShardState:
             if rid in self.failures:
                 continue
             out = self.outputs.setdefault(rid, RecordingOutput())
-            derive_recording(pipeline.derive, recording_context(pipeline.settings, self.decoded.get(rid, rec)), out)
+            ctx = recording_context(pipeline.settings, self.decoded.get(rid, rec))
+            ctx.frames = dict(out.frames)
+            derive_recording(pipeline.derive, ctx, out)
             outputs[rid] = (out, self.warnings.get(rid, []))
         return write_shard(
             pipeline, self.shard_id, self.recordings, outputs, list(self.failures.values()), out_dir, seconds

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from curate.errors import ConfigError
-from curate.schema import Recording, RejectedSegment, Segment
+from curate.schema import Frames, Recording, RejectedSegment, Segment
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,7 +129,17 @@ class RecordingContext:
         self.language = recording.language or default_language
         self.warnings: list[str] = []
         self.info: dict[str, Any] = {}  # stage facts worth recording in run.json (e.g. a fallback taken)
+        self.frames: dict[str, Frames] = {}  # frame scores made by a stage (``tags``, ``speakers``): saved per run
+        self.frames_loader: Callable[[str], Frames | None] | None = None  # saved scores (``curate derive``)
         self._audio: np.ndarray | None = None
+
+    def frame_scores(self, kind: str) -> Frames | None:
+        """Frame scores of ``kind`` made earlier in this run, else the run's saved ones, else ``None``."""
+        if kind not in self.frames and self.frames_loader is not None:
+            loaded = self.frames_loader(kind)
+            if loaded is not None:
+                self.frames[kind] = loaded
+        return self.frames.get(kind)
 
     def audio(self) -> np.ndarray:
         """The whole recording as 16 kHz mono float32 (cached for the stages of this recording)."""

@@ -1,0 +1,218 @@
+"""A demo archive built from real recordings (`curate demo --real-audio DIR`) instead of synthesized ones.
+
+DIR is a folder like ../shared/data/realaudio: ``INVENTORY.csv`` (id, content_type, speaker_id …), ``flac/``
+(16 kHz mono) and ``annotations/`` (RTTM speaker turns of the conversations). Programmes are assembled from
+its clips with a known timeline — turns of real speakers, real conversations (their RTTM turns; where two
+turns overlap the region is overlapped speech), speech over real instrumental music and over a song, speech
+over real noise, two speech clips overlapping, music, songs, noise and silence — and written with the same
+catalog, ``ground_truth.json`` and RTTM layout as the synthetic archive (:mod:`curate.demo.archive`).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from curate import audio
+from curate.demo.archive import CATALOG_COLUMNS, _Track
+from curate.demo.files import atomic_write, write_rttm
+from curate.quality import Region
+
+SR = audio.SAMPLE_RATE
+GENERATOR_VERSION = 1
+BLOCKS = {"turns": 4, "conversation": 2, "bed": 2, "songbed": 1, "noisebed": 1, "overlap": 2, "music": 1, "song": 1,
+          "noise": 1, "silence": 1}  # fmt: skip
+
+
+class _Clips:
+    """The folder's clips by kind, decoded on first use."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        with open(root / "INVENTORY.csv", encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if (root / "flac" / f"{r['id']}.flac").is_file()]
+        self.speech = [r for r in rows if r["content_type"] == "speech" and float(r["flac_duration_s"]) >= 1.5]
+        self.conversations = [
+            r
+            for r in rows
+            if r["content_type"] == "conversation" and (root / "annotations" / f"{r['id']}.rttm").is_file()
+        ]
+        self.music = [r for r in rows if r["content_type"] == "music-instrumental"]
+        self.songs = [r for r in rows if r["content_type"] == "music-vocal"]
+        self.noise = [r for r in rows if r["content_type"] == "noise" and float(r["flac_duration_s"]) >= 2.0]
+        if not (self.speech and self.music and self.noise):
+            raise FileNotFoundError(f"{root}: need speech, music-instrumental and noise clips in INVENTORY.csv + flac/")
+        self._cache: dict[str, np.ndarray] = {}
+
+    def load(self, row: dict) -> np.ndarray:
+        if row["id"] not in self._cache:
+            self._cache[row["id"]] = audio.load(str(self.root / "flac" / f"{row['id']}.flac"))
+        return self._cache[row["id"]]
+
+
+def _speaker(row: dict) -> str:
+    return f"{row['id'].split('_')[1]}:{row['speaker_id'] or row['id']}"
+
+
+def _pick(rng: np.random.Generator, rows: list[dict]) -> dict:
+    return rows[int(rng.integers(len(rows)))]
+
+
+def _piece(rng: np.random.Generator, x: np.ndarray, low: float, high: float) -> np.ndarray:
+    n = min(x.size, int(rng.uniform(low, high) * SR))
+    start = int(rng.integers(0, x.size - n + 1))
+    return x[start : start + n]
+
+
+def _turns(rng: np.random.Generator, clips: _Clips, n: int) -> _Track:
+    t = _Track(SR)
+    last = None
+    for _ in range(n):
+        row = _pick(rng, [r for r in clips.speech if _speaker(r) != last] or clips.speech)
+        last = _speaker(row)
+        t.place(
+            clips.load(row),
+            "speech",
+            speaker=last,
+            language=row["language"][:2] or None,
+            text=row["transcript"] or None,
+        )
+        t.place(np.zeros(int(rng.uniform(0.3, 0.9) * SR), np.float32), "silence")
+    return t
+
+
+def _conversation(rng: np.random.Generator, clips: _Clips) -> _Track:
+    """A real conversation with its RTTM turns: elementary intervals are silence, one speaker, or overlap."""
+    t = _Track(SR)
+    if not clips.conversations:
+        return t
+    row = _pick(rng, clips.conversations)
+    x = clips.load(row)
+    turns = []
+    for ln in (clips.root / "annotations" / f"{row['id']}.rttm").read_text().splitlines():
+        f = ln.split()
+        if ln.startswith("SPEAKER"):
+            turns.append((float(f[3]), float(f[3]) + float(f[4]), f"{row['id']}:{f[7]}"))
+    dur = x.size / SR
+    edges = sorted({0.0, dur, *(min(dur, b) for a, e, _ in turns for b in (a, e))})
+    for a, b in itertools.pairwise(edges):
+        i, j = round(a * SR), round(b * SR)
+        who = sorted({s for s0, s1, s in turns if s0 < b and s1 > a})
+        if j <= i:
+            continue
+        if not who:
+            t.place(x[i:j], "silence")
+        elif len(who) == 1:
+            t.place(x[i:j], "speech", speaker=who[0], language="en")
+        else:
+            t.place(x[i:j], "speech", speaker=who[0], language="en", background="speech", other_speaker=who[1])
+    return t
+
+
+def _bed(rng: np.random.Generator, clips: _Clips, kind: str) -> _Track:
+    """A speech clip over a bed (instrumental music, a song, noise) that plays alone before and after it."""
+    pool = {"music": clips.music, "vocal_music": clips.songs or clips.music, "noise": clips.noise}[kind]
+    kind = kind if pool is not clips.music or kind == "music" else "music"
+    row = _pick(rng, clips.speech)
+    voice = clips.load(row)
+    intro, outro = int(rng.uniform(1.5, 3.0) * SR), int(rng.uniform(1.5, 2.5) * SR)
+    bed_src = clips.load(_pick(rng, pool))
+    total = intro + voice.size + outro
+    bed = np.resize(bed_src, total).astype(np.float32)  # loops a short bed
+    gain = np.full(total, 0.3 if kind == "noise" else 0.2, np.float32)
+    gain[:intro], gain[intro + voice.size :] = 1.0, 1.0
+    t = _Track(SR)
+    t.place(bed[:intro], kind, source="bed")
+    t.place(bed[intro : intro + voice.size] * gain[intro : intro + voice.size] + voice, "speech", speaker=_speaker(row),
+            language=row["language"][:2] or None, background=kind)  # fmt: skip
+    t.place(bed[intro + voice.size :], kind, source="bed")
+    return t
+
+
+def _overlap(rng: np.random.Generator, clips: _Clips) -> _Track:
+    a_row = _pick(rng, clips.speech)
+    b_row = _pick(rng, [r for r in clips.speech if _speaker(r) != _speaker(a_row)] or clips.speech)
+    a, b = clips.load(a_row), clips.load(b_row)
+    ov = min(int(rng.uniform(0.8, 2.0) * SR), a.size // 2, b.size // 2)
+    t = _Track(SR)
+    t.place(a[: a.size - ov], "speech", speaker=_speaker(a_row), language=a_row["language"][:2] or None)
+    t.place(
+        a[a.size - ov :] + b[:ov], "speech", speaker=_speaker(a_row), background="speech", other_speaker=_speaker(b_row)
+    )
+    t.place(b[ov:], "speech", speaker=_speaker(b_row), language=b_row["language"][:2] or None)
+    t.place(np.zeros(int(rng.uniform(0.3, 0.9) * SR), np.float32), "silence")
+    return t
+
+
+def _block(name: str, rng: np.random.Generator, clips: _Clips) -> _Track:
+    if name == "turns":
+        return _turns(rng, clips, int(rng.integers(2, 6)))
+    if name == "conversation":
+        return _conversation(rng, clips)
+    if name in ("bed", "songbed", "noisebed"):
+        return _bed(rng, clips, {"bed": "music", "songbed": "vocal_music", "noisebed": "noise"}[name])
+    if name == "overlap":
+        return _overlap(rng, clips)
+    t = _Track(SR)
+    if name == "silence":
+        t.place(np.zeros(int(rng.uniform(0.5, 2.0) * SR), np.float32), "silence")
+    elif name in ("music", "song") and (clips.songs if name == "song" else clips.music):
+        src = clips.load(_pick(rng, clips.songs if name == "song" else clips.music))
+        t.place(_piece(rng, src, 4, 10), "vocal_music" if name == "song" else "music", source=name)
+    elif name == "noise":
+        t.place(_piece(rng, clips.load(_pick(rng, clips.noise)), 2, 6), "noise", source="noise")
+    return t
+
+
+def build_real_archive(
+    out_dir: Path, root: Path, *, n_programmes: int = 6, seed: int = 0, duration_s: float = 150
+) -> Path:
+    """Assemble ``n_programmes`` of about ``duration_s`` from the real clips under ``root``; return catalog.csv."""
+    import soundfile as sf
+
+    out_dir, root = Path(out_dir), Path(root)
+    params = {"builder": "real", "root": str(root), "n": n_programmes, "seed": seed, "duration_s": duration_s,
+              "version": GENERATOR_VERSION}  # fmt: skip
+    catalog, params_file = out_dir / "catalog.csv", out_dir / "demo_params.json"
+    if catalog.exists() and params_file.exists() and json.loads(params_file.read_text()) == params:
+        return catalog
+    clips = _Clips(root)
+    (out_dir / "audio").mkdir(parents=True, exist_ok=True)
+    (out_dir / "rttm").mkdir(parents=True, exist_ok=True)
+    names, weights = zip(*BLOCKS.items(), strict=True)
+    probs = np.array(weights, float) / sum(weights)
+    truth, rows = {}, []
+    for i in range(n_programmes):
+        rng = np.random.default_rng([seed, i, 7])
+        track = _Track(SR)
+        plan = ["silence", "turns", "bed", "overlap", "conversation", "songbed", "noisebed"]
+        while track.n < duration_s * SR:
+            track.extend(_block(plan.pop(0) if plan else str(rng.choice(names, p=probs)), rng, clips))
+        rid = f"real-{i:03d}"
+        x = track.audio()
+        x = np.clip(x + rng.standard_normal(x.size).astype(np.float32) * np.float32(2e-4), -1, 1)
+        sf.write(out_dir / "audio" / f"{rid}.flac", x, SR, subtype="PCM_16")
+        regions: list[Region] = track.regions()
+        write_rttm(out_dir / "rttm" / f"{rid}.rttm", rid, regions)
+        truth[rid] = [asdict(r) for r in regions]
+        genre = ("news", "talkshow", "documentary")[i % 3]
+        when = (datetime(2024, 1, 8) + timedelta(days=i)).isoformat()
+        row = (rid, f"audio/{rid}.flac", f"Real {genre} {i}", f"Programme {i} from real recordings.", genre, when, "en")
+        rows.append(dict(zip(CATALOG_COLUMNS, (*row, "Real Radio"), strict=True)))
+    atomic_write(out_dir / "ground_truth.json", json.dumps(truth, indent=1, ensure_ascii=False))
+    with open(out_dir / "catalog.csv.tmp", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=CATALOG_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    (out_dir / "catalog.csv.tmp").replace(catalog)
+    atomic_write(params_file, json.dumps(params, indent=1))
+    return catalog
+
+
+__all__ = ["build_real_archive"]

@@ -1,0 +1,268 @@
+"""Clean variants without running a model: trim music, singing, noise and overlapped speech out of segments,
+split them at speaker turns, and give every segment its quality columns. Reads the frame scores the
+``tag_events`` / ``tag_speakers`` passes saved (:mod:`curate.stages.tag`).
+
+- ``clean_trim``: per segment, the frames whose group score passes a threshold become *bad* intervals
+  (dilated by ``pad_s``); they are cut out — each cut is a rejected row with its reason and mean score —
+  and what remains is split at speaker turns (the middle of a run of ``change`` frames). Words go to the
+  piece holding their midpoint; a piece's text is rebuilt from its words (``None`` without words).
+  Follow it with ``min_duration`` and ``split_long`` for the 1 s / 3 s minimum and the 30 s halving.
+- ``clean_score``: fills ``speech_ratio`` … ``snr_db`` (schema v2) on every segment, changing nothing else.
+
+Frame cells: a ``tags`` frame is a 0.96 s window every 0.48 s; its *cell* is the middle 0.48 s (cells tile the
+recording, the first and last stretched to its edges). A ``speakers`` frame is its own cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from curate import timeline
+from curate.errors import ConfigError, RecordingError
+from curate.registry import register
+from curate.schema import Frames, RejectedSegment, Segment
+from curate.stages.base import RecordingContext, StageResult, Transform
+from curate.stages.postprocess import join_words
+
+REASONS = ("music", "vocal_music", "noise", "overlap", "no speech")  # the order bad intervals are attributed in
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A frame is bad for a reason when its score exceeds the threshold (``None``: never)."""
+
+    music: float | None = 0.1  # YAMNet's int8 output makes probabilities coarse: 0.1 keeps p >= 0.18
+    vocal_music: float | None = 0.1
+    noise: float | None = 0.1
+    overlap: float | None = 0.5
+    change: float | None = 0.3
+    speech: float | None = None  # a run of at least ``min_nonspeech_s`` with a lower speech score is cut
+    min_nonspeech_s: float = 1.0
+
+
+def cells(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
+    """Cells that tile the frames exactly: boundaries halfway between frame middles, edges stretched."""
+    start, end = np.asarray(frames.start_s, float), np.asarray(frames.end_s, float)
+    if len(start) < 2:
+        return start, end
+    mid = (start + end) / 2
+    edges = (mid[:-1] + mid[1:]) / 2
+    return np.concatenate([[max(0.0, start[0])], edges]), np.concatenate([edges, [end[-1]]])
+
+
+def score_of(frames: Frames, name: str) -> np.ndarray:
+    """A column; ``music`` in ``tags`` means any music, so it is the max of music and vocal music."""
+    v = np.asarray(frames.values[name], float)
+    if frames.kind == "tags" and name == "music":
+        v = np.maximum(v, np.asarray(frames.values["vocal_music"], float))
+    return v
+
+
+def bad_intervals(
+    tags: Frames | None, speakers: Frames | None, th: Thresholds, pad_s: float = 0.0
+) -> dict[str, list[timeline.Interval]]:
+    """Reason → intervals of the recording that are bad for it (dilated by ``pad_s``)."""
+    out: dict[str, list[timeline.Interval]] = {}
+    if tags is not None and len(tags) and th.speech is not None:
+        a, b = cells(tags)
+        runs = timeline.from_mask(a, b, np.asarray(tags.values["speech"], float) < th.speech)
+        out["no speech"] = [(s, e) for s, e in runs if e - s >= th.min_nonspeech_s]  # not dilated: speech is near
+    for reason in REASONS[:-1]:
+        frames = speakers if reason == "overlap" else tags
+        limit = getattr(th, reason)
+        if frames is None or limit is None or not len(frames):
+            continue
+        a, b = cells(frames)
+        name = "vocal_music" if reason == "vocal_music" else reason
+        v = np.asarray(frames.values[name], float)
+        out[reason] = timeline.dilate(timeline.from_mask(a, b, v > limit), pad_s, lo=0.0)
+    return out
+
+
+def change_points(speakers: Frames | None, threshold: float | None) -> list[float]:
+    """The middle of every run of frames whose turn evidence exceeds ``threshold``."""
+    if speakers is None or threshold is None or not len(speakers):
+        return []
+    a, b = cells(speakers)
+    runs = timeline.from_mask(a, b, np.asarray(speakers.values["change"], float) > threshold)
+    return [(s + e) / 2 for s, e in runs]
+
+
+def cut_segment(
+    span: timeline.Interval, bad: dict[str, list[timeline.Interval]], changes: list[float], edge_s: float = 0.3
+) -> tuple[list[timeline.Interval], list[tuple[timeline.Interval, str]]]:
+    """``span`` minus the bad intervals, split at the change points (ignoring those within ``edge_s`` of a
+    piece's edge). Returns (pieces, removed parts with their reason); pieces and removed parts tile ``span``."""
+    removed: list[tuple[timeline.Interval, str]] = []
+    taken: list[timeline.Interval] = []
+    for reason in REASONS:
+        parts = timeline.subtract(timeline.intersect([span], bad.get(reason, [])), taken)
+        removed += [(p, reason) for p in parts]
+        taken = timeline.merge([*taken, *parts])
+    pieces = []
+    for s, e in timeline.subtract([span], taken):
+        pieces += timeline.split_at((s, e), [c for c in changes if s + edge_s < c < e - edge_s])
+    return pieces, sorted(removed)
+
+
+def piece_segment(seg: Segment, start_s: float, end_s: float) -> Segment:
+    """``seg`` narrowed to ``[start_s, end_s)``: words by midpoint, text rebuilt from them."""
+    if (start_s, end_s) == (seg.start_s, seg.end_s):
+        return seg
+    if seg.words is None:
+        return seg.with_times(start_s, end_s, text=None)
+    words = []
+    for w in seg.words:
+        if w.start_s is None:
+            continue
+        mid = (w.start_s + (w.end_s if w.end_s is not None else w.start_s)) / 2
+        if start_s <= mid < end_s:
+            words.append(w)
+    return seg.with_times(start_s, end_s, words=tuple(words), text=join_words(words) or None)
+
+
+def _mean_in(frames: Frames, name: str, span: timeline.Interval) -> float:
+    a, b = cells(frames)
+    hit = (b > span[0]) & (a < span[1])
+    return float(score_of(frames, name)[hit].mean()) if hit.any() else 0.0
+
+
+def quality_columns(
+    span: timeline.Interval, tags: Frames | None, speakers: Frames | None, th: Thresholds, snr_context_s: float = 5.0
+) -> dict[str, float | bool | None]:
+    """The schema-v2 quality columns of one segment (``None`` where its frames are missing)."""
+    out: dict[str, float | bool | None] = {}
+    if tags is not None and len(tags):
+        a, b = cells(tags)
+        for col, name, limit in (
+            ("speech_ratio", "speech", 0.5),
+            ("music_ratio", "music", th.music if th.music is not None else 0.5),
+            ("vocal_music_ratio", "vocal_music", th.vocal_music if th.vocal_music is not None else 0.5),
+            ("noise_ratio", "noise", th.noise if th.noise is not None else 0.5),
+        ):
+            out[col] = timeline.coverage(span, timeline.from_mask(a, b, score_of(tags, name) > limit))
+        out["snr_db"] = snr_estimate(span, tags, snr_context_s)
+    if speakers is not None and len(speakers):
+        a, b = cells(speakers)
+        v = np.asarray(speakers.values["overlap"], float) > (th.overlap if th.overlap is not None else 0.5)
+        out["overlap_ratio"] = timeline.coverage(span, timeline.from_mask(a, b, v))
+        out["speaker_change"] = any(
+            span[0] + 0.3 < c < span[1] - 0.3 for c in change_points(speakers, th.change if th.change else 0.5)
+        )
+    return out
+
+
+def snr_estimate(span: timeline.Interval, tags: Frames, context_s: float = 5.0) -> float | None:
+    """Speech frames' mean power over the background's (the 10th percentile of frame power within
+    ``context_s`` around the segment), in dB. ``None`` when the segment holds no speech frame."""
+    s, e = span
+    start = np.asarray(tags.start_s, float)
+    end = np.asarray(tags.end_s, float)
+    power = 10 ** (np.asarray(tags.values["energy_db"], float) / 10)
+    inside = (end > s) & (start < e)
+    speech = inside & (np.asarray(tags.values["speech"], float) > 0.5)
+    near = (end > s - context_s) & (start < e + context_s)
+    if not speech.any() or not near.any():
+        return None
+    floor = max(float(np.percentile(power[near], 10)), 1e-10)
+    return float(10 * np.log10(max(float(power[speech].mean()), 1e-10) / floor))
+
+
+def _frames(ctx: RecordingContext, stage: str) -> tuple[Frames | None, Frames | None]:
+    tags, speakers = ctx.frame_scores("tags"), ctx.frame_scores("speakers")
+    if tags is None and speakers is None:
+        raise RecordingError(
+            f"{stage}: no frame scores for '{ctx.recording.recording_id}'; run the tag_events / tag_speakers "
+            "stages in a pass of this run (they save scores/tags and scores/speakers) before deriving from them"
+        )
+    return tags, speakers
+
+
+@dataclass
+class _Clean(Transform):
+    music: float | None = 0.1  # score thresholds (None: never cut for it); tuned on the demo (docs/clean.md)
+    vocal_music: float | None = 0.1
+    noise: float | None = 0.1
+    overlap: float | None = 0.5
+    change: float | None = 0.3
+    speech: float | None = None  # cut runs (>= min_nonspeech_s) whose speech score is below this; None: never
+    min_nonspeech_s: float = 1.0
+
+    def validate(self) -> None:
+        for name in ("music", "vocal_music", "noise", "overlap", "change", "speech"):
+            v = getattr(self, name)
+            if v is not None and not 0 < v < 1:
+                raise ConfigError(f"{self.stage_name}.{name} must be in (0, 1) or null, got {v}")
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            self.music, self.vocal_music, self.noise, self.overlap, self.change, self.speech, self.min_nonspeech_s
+        )
+
+
+@register("clean_trim")
+@dataclass
+class CleanTrim(_Clean):
+    """Cut music, singing, noise and overlap out of segments and split them at speaker turns."""
+
+    pad_s: float = 0.2  # bad intervals grow by this much on each side
+    edge_s: float = 0.3  # turns closer than this to a piece's edge are ignored
+
+    def validate(self) -> None:
+        super().validate()
+        if self.pad_s < 0 or self.edge_s < 0:
+            raise ConfigError(f"clean_trim: pad_s and edge_s must be >= 0, got {self.pad_s}, {self.edge_s}")
+
+    def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
+        tags, speakers = _frames(ctx, self.stage_name)
+        th = self.thresholds
+        bad = bad_intervals(tags, speakers, th, self.pad_s)
+        changes = change_points(speakers, th.change)
+        kept: list[Segment] = []
+        rejected: list[RejectedSegment] = []
+        for seg in segments:
+            pieces, removed = cut_segment((seg.start_s, seg.end_s), bad, changes, self.edge_s)
+            kept += [piece_segment(seg, s, e) for s, e in pieces]
+            for (s, e), reason in removed:
+                frames = speakers if reason == "overlap" else tags
+                col = "speech" if reason == "no speech" else reason
+                score = _mean_in(frames, col, (s, e)) if frames is not None else float("nan")
+                part = piece_segment(seg, s, e)
+                rejected.append(RejectedSegment(part, self.stage_name, f"{reason} (mean score {score:.2f})"))
+        return StageResult(kept, rejected)
+
+
+@register("clean_score")
+@dataclass
+class CleanScore(_Clean):
+    """Fill the quality columns of every segment from the saved frame scores."""
+
+    snr_context_s: float = 5.0
+
+    def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
+        tags, speakers = _frames(ctx, self.stage_name)
+        th = self.thresholds
+        return StageResult(
+            [
+                dataclasses.replace(s, **quality_columns((s.start_s, s.end_s), tags, speakers, th, self.snr_context_s))
+                for s in segments
+            ]
+        )
+
+
+__all__ = [
+    "CleanScore",
+    "CleanTrim",
+    "Thresholds",
+    "bad_intervals",
+    "cells",
+    "change_points",
+    "cut_segment",
+    "piece_segment",
+    "quality_columns",
+    "snr_estimate",
+]
