@@ -182,6 +182,7 @@ class Repeat:
     bit_error_rate: float
 
 
+@dataclass(frozen=True)
 class TagFrame:
     """One sound-event frame of a recording (``scores/tags/``): group scores in [0, 1] of a tagger window
     ``[start_s, end_s)`` (YAMNet: 0.96 s every 0.48 s), and its energy (dBFS)."""
