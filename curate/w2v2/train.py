@@ -57,41 +57,32 @@ def prepare(batch: dict, cfg, device, g: int):
     from curate.w2v2.loss import compute_mask
     from curate.w2v2.model import frames_for
 
-    wav = torch.from_numpy(batch["wav"]).to(device, non_blocking=True)
-    flens = frames_for(torch.from_numpy(batch["lengths"]), cfg.model).to(device)
+    wav = torch.as_tensor(batch["wav"]).to(device, non_blocking=True)  # async when the loader pinned it
+    flens = frames_for(torch.from_numpy(batch["lengths"]), cfg.model)  # on the host: no device sync
     T = int(frames_for(wav.shape[1], cfg.model))
-    valid = None if bool((flens == T).all()) else torch.arange(T, device=device)[None] < flens[:, None]
+    valid = None if bool((flens == T).all()) else (torch.arange(T)[None] < flens[:, None]).to(device, non_blocking=True)
     gen = torch.Generator(device=device).manual_seed(_seed(cfg.train.seed, 3, g))
-    mask = compute_mask(flens, T, cfg.model.mask_prob, cfg.model.mask_length, gen, min_spans=2)
+    mask = compute_mask(
+        flens.to(device, non_blocking=True), T, cfg.model.mask_prob, cfg.model.mask_length, gen, min_spans=2
+    )
     return {"wav": wav, "valid": valid, "mask": mask, "gen": gen, "g": g, "frames": int(flens.sum()), "batch": batch}
 
 
 def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, autocast) -> dict[str, Any]:
     """Forward + backward over this rank's micro-batches (from ``prepare``); gradients end up divided by the
-    step's total masked steps (all ranks) for per_token reduction. Returns summed statistics of this rank."""
+    step's total masked steps (all ranks) for per_token reduction. Returns summed statistics of this rank as
+    device tensors: nothing here waits for the device, the caller reads them once per step."""
     import torch
     import torch.distributed as dist
 
     from curate.w2v2.loss import sample_negatives, wav2vec2_loss
 
-    n_local = sum(int(m["mask"].sum()) for m in micro)
-    n_total = torch.tensor([n_local], dtype=torch.float64)
+    n_total = torch.stack([m["mask"].sum() for m in micro]).sum().double()
     if world > 1:
         dist.all_reduce(n_total)
     # DDP averages gradients over ranks, hence × world; per_token then divides by the global masked count.
-    scale = world / float(n_total.item()) if cfg.model.loss_reduction == "per_token" else float(world)
-    st = {
-        "loss_sum": 0.0,
-        "contrastive_sum": 0.0,
-        "correct": 0,
-        "n": 0,
-        "frames": 0,
-        "diversity": 0.0,
-        "l2": 0.0,
-        "prob_ppl": 0.0,
-        "code_ppl": 0.0,
-        "n_total": float(n_total.item()),
-    }
+    scale = (world / n_total).float() if cfg.model.loss_reduction == "per_token" else float(world)
+    st: dict[str, Any] = {"n": 0, "frames": 0, "n_total": n_total}
     for i, m in enumerate(micro):
         torch.manual_seed(_seed(cfg.train.seed, 5, m["g"]))  # dropout + Gumbel noise of this batch
         sync = model.no_sync() if (world > 1 and i < len(micro) - 1) else nullcontext()
@@ -101,15 +92,13 @@ def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, 
             neg = sample_negatives(m["mask"], cfg.model.num_negatives, m["gen"])
             res = wav2vec2_loss(out, neg, cfg.model)
             (res["loss_sum"] * scale).backward()
-        st["loss_sum"] += float(res["loss_sum"].detach())
-        st["contrastive_sum"] += float(res["contrastive_sum"])
-        st["correct"] += int(res["correct"])
+        res["loss_sum"], res["correct"] = res["loss_sum"].detach(), res["correct"].double()
+        res["prob_ppl"], res["code_ppl"] = out["prob_ppl"].detach(), out["code_ppl"].detach()
+        for k in ("loss_sum", "contrastive_sum", "correct", "diversity", "l2", "prob_ppl", "code_ppl"):
+            v = res[k] / len(micro) if k in ("diversity", "l2", "prob_ppl", "code_ppl") else res[k]
+            st[k] = st[k] + v if k in st else v
         st["n"] += res["n"]
         st["frames"] += m["frames"]
-        st["diversity"] += float(res["diversity"]) / len(micro)
-        st["l2"] += float(res["l2"]) / len(micro)
-        st["prob_ppl"] = st["prob_ppl"] + out["prob_ppl"].detach().cpu().numpy() / len(micro)
-        st["code_ppl"] = st["code_ppl"] + out["code_ppl"].detach().cpu().numpy() / len(micro)
     return st
 
 
@@ -140,8 +129,9 @@ def _save(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def _loader(dataset, stream, world: int, rank: int, accumulation: int, workers: int):
-    """Yields (this rank's micro-batches, sampler state after the step). Workers read ahead in threads."""
+def _loader(dataset, stream, world: int, rank: int, accumulation: int, workers: int, pin: bool = False):
+    """Yields (this rank's micro-batches, sampler state after the step). Workers read ahead in threads;
+    ``pin``: the audio comes as page-locked tensors, so the copy to the GPU is asynchronous."""
     from concurrent.futures import ThreadPoolExecutor
 
     def plan_step():
@@ -153,7 +143,13 @@ def _loader(dataset, stream, world: int, rank: int, accumulation: int, workers: 
         return picks, stream.state(), stream.epochs_done
 
     def load(picks):
-        return [dataset.load(idx, epoch, g) for idx, epoch, g in picks]
+        batches = [dataset.load(idx, epoch, g) for idx, epoch, g in picks]
+        if pin:
+            import torch
+
+            for b in batches:
+                b["wav"] = torch.from_numpy(b["wav"]).pin_memory()
+        return batches
 
     if workers <= 0:
         while True:
@@ -242,8 +238,13 @@ def pretrain(
     model = Wav2Vec2(cfg.model).to(device)
     batch_s = batch_seconds(dc.batch_samples, world, tc.accumulation)
     peak_lr = oc.lr if oc.lr is not None else heuristic_lr(oc.heuristic, batch_s, oc.m_lr, oc.s_orig)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=peak_lr, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay
+    opt = torch.optim.AdamW(  # fused: one kernel for all parameters on CUDA
+        model.parameters(),
+        lr=peak_lr,
+        betas=tuple(oc.betas),
+        eps=oc.eps,
+        weight_decay=oc.weight_decay,
+        fused=device.type == "cuda",
     )
     health = Health(
         tc.spike_factor,
@@ -275,6 +276,7 @@ def pretrain(
         )
     if tc.compile:  # static shapes per (B, S) bucket; loss stays eager
         model.feature_extractor.compile(dynamic=False)
+        model.pos_conv.compile(dynamic=False)
         for layer in model.layers:
             layer.compile(dynamic=False)
     bf16 = tc.precision == "bf16" or (tc.precision == "auto" and device.type == "cuda")
@@ -310,7 +312,7 @@ def pretrain(
     trained_state = stream.state()
     end = min(tc.max_steps, stop_at) if stop_at is not None else tc.max_steps
     model.train()
-    loader = _loader(train_ds, stream, world, rank, tc.accumulation, dc.num_workers)
+    loader = _loader(train_ds, stream, world, rank, tc.accumulation, dc.num_workers, pin=device.type == "cuda")
     first = last = None
     t_last, audio_window = time.perf_counter(), 0.0
     t_start = time.perf_counter()
@@ -329,23 +331,17 @@ def pretrain(
         micro = [prepare(b, cfg, device, b["index"]) for b in micro_np]
         opt.zero_grad(set_to_none=True)
         st = accumulate_gradients(ddp, micro, cfg, tau, world, autocast)
-        sums = torch.tensor(
-            [
-                st["loss_sum"],
-                st["contrastive_sum"],
-                st["correct"],
-                st["frames"],
-                sum(b["audio_s"] for b in micro_np),
-                sum(b["waste"] for b in micro_np),
-            ],
-            dtype=torch.float64,
-        )
+        host = [st["frames"], sum(b["audio_s"] for b in micro_np), sum(b["waste"] for b in micro_np)]
+        sums = torch.stack([st["loss_sum"].double(), st["contrastive_sum"].double(), st["correct"]])
+        sums = torch.cat([sums, torch.tensor(host, dtype=torch.float64).to(device, non_blocking=True)])
         if world > 1:
             torch.distributed.all_reduce(sums)
-        gnorm = float(
-            torch.nn.utils.clip_grad_norm_(model.parameters(), oc.clip_norm if oc.clip_norm > 0 else float("inf"))
-        )
-        n = st["n_total"]
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), oc.clip_norm if oc.clip_norm > 0 else float("inf"))
+        G = len(st["prob_ppl"])  # the step's one host sync: every statistic in one copy
+        v = [sums, torch.stack([gnorm, st["n_total"], st["diversity"], st["l2"]]), st["prob_ppl"], st["code_ppl"]]
+        v = torch.cat([t.double() for t in v]).cpu()
+        sums, (gnorm, n, st["diversity"], st["l2"]) = v[:6], v[6:10].tolist()
+        st["prob_ppl"], st["code_ppl"] = v[10 : 10 + G].numpy(), v[10 + G :].numpy()
         health.check(step, sums[0].item() / n, sums[1].item() / n, gnorm, list(st["prob_ppl"]))
         opt.step()
         step += 1
