@@ -34,11 +34,16 @@ def test_fft_positional_conv_equals_the_grouped_conv(kernel, groups, hidden, T):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
 
 
-def test_channels_last_cnn_equals_conv1d():
+@pytest.mark.parametrize("chunk", [2**27, 1])  # 1: ChannelNormGELU works one utterance at a time
+def test_channels_last_cnn_equals_conv1d(chunk, monkeypatch):
+    monkeypatch.setattr("curate.w2v2.model.NORM_CHUNK", chunk)
     cfg = load_config("tiny-cpu").model
     torch.manual_seed(0)
     enc = FeatureEncoder(cfg)
-    wav = torch.randn(2, 16000, requires_grad=True)
+    with torch.no_grad():  # move the norm's affine parameters off their init values
+        enc.layers[0].norm.weight.add_(0.3 * torch.randn(cfg.conv_dim[0]))
+        enc.layers[0].norm.bias.add_(0.3 * torch.randn(cfg.conv_dim[0]))
+    wav = torch.randn(3, 16000, requires_grad=True)
     y0, g0 = _grads(enc, wav, "layout", "ncl")
     y1, g1 = _grads(enc, wav, "layout", "nlc")
     torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-6)
