@@ -81,6 +81,9 @@ def trainer_line(name: str, sets: list[str], data: Path, run: Path, batch_s: flo
             torch.cuda.synchronize()
         recs.append((time.perf_counter(), rec))
 
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     summary = pretrain(name, data, run, overrides=ov, on_log=on_log)
     t = np.array([x[0] for x in recs])
     d = np.diff(t)  # d[k-2] = window of step k (k = 2 … end): step k, + validation at mid/end, + ckpt of mid
@@ -101,6 +104,7 @@ def trainer_line(name: str, sets: list[str], data: Path, run: Path, batch_s: flo
         "waste": float(np.mean([r["padding_waste"] for _, r in recs])),
         "dropped_batches": summary["dropped_batches"],
         "steps": steps,
+        "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     }
 
 
@@ -129,11 +133,11 @@ def ablations(name, sets, batches, device, bf16, timed, ours_step, fps, peak) ->
     from curate.w2v2.loss import compute_mask, contrastive_logits, sample_negatives
 
     lines = [f"ablation ({name}, {batches[0]['wav'].shape[0]} × {batches[0]['wav'].shape[1] / 16000:g} s, eager):"]
-    variants = {
-        "all fast paths (auto)": [],
-        "pos conv: grouped conv (reference)": ["model.pos_conv_impl=grouped"],
-        "CNN: Conv1d NCL (reference)": ["model.cnn_layout=ncl"],
-        "both reverted": ["model.pos_conv_impl=grouped", "model.cnn_layout=ncl"],
+    variants = {  # explicit settings, so the lines mean the same on every device
+        "fast paths (fft pos conv, NLC CNN)": ["model.pos_conv_impl=fft", "model.cnn_layout=nlc"],
+        "pos conv reverted to the grouped conv": ["model.pos_conv_impl=grouped", "model.cnn_layout=nlc"],
+        "CNN reverted to Conv1d NCL + GroupNorm": ["model.pos_conv_impl=fft", "model.cnn_layout=ncl"],
+        "both reverted (reference)": ["model.pos_conv_impl=grouped", "model.cnn_layout=ncl"],
     }
     for label, ov in variants.items():
         cfg = load_config(name, [*sets, *ov])

@@ -164,13 +164,12 @@ class PositionalConv(nn.Module):
         w = self.conv.weight  # [D, D/G, K] (weight norm applied)
         G, Cg, K = D // w.shape[1], w.shape[1], w.shape[2]
         n = _fft_size(T + K)
-        with torch.autocast(x.device.type, enabled=False):
-            xf = torch.fft.rfft(x.float(), n=n, dim=1).view(B, -1, G, Cg)  # [B, F, G, Ci]
+        with torch.autocast(x.device.type, enabled=False):  # FFTs along the last, contiguous dim
+            xf = torch.fft.rfft(x.float().transpose(1, 2).contiguous(), n=n).view(B, G, Cg, -1)  # [B, G, Ci, F]
             # tap k sits at lag k − K//2 (mod n): roll the zero-padded kernel so the lag-0 tap is at index 0
             wk = torch.roll(F.pad(w.float(), (0, n - K)), -(K // 2), dims=-1).view(G, Cg, Cg, n)  # [G, Co, Ci, n]
-            wf = torch.fft.rfft(wk, dim=-1).conj().permute(3, 0, 2, 1)  # [F, G, Ci, Co]
-            yf = torch.einsum("bfgi,fgio->bfgo", xf, wf).reshape(B, -1, D)  # [B, F, D]
-            y = torch.fft.irfft(yf, n=n, dim=1)[:, :T] + self.conv.bias.float()
+            yf = torch.einsum("bgif,goif->bgof", xf, torch.fft.rfft(wk).conj()).reshape(B, D, -1)  # [B, D, F]
+            y = (torch.fft.irfft(yf, n=n)[..., :T] + self.conv.bias.float()[:, None]).transpose(1, 2)  # [B, T, D]
         return F.gelu(y).to(x.dtype)
 
 
