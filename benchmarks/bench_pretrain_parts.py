@@ -183,7 +183,7 @@ def profile_step(step, batches, device, out: Path | None) -> str:
             torch.cuda.synchronize()
     if out:
         prof.export_chrome_trace(str(out / "trace.json"))
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=30)
 
 
