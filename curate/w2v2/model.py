@@ -94,9 +94,10 @@ NORM_CHUNK = 2**27  # elements per fp32 temporary of ChannelNormGELU (512 MiB)
 
 class ChannelNormGELU(torch.autograd.Function):
     """GELU(GroupNorm with one group per channel) of x [B, C, 1, L], any memory layout, statistics and math in
-    fp32, output in x's dtype. Saves only x and the [B, C] statistics; backward recomputes the normalised
-    input. Works in batch chunks so no fp32 temporary exceeds ``NORM_CHUNK`` elements. (The reference path
-    keeps two fp32 copies of this [B, 512, 1, S/5] tensor for backward: 7.8 GB for a 600 s batch.)"""
+    fp32, output in x's dtype. Saves only x and the [B, C] statistics (the reference path keeps two fp32 copies
+    of this [B, 512, 1, S/5] tensor for backward: 7.8 GB for a 600 s batch). Forward reads and writes the big
+    tensor as often as GroupNorm + GELU do; backward recomputes the pre-activation and needs two reductions
+    (Σ g, Σ g·x per channel). Works in batch chunks so no fp32 temporary exceeds ``NORM_CHUNK`` elements."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
@@ -108,8 +109,12 @@ class ChannelNormGELU(torch.autograd.Function):
         for i in range(0, B, step):
             xf = x[i : i + step].float()
             var, m = torch.var_mean(xf, dim=-1, keepdim=True, correction=0)
-            mean[i : i + step], rstd[i : i + step] = m, torch.rsqrt(var + eps)
-            out[i : i + step] = F.gelu((xf - m) * rstd[i : i + step] * w + b)
+            r = torch.rsqrt(var + eps)
+            a = r * w
+            h = torch.addcmul(b - m * a, xf, a)  # (x − mean)·rstd·w + b
+            del xf
+            out[i : i + step] = torch.ops.aten.gelu_(h)
+            mean[i : i + step], rstd[i : i + step] = m, r
         ctx.save_for_backward(x, weight, bias, mean, rstd)
         ctx.step = step
         return out
@@ -117,18 +122,21 @@ class ChannelNormGELU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         x, weight, bias, mean, rstd = ctx.saved_tensors
-        C, step = x.shape[1], ctx.step
+        C, L, step = x.shape[1], x.shape[-1], ctx.step
         w, b = weight.float().view(1, C, 1, 1), bias.float().view(1, C, 1, 1)
         gx = torch.empty_like(x)
         gw, gb = torch.zeros(C, device=x.device), torch.zeros(C, device=x.device)
         for i in range(0, x.shape[0], step):
-            xhat = (x[i : i + step].float() - mean[i : i + step]) * rstd[i : i + step]
-            gh = torch.ops.aten.gelu_backward(gy[i : i + step].float(), xhat * w + b)
-            gw += (gh * xhat).sum((0, 2, 3))
-            gb += gh.sum((0, 2, 3))
-            g = gh * w
-            g = g - g.mean(-1, keepdim=True) - xhat * (g * xhat).mean(-1, keepdim=True)
-            gx[i : i + step] = g * rstd[i : i + step]
+            xc, m, r = x[i : i + step], mean[i : i + step], rstd[i : i + step]
+            a = r * w
+            g = torch.ops.aten.gelu_backward(gy[i : i + step].float(), torch.addcmul(b - m * a, xc, a))  # ∂/∂h
+            s1 = g.sum(-1, keepdim=True)  # Σ_t g
+            s2 = r * ((g * xc).sum(-1, keepdim=True) - m * s1)  # Σ_t g·x̂
+            gw += s2.sum((0, 2, 3))
+            gb += s1.sum((0, 2, 3))
+            # ∂/∂x = a·(g − s1/L − x̂·s2/L), x̂ = (x − mean)·rstd: a·g + c0 − k·x
+            k = a * r * s2 / L
+            gx[i : i + step] = torch.addcmul(k * m - a * s1 / L, g, a).addcmul_(xc, -k)
         return gx, gw.to(weight.dtype), gb.to(bias.dtype), None
 
 
