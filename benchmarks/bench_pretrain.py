@@ -29,7 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_pretrain_parts import ablations, bench_loader, profile_step, trainer_line, write_shards
+from benchmarks.bench_pretrain_parts import (
+    ablations,
+    bench_loader,
+    components,
+    profile_step,
+    trainer_line,
+    write_shards,
+)
 
 
 def peak_flops(device: torch.device, given_tflops: float) -> tuple[float, str]:
@@ -175,7 +182,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="config override SECTION.KEY=VALUE (repeatable)")
     ap.add_argument("--no-hf", action="store_true", help="skip transformers")
     ap.add_argument("--trainer", action="store_true", help="full-trainer line per model × batch (eager)")
-    ap.add_argument("--ablate", action="store_true", help="each fast path reverted alone (first model × batch)")
+    ap.add_argument(
+        "--ablate", action="store_true", help="each fast path reverted alone, and alone vs its reference (first batch)"
+    )
     ap.add_argument("--profile", action="store_true", help="torch.profiler table of two steps (first config)")
     ap.add_argument("--loader", action="store_true", help="data loader alone from pcm16 shards")
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="device peak for MFU")
@@ -243,6 +252,9 @@ def main() -> None:
             for line in ablations(
                 name, a.set, make_batches(steps + 1, B, utt), device, bf16, timed, ours_step, fps, peak
             ):
+                print(line, flush=True)
+                results.append({"model": name, "ablation": line})
+            for line in components(name, a.set, B, utt, device, bf16):
                 print(line, flush=True)
                 results.append({"model": name, "ablation": line})
     if a.profile:

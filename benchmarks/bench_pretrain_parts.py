@@ -170,6 +170,57 @@ def ablations(name, sets, batches, device, bf16, timed, ours_step, fps, peak) ->
     return lines
 
 
+def components(name, sets, B: int, utt: float, device, bf16: bool) -> list[str]:
+    """Each fast path against its reference alone, fwd + bwd at the batch's shapes, and the bytes the CNN keeps
+    for backward (saved_tensors_hooks)."""
+    from contextlib import nullcontext
+
+    from curate.w2v2.config import load_config
+    from curate.w2v2.model import FeatureEncoder, PositionalConv
+
+    cfg = load_config(name, sets).model
+    ac = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+    lines = [f"components ({name}, {B} × {utt:g} s, fwd + bwd, {'bf16' if bf16 else 'fp32'}):"]
+    torch.manual_seed(0)
+    pc = PositionalConv(cfg).to(device)
+    x = torch.randn(B, int(50 * utt), cfg.hidden, device=device, requires_grad=True)
+
+    def pos(impl):
+        pc.impl = impl
+        with ac():
+            y = pc(x)
+        y.float().sum().backward()
+
+    lines.append(
+        f"  pos conv: grouped {_ms(lambda: pos('grouped'), device):.1f} ms, fft {_ms(lambda: pos('fft'), device):.1f} ms"
+    )
+    enc = FeatureEncoder(cfg).to(device)
+    wav = torch.randn(B, int(16000 * utt), device=device)
+    saved: dict[str, float] = {}
+
+    def cnn(layout, count=False):
+        enc.layout, seen = layout, {}
+
+        def pack(t):
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t) if count else nullcontext()
+        with hooks, ac():
+            y = enc(wav)
+        if count:
+            saved[layout] = sum(seen.values()) / 2**30
+        y.float().sum().backward()
+
+    for layout in ("ncl", "nlc"):
+        cnn(layout, count=True)
+    lines.append(
+        f"  CNN: Conv1d + GroupNorm {_ms(lambda: cnn('ncl'), device, 3):.1f} ms ({saved['ncl']:.2f} GiB kept for "
+        f"backward), channels-last {_ms(lambda: cnn('nlc'), device, 3):.1f} ms ({saved['nlc']:.2f} GiB)"
+    )
+    return lines
+
+
 def profile_step(step, batches, device, out: Path | None) -> str:
     """torch.profiler table of two steps after a warm-up step (and a Chrome trace in ``out``)."""
     from torch.profiler import ProfilerActivity, profile
