@@ -57,7 +57,6 @@ class FeatureEncoder(nn.Module):
             layers.append(layer)
             c_in = c
         self.layers = nn.ModuleList(layers)
-
         self.layout = cfg.cnn_layout
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
