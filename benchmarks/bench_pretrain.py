@@ -31,6 +31,7 @@ import torch
 
 from benchmarks.bench_pretrain_parts import (
     ablations,
+    batching_waste,
     bench_loader,
     components,
     profile_step,
@@ -247,6 +248,12 @@ def main() -> None:
                     f"{tr['val_s']:.1f} s, checkpoint {tr['ckpt_s']:.1f} s, median step {tr['median_step_s']:.3f} s"
                 )
                 results.append({"model": name, "batch_s": B * utt, "mode": "trainer", "trainer": tr})
+                for lo, hi in ((2.0, 20.0), (1.0, 30.0)):
+                    crop, drop = batching_waste(batch_s, lo, hi)
+                    print(
+                        f"{'':>16} thesis batcher, {batch_s:g} s budget, lengths uniform {lo:g}–{hi:g} s: crop waste "
+                        f"{100 * crop:.1f} %, dropped (spread > 10 s) {100 * drop:.1f} % of the audio"
+                    )
         if a.ablate:
             B = max(1, round(batch_list[0] / utt))
             for line in ablations(

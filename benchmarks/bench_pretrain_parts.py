@@ -108,6 +108,20 @@ def trainer_line(name: str, sets: list[str], data: Path, run: Path, batch_s: flo
     }
 
 
+def batching_waste(batch_s: float, lo_s: float, hi_s: float, n: int = 20_000, seed: int = 0) -> tuple[float, float]:
+    """(crop waste, dropped fraction) of one epoch of the thesis batcher (bins, queue of 300, budget, spread ≤ 10 s)
+    over ``n`` lengths uniform in [lo_s, hi_s]: audio cut away by cropping each batch to its shortest member, and
+    audio in batches dropped for their spread, as fractions of all audio."""
+    from curate.w2v2.batching import plan_epoch
+
+    lengths = (np.random.default_rng(seed).uniform(lo_s, hi_s, n) * 16000).astype(np.int64)
+    plan = plan_epoch(lengths, np.arange(n), int(batch_s * 16000), seed, 0)
+    kept = [lengths[b] for b in plan.batches]
+    total = lengths.sum()
+    cropped = sum(int(b.sum() - b.min() * b.size) for b in kept)
+    return cropped / total, plan.dropped_s * 16000 / total
+
+
 def _unfused_logits(c, q, neg_idx, temp):
     """The contrastive logits before the fused formulation (gather [N, K, F], cosine_similarity, compare)."""
     negs = q[neg_idx]
