@@ -52,6 +52,9 @@ class ModelConfig:
     ffn: int = 3072
     pos_conv_kernel: int = 128
     pos_conv_groups: int = 16
+    # Implementations of the same function (speed only): auto = the fast one on CUDA, the reference elsewhere.
+    pos_conv_impl: str = "auto"  # "grouped" (reference: grouped conv) or "fft" (fp32 FFT, per-frequency GEMMs)
+    cnn_layout: str = "auto"  # "ncl" (reference: Conv1d) or "nlc" (channels-last 2-D convs, tensor cores)
     # The three dropout places: after the feature projection (input), on the quantizer input (features),
     # inside the transformer (residual branches + attention probabilities).
     dropout_input: float = 0.1
@@ -89,6 +92,9 @@ class ModelConfig:
             )
         if self.loss_reduction not in ("per_token", "sum"):
             raise ConfigError(f"model.loss_reduction: expected per_token or sum, got {self.loss_reduction!r}")
+        for name, allowed in (("pos_conv_impl", ("auto", "grouped", "fft")), ("cnn_layout", ("auto", "ncl", "nlc"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"model.{name}: expected one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.mask_semantics not in MASK_SEMANTICS:
             raise ConfigError(
                 f"model.mask_semantics: expected one of {', '.join(MASK_SEMANTICS)}, got {self.mask_semantics!r}"

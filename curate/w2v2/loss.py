@@ -51,16 +51,38 @@ def sample_negatives(mask: torch.Tensor, K: int, generator: torch.Generator | No
     return offset[utt][:, None] + r.clamp(max=(m[utt] - 1)[:, None])
 
 
-def contrastive_logits(c: torch.Tensor, q: torch.Tensor, neg_idx: torch.Tensor, temp: float) -> torch.Tensor:
+def contrastive_logits(
+    c: torch.Tensor,
+    q: torch.Tensor,
+    neg_idx: torch.Tensor,
+    temp: float,
+    mask: torch.Tensor | None = None,
+    codes: torch.Tensor | None = None,
+) -> torch.Tensor:
     """c, q [N, F]; neg_idx [N, K] → logits [N, 1 + K] (column 0 = the true target), fp32.
-    A distractor identical to the target (same code) gets −inf, as in fairseq."""
+    A distractor identical to the target (same code) gets −inf, as in fairseq.
+
+    Each row is normalised once. With the span ``mask`` [B, T] the distractor similarities come from one
+    [B, T, T] batched GEMM per batch (distractors are drawn from the same utterance) instead of a gathered
+    [N, K, F] tensor; ``codes`` [N] (the quantizer's picks) replace comparing [N, K, F] vectors."""
     with torch.autocast(c.device.type, enabled=False):
-        c, q = c.float(), q.float()
-        negs = q[neg_idx]  # [N, K, F]
-        cand = torch.cat([q[:, None], negs], 1)  # [N, 1 + K, F]
-        logits = F.cosine_similarity(c[:, None], cand, dim=-1) / temp
-        same = (negs == q[:, None]).all(-1)  # [N, K]
-        logits[:, 1:] = logits[:, 1:].masked_fill(same, float("-inf"))
+        cn = F.normalize(c.float(), dim=-1, eps=1e-8)  # as cosine_similarity: x / max(‖x‖, 1e-8)
+        qn = F.normalize(q.float(), dim=-1, eps=1e-8)
+        pos = (cn * qn).sum(-1, keepdim=True)  # [N, 1]
+        if mask is None:
+            neg = torch.bmm(qn[neg_idx], cn.unsqueeze(-1)).squeeze(-1)  # [N, K]
+        else:
+            B, T = mask.shape
+            frame = mask.flatten().nonzero().squeeze(1)  # [N] position b·T + t of each masked step
+            cp = cn.new_zeros(B * T, cn.shape[1]).index_copy(0, frame, cn).view(B, T, -1)
+            qp = qn.new_zeros(B * T, qn.shape[1]).index_copy(0, frame, qn).view(B, T, -1)
+            sim = torch.bmm(cp, qp.transpose(1, 2)).view(B * T, T)  # [B·T, T] within each utterance
+            neg = sim[frame].gather(1, frame[neg_idx] % T)  # [N, K]
+        if codes is None:
+            same = (q[neg_idx] == q[:, None]).all(-1)  # [N, K]
+        else:
+            same = codes[neg_idx] == codes[:, None]
+        logits = torch.cat([pos, neg.masked_fill(same, float("-inf"))], 1) / temp
     return logits
 
 
@@ -70,7 +92,7 @@ def wav2vec2_loss(out: dict, neg_idx: torch.Tensor, cfg) -> dict:
 
     loss_sum = Σ_n CE_n + N · (0.1 · L_d + 10 · L2), L_d = (G·V − Σ_g perplexity_g) / (G·V).
     """
-    logits = contrastive_logits(out["c"], out["q"], neg_idx, cfg.logit_temp)
+    logits = contrastive_logits(out["c"], out["q"], neg_idx, cfg.logit_temp, out.get("mask"), out.get("codes"))
     N = logits.shape[0]
     target = torch.zeros(N, dtype=torch.long, device=logits.device)
     contrastive = F.cross_entropy(logits, target, reduction="sum")

@@ -4,6 +4,9 @@ Shapes: B batch, S samples, T frames (S/320 = 50 per second), C CNN channels (51
 G codebooks (2), V entries (320), F final_dim (256), N masked steps in the batch, K distractors (100).
 Numerically sensitive parts (GroupNorm, L2 penalty, Gumbel softmax, cosine similarity, losses) run in fp32
 even under bf16 autocast. The objective itself lives in loss.py.
+
+Two layers have a fast formulation for GPUs (``model.pos_conv_impl``, ``model.cnn_layout``; ``auto`` picks it
+on CUDA and the reference formulation elsewhere); both compute the same function (tests compare them).
 """
 
 from __future__ import annotations
@@ -54,8 +57,11 @@ class FeatureEncoder(nn.Module):
             layers.append(layer)
             c_in = c
         self.layers = nn.ModuleList(layers)
+        self.layout = cfg.cnn_layout
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        if self.layout == "nlc" or (self.layout == "auto" and wav.device.type == "cuda"):
+            return self._forward_nlc(wav)
         x = wav.unsqueeze(1)  # [B, 1, S]
         for layer in self.layers:
             x = layer.conv(x)
@@ -63,6 +69,74 @@ class FeatureEncoder(nn.Module):
                 x = F.group_norm(x.float(), layer.norm.num_groups, layer.norm.weight, layer.norm.bias, layer.norm.eps)
             x = F.gelu(x)
         return x  # [B, C, T]
+
+    def _forward_nlc(self, wav: torch.Tensor) -> torch.Tensor:
+        """The same convolutions as 2-D convs [B, C, 1, L] in channels-last memory ([B, L, C] in memory): cuDNN
+        runs them as tensor-core implicit GEMMs, without NCHW↔NHWC conversions around every conv. PyTorch has no
+        channels-last GroupNorm kernel on CUDA (it would transpose the largest activation twice), so the first
+        layer's norm + GELU is ``ChannelNormGELU``: fp32 statistics, nothing fp32 kept for backward."""
+        cl = torch.channels_last
+        x = wav[:, None, None, :].contiguous(memory_format=cl)  # [B, 1, 1, S]
+        for layer in self.layers:
+            c = layer.conv
+            w = c.weight.unsqueeze(2).contiguous(memory_format=cl)
+            x = F.conv2d(x, w, None, (1, c.stride[0]), (0, c.padding[0])).contiguous(memory_format=cl)
+            if layer.norm is not None:
+                x = ChannelNormGELU.apply(x, layer.norm.weight, layer.norm.bias, layer.norm.eps)
+            else:
+                x = F.gelu(x)
+        return x.squeeze(2)  # [B, C, T] (a strided view of [B, T, C] memory)
+
+
+NORM_CHUNK = 2**27  # elements per fp32 temporary of ChannelNormGELU (512 MiB)
+
+
+class ChannelNormGELU(torch.autograd.Function):
+    """GELU(GroupNorm with one group per channel) of x [B, C, 1, L], any memory layout, statistics and math in
+    fp32, output in x's dtype. Saves only x and the [B, C] statistics (the reference path keeps two fp32 copies
+    of this [B, 512, 1, S/5] tensor for backward: 7.8 GB for a 600 s batch). Forward reads and writes the big
+    tensor as often as GroupNorm + GELU do; backward recomputes the pre-activation and needs two reductions
+    (Σ g, Σ g·x per channel). Works in batch chunks so no fp32 temporary exceeds ``NORM_CHUNK`` elements."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        B, C = x.shape[:2]
+        w, b = weight.float().view(1, C, 1, 1), bias.float().view(1, C, 1, 1)
+        out = torch.empty_like(x)
+        mean, rstd = x.new_empty(B, C, 1, 1, dtype=torch.float32), x.new_empty(B, C, 1, 1, dtype=torch.float32)
+        step = max(1, NORM_CHUNK // max(1, x[0].numel()))
+        for i in range(0, B, step):
+            xf = x[i : i + step].float()
+            var, m = torch.var_mean(xf, dim=-1, keepdim=True, correction=0)
+            r = torch.rsqrt(var + eps)
+            a = r * w
+            h = torch.addcmul(b - m * a, xf, a)  # (x − mean)·rstd·w + b
+            del xf
+            out[i : i + step] = torch.ops.aten.gelu_(h)
+            mean[i : i + step], rstd[i : i + step] = m, r
+        ctx.save_for_backward(x, weight, bias, mean, rstd)
+        ctx.step = step
+        return out
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight, bias, mean, rstd = ctx.saved_tensors
+        C, L, step = x.shape[1], x.shape[-1], ctx.step
+        w, b = weight.float().view(1, C, 1, 1), bias.float().view(1, C, 1, 1)
+        gx = torch.empty_like(x)
+        gw, gb = torch.zeros(C, device=x.device), torch.zeros(C, device=x.device)
+        for i in range(0, x.shape[0], step):
+            xc, m, r = x[i : i + step], mean[i : i + step], rstd[i : i + step]
+            a = r * w
+            g = torch.ops.aten.gelu_backward(gy[i : i + step].float(), torch.addcmul(b - m * a, xc, a))  # ∂/∂h
+            s1 = g.sum(-1, keepdim=True)  # Σ_t g
+            s2 = r * ((g * xc).sum(-1, keepdim=True) - m * s1)  # Σ_t g·x̂
+            gw += s2.sum((0, 2, 3))
+            gb += s1.sum((0, 2, 3))
+            # ∂/∂x = a·(g − s1/L − x̂·s2/L), x̂ = (x − mean)·rstd: a·g + c0 − k·x
+            k = a * r * s2 / L
+            gx[i : i + step] = torch.addcmul(k * m - a * s1 / L, g, a).addcmul_(xc, -k)
+        return gx, gw.to(weight.dtype), gb.to(bias.dtype), None
 
 
 class PositionalConv(nn.Module):
@@ -78,12 +152,45 @@ class PositionalConv(nn.Module):
         nn.init.zeros_(conv.bias)
         self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
         self.remove = 1 if cfg.pos_conv_kernel % 2 == 0 else 0  # even kernel + padding k/2 → one extra frame
+        self.impl = cfg.pos_conv_impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, D] → [B, T, D]
+        if self.impl == "fft" or (self.impl == "auto" and x.device.type == "cuda"):
+            return self._forward_fft(x)
         y = self.conv(x.transpose(1, 2))
         if self.remove:
             y = y[:, :, : -self.remove]
         return F.gelu(y).transpose(1, 2)
+
+    def _forward_fft(self, x: torch.Tensor) -> torch.Tensor:
+        """The grouped convolution in the frequency domain, fp32. cuDNN runs a 48-channel group with a 128-tap
+        kernel on CUDA cores (≈ 2·T·D·48·128 FLOPs); here it is per frequency a [B, 48] × [48, 48] complex
+        product per group (≈ 50× fewer FLOPs at 15 s) plus FFTs. Cross-correlation with zero padding K//2:
+        y[t] = Σ_k w[k] x[t + k − K//2]; with n ≥ T + K nothing wraps around."""
+        B, T, D = x.shape
+        w = self.conv.weight  # [D, D/G, K] (weight norm applied)
+        G, Cg, K = D // w.shape[1], w.shape[1], w.shape[2]
+        n = _fft_size(T + K)
+        with torch.autocast(x.device.type, enabled=False):  # FFTs along the last, contiguous dim
+            xf = torch.fft.rfft(x.float().transpose(1, 2).contiguous(), n=n).view(B, G, Cg, -1)  # [B, G, Ci, F]
+            # tap k sits at lag k − K//2 (mod n): roll the zero-padded kernel so the lag-0 tap is at index 0
+            wk = torch.roll(F.pad(w.float(), (0, n - K)), -(K // 2), dims=-1).view(G, Cg, Cg, n)  # [G, Co, Ci, n]
+            yf = torch.einsum("bgif,goif->bgof", xf, torch.fft.rfft(wk).conj()).reshape(B, D, -1)  # [B, D, F]
+            y = (torch.fft.irfft(yf, n=n)[..., :T] + self.conv.bias.float()[:, None]).transpose(1, 2)  # [B, T, D]
+        return F.gelu(y).to(x.dtype)
+
+
+def _fft_size(m: int) -> int:
+    """Smallest n ≥ m with no prime factor above 7 (fast FFT sizes)."""
+    n = m
+    while True:
+        r = n
+        for p in (2, 3, 5, 7):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return n
+        n += 1
 
 
 class EncoderLayer(nn.Module):
@@ -110,11 +217,14 @@ class EncoderLayer(nn.Module):
         def split(t):  # [B, T, D] → [B, H, T, D/H]
             return t.view(B, T, h, D // h).transpose(1, 2)
 
+        # One [D, 3D] GEMM for q, k, v (one cast of x under autocast instead of three); same outputs.
+        w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+        q, k, v = F.linear(x, w, torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])).chunk(3, -1)
         # key_mask: [B, 1, 1, T] bool (True = attend) broadcast by SDPA; None when the batch is cropped.
         a = F.scaled_dot_product_attention(
-            split(self.q_proj(x)),
-            split(self.k_proj(x)),
-            split(self.v_proj(x)),
+            split(q),
+            split(k),
+            split(v),
             attn_mask=key_mask,
             dropout_p=self.attn_p if self.training else 0.0,
         )
@@ -136,15 +246,16 @@ class GumbelQuantizer(nn.Module):
         nn.init.zeros_(self.weight_proj.bias)
 
     def forward(self, x: torch.Tensor, tau: float, return_logits: bool = False) -> tuple[torch.Tensor, ...]:
-        """x [N, C] → (quantized [N, G·d], soft-perplexity per codebook [G], hard-perplexity per codebook [G]),
-        plus the code logits [N, G, V] with ``return_logits`` (validation measures their input-dependence)."""
+        """x [N, C] → (quantized [N, G·d], soft-perplexity per codebook [G], hard-perplexity per codebook [G],
+        the picked code of each step [N] as one integer over all codebooks), plus the code logits [N, G, V] with
+        ``return_logits`` (validation measures their input-dependence)."""
         N = x.shape[0]
         with torch.autocast(x.device.type, enabled=False):  # fp32 island
             logits = self.weight_proj(x.float()).view(N * self.G, self.V)
             picked = self._pick(logits, N, tau)
         return (*picked, logits.view(N, self.G, self.V)) if return_logits else picked
 
-    def _pick(self, logits: torch.Tensor, N: int, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _pick(self, logits: torch.Tensor, N: int, tau: float) -> tuple[torch.Tensor, ...]:
         hard = F.one_hot(logits.argmax(-1), self.V).view(N, self.G, self.V).float()
         code_ppl = torch.exp(-torch.sum(_xlogx(hard.mean(0)), -1))  # [G] (monitoring)
         avg_probs = torch.softmax(logits.view(N, self.G, self.V), -1).mean(0)  # [G, V] batch average
@@ -156,7 +267,8 @@ class GumbelQuantizer(nn.Module):
         # per codebook: [G, N, V] @ [G, V, d] → [G, N, d] (a batched matmul, no [N, G, V, d] temporary)
         cv = self.codevectors.float().view(self.G, self.V, -1)
         q = torch.bmm(onehot.transpose(0, 1), cv).transpose(0, 1)  # [N, G, d]
-        return q.reshape(N, -1), prob_ppl, code_ppl
+        codes = (onehot.argmax(-1) * self.V ** torch.arange(self.G, device=logits.device)).sum(-1)  # [N]
+        return q.reshape(N, -1), prob_ppl, code_ppl, codes
 
 
 def _xlogx(p: torch.Tensor) -> torch.Tensor:
@@ -230,9 +342,9 @@ class Wav2Vec2(nn.Module):
         # Only the masked steps enter the loss: project and quantize N rows, never B×T.
         c = self.final_proj(ctx[mask]).float()  # [N, F]
         y = F.dropout(feats[mask], self.cfg.dropout_features, self.training)  # [N, C]
-        q, prob_ppl, code_ppl, *logits = self.quantizer(y, tau, return_logits=code_logits)  # [N, G·d]
+        q, prob_ppl, code_ppl, codes, *logits = self.quantizer(y, tau, return_logits=code_logits)  # [N, G·d]
         q = self.project_q(q).float()  # [N, F]
-        out = {"c": c, "q": q, "prob_ppl": prob_ppl, "code_ppl": code_ppl, "l2": l2}
+        out = {"c": c, "q": q, "prob_ppl": prob_ppl, "code_ppl": code_ppl, "l2": l2, "codes": codes, "mask": mask}
         return {**out, "code_logits": logits[0]} if code_logits else out
 
     @torch.no_grad()

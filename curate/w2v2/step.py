@@ -53,43 +53,33 @@ def prepare(batch: dict, cfg, device, g: int):
     from curate.w2v2.loss import compute_mask
     from curate.w2v2.model import frames_for
 
-    wav = torch.from_numpy(batch["wav"]).to(device, non_blocking=True)
-    flens = frames_for(torch.from_numpy(batch["lengths"]), cfg.model).to(device)
+    wav = torch.as_tensor(batch["wav"]).to(device, non_blocking=True)  # async when the loader pinned it
+    flens = frames_for(torch.from_numpy(batch["lengths"]), cfg.model)  # on the host: no device sync
     T = int(frames_for(wav.shape[1], cfg.model))
-    valid = None if bool((flens == T).all()) else torch.arange(T, device=device)[None] < flens[:, None]
+    valid = None if bool((flens == T).all()) else (torch.arange(T)[None] < flens[:, None]).to(device, non_blocking=True)
     gen = torch.Generator(device=device).manual_seed(seed_of(cfg.train.seed, 3, g))
-    mask = compute_mask(flens, T, cfg.model.span_p, cfg.model.mask_length, gen, min_spans=2)
+    mask = compute_mask(
+        flens.to(device, non_blocking=True), T, cfg.model.span_p, cfg.model.mask_length, gen, min_spans=2
+    )
     return {"wav": wav, "valid": valid, "mask": mask, "gen": gen, "g": g, "frames": int(flens.sum()), "batch": batch}
 
 
 def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, autocast) -> dict[str, Any]:
     """Forward + backward over this rank's micro-batches (from ``prepare``); gradients end up divided by the
-    step's total masked steps (all ranks) for per_token reduction. Returns summed statistics of this rank."""
+    step's total masked steps (all ranks) for per_token reduction. Returns summed statistics of this rank as
+    device tensors: nothing here waits for the device, the caller reads them once per step."""
     import torch
     import torch.distributed as dist
 
     from curate.w2v2.loss import sample_negatives, wav2vec2_loss
 
-    n_local = sum(int(m["mask"].sum()) for m in micro)
-    n_total = torch.tensor([n_local], dtype=torch.float64)
+    n_total = torch.stack([m["mask"].sum() for m in micro]).sum().double()
     if world > 1:
         dist.all_reduce(n_total)
     # DDP averages gradients over ranks, hence × world; per_token then divides by the global masked count.
-    scale = world / float(n_total.item()) if cfg.model.loss_reduction == "per_token" else float(world)
-    st = {
-        "loss_sum": 0.0,
-        "contrastive_sum": 0.0,
-        "correct": 0,
-        "n": 0,
-        "frames": 0,
-        "diversity": 0.0,
-        "l2": 0.0,
-        "prob_ppl": 0.0,
-        "code_ppl": 0.0,
-        "n_total": float(n_total.item()),
-        "chance_sum": 0.0,
-        "chance_acc_sum": 0.0,
-    }
+    scale = (world / n_total).float() if cfg.model.loss_reduction == "per_token" else float(world)
+    st: dict[str, Any] = {"n": 0, "frames": 0, "n_total": n_total}
+    averaged = ("diversity", "l2", "prob_ppl", "code_ppl")  # per micro-batch means; the rest are sums
     for i, m in enumerate(micro):
         torch.manual_seed(seed_of(cfg.train.seed, 5, m["g"]))  # dropout + Gumbel noise of this batch
         sync = model.no_sync() if (world > 1 and i < len(micro) - 1) else nullcontext()
@@ -99,22 +89,19 @@ def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, 
             neg = sample_negatives(m["mask"], cfg.model.num_negatives, m["gen"])
             res = wav2vec2_loss(out, neg, cfg.model)
             (res["loss_sum"] * scale).backward()
-        st["loss_sum"] += float(res["loss_sum"].detach())
-        st["contrastive_sum"] += float(res["contrastive_sum"])
-        st["correct"] += int(res["correct"])
-        st["chance_sum"] += float(res["chance_sum"])
-        st["chance_acc_sum"] += float(res["chance_acc_sum"])
+        res["loss_sum"], res["correct"] = res["loss_sum"].detach(), res["correct"].double()
+        res["prob_ppl"], res["code_ppl"] = out["prob_ppl"].detach(), out["code_ppl"].detach()
+        for k in ("loss_sum", "contrastive_sum", "correct", "chance_sum", "chance_acc_sum", *averaged):
+            v = res[k] / len(micro) if k in averaged else res[k]
+            st[k] = st[k] + v if k in st else v
         st["n"] += res["n"]
         st["frames"] += m["frames"]
-        st["diversity"] += float(res["diversity"]) / len(micro)
-        st["l2"] += float(res["l2"]) / len(micro)
-        st["prob_ppl"] = st["prob_ppl"] + out["prob_ppl"].detach().cpu().numpy() / len(micro)
-        st["code_ppl"] = st["code_ppl"] + out["code_ppl"].detach().cpu().numpy() / len(micro)
     return st
 
 
-def read_ahead(dataset, stream, world: int, rank: int, accumulation: int, workers: int):
-    """Yields (this rank's micro-batches, sampler state after the step). Workers read ahead in threads."""
+def read_ahead(dataset, stream, world: int, rank: int, accumulation: int, workers: int, pin: bool = False):
+    """Yields (this rank's micro-batches, sampler state after the step). Workers read ahead in threads;
+    ``pin``: the audio comes as page-locked tensors, so the copy to the GPU is asynchronous."""
     from concurrent.futures import ThreadPoolExecutor
 
     def plan_step():
@@ -126,7 +113,13 @@ def read_ahead(dataset, stream, world: int, rank: int, accumulation: int, worker
         return picks, stream.state(), stream.epochs_done
 
     def load(picks):
-        return [dataset.load(idx, epoch, g) for idx, epoch, g in picks]
+        batches = [dataset.load(idx, epoch, g) for idx, epoch, g in picks]
+        if pin:
+            import torch
+
+            for b in batches:
+                b["wav"] = torch.from_numpy(b["wav"]).pin_memory()
+        return batches
 
     if workers <= 0:
         while True:

@@ -101,8 +101,13 @@ class Trainer:
         self.model = Wav2Vec2(cfg.model).to(self.device)
         self.batch_s = batch_seconds(cfg.data.batch_samples, self.world, tc.accumulation)
         self.peak_lr = schedule_peak_lr(cfg, self.world)
-        self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=self.peak_lr, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay
+        self.opt = torch.optim.AdamW(  # fused: one kernel for all parameters on CUDA
+            self.model.parameters(),
+            lr=self.peak_lr,
+            betas=tuple(oc.betas),
+            eps=oc.eps,
+            weight_decay=oc.weight_decay,
+            fused=self.device.type == "cuda",
         )
         remedy = Remedy(
             self.peak_lr,
@@ -127,6 +132,7 @@ class Trainer:
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         if tc.compile:  # static shapes per (B, S) bucket; loss stays eager
             self.model.feature_extractor.compile(dynamic=False)
+            self.model.pos_conv.compile(dynamic=False)
             for layer in self.model.layers:
                 layer.compile(dynamic=False)
         bf16 = tc.precision == "bf16" or (tc.precision == "auto" and self.device.type == "cuda")
@@ -221,24 +227,21 @@ class Trainer:
         micro = [prepare(b, cfg, self.device, b["index"]) for b in micro_np]
         self.opt.zero_grad(set_to_none=True)
         st = accumulate_gradients(self.ddp, micro, cfg, self.tau, world, self.autocast)
-        sums = torch.tensor(
-            [
-                st["loss_sum"],
-                st["contrastive_sum"],
-                st["correct"],
-                st["frames"],
-                sum(b["audio_s"] for b in micro_np),
-                sum(b["waste"] for b in micro_np),
-                st["chance_sum"],
-                st["chance_acc_sum"],
-            ],
-            dtype=torch.float64,
-        )
+        # sums: loss, contrastive, correct, frames, audio s, waste, chance, accuracy chance (device tensors)
+        host = [st["frames"], sum(b["audio_s"] for b in micro_np), sum(b["waste"] for b in micro_np)]
+        on_device = [st[k].double() for k in ("loss_sum", "contrastive_sum", "correct")]
+        chances = [st[k].double() for k in ("chance_sum", "chance_acc_sum")]
+        host_t = torch.tensor(host, dtype=torch.float64).to(self.device, non_blocking=True)
+        sums = torch.cat([torch.stack(on_device), host_t, torch.stack(chances)])
         if world > 1:
             torch.distributed.all_reduce(sums)
         clip = oc.clip_norm if oc.clip_norm > 0 else float("inf")
-        gnorm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
-        n = st["n_total"]
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        G = len(st["prob_ppl"])  # the step's one host sync: every statistic in one copy
+        v = [sums, torch.stack([gnorm, st["n_total"], st["diversity"], st["l2"]]), st["prob_ppl"], st["code_ppl"]]
+        v = torch.cat([t.double().reshape(-1) for t in v]).cpu()
+        sums, (gnorm, n, st["diversity"], st["l2"]) = v[:8], v[8:12].tolist()
+        st["prob_ppl"], st["code_ppl"] = v[12 : 12 + G].numpy(), v[12 + G :].numpy()
         self.health.check(
             self.step,
             sums[0].item() / n,
@@ -277,8 +280,9 @@ class Trainer:
         tc, data = self.cfg.train, self.data
         end = min(tc.max_steps, stop_at) if stop_at is not None else tc.max_steps
         self.model.train()
+        pin = self.device.type == "cuda"  # page-locked audio: asynchronous copies to the GPU
         loader = read_ahead(
-            data.train_ds, data.stream, self.world, self.rank, tc.accumulation, self.cfg.data.num_workers
+            data.train_ds, data.stream, self.world, self.rank, tc.accumulation, self.cfg.data.num_workers, pin
         )
         first = last = None
         t_last, audio_window = time.perf_counter(), 0.0
