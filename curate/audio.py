@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 PROBE_TIMEOUT_S = 120.0  # reading a header never takes this long; a probe that does is killed
+SIGNED_URL_S = 6 * 3600  # a presigned object URL handed to ffmpeg stays valid this long
 STDERR_TAIL_BYTES = 8192  # how much of ffmpeg's stderr is kept for an error message (it may print megabytes)
 
 
@@ -79,13 +80,17 @@ def url_fs(url: str):
         ) from None
 
 
-def _piped(path: str | Path) -> bool:
-    """ffmpeg reads local files and http(s) itself; any other URL's bytes are fed to its stdin."""
-    return is_url(path) and not path.startswith(("http://", "https://"))
-
-
 def _ffmpeg_input(path: str | Path) -> str:
-    return "pipe:0" if _piped(path) else str(path)
+    """What ffmpeg opens: a local file or http(s) URL itself; an object it cannot seek in through a pipe breaks
+    mp4/m4a (index at the end) and mp3 end trimming, so s3:// and gs:// become a presigned https URL, which
+    ffmpeg reads with ranged requests; the bytes of any other URL are fed to its stdin (``pipe:0``)."""
+    if not is_url(path) or path.startswith(("http://", "https://")):
+        return str(path)
+    fs, p = url_fs(path)
+    try:
+        return fs.sign(p, expiration=SIGNED_URL_S)
+    except NotImplementedError:
+        return "pipe:0"
 
 
 def open_binary(path: str | Path):
@@ -261,7 +266,7 @@ def _ffmpeg_process(
     after ``timeout_s`` seconds (``None``: no limit). On exit raises :class:`DecodeTimeout` if the watchdog
     fired, :class:`AudioDecodeError` if ffmpeg failed, and kills ffmpeg if the caller stopped reading early.
     An object-store URL is fed to ffmpeg's stdin by a thread (the command reads ``pipe:0``)."""
-    piped = _piped(path)
+    piped = "pipe:0" in cmd
     stdin = subprocess.PIPE if piped else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin)
     err = _StderrTail(proc.stderr)
@@ -294,6 +299,8 @@ def _ffmpeg_process(
             feeder.join(timeout=5)
         proc.stdout.close()
         last = err.last_line()
+        for arg in cmd:  # never a presigned URL (a credential) in a message or failure row
+            last = last.replace(arg, str(path)) if is_url(arg) and arg != str(path) else last
         proc.stderr.close()
         if diagnostics is not None:  # how much ffmpeg complained, even when it exits 0
             diagnostics.update(stderr_bytes=err.total_bytes, last_error=last)
