@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 PROBE_TIMEOUT_S = 120.0  # reading a header never takes this long; a probe that does is killed
+URL_BLOCK_BYTES = 1 << 22  # a ranged request reads this much (s3fs's 50 MB default would fetch it for a header)
 SIGNED_URL_S = 6 * 3600  # a presigned object URL handed to ffmpeg stays valid this long
 STDERR_TAIL_BYTES = 8192  # how much of ffmpeg's stderr is kept for an error message (it may print megabytes)
 
@@ -97,7 +98,7 @@ def open_binary(path: str | Path):
     """``path`` (local or URL) opened for reading bytes."""
     if is_url(path):
         fs, p = url_fs(path)
-        return fs.open(p, "rb")
+        return fs.open(p, "rb", block_size=URL_BLOCK_BYTES)
     return open(path, "rb")
 
 
