@@ -3,6 +3,9 @@
 WAV/FLAC/OGG files that libsndfile can open are read with :mod:`soundfile`, which seeks, so reading
 ``[start_s, end_s)`` of a 3-hour FLAC decodes only that range. Everything else (mp3, mp4/aac, opus,
 video containers, mislabelled files) goes through an ``ffmpeg`` pipe with an input-side seek.
+
+A path may be an fsspec URL (``s3://``, ``gs://``, ``https://``; extra ``curate[storage]``): soundfile reads
+it through a seekable fsspec file, ffmpeg reads ``http(s)`` itself and any other URL's bytes from its stdin.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import re
 import shutil
 import stat
 import subprocess
@@ -25,6 +29,8 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 PROBE_TIMEOUT_S = 120.0  # reading a header never takes this long; a probe that does is killed
+URL_BLOCK_BYTES = 1 << 22  # a ranged request reads this much (s3fs's 50 MB default would fetch it for a header)
+SIGNED_URL_S = 6 * 3600  # a presigned object URL handed to ffmpeg stays valid this long
 STDERR_TAIL_BYTES = 8192  # how much of ffmpeg's stderr is kept for an error message (it may print megabytes)
 
 
@@ -50,6 +56,52 @@ class AudioInfo:
     header_duration_s: float | None = None  # what the header claims, when it claims more than the file holds
 
 
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_url(path: str | Path) -> bool:
+    """True for an fsspec URL (``s3://bucket/key``); a URL stays a string, never a :class:`~pathlib.Path`."""
+    return isinstance(path, str) and bool(_URL.match(path)) and not path.startswith("file://")
+
+
+def _local(path: str | Path) -> str | Path:
+    return path if is_url(path) else Path(path.removeprefix("file://") if isinstance(path, str) else path)
+
+
+def url_fs(url: str):
+    """The fsspec filesystem and path of ``url``; a clear error naming the extra when its backend is missing."""
+    try:
+        import fsspec
+
+        return fsspec.core.url_to_fs(url)
+    except ImportError as e:
+        raise RuntimeError(
+            f"{url}: reading {url.split(':', 1)[0]}:// URLs needs fsspec and its backend ({e}); "
+            "install them with `pip install 'curate[storage]'`"
+        ) from None
+
+
+def _ffmpeg_input(path: str | Path) -> str:
+    """What ffmpeg opens: a local file or http(s) URL itself; an object it cannot seek in through a pipe breaks
+    mp4/m4a (index at the end) and mp3 end trimming, so s3:// and gs:// become a presigned https URL, which
+    ffmpeg reads with ranged requests; the bytes of any other URL are fed to its stdin (``pipe:0``)."""
+    if not is_url(path) or path.startswith(("http://", "https://")):
+        return str(path)
+    fs, p = url_fs(path)
+    try:
+        return fs.sign(p, expiration=SIGNED_URL_S)
+    except NotImplementedError:
+        return "pipe:0"
+
+
+def open_binary(path: str | Path):
+    """``path`` (local or URL) opened for reading bytes."""
+    if is_url(path):
+        fs, p = url_fs(path)
+        return fs.open(p, "rb", block_size=URL_BLOCK_BYTES)
+    return open(path, "rb")
+
+
 def _ffmpeg() -> str:
     exe = shutil.which("ffmpeg")
     if exe is None:
@@ -57,7 +109,18 @@ def _ffmpeg() -> str:
     return exe
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: str | Path) -> None:
+    if is_url(path):
+        fs, p = url_fs(path)
+        try:
+            size = fs.info(p).get("size")
+        except FileNotFoundError:
+            raise AudioDecodeError(path, "object not found") from None
+        except OSError as e:
+            raise AudioDecodeError(path, f"cannot open it: {e}") from None
+        if size == 0:
+            raise AudioDecodeError(path, "empty file (0 bytes)")
+        return
     try:
         st = path.stat()  # not Path.exists(): it says False for a symlink loop or an unreadable directory
     except FileNotFoundError:
@@ -71,16 +134,19 @@ def _check_file(path: Path) -> None:
         raise AudioDecodeError(path, "empty file (0 bytes)")
 
 
-def _sf_info(path: Path):
+def _sf_info(path: str | Path):
     import soundfile as sf
 
     try:
+        if is_url(path):
+            with open_binary(path) as f:
+                return sf.info(f)
         return sf.info(str(path))
     except Exception:  # libsndfile cannot open it: not an error yet, ffmpeg may
         return None
 
 
-def _wav_claimed_frames(path: Path, info) -> int | None:
+def _wav_claimed_frames(path: str | Path, info) -> int | None:
     """The frame count a WAV's ``data`` chunk header claims (libsndfile and ffprobe both quietly clamp it to
     what the file holds, so a header claiming 61 s over 30.7 s of audio would go unnoticed)."""
     import struct
@@ -89,7 +155,7 @@ def _wav_claimed_frames(path: Path, info) -> int | None:
     width = bytes_per_frame.get(info.subtype)
     if width is None:
         return None
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return None
@@ -105,7 +171,7 @@ def _wav_claimed_frames(path: Path, info) -> int | None:
 
 def probe(path: str | Path) -> AudioInfo:
     """Duration, native rate, channels and codec, from the header only (no decoding)."""
-    path = Path(path)
+    path = _local(path)
     _check_file(path)
     info = _sf_info(path)
     if info is not None and info.frames > 0:
@@ -117,27 +183,18 @@ def probe(path: str | Path) -> AudioInfo:
     exe = shutil.which("ffprobe")
     if exe is None:
         raise RuntimeError("ffprobe is not installed: `apt-get install ffmpeg`")
-    cmd = [
-        exe,
-        "-v",
-        "error",
-        "-select_streams",
-        "a:0",
-        "-show_entries",
-        "stream=codec_name,sample_rate,channels,duration:format=duration",
-        "-of",
-        "json",
-        str(path),
-    ]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+    entries = "stream=codec_name,sample_rate,channels,duration:format=duration"
+    cmd = [exe, "-v", "error", "-select_streams", "a:0", "-show_entries", entries, "-of", "json", _ffmpeg_input(path)]
+    diag: dict = {}
+    try:  # the watchdog, stderr draining and (for an object-store URL) stdin feeding of a decode
+        with _ffmpeg_process(cmd, path, PROBE_TIMEOUT_S, diag) as proc:
+            stdout = proc.stdout.read().decode("utf-8", "replace")
+    except DecodeTimeout:
         raise DecodeTimeout(path, f"ffprobe took longer than {PROBE_TIMEOUT_S:.0f} s and was killed") from None
-    if proc.returncode != 0:
-        raise AudioDecodeError(
-            path, f"not readable audio ({proc.stderr.strip().splitlines()[-1:] or ['ffprobe failed']}[0])"
-        )
-    data = json.loads(proc.stdout or "{}")
+    except AudioDecodeError as e:
+        why = e.problem if e.problem.startswith("reading") else diag.get("last_error") or "ffprobe failed"
+        raise AudioDecodeError(path, f"not readable audio ({why})") from None
+    data = json.loads(stdout or "{}")
     streams = data.get("streams") or []
     if not streams:
         raise AudioDecodeError(path, "no audio stream")
@@ -184,15 +241,40 @@ class _StderrTail:
         return lines[-1] if lines else ""
 
 
+def _feed(proc: subprocess.Popen, path: str, errors: list[BaseException]) -> None:
+    """Copy an object's bytes into ffmpeg's stdin (a thread). ffmpeg closing it early (killed, or done with
+    ``-t``) is no error; a failed read is, even when ffmpeg then exits 0 on the truncated input."""
+    try:
+        with open_binary(path) as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                proc.stdin.write(chunk)
+    except (BrokenPipeError, ValueError):  # ValueError: stdin already closed
+        pass
+    except Exception as e:
+        errors.append(e)
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+
+
 @contextmanager
 def _ffmpeg_process(
-    cmd: list[str], path: Path, timeout_s: float | None, diagnostics: dict | None = None
+    cmd: list[str], path: str | Path, timeout_s: float | None, diagnostics: dict | None = None
 ) -> Iterator[subprocess.Popen]:
     """Run ffmpeg with stdout piped for the caller to read; stderr drained concurrently; killed by a watchdog
     after ``timeout_s`` seconds (``None``: no limit). On exit raises :class:`DecodeTimeout` if the watchdog
-    fired, :class:`AudioDecodeError` if ffmpeg failed, and kills ffmpeg if the caller stopped reading early."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    fired, :class:`AudioDecodeError` if ffmpeg failed, and kills ffmpeg if the caller stopped reading early.
+    An object-store URL is fed to ffmpeg's stdin by a thread (the command reads ``pipe:0``)."""
+    piped = "pipe:0" in cmd
+    stdin = subprocess.PIPE if piped else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin)
     err = _StderrTail(proc.stderr)
+    feed_errors: list[BaseException] = []
+    feeder = threading.Thread(target=_feed, args=(proc, path, feed_errors), name="ffmpeg-stdin", daemon=True)
+    if piped:
+        feeder.start()
     fired = threading.Event()
 
     def kill() -> None:
@@ -214,25 +296,39 @@ def _ffmpeg_process(
         if not finished and proc.poll() is None:
             proc.kill()
         rc = proc.wait()
+        if piped:
+            feeder.join(timeout=5)
         proc.stdout.close()
         last = err.last_line()
+        for arg in cmd:  # never a presigned URL (a credential) in a message or failure row
+            last = last.replace(arg, str(path)) if is_url(arg) and arg != str(path) else last
         proc.stderr.close()
         if diagnostics is not None:  # how much ffmpeg complained, even when it exits 0
             diagnostics.update(stderr_bytes=err.total_bytes, last_error=last)
     if fired.is_set():
         raise DecodeTimeout(path, f"decoding took longer than {timeout_s:.0f} s (watchdog) and was killed")
+    if feed_errors:
+        e = feed_errors[0]
+        raise AudioDecodeError(path, f"reading it failed ({type(e).__name__}: {e})")
     if rc != 0:
         raise AudioDecodeError(path, f"ffmpeg could not decode it ({last or 'exit ' + str(rc)})")
 
 
-def _ffmpeg_pcm(path: Path, start_s: float, duration_s: float | None, sr: int, timeout_s: float | None) -> np.ndarray:
+def _pcm_out(sr: int) -> list[str]:
+    """ffmpeg output arguments: the first audio stream as mono float32 at ``sr`` on stdout."""
+    return ["-map", "0:a:0", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+
+
+def _ffmpeg_pcm(
+    path: str | Path, start_s: float, duration_s: float | None, sr: int, timeout_s: float | None
+) -> np.ndarray:
     cmd = [_ffmpeg(), "-nostdin", "-v", "error"]
     if start_s > 0:
         cmd += ["-ss", f"{start_s:.6f}"]
-    cmd += ["-i", str(path)]
+    cmd += ["-i", _ffmpeg_input(path)]
     if duration_s is not None:
         cmd += ["-t", f"{duration_s:.6f}"]
-    cmd += ["-map", "0:a:0", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    cmd += _pcm_out(sr)
     with _ffmpeg_process(cmd, path, timeout_s) as proc:
         data = proc.stdout.read()
     x = np.frombuffer(data[: len(data) - len(data) % 4], dtype=np.float32).copy()
@@ -248,7 +344,7 @@ def load(
 ) -> np.ndarray:
     """Decode ``[start_s, end_s)`` of ``path`` to mono float32 at ``sr`` (the whole file by default).
     ``timeout_s``: an ffmpeg decode running longer is killed (:class:`DecodeTimeout`)."""
-    path = Path(path)
+    path = _local(path)
     _check_file(path)
     if end_s is not None and end_s <= start_s:
         return np.zeros(0, dtype=np.float32)
@@ -259,7 +355,8 @@ def load(
         start = int(round(start_s * info.samplerate))
         stop = None if end_s is None else int(round(end_s * info.samplerate))
         try:
-            x, native_sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+            with open_binary(path) as f:  # seekable, for a URL too: only the range is fetched
+                x, native_sr = sf.read(f, start=start, stop=stop, dtype="float32", always_2d=True)
         except Exception as e:  # truncated or damaged file
             raise AudioDecodeError(path, f"decoding failed ({type(e).__name__}: {e})") from None
         return _to_mono_16k(x, native_sr, sr)
@@ -278,27 +375,9 @@ def stream(
     ``timeout_s``: the whole decode (including the caller's time between blocks) is killed after this many
     seconds and raises :class:`DecodeTimeout`. ``diagnostics`` (a dict) receives ``stderr_bytes`` and
     ``last_error``: what the decoder reported about damaged data."""
-    path = Path(path)
+    path = _local(path)
     _check_file(path)
-    cmd = [
-        _ffmpeg(),
-        "-nostdin",
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-map",
-        "0:a:0",
-        "-ac",
-        "1",
-        "-ar",
-        str(sr),
-        "-f",
-        "f32le",
-        "-acodec",
-        "pcm_f32le",
-        "-",
-    ]
+    cmd = [_ffmpeg(), "-nostdin", "-v", "error", "-i", _ffmpeg_input(path), *_pcm_out(sr)]
     block_bytes = int(block_s * sr) * 4
     with _ffmpeg_process(cmd, path, timeout_s, diagnostics) as proc:
         while True:
@@ -349,6 +428,9 @@ __all__ = [
     "AudioDecodeError",
     "DecodeTimeout",
     "AudioInfo",
+    "is_url",
+    "open_binary",
+    "url_fs",
     "ScanResult",
     "probe",
     "load",

@@ -3,18 +3,23 @@
 Bad rows never stop the run: a row missing a required field, a duplicate ``recording_id`` or audio that
 cannot be probed becomes a failure row; metadata that is not UTF-8 is decoded as Windows-1252 with a
 warning row. Only a catalog that cannot be read at all (or lacks a required column) is fatal.
+
+The catalog and its audio paths may be fsspec URLs (``s3://bucket/catalog.csv``); a relative audio path is
+resolved against the catalog's directory, local or URL. URLs stay strings (``Path`` would eat a slash).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
+import posixpath
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -57,12 +62,12 @@ def _fix_encoding(value: object) -> tuple[object, bool]:
         return raw.decode("cp1252", "replace"), True
 
 
-def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
+def _read_delimited(path: str | Path, data: bytes, sep: str) -> pd.DataFrame:
     """CSV/TSV with per-line decoding: lines that are not UTF-8 are read as Windows-1252 and their rows
     flagged (``_bad_encoding``), instead of failing the whole catalog."""
     import csv
 
-    raw_lines = path.read_bytes().splitlines(keepends=True)
+    raw_lines = data.splitlines(keepends=True)
     bad_lines: set[int] = set()
     lines = []
     for i, raw in enumerate(raw_lines, 1):
@@ -94,16 +99,23 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
 
 
 def read_catalog(path: str | Path) -> pd.DataFrame:
-    """Every row as strings (``None`` for empty), plus ``_row`` (1-based line number) and ``_bad_encoding``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CatalogError(f"{path}: catalog file not found")
-    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    """Every row as strings (``None`` for empty), plus ``_row`` (1-based line number) and ``_bad_encoding``.
+    ``path``: a local file or an fsspec URL."""
+    path = path if audio.is_url(path) else Path(path)
+    name = PurePosixPath(str(path).split("?", 1)[0])
+    suffix = "".join(name.suffixes[-2:]).lower() if name.suffix == ".gz" else name.suffix.lower()
+    try:
+        with audio.open_binary(path) as f:
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError):
+        raise CatalogError(f"{path}: catalog file not found") from None
+    except OSError as e:
+        raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            df = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
+            df = _read_delimited(path, data, "\t" if suffix == ".tsv" else ",")
         elif suffix in (".jsonl", ".ndjson", ".json"):
-            text = path.read_bytes().decode("utf-8", "surrogateescape")
+            text = data.decode("utf-8", "surrogateescape")
             rows = []
             for i, line in enumerate(text.splitlines(), 1):
                 if line.strip():
@@ -113,7 +125,7 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
                         raise CatalogError(f"{path}:{i}: not valid JSON ({e.msg})") from None
             df = pd.DataFrame(rows).astype(object)
         elif suffix == ".parquet":
-            df = pd.read_parquet(path).astype(object)
+            df = pd.read_parquet(io.BytesIO(data)).astype(object)
         else:
             raise CatalogError(f"{path}: unknown catalog format '{suffix}' (use .csv, .tsv, .jsonl or .parquet)")
     except CatalogError:
@@ -166,6 +178,20 @@ def normalise_published(value: object, fmt: str | None = None) -> str | None:
     return ts.strftime("%Y-%m-%dT%H:%M:%S") if (ts.hour, ts.minute, ts.second) != (0, 0, 0) else ts.strftime("%Y-%m-%d")
 
 
+def resolve_audio_path(audio_path: str, catalog_path: str | Path) -> str | Path:
+    """A catalog row's audio: a URL or absolute path as given, a relative path against the catalog's directory
+    (``s3://b/c/catalog.csv`` + ``a/x.flac`` → ``s3://b/c/a/x.flac``)."""
+    if audio.is_url(audio_path):
+        return audio_path
+    p = Path(audio_path)
+    if p.is_absolute():
+        return p
+    if audio.is_url(catalog_path):
+        scheme, rest = str(catalog_path).split("://", 1)
+        return f"{scheme}://{posixpath.normpath(posixpath.join(posixpath.dirname(rest), audio_path))}"
+    return Path(catalog_path).parent / p
+
+
 def ingest(
     catalog_path: str | Path,
     *,
@@ -176,16 +202,16 @@ def ingest(
 ) -> IngestResult:
     """Read the catalog, validate every row, probe every audio file (headers only, in parallel).
     ``published_format``: a strptime format for non-ISO ``published`` values (see :func:`normalise_published`)."""
-    catalog_path = Path(catalog_path).resolve()
+    catalog_path = catalog_path if audio.is_url(catalog_path) else Path(catalog_path).resolve()
     df = read_catalog(catalog_path)
-    base = catalog_path.parent
+    catalog_name = str(catalog_path).rstrip("/").rsplit("/", 1)[-1]
     failures: list[Failure] = []
-    candidates: list[tuple[dict, Path]] = []
+    candidates: list[tuple[dict, str | Path]] = []
     seen: set[str] = set()
     for row in df.to_dict("records"):
         row = {k: _clean(v) for k, v in row.items()}
         rid = row.get("recording_id")
-        where = f"{catalog_path.name} row {row['_row']}"
+        where = f"{catalog_name} row {row['_row']}"
         missing = [c for c in REQUIRED if not row.get(c)]
         if missing:
             failures.append(
@@ -219,10 +245,9 @@ def ingest(
                     severity="warning",
                 )
             )
-        p = Path(str(row["audio_path"]))
-        candidates.append((row, p if p.is_absolute() else (base / p)))
+        candidates.append((row, resolve_audio_path(str(row["audio_path"]), catalog_path)))
 
-    def probe_one(item: tuple[dict, Path]) -> tuple[Recording | None, list[Failure]]:
+    def probe_one(item: tuple[dict, str | Path]) -> tuple[Recording | None, list[Failure]]:
         row, path = item
         rid = str(row["recording_id"]).strip()
         out: list[Failure] = []
@@ -282,7 +307,7 @@ def ingest(
         extra = {k: v for k, v in row.items() if k not in REQUIRED + KNOWN and not k.startswith("_") and v is not None}
         rec = Recording(
             recording_id=rid,
-            audio_path=str(path.resolve()),
+            audio_path=str(path if audio.is_url(path) else path.resolve()),
             duration_s=float(info.duration_s),
             sample_rate=int(info.sample_rate),
             num_channels=int(info.num_channels),
@@ -308,4 +333,4 @@ def ingest(
     return IngestResult(recordings, failures)
 
 
-__all__ = ["CatalogError", "IngestResult", "read_catalog", "ingest", "normalise_published"]
+__all__ = ["CatalogError", "IngestResult", "read_catalog", "resolve_audio_path", "ingest", "normalise_published"]

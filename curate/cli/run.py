@@ -42,8 +42,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def run(
         pipeline: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. pipelines/seq.yaml")],
-        catalog: Annotated[Path, typer.Option(help="catalog CSV/TSV/JSONL/Parquet")],
-        out: Annotated[Path, typer.Option(help="run directory (rerun the same command to resume)")],
+        # str, not Path: Path("s3://b/c.csv") is "s3:/b/c.csv"
+        catalog: Annotated[str, typer.Option(help="catalog CSV/TSV/JSONL/Parquet: a path or URL (s3://…)")],
+        out: Annotated[str, typer.Option(help="local run directory (rerun the same command to resume)")],
         runner: RunnerOption = Runner.ray,
         ray_address: RayAddressOption = None,
         workers: Annotated[int | None, typer.Option(help="model workers (default: one per GPU, or per CPU)")] = None,
@@ -70,10 +71,10 @@ def register(app: typer.Typer) -> None:
             )
         except (CatalogError, RunDirError, ValueError) as e:
             fail(str(e))
-        out_console_stats(out, load_stats, format_table)
+        out_console_stats(Path(out), load_stats, format_table)
         counts = result["counts"]
         if counts["failed"] and not counts["processed"]:
-            fail(f"every recording failed ({counts['failed']}): see {out / 'failures.parquet'}", code=1)
+            fail(f"every recording failed ({counts['failed']}): see {Path(out) / 'failures.parquet'}", code=1)
 
     @app.command()
     def stats(run_dir: Annotated[Path, typer.Argument(help="a curate run directory")]) -> None:

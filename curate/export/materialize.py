@@ -88,7 +88,7 @@ def flac_bytes(x: np.ndarray, sr: int = SR) -> bytes:
 def _dense(audio_path: str, spans: list[tuple[float, float]]) -> bool:
     """Stream the file once instead of seeking? Only for files libsndfile cannot seek in (mp3/mp4/…: every
     range read would start an ffmpeg) whose segments cover most of the decoded span."""
-    if len(spans) < 8 or audio._sf_info(Path(audio_path)) is not None:
+    if len(spans) < 8 or audio._sf_info(audio_path) is not None:
         return False
     covered = sum(e - s for s, e in spans)
     return covered >= 0.5 * max(e for _, e in spans)

@@ -47,9 +47,9 @@ class Plan:
         return [self.recordings[r] for r in self.shards[shard_id]]
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: str | Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with audio.open_binary(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -197,14 +197,16 @@ def prepare(
     pipeline: Pipeline, catalog: str | Path, out_dir: str | Path, on_ingest: Callable[[int], None] | None = None
 ) -> Plan:
     """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command."""
+    if audio.is_url(out_dir):
+        raise RunDirError(f"--out {out_dir}: the run directory must be a local path (object storage is not supported)")
     out_dir = Path(out_dir)
-    catalog = Path(catalog).resolve()
+    catalog = catalog if audio.is_url(catalog) else Path(catalog).resolve()
     plan_file = out_dir / PROGRESS_DIR / "plan.json"
     started_file = out_dir / PROGRESS_DIR / "prepare.json"
     bind_run(pipeline, out_dir)
     fp = {
         "catalog": str(catalog),
-        "catalog_sha256": _sha256(catalog) if catalog.is_file() else None,
+        "catalog_sha256": _sha256(catalog) if audio.is_url(catalog) or catalog.is_file() else None,
         "pipeline": pipeline_fingerprint(pipeline),
     }
     source = json.loads(json.dumps(pipeline.source, default=str))
