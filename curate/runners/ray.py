@@ -29,18 +29,30 @@ def _resources(plan: Plan) -> tuple[float, float]:
 class _ShardActor:
     """Actor-pool worker: Ray Data constructs one per worker; models load on the first shard."""
 
-    def __init__(self, pipeline, out_dir: str, recordings: dict, verify: bool):
+    def __init__(self, pipeline, out_dir: str, verify: bool):
         self.worker = PipelineWorker(pipeline, out_dir, verify)
-        self.recordings = recordings
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        import json
+        return _run_shards(self.worker, batch)
 
-        out = []
-        for shard_id, ids in zip(batch["shard_id"], batch["ids"], strict=True):
-            recs = [self.recordings[r] for r in json.loads(ids)]
-            out.append(json.dumps(self.worker(int(shard_id), recs)))
-        return {"summary": out}
+
+def _shard_items(plan: Plan, pending: list[int]) -> list[dict[str, Any]]:
+    """One Ray Data row per pending shard, carrying its own recordings: a worker never holds the catalog."""
+    from ray import cloudpickle
+
+    return [{"shard_id": i, "recordings": cloudpickle.dumps(plan.shard_recordings(i))} for i in pending]
+
+
+def _run_shards(worker: PipelineWorker, batch: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    from ray import cloudpickle
+
+    out = [
+        json.dumps(worker(int(shard_id), cloudpickle.loads(recs)))
+        for shard_id, recs in zip(batch["shard_id"], batch["recordings"], strict=True)
+    ]
+    return {"summary": out}
 
 
 def quiet_worker() -> None:
@@ -112,10 +124,9 @@ def execute(
     cpus, gpus = _resources(plan)
     cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
     cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
-    items = [{"shard_id": i, "ids": json.dumps(plan.shards[i])} for i in pending]
+    items = _shard_items(plan, pending)
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     uses_model = any(s.uses_model for s in plan.pipeline.transforms())
-    recordings = {r: plan.recordings[r] for i in pending for r in plan.shards[i]}
     if uses_model:
         if gpus > 0 and cluster_gpus == 0:
             log.info("stages ask for a GPU but the cluster has none: running on CPU")
@@ -128,26 +139,11 @@ def execute(
             compute=ray.data.ActorPoolStrategy(size=n),
             num_cpus=cpus,
             num_gpus=gpus,
-            fn_constructor_kwargs={
-                "pipeline": plan.pipeline,
-                "out_dir": str(plan.out_dir),
-                "recordings": recordings,
-                "verify": verify,
-            },
+            fn_constructor_kwargs={"pipeline": plan.pipeline, "out_dir": str(plan.out_dir), "verify": verify},
         )
     else:
         worker = PipelineWorker(plan.pipeline, plan.out_dir, verify)
-        recs_ref = ray.put(recordings)
-
-        def run_shard(batch: dict[str, Any]) -> dict[str, Any]:
-            recs = ray.get(recs_ref)
-            out = [
-                json.dumps(worker(int(s), [recs[r] for r in json.loads(ids)]))
-                for s, ids in zip(batch["shard_id"], batch["ids"], strict=True)
-            ]
-            return {"summary": out}
-
-        ds = ds.map_batches(run_shard, batch_size=1, num_cpus=1)
+        ds = ds.map_batches(lambda batch: _run_shards(worker, batch), batch_size=1, num_cpus=1)
     for row in ds.iter_rows():
         if on_done:
             on_done(json.loads(row["summary"]))
