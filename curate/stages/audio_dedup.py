@@ -57,6 +57,7 @@ class MatchParams:
     min_votes: int = 4  # hash hits (offset ± 1) before a candidate is verified
     max_candidates: int = 24  # best-voted candidates verified per query recording
     max_postings: int = 32  # earliest occurrences kept per hash
+    hash_bits: int = 24  # index key: the top bits of each 32-bit item (re-encoded audio flips low bits)
     within_recording: bool = False  # also find excerpts repeated inside one recording
 
     @property
@@ -87,9 +88,10 @@ def informative(fp: np.ndarray) -> np.ndarray:
 class FingerprintIndex:
     """Inverted index hash → (recording, position), sorted arrays, ``max_postings`` earliest per hash."""
 
-    def __init__(self, fps: Sequence[np.ndarray], max_postings: int = 32) -> None:
+    def __init__(self, fps: Sequence[np.ndarray], max_postings: int = 32, hash_bits: int = 32) -> None:
+        self.shift = 32 - hash_bits
         pos = [informative(fp) for fp in fps]
-        keys = np.concatenate([fp[p] for fp, p in zip(fps, pos, strict=True)] or [np.zeros(0, np.uint32)])
+        keys = np.concatenate([self.key(fp[p]) for fp, p in zip(fps, pos, strict=True)] or [np.zeros(0, np.uint32)])
         recs = np.concatenate([np.full(p.size, r, np.int32) for r, p in enumerate(pos)] or [np.zeros(0, np.int32)])
         posv = np.concatenate([p.astype(np.int32) for p in pos] or [np.zeros(0, np.int32)])
         order = np.lexsort((posv, recs, keys))  # by hash, then earliest recording, then position
@@ -104,6 +106,10 @@ class FingerprintIndex:
     def __len__(self) -> int:
         return int(self.keys.size)
 
+    def key(self, items: np.ndarray) -> np.ndarray:
+        """The index key of fingerprint items: their top ``hash_bits`` bits."""
+        return (items >> np.uint32(self.shift)).astype(np.uint32) if self.shift else items
+
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(index into ``hashes``, recording, position) of every posting of every hash."""
         lo = np.searchsorted(self.keys, hashes, "left")
@@ -117,7 +123,7 @@ class FingerprintIndex:
 def candidates(index: FingerprintIndex, fp: np.ndarray, q: int, params: MatchParams) -> list[tuple[int, int, int]]:
     """(ref, offset, votes) of earlier recordings (or earlier in ``q``) that share hashes with ``fp``."""
     qpos = informative(fp)
-    which, rec, pos = index.lookup(fp[qpos])
+    which, rec, pos = index.lookup(index.key(fp[qpos]))
     qp = qpos[which]
     earlier = rec < q
     if params.within_recording:
@@ -180,7 +186,7 @@ def verify(a: np.ndarray, b: np.ndarray, offset: int, params: MatchParams) -> li
 
 def find_matches(fps: Sequence[np.ndarray], params: MatchParams) -> list[Match]:
     """Every span of every recording heard earlier (in the order of ``fps``)."""
-    index = FingerprintIndex(fps, params.max_postings)
+    index = FingerprintIndex(fps, params.max_postings, params.hash_bits)
     out = []
     for q, fp in enumerate(fps):
         for ref, offset, _ in candidates(index, fp, q, params):
@@ -268,6 +274,7 @@ class AudioDedup(Aggregate):
     min_votes: int = 4
     max_candidates: int = 24
     max_postings: int = 32
+    hash_bits: int = 24  # bits of each fingerprint item used as the index key (32: exact items only)
     within_recording: bool = False  # also cut excerpts repeated inside one recording (music loops match too)
 
     def validate(self) -> None:
@@ -277,6 +284,8 @@ class AudioDedup(Aggregate):
             raise ConfigError(f"audio_dedup.rerun_coverage must be in (0, 1], got {self.rerun_coverage}")
         if not 0 < self.max_bit_error < 0.5:
             raise ConfigError(f"audio_dedup.max_bit_error must be in (0, 0.5), got {self.max_bit_error}")
+        if not 8 <= self.hash_bits <= 32:
+            raise ConfigError(f"audio_dedup.hash_bits must be in 8..32, got {self.hash_bits}")
         if self.min_repeat_s < 2 * ITEM_S + EDGE_END_S - EDGE_START_S:
             raise ConfigError(f"audio_dedup.min_repeat_s must be at least 1 s, got {self.min_repeat_s}")
 
@@ -287,6 +296,7 @@ class AudioDedup(Aggregate):
             min_votes=self.min_votes,
             max_candidates=self.max_candidates,
             max_postings=self.max_postings,
+            hash_bits=self.hash_bits,
             within_recording=self.within_recording,
         )
 
