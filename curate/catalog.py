@@ -192,6 +192,104 @@ def resolve_audio_path(audio_path: str, catalog_path: str | Path) -> str | Path:
     return Path(catalog_path).parent / p
 
 
+def _probe_distinct(
+    items: list[tuple[str, str | Path]], threads: int
+) -> dict[str, audio.AudioInfo | audio.AudioDecodeError]:
+    """Probe each ``(key, path)`` once, ``threads`` at a time: key → header info, or the decode error to report
+    on every row that uses the file."""
+
+    def one(path: str | Path) -> audio.AudioInfo | audio.AudioDecodeError:
+        try:
+            return audio.probe(path)
+        except audio.AudioDecodeError as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return dict(zip((k for k, _ in items), pool.map(one, [p for _, p in items]), strict=True))
+
+
+def _row_recording(
+    row: dict,
+    path: str | Path,
+    audio_path: str,
+    info: audio.AudioInfo | audio.AudioDecodeError,
+    min_duration_s: float,
+    published_format: str | None,
+) -> tuple[Recording | None, list[Failure]]:
+    """One validated row + its file's probe → its Recording (None when lost) and its failure/warning rows.
+    ``path``: the row's audio as resolved against the catalog (named in messages); ``audio_path``: the absolute
+    path or URL stored in the Recording."""
+    rid = str(row["recording_id"]).strip()
+    out: list[Failure] = []
+    if isinstance(info, audio.AudioDecodeError):
+        return None, [Failure(rid, STAGE, "AudioDecodeError", str(info), str(path))]
+    if info.duration_s < min_duration_s:
+        return None, [
+            Failure(
+                rid,
+                STAGE,
+                "TooShort",
+                f"{path}: {info.duration_s:.2f} s of audio, shorter than {min_duration_s} s",
+                str(path),
+            )
+        ]
+    if info.sample_rate and info.sample_rate != audio.SAMPLE_RATE:
+        out.append(
+            Failure(
+                rid,
+                STAGE,
+                "Resampled",
+                f"{path}: {info.sample_rate} Hz audio is resampled to 16 kHz",
+                str(path),
+                "warning",
+            )
+        )
+    if info.header_duration_s:
+        out.append(
+            Failure(
+                rid,
+                STAGE,
+                "HeaderMismatch",
+                f"{path}: header says {info.header_duration_s:.2f} s but "
+                f"the file holds {info.duration_s:.2f} s; the decoded duration is used",
+                str(path),
+                "warning",
+            )
+        )
+    if info.num_channels > 1:
+        out.append(
+            Failure(
+                rid,
+                STAGE,
+                "Downmixed",
+                f"{path}: {info.num_channels} channels are averaged to mono",
+                str(path),
+                "warning",
+            )
+        )
+    try:
+        published = normalise_published(row.get("published"), published_format)
+    except ValueError as e:
+        published = None
+        out.append(Failure(rid, STAGE, "BadPublished", f"{rid}: {e}; treated as unknown", str(path), "warning"))
+    extra = {k: v for k, v in row.items() if k not in REQUIRED + KNOWN and not k.startswith("_") and v is not None}
+    rec = Recording(
+        recording_id=rid,
+        audio_path=audio_path,
+        duration_s=float(info.duration_s),
+        sample_rate=int(info.sample_rate),
+        num_channels=int(info.num_channels),
+        codec=info.codec,
+        title=row.get("title"),
+        summary=row.get("summary"),
+        genre=row.get("genre"),
+        published=published,
+        language=row.get("language"),
+        metadata=json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None,
+    )
+    return rec, out
+
+
 def ingest(
     catalog_path: str | Path,
     *,
@@ -247,89 +345,35 @@ def ingest(
             )
         candidates.append((row, resolve_audio_path(str(row["audio_path"]), catalog_path)))
 
-    def probe_one(item: tuple[dict, str | Path]) -> tuple[Recording | None, list[Failure]]:
-        row, path = item
-        rid = str(row["recording_id"]).strip()
-        out: list[Failure] = []
-        try:
-            info = audio.probe(path)
-        except audio.AudioDecodeError as e:
-            return None, [Failure(rid, STAGE, "AudioDecodeError", str(e), str(path))]
-        if info.duration_s < min_duration_s:
-            return None, [
-                Failure(
-                    rid,
-                    STAGE,
-                    "TooShort",
-                    f"{path}: {info.duration_s:.2f} s of audio, shorter than {min_duration_s} s",
-                    str(path),
-                )
-            ]
-        if info.sample_rate and info.sample_rate != audio.SAMPLE_RATE:
-            out.append(
-                Failure(
-                    rid,
-                    STAGE,
-                    "Resampled",
-                    f"{path}: {info.sample_rate} Hz audio is resampled to 16 kHz",
-                    str(path),
-                    "warning",
-                )
-            )
-        if info.header_duration_s:
-            out.append(
-                Failure(
-                    rid,
-                    STAGE,
-                    "HeaderMismatch",
-                    f"{path}: header says {info.header_duration_s:.2f} s but "
-                    f"the file holds {info.duration_s:.2f} s; the decoded duration is used",
-                    str(path),
-                    "warning",
-                )
-            )
-        if info.num_channels > 1:
-            out.append(
-                Failure(
-                    rid,
-                    STAGE,
-                    "Downmixed",
-                    f"{path}: {info.num_channels} channels are averaged to mono",
-                    str(path),
-                    "warning",
-                )
-            )
-        try:
-            published = normalise_published(row.get("published"), published_format)
-        except ValueError as e:
-            published = None
-            out.append(Failure(rid, STAGE, "BadPublished", f"{rid}: {e}; treated as unknown", str(path), "warning"))
-        extra = {k: v for k, v in row.items() if k not in REQUIRED + KNOWN and not k.startswith("_") and v is not None}
-        rec = Recording(
-            recording_id=rid,
-            audio_path=str(path if audio.is_url(path) else path.resolve()),
-            duration_s=float(info.duration_s),
-            sample_rate=int(info.sample_rate),
-            num_channels=int(info.num_channels),
-            codec=info.codec,
-            title=row.get("title"),
-            summary=row.get("summary"),
-            genre=row.get("genre"),
-            published=published,
-            language=row.get("language"),
-            metadata=json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None,
-        )
-        return rec, out
+    # Probe each distinct file once: many rows may point at one file (excerpts of a long recording), and a
+    # probe is a file open + header read, the slowest part of ingest. Rows keep their own validation below.
+    key_of: dict[str, str | Path] = {}  # str(resolved path or URL) → what to probe
+    row_keys: list[str] = []
+    by_given: dict[str, str] = {}  # the row's path as resolved against the catalog → its key
+    for _, path in candidates:
+        given = str(path)
+        key = by_given.get(given)
+        if key is None:
+            target = path if audio.is_url(path) else path.resolve()
+            key = by_given[given] = str(target)
+            key_of.setdefault(key, path)  # probe the first spelling, so error messages read as before
+        row_keys.append(key)
+    probes = _probe_distinct(list(key_of.items()), threads)
 
     recordings: list[Recording] = []
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for rec, fails in pool.map(probe_one, candidates):
-            failures.extend(fails)
-            if rec is not None:
-                recordings.append(rec)
-            if on_progress:
-                on_progress(1)
-    log.info("ingest: %d recordings probed, %d failure/warning rows", len(recordings), len(failures))
+    for (row, path), key in zip(candidates, row_keys, strict=True):
+        rec, fails = _row_recording(row, path, key, probes[key], min_duration_s, published_format)
+        failures.extend(fails)
+        if rec is not None:
+            recordings.append(rec)
+        if on_progress:
+            on_progress(1)
+    log.info(
+        "ingest: %d recordings from %d distinct audio files, %d failure/warning rows",
+        len(recordings),
+        len(key_of),
+        len(failures),
+    )
     return IngestResult(recordings, failures)
 
 
