@@ -23,6 +23,7 @@ A pipeline names WHAT to run::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ from curate.yamlconf import build_dataclass, read_yaml_mapping
 @dataclass
 class Settings:
     shard_size: int = 8  # recordings per work unit (resume granularity, one part file per variant)
+    # hours of audio per work unit instead: consecutive kept recordings are grouped until their durations sum
+    # to shard_hours (a longer recording is a shard of its own); shard_size is then not used, so the default 8
+    # does not cap a shard of many short recordings (see curate.runners.driver.plan_shards)
+    shard_hours: float | None = None
     language: str | None = "nl"  # used when the catalog row has none; null → detect where supported
     detect_language: bool = False  # ignore catalog/config language and let the model detect it
     min_duration_s: float = 1.0  # recordings shorter than this are dropped at ingest (too short to use)
@@ -182,6 +187,11 @@ def parse_pipeline(
     settings = build_dataclass(Settings, raw.get("settings") or {}, f"{origin}: settings")
     if settings.shard_size < 1:
         raise ConfigError(f"{origin}: settings.shard_size must be >= 1")
+    if settings.shard_hours is not None and not (math.isfinite(settings.shard_hours) and settings.shard_hours > 0):
+        raise ConfigError(
+            f"{origin}: settings.shard_hours must be a finite number of hours > 0 (e.g. 2.0), "
+            f"got {settings.shard_hours!r}; omit it for shard_size recordings per shard"
+        )
     if settings.watchdog_factor < 0 or settings.watchdog_floor_s <= 0:
         raise ConfigError(f"{origin}: settings.watchdog_factor must be >= 0 and settings.watchdog_floor_s > 0")
     filters = []

@@ -193,6 +193,29 @@ def _refusal(out_dir: Path, saved: dict[str, Any], fp: dict[str, Any], source: d
     )
 
 
+def plan_shards(
+    ids: list[str], durations_s: list[float], shard_size: int, shard_hours: float | None = None
+) -> list[list[str]]:
+    """Group ``ids`` (in order) into shards: ``shard_size`` recordings each, or, with ``shard_hours``, consecutive
+    recordings until their summed duration reaches ``shard_hours`` (a recording longer than that is a shard on
+    its own; the last shard may be shorter). ``shard_size`` does not cap an hours-sized shard."""
+    if shard_hours is None:
+        return [ids[i : i + shard_size] for i in range(0, len(ids), shard_size)]
+    limit_s = shard_hours * 3600.0
+    shards: list[list[str]] = []
+    current: list[str] = []
+    total_s = 0.0
+    for rid, d in zip(ids, durations_s, strict=True):
+        current.append(rid)
+        total_s += d
+        if total_s >= limit_s:
+            shards.append(current)
+            current, total_s = [], 0.0
+    if current:
+        shards.append(current)
+    return shards
+
+
 def prepare(
     pipeline: Pipeline, catalog: str | Path, out_dir: str | Path, on_ingest: Callable[[int], None] | None = None
 ) -> Plan:
@@ -243,8 +266,10 @@ def prepare(
     manifest.write_records(out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES, pass_failures, "failures")
     manifest.write_records(out_dir / "decisions.parquet", decisions, "decisions")
     kept = sorted(d.recording_id for d in decisions if d.kept)
-    n = pipeline.settings.shard_size
-    shards = [kept[i : i + n] for i in range(0, len(kept), n)]
+    durations = {r.recording_id: r.duration_s for r in result.recordings}
+    shards = plan_shards(
+        kept, [durations[r] for r in kept], pipeline.settings.shard_size, pipeline.settings.shard_hours
+    )
     manifest.write_json(plan_file, {"fingerprint": fp, "pipeline_source": source, "shards": shards})
     return Plan(out_dir, pipeline, {r.recording_id: r for r in result.recordings}, shards)
 
