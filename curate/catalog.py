@@ -306,6 +306,7 @@ def ingest(
     failures: list[Failure] = []
     candidates: list[tuple[dict, str | Path]] = []
     seen: set[str] = set()
+    resolved: dict[str, str | Path] = {}
     for row in df.to_dict("records"):
         row = {k: _clean(v) for k, v in row.items()}
         rid = row.get("recording_id")
@@ -343,7 +344,10 @@ def ingest(
                     severity="warning",
                 )
             )
-        candidates.append((row, resolve_audio_path(str(row["audio_path"]), catalog_path)))
+        given = str(row["audio_path"])
+        if given not in resolved:  # rows sharing a file share one resolved path (and its Path object)
+            resolved[given] = resolve_audio_path(given, catalog_path)
+        candidates.append((row, resolved[given]))
 
     # Probe each distinct file once: many rows may point at one file (excerpts of a long recording), and a
     # probe is a file open + header read, the slowest part of ingest. Rows keep their own validation below.
