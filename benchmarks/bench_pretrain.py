@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_pretrain_parts import (
+from benchmarks.pretrain_parts import (
     ablations,
     batching_waste,
     bench_loader,
