@@ -93,6 +93,9 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kw)
     else:
+        from curate.runners import reaper
+
+        reaper.start()  # the local Ray this driver starts goes when the driver goes, even on SIGKILL
         ray.init(num_cpus=num_cpus, **kw)
 
 

@@ -1,0 +1,82 @@
+"""The reaper of a local Ray: when the driver that started it dies, even by SIGKILL, no Ray process stays.
+
+Ray ties the processes the driver starts itself (GCS, raylet) to the driver's life (``PR_SET_PDEATHSIG``),
+but processes the raylet starts (the dashboard agent, the runtime-env agent) were seen alive long after a
+SIGKILLed driver. So before a local Ray starts, :func:`start` puts a run token in the driver's environment
+(every Ray process inherits it: Ray passes the environment on) and starts a small process, in its own
+session, that waits for the driver's end (EOF on a pipe only the driver holds) and then kills every process
+of this user carrying the token. Linux only (it reads ``/proc``); elsewhere it does nothing.
+
+Run as ``python -m curate.runners.reaper TOKEN`` by :func:`start`; it imports nothing of curate.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TOKEN_VAR = "CURATE_RAY_RUN"
+_started: subprocess.Popen | None = None
+
+
+def start() -> None:
+    """Mark this driver's future child processes and start their reaper (once per driver process)."""
+    global _started
+    if _started is not None or not Path("/proc/self/environ").exists():
+        return
+    token = f"{os.getpid()}-{secrets.token_hex(8)}"
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_VAR}  # the reaper must not match itself
+    _started = subprocess.Popen(
+        [sys.executable, "-m", "curate.runners.reaper", token],
+        stdin=subprocess.PIPE,  # the write end stays in this process only: EOF there means the driver is gone
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # a Ctrl-C or a kill of the driver's process group leaves the reaper running
+    )
+    os.environ[TOKEN_VAR] = token
+
+
+def marked(token: str) -> list[int]:
+    """Pids of this user's processes whose environment carries ``token``."""
+    needle = f"{TOKEN_VAR}={token}".encode()
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if needle in (d / "environ").read_bytes().split(b"\0"):
+                pids.append(int(d.name))
+        except OSError:  # gone, or another user's
+            continue
+    return pids
+
+
+def reap(token: str, grace_s: float = 2.0, timeout_s: float = 30.0) -> None:
+    """SIGTERM every marked process, SIGKILL whatever is still there after ``grace_s``, until none is left."""
+    deadline = time.monotonic() + timeout_s
+    sig = signal.SIGTERM
+    while (pids := marked(token)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        time.sleep(grace_s if sig == signal.SIGTERM else 0.2)
+        sig = signal.SIGKILL
+
+
+def main() -> None:
+    token = sys.argv[1]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdin.buffer.read()  # returns when the driver has exited, however it ended
+    reap(token)
+
+
+if __name__ == "__main__":
+    main()
