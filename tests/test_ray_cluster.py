@@ -48,6 +48,20 @@ def processes_of(tmp: Path) -> list[int]:
     return pids
 
 
+def running_shards(tmp: Path) -> list[bytes]:
+    """Titles of the Ray workers of ``tmp`` running a shard: Ray titles a busy worker ``ray::<task>`` (a Ray Data
+    ``MapBatches`` task here), an idle one ``ray::IDLE``."""
+    titles = []
+    for pid in processes_of(tmp):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if title.startswith(b"ray::") and b"MapBatches" in title:
+            titles.append(title)
+    return titles
+
+
 def kill_all(tmp: Path) -> None:
     for pid in processes_of(tmp):
         try:
@@ -146,8 +160,14 @@ def test_two_node_cluster_with_a_node_killed_mid_run_equals_local(tmp_path, ray_
         driver = subprocess.Popen([*curate_run(catalog, out), "--ray-address", address], env=env_for(driver_tmp),
                                   stdout=log, stderr=subprocess.STDOUT, cwd=REPO)  # fmt: skip
         try:
-            wait_for_done(out, 2, driver, 120)
-            kill_all(worker_tmp)  # the worker node dies: its raylet, its workers, the `ray start` holding it
+            wait_for_done(out, 1, driver, 120)
+            while not (busy := running_shards(worker_tmp)):  # the worker node is in the middle of a shard
+                assert driver.poll() is None, "the run ended before the worker node took a shard"
+                time.sleep(0.005)
+            kill_all(worker_tmp)
+            print(
+                "killed the worker node while it ran", busy
+            )  # the worker node dies: its raylet, its workers, the `ray start` holding it
             assert not wait_gone(worker_tmp, 10)
             assert driver.wait(timeout=150) == 0, (tmp_path / "driver.log").read_text()[-3000:]
         finally:

@@ -95,8 +95,8 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     else:
         from curate.runners import reaper
 
-        reaper.start()  # the local Ray this driver starts goes when the driver goes, even on SIGKILL
-        ray.init(num_cpus=num_cpus, **kw)
+        with reaper.reaped_children():  # the local Ray goes when this driver goes, even on SIGKILL
+            ray.init(num_cpus=num_cpus, **kw)
 
 
 def _start_data(address: str | None) -> None:
