@@ -93,9 +93,9 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kw)
     else:
-        from curate.runners import reaper
+        from curate.runners.reaper import reaped_children
 
-        with reaper.reaped_children():  # the local Ray goes when this driver goes, even on SIGKILL
+        with reaped_children():  # the local Ray goes when this driver goes, even on SIGKILL
             ray.init(num_cpus=num_cpus, **kw)
 
 
