@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from test_run import snapshot  # the one definition of "identical manifests"
 
+from curate.runners import reaper
 from curate.testing import make_archive
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,10 +165,8 @@ def test_two_node_cluster_with_a_node_killed_mid_run_equals_local(tmp_path, ray_
             while not (busy := running_shards(worker_tmp)):  # the worker node is in the middle of a shard
                 assert driver.poll() is None, "the run ended before the worker node took a shard"
                 time.sleep(0.005)
-            kill_all(worker_tmp)
-            print(
-                "killed the worker node while it ran", busy
-            )  # the worker node dies: its raylet, its workers, the `ray start` holding it
+            kill_all(worker_tmp)  # the worker node dies: its raylet, its workers, the `ray start` holding it
+            print("killed the worker node while it ran", busy)
             assert not wait_gone(worker_tmp, 10)
             assert driver.wait(timeout=150) == 0, (tmp_path / "driver.log").read_text()[-3000:]
         finally:
@@ -194,3 +193,17 @@ def test_local_ray_dies_with_a_killed_driver(tmp_path, ray_tmp):
         driver.wait()
     left = wait_gone(tmp, 10)
     assert not left, [Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in left if Path(f"/proc/{p}").exists()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="the reaper reads /proc (Linux)")
+def test_reaper_kills_exactly_the_marked_processes():
+    token = f"test-{secrets.token_hex(4)}"
+    mine = subprocess.Popen(["sleep", "60"], env={**os.environ, reaper.TOKEN_VAR: token})
+    other = subprocess.Popen(["sleep", "60"], env={**os.environ, reaper.TOKEN_VAR: token + "x"})
+    try:
+        assert reaper.marked(token) == [mine.pid]
+        reaper.reap(token, grace_s=0.1, timeout_s=5)
+        assert mine.wait(timeout=5) == -signal.SIGTERM and other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
