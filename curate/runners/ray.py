@@ -93,7 +93,10 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kw)
     else:
-        ray.init(num_cpus=num_cpus, **kw)
+        from curate.runners.reaper import reaped_children
+
+        with reaped_children():  # the local Ray goes when this driver goes, even on SIGKILL
+            ray.init(num_cpus=num_cpus, **kw)
 
 
 def _start_data(address: str | None) -> None:

@@ -1,0 +1,107 @@
+"""The reaper of a local Ray: when the driver that started it dies, even by SIGKILL, no Ray process stays.
+
+Ray ties the processes the driver starts itself (GCS, raylet) to the driver's life (``PR_SET_PDEATHSIG``),
+but processes the raylet starts (the dashboard agent, the runtime-env agent) were seen alive more than 10 s
+after a SIGKILLed driver, some for good. So while a local Ray starts, :func:`reaped_children` puts a run token
+in the driver's environment (every Ray process inherits it: the raylet passes its environment on to workers
+and agents) and starts a small process, in its own session, that waits for the driver's end (EOF on a pipe
+only the driver holds) and then kills every process of this user carrying the token. Linux only (it reads
+``/proc``); elsewhere it does nothing.
+
+The reaper runs this file as an isolated script (``python -I reaper.py TOKEN``): it imports only the standard
+library, so it works whatever ``sys.path`` the driver had.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TOKEN_VAR = "CURATE_RAY_RUN"
+_token: str | None = None
+_reaper: subprocess.Popen | None = None
+
+
+def _start() -> str | None:
+    """Start this driver's reaper (once per driver process); returns its token, or None where it cannot work."""
+    global _token, _reaper
+    if _token is None and Path("/proc/self/environ").exists():
+        token = f"{os.getpid()}-{secrets.token_hex(8)}"
+        env = {k: v for k, v in os.environ.items() if k != TOKEN_VAR}  # the reaper must not match itself
+        _reaper = subprocess.Popen(
+            [sys.executable, "-I", __file__, token],
+            stdin=subprocess.PIPE,  # the write end stays in this process: EOF there means the driver is gone
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # a Ctrl-C or a kill of the driver's process group leaves it running
+        )
+        _token = token
+    return _token
+
+
+@contextmanager
+def reaped_children() -> Iterator[None]:
+    """Processes started inside this block (a local Ray: GCS, raylet, and through the raylet every worker and
+    agent) carry the driver's token and are killed when the driver ends. The driver's own environment is
+    restored after the block: processes it starts later are not the reaper's business."""
+    token = _start()
+    if token is None:
+        yield
+        return
+    old = os.environ.get(TOKEN_VAR)
+    os.environ[TOKEN_VAR] = token
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(TOKEN_VAR, None)
+        else:
+            os.environ[TOKEN_VAR] = old
+
+
+def marked(token: str) -> list[int]:
+    """Pids of this user's processes whose environment carries ``token``."""
+    needle = f"{TOKEN_VAR}={token}".encode()
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if needle in (d / "environ").read_bytes().split(b"\0"):
+                pids.append(int(d.name))
+        except OSError:  # gone, or another user's
+            continue
+    return pids
+
+
+def reap(token: str, grace_s: float = 2.0, timeout_s: float = 30.0) -> None:
+    """SIGTERM every marked process, SIGKILL whatever is still there after ``grace_s``, until none is left."""
+    deadline = time.monotonic() + timeout_s
+    sig = signal.SIGTERM
+    while (pids := marked(token)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        time.sleep(grace_s if sig == signal.SIGTERM else 0.2)
+        sig = signal.SIGKILL
+
+
+def main() -> None:
+    token = sys.argv[1]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdin.buffer.read()  # returns when the driver has exited, however it ended
+    reap(token)
+
+
+if __name__ == "__main__":
+    main()
