@@ -23,6 +23,7 @@ import pandas as pd
 
 from curate import __version__, manifest
 from curate.audio import SAMPLE_RATE
+from curate.export.materialize import DEFAULT_SHARD_BYTES, ROW_COLUMNS
 from curate.export.select import Selection, select, write_selection
 
 log = logging.getLogger(__name__)
@@ -30,20 +31,8 @@ log = logging.getLogger(__name__)
 FORMATS = ("fairseq", "lhotse", "hf", "nemo", "webdataset", "kaldi", "rttm")
 EMBEDDED = ("fairseq", "hf", "webdataset")  # always curate's own 16 kHz mono decode
 MATERIALIZABLE = ("lhotse", "nemo")  # views into the sources, or materialized FLAC files on request
-DEFAULT_SHARD_BYTES = 1 << 30  # webdataset: a new shard once this many bytes are written
 SPLITS = ("train", "valid")
-META_COLUMNS = (
-    "segment_id",
-    "recording_id",
-    "audio_path",
-    "start_s",
-    "end_s",
-    "duration_s",
-    "text",
-    "speaker",
-    "language",
-    "variant",
-)
+META_COLUMNS = ROW_COLUMNS  # what every export manifest row carries of a segment
 
 
 class ExportError(RuntimeError):

@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("flac", "pcm16")
 SR = audio.SAMPLE_RATE
-DEFAULT_SHARD_BYTES = 1 << 30
+DEFAULT_SHARD_BYTES = 1 << 30  # a new shard once this many bytes are written (materialize, webdataset)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-_ROW_COLUMNS = (
+ROW_COLUMNS = (  # the segment fields an index row / export manifest row carries
     "segment_id",
     "recording_id",
     "audio_path",
@@ -151,7 +151,7 @@ def _index_part(out_dir: Path, unit: int) -> Path:
 def plan_units(rows: pd.DataFrame, fmt: str, shard_bytes: int) -> list[dict[str, Any]]:
     """Deterministic work units: one per recording (flac) or one per bounded shard (pcm16)."""
     rows = rows.sort_values(["recording_id", "start_s", "end_s", "segment_id"], kind="stable")
-    records = rows[[c for c in _ROW_COLUMNS if c in rows.columns]].to_dict("records")
+    records = rows[[c for c in ROW_COLUMNS if c in rows.columns]].to_dict("records")
     for r in records:
         for k in ("text", "speaker", "language"):
             v = r.get(k)
@@ -397,6 +397,7 @@ def read_segment(out_dir: str | Path, row: dict[str, Any]) -> np.ndarray:
 
 __all__ = [
     "DEFAULT_SHARD_BYTES",
+    "ROW_COLUMNS",
     "FORMATS",
     "MaterializeError",
     "flac_bytes",
