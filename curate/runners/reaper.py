@@ -86,7 +86,14 @@ def reap(token: str, grace_s: float = 2.0, timeout_s: float = 30.0) -> None:
     """SIGTERM every marked process, SIGKILL whatever is still there after ``grace_s``, until none is left."""
     deadline = time.monotonic() + timeout_s
     sig = signal.SIGTERM
-    while (pids := marked(token)) and time.monotonic() < deadline:
+    quiet = 0  # consecutive scans that found nothing: a process still starting (an agent the raylet was
+    while quiet < 3 and time.monotonic() < deadline:  # spawning as it died) shows up a moment later
+        pids = marked(token)
+        if not pids:
+            quiet += 1
+            time.sleep(0.5)
+            continue
+        quiet = 0
         for pid in pids:
             try:
                 os.kill(pid, sig)
