@@ -173,20 +173,11 @@ def _fake_results(tmp_path: Path) -> Path:
     import json
 
     from curate.ablation.table import write_results
+    from curate.testing.ablation import EXAMPLE_RESULTS
 
     spec = {**BASE, "cells": [{"name": "clean"}, {"name": "mix-vocal-10", "corruption": "mix-vocal-10"}]}
     out = tmp_path / "out"
-    for name, res in {
-        "clean": {
-            "status": "ok",
-            "ssl_val_loss": 2.41,
-            "ssl_val_step": 4000,
-            "lr": 5e-4,
-            "wer": {"test": 17.5},
-            "val_curves": {"0.0005": [[2000, 2.9], [4000, 2.41]]},
-        },
-        "mix-vocal-10": {"status": "DIV", "error": "diverged", "val_curves": {}},
-    }.items():
+    for name, res in EXAMPLE_RESULTS.items():
         (out / "cells" / name).mkdir(parents=True)
         (out / "cells" / name / "result.json").write_text(json.dumps({"cell": name, **res}))
     write_results(load_ablation(_write(tmp_path, spec)), out)
