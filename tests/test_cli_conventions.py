@@ -32,6 +32,15 @@ def test_verbose_is_a_counter_without_an_int_metavar():
     assert "<int>" not in line and "INTEGER" not in line and "-vv debug" in line
 
 
+@pytest.mark.parametrize("command", [[], ["run"], ["export"], ["pretrain"]], ids=" ".join)
+def test_flags_show_no_value_label(command):
+    """A flag takes no value: ``--help`` and ``--stage-pools`` are not shown as taking a ``<bool>``."""
+    res = invoke(*command, "--help")
+    assert res.exit_code == 0
+    assert "--help" in res.output and "<bool>" not in res.output and "BOOLEAN" not in res.output
+    assert "<str>" in res.output or "<path>" in res.output or not command  # options with values keep their label
+
+
 @pytest.mark.parametrize("command", FANNING_OUT, ids=" ".join)
 def test_runner_default_and_ray_address_everywhere(command):
     res = invoke(*command, "--help")

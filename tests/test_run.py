@@ -27,7 +27,7 @@ def snapshot(out):
     for d in sorted((out / "variants").iterdir()):
         snap[d.name] = sorted(map(json.dumps, manifest.read_table(d, "segments").to_pylist()))
         snap[d.name + "/files"] = sorted(p.name for p in d.glob("part-*.parquet"))
-    for d in sorted((out / "rejected").iterdir()):
+    for d in sorted((out / "rejected").iterdir()) if (out / "rejected").exists() else []:  # none rejected
         snap["rejected/" + d.name] = sorted(map(json.dumps, manifest.read_table(d, "rejected").to_pylist()))
     snap["stats"] = json.loads((out / "stats.json").read_text())
     return snap

@@ -11,9 +11,20 @@ import sys
 from typing import Annotated
 
 import typer
+import typer.core
 
 from curate.cli import ablate, corrupt, demo, derive, export, models, pretrain, quality, run
 from curate.cli.console import console, setup_logging
+
+
+def _flag_type_rich(self, ctx) -> str | None:
+    """Typer 0.29 labels every flag ``<bool>`` in ``--help`` (``--help <bool>``, ``--stage-pools <bool>``): a flag
+    takes no value, so show none; options that take a value keep their label."""
+    return None if self.is_flag or self.count else _option_type_rich(self, ctx)
+
+
+_option_type_rich = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type_rich
 
 app = typer.Typer(
     add_completion=False,

@@ -27,13 +27,16 @@ def _resources(plan: Plan) -> tuple[float, float]:
 
 
 class _ShardActor:
-    """Actor-pool worker: Ray Data constructs one per worker; models load on the first shard."""
+    """One worker of a model pipeline: its models load on the first shard and stay for the next ones."""
 
     def __init__(self, pipeline, out_dir: str, verify: bool):
         self.worker = PipelineWorker(pipeline, out_dir, verify)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return _run_shards(self.worker, batch)
+    def ready(self) -> bool:
+        return True
+
+    def run(self, shard_id: int, recordings: list) -> dict[str, Any]:
+        return self.worker(shard_id, recordings)
 
 
 def _shard_items(plan: Plan, pending: list[int]) -> list[dict[str, Any]]:
@@ -127,29 +130,94 @@ def execute(
     cpus, gpus = _resources(plan)
     cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
     cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
-    items = _shard_items(plan, pending)
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
     uses_model = any(s.uses_model for s in plan.pipeline.transforms())
     if uses_model:
         if gpus > 0 and cluster_gpus == 0:
             log.info("stages ask for a GPU but the cluster has none: running on CPU")
             gpus = 0.0
         n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
-        n = min(n, len(items))
-        ds = ds.map_batches(
-            _ShardActor,
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=n),
-            num_cpus=cpus,
-            num_gpus=gpus,
-            fn_constructor_kwargs={"pipeline": plan.pipeline, "out_dir": str(plan.out_dir), "verify": verify},
-        )
-    else:
-        worker = PipelineWorker(plan.pipeline, plan.out_dir, verify)
-        ds = ds.map_batches(lambda batch: _run_shards(worker, batch), batch_size=1, num_cpus=1)
+        _run_actor_pool(plan, pending, min(n, len(pending)), cpus, gpus, verify, on_done)
+        return
+    items = _shard_items(plan, pending)
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    worker = PipelineWorker(plan.pipeline, plan.out_dir, verify)
+    ds = ds.map_batches(lambda batch: _run_shards(worker, batch), batch_size=1, num_cpus=1)
     for row in ds.iter_rows():
         if on_done:
             on_done(json.loads(row["summary"]))
+
+
+MAX_SHARD_ATTEMPTS = 4  # a shard whose worker dies this many times (a crash it causes itself) stops the run
+
+
+def _run_actor_pool(
+    plan: Plan,
+    pending: list[int],
+    n: int,
+    cpus: float,
+    gpus: float,
+    verify: bool,
+    on_done: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    """Shards of a model pipeline on ``n`` actors, each fed its next shard when it finishes one (the driver holds
+    at most ``n`` shards' recordings in flight).
+
+    A worker that dies (its node lost, the process killed) is replaced by a new actor, and its shard goes back
+    to the queue for whichever actor is free first; the replacement takes work once it has started, which may
+    be never if the cluster has no room left (the other actors go on). A shard that loses its worker
+    ``MAX_SHARD_ATTEMPTS`` times stops the run with an error naming it. The actors get their (small)
+    arguments inline, so Ray prints no "constructor arguments in the object store" line on the console."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(_ShardActor)
+
+    def start() -> Any:
+        actor = actor_cls.remote(plan.pipeline, str(plan.out_dir), verify)
+        starting[actor.ready.remote()] = actor
+        return actor
+
+    actors: list[Any] = []
+    starting: dict[Any, Any] = {}  # ready() ref → actor still starting
+    running: dict[Any, tuple[Any, int]] = {}  # run() ref → (actor, shard id)
+    idle: list[Any] = []
+    queue = list(reversed(pending))  # next shard at the end
+    attempts: dict[int, int] = {}
+    actors += [start() for _ in range(n)]
+    try:
+        while queue or running:
+            while idle and queue:
+                actor, shard_id = idle.pop(), queue.pop()
+                running[actor.run.remote(shard_id, plan.shard_recordings(shard_id))] = (actor, shard_id)
+            [ref], _ = ray.wait([*running, *starting], num_returns=1)
+            if ref in starting:
+                actor = starting.pop(ref)
+                try:
+                    ray.get(ref)
+                    idle.append(actor)
+                except RayActorError:  # died while starting (its node went): start another
+                    actors.append(start())
+                continue
+            actor, shard_id = running.pop(ref)
+            try:
+                summary = ray.get(ref)
+            except RayActorError as e:
+                attempts[shard_id] = attempts.get(shard_id, 0) + 1
+                if attempts[shard_id] >= MAX_SHARD_ATTEMPTS:
+                    raise RuntimeError(
+                        f"shard {shard_id} lost its worker {attempts[shard_id]} times; last: {e}"
+                    ) from None
+                log.warning("shard %d: its worker died (%s); the shard is queued again", shard_id, type(e).__name__)
+                ray.kill(actor)
+                queue.append(shard_id)
+                actors.append(start())
+                continue
+            idle.append(actor)
+            if on_done:
+                on_done(summary)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
 
 
 # ---------------------------------------------------------------------------------------------------
