@@ -6,9 +6,12 @@ Skipped without ``moto[server]`` and ``s3fs`` (``pip install -e '.[storage,dev]'
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from test_ray_cluster import REPO, env_for, free_port, ray_tmp, start_node, wait_for_nodes  # noqa: F401 - ray_tmp: a fixture
 from typer.testing import CliRunner
 
 from curate import manifest
@@ -16,6 +19,7 @@ from curate.cli.app import app
 from curate.config import load_pipeline
 from curate.errors import RunDirError
 from curate.runners import remote, run_pipeline
+from curate.runners.shard import node_run_dir
 from curate.testing import make_archive, make_catalog
 
 BUCKET = "curate-test"
@@ -142,6 +146,38 @@ def test_cli_runs_into_a_bucket_and_reads_the_run_back(catalog, reference, tmp_p
     assert f"s3://{BUCKET}/runs-archive/audio/rec000.flac" in (out / "train" / "wav.scp").read_text()
 
 
+def test_cli_derive_adds_a_variant_to_a_run_in_the_bucket(catalog, tmp_path):
+    url = f"s3://{BUCKET}/runs/derived"
+    run_pipeline(load_pipeline("pipelines/seq.yaml"), catalog, url, runner="local")
+    post = tmp_path / "halves.yaml"
+    post.write_text(
+        "name: halves\nderive:\n  seq-15:\n    from: seq\n    stages:\n      - {stage: split_long, max_s: 15}\n"
+    )
+    res = invoke("derive", url, "--pipeline", post)
+    assert res.exit_code == 0, res.output
+    copy = remote.local_copy(url)  # a fresh read of the bucket
+    assert "seq-15" in json.loads((copy / "run.json").read_text())["variants"]
+    assert manifest.read_table(copy / "variants" / "seq-15", "segments").num_rows == 20
+
+
+def test_every_upload_puts_the_marker_plan_or_run_json_last(catalog, monkeypatch):
+    pushes: list[list[str]] = []
+    real = remote.push
+
+    def recording_push(local, url, paths):
+        paths = list(paths)
+        pushes.append([Path(p).relative_to(local).as_posix() if Path(p).is_absolute() else str(p) for p in paths])
+        real(local, url, paths)
+
+    monkeypatch.setattr(remote, "push", recording_push)
+    run_pipeline(load_pipeline("pipelines/seq.yaml", SHARDS), catalog, f"s3://{BUCKET}/runs/order", runner="local")
+    prepare, *shards, final = pushes
+    assert prepare[-1] == "_progress/plan.json" and len(prepare) > 1
+    assert [s[-1] for s in shards] == [f"_progress/done/part-{i:05d}.json" for i in range(3)]
+    assert all(not p.startswith("_progress/done/") for s in shards for p in s[:-1])
+    assert final[-1] == "run.json" and "stats.json" in final
+
+
 def test_cli_readers_refuse_a_prefix_without_a_finished_run(s3):
     res = invoke("stats", f"s3://{BUCKET}/runs-archive")
     assert res.exit_code != 0
@@ -188,3 +224,45 @@ def test_staging_is_one_rule_per_url(staging, monkeypatch):
     assert remote.staging_dir("s3://b/other") != a and remote.staging_dir("s3://b/run", "read") != a
     monkeypatch.delenv(remote.STAGING_ENV)
     assert remote.staging_dir("s3://b/run").parent == Path.home() / ".cache" / "curate" / "staging"
+
+
+def test_a_worker_on_another_node_fetches_the_prepared_files_not_the_shards(catalog, staging, monkeypatch):
+    url = f"s3://{BUCKET}/runs/node"
+    run_pipeline(load_pipeline("pipelines/seq.yaml", SHARDS), catalog, url, runner="local")
+    monkeypatch.setenv(remote.STAGING_ENV, str(staging.parent / "other-node"))
+    local = node_run_dir("/the/driver/staging/copy", url)
+    assert local == remote.staging_dir(url) and local.is_relative_to(staging.parent / "other-node")
+    assert (local / "_progress" / "plan.json").is_file() and (local / "recordings.parquet").is_file()
+    assert not (local / "variants").exists() and not (local / "_progress" / "done").exists()
+
+
+@pytest.mark.slow
+def test_a_two_node_ray_cluster_writes_the_bucket_run_of_the_local_runner(
+    catalog,
+    reference,
+    staging,
+    monkeypatch,
+    ray_tmp,  # noqa: F811 - the fixture of test_ray_cluster
+):
+    """Each node stages into its own directory (as on separate machines): shards written on the worker node
+    reach the driver only through the bucket; credentials and the endpoint reach the workers from the
+    environment their node was started with."""
+    head_tmp, worker_tmp = ray_tmp("head"), ray_tmp("worker")
+    port = free_port()
+    address = f"127.0.0.2:{port}"
+    monkeypatch.setenv(remote.STAGING_ENV, str(staging / "head-node"))
+    start_node(head_tmp, "127.0.0.2", "--head", "--port", str(port), "--include-dashboard=false",
+               "--ray-client-server-port", str(free_port()))  # fmt: skip
+    wait_for_nodes(address, head_tmp, 1)
+    monkeypatch.setenv(remote.STAGING_ENV, str(staging / "worker-node"))
+    start_node(worker_tmp, "127.0.0.3", "--address", address)
+    wait_for_nodes(address, head_tmp, 2)
+    monkeypatch.setenv(remote.STAGING_ENV, str(staging / "head-node"))
+    url = f"s3://{BUCKET}/runs/ray"
+    cmd = [sys.executable, "-m", "curate.cli", "run", "pipelines/seq.yaml", "--catalog", catalog, "--out", url,
+           "--set", "settings.shard_size=1", "--ray-address", address]  # fmt: skip
+    res = subprocess.run(cmd, env=env_for(head_tmp), capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert segments(remote.local_copy(url)) == segments(reference)
+    assert list((staging / "worker-node").rglob("_progress/done/*.json")), "no shard ran on the worker node"
+    assert len([f for f in remote.remote_files(url) if f.startswith("_progress/done/")]) == 5
