@@ -144,6 +144,9 @@ def test_cli_runs_into_a_bucket_and_reads_the_run_back(catalog, reference, tmp_p
     assert res.exit_code == 0, res.output
     assert len((out / "train" / "segments").read_text().splitlines()) == 10
     assert f"s3://{BUCKET}/runs-archive/audio/rec000.flac" in (out / "train" / "wav.scp").read_text()
+    assert json.loads((out / "export.json").read_text())["run_dir"] == url  # where the run is, not its copy
+    res = invoke("export", url, "--variant", "seq", "--format", "kaldi", "--out", f"s3://{BUCKET}/exports/k")
+    assert res.exit_code != 0 and "write to a local directory" in res.output
 
 
 def test_cli_derive_adds_a_variant_to_a_run_in_the_bucket(catalog, tmp_path):
@@ -216,6 +219,18 @@ def test_a_missing_backend_names_the_extra(tmp_path, monkeypatch):
     catalog = make_catalog(tmp_path / "c.csv", [{"recording_id": "a", "audio_path": "a.flac"}])
     with pytest.raises(RunDirError, match=r"gs:// URLs needs fsspec.*curate\[storage\]"):
         run_pipeline(load_pipeline("pipelines/seq.yaml"), catalog, "gs://bucket/run", runner="local")
+
+
+def test_cli_names_the_extra_of_a_missing_backend(tmp_path, monkeypatch):
+    import fsspec.core
+
+    def no_backend(url, **kw):
+        raise ImportError("Install gcsfs to access Google Storage")
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", no_backend)
+    catalog = make_catalog(tmp_path / "c.csv", [{"recording_id": "a", "audio_path": "a.flac"}])
+    res = invoke("run", "pipelines/seq.yaml", "--catalog", catalog, "--out", "gs://bucket/run", "--runner", "local")
+    assert res.exit_code == 2 and "pip install 'curate[storage]'" in " ".join(res.output.split())
 
 
 def test_staging_is_one_rule_per_url(staging, monkeypatch):

@@ -111,7 +111,9 @@ def setup_logging(verbose: int = 0) -> None:
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}")  # `curate[storage]` is text, not a style
     raise typer.Exit(code)
 
 

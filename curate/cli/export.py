@@ -70,14 +70,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a variant (optionally a selection of it) for fairseq, Lhotse, HF datasets, NeMo, WebDataset or
         Kaldi; the selection spec and its statistics are written next to the export."""
-        from curate.cli.console import console, fail, local_out, progress_bar, run_dir_here
+        from curate.cli.console import console, fail, local_out, progress_bar
         from curate.cli.console import out as stdout
+        from curate.errors import RunDirError
         from curate.export import ExportError, export
         from curate.export.materialize import MaterializeError
 
         out = local_out(out_dir)
         sel = _selection(select_file, set_)
-        run_dir = run_dir_here(run_dir)
         fmt = format_.value
         kw: dict[str, Any] = {
             "runner": runner.value,
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
             else:
                 with console.status(f"exporting {variant} as {fmt}"):
                     info = export(run_dir, variant, fmt, out, sel, **kw)
-        except (ExportError, MaterializeError, FileNotFoundError, ValueError) as e:
+        except (ExportError, MaterializeError, RunDirError, FileNotFoundError, ValueError) as e:
             fail(str(e))
         segs = ", ".join(f"{k}: {v:,} segments / {info['hours'][k]:.2f} h" for k, v in info["segments"].items())
         stdout.print(f"[green]exported[/] {variant} → {out} ({fmt}; {segs})")
