@@ -164,21 +164,28 @@ def test_cli_derive_adds_a_variant_to_a_run_in_the_bucket(catalog, tmp_path):
 
 
 def test_every_upload_puts_the_marker_plan_or_run_json_last(catalog, monkeypatch):
-    pushes: list[list[str]] = []
+    pushes: list[tuple[list[str], list[str]]] = []  # (uploaded together, then one by one after them)
     real = remote.push
 
-    def recording_push(local, url, paths):
-        paths = list(paths)
-        pushes.append([Path(p).relative_to(local).as_posix() if Path(p).is_absolute() else str(p) for p in paths])
-        real(local, url, paths)
+    def recording_push(local, url, paths, then=()):
+        paths, then = list(paths), list(then)
+
+        def rel(p):
+            return Path(p).relative_to(local).as_posix() if Path(p).is_absolute() else Path(p).as_posix()
+
+        pushes.append(([rel(p) for p in paths], [rel(p) for p in then]))
+        real(local, url, paths, then)
 
     monkeypatch.setattr(remote, "push", recording_push)
     run_pipeline(load_pipeline("pipelines/seq.yaml", SHARDS), catalog, f"s3://{BUCKET}/runs/order", runner="local")
     prepare, *shards, final = pushes
-    assert prepare[-1] == "_progress/plan.json" and len(prepare) > 1
-    assert [s[-1] for s in shards] == [f"_progress/done/part-{i:05d}.json" for i in range(3)]
-    assert all(not p.startswith("_progress/done/") for s in shards for p in s[:-1])
-    assert final[-1] == "run.json" and "stats.json" in final
+    assert prepare[1] == ["_progress/plan.json"] and "recordings.parquet" in prepare[0]
+    assert [then for _, then in shards] == [[f"_progress/done/part-{i:05d}.json"] for i in range(3)]
+    assert [body for body, _ in shards][1] == [
+        "variants/seq/part-00001.parquet",
+        "rejected/naive_segment/part-00001.parquet",
+    ]
+    assert final[1] == ["run.json"] and "stats.json" in final[0]
 
 
 def test_cli_readers_refuse_a_prefix_without_a_finished_run(s3):

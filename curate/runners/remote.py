@@ -98,10 +98,9 @@ def check_writable(url: str) -> None:
         )
 
 
-def _markers_last(rels: Iterable[str]) -> list[str]:
-    """Completion markers and the plan after every other file: a copy interrupted half-way never holds a marker
-    (or a plan) whose files are missing."""
-    return sorted(rels, key=lambda r: (r == PLAN or r.startswith(DONE_DIR), r))
+def _is_marker(rel: str) -> bool:
+    """The plan and the completion markers: files that claim others exist, so they are copied after them."""
+    return rel == PLAN or rel.startswith(DONE_DIR)
 
 
 def remote_files(url: str) -> dict[str, int]:
@@ -113,12 +112,15 @@ def remote_files(url: str) -> dict[str, int]:
 
 
 def _download(url: str, local: Path, rels: list[str]) -> None:
+    """Download ``rels`` (many at a time), markers after every other file: a copy interrupted half-way never
+    holds a marker (or a plan) whose files are missing."""
     fs, root = _fs(url)
     with _storage(url, "download the run directory"):
-        for rel in _markers_last(rels):
-            target = local / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(f"{root}/{rel}", str(target))
+        for group in ([r for r in rels if not _is_marker(r)], [r for r in rels if _is_marker(r)]):
+            for rel in group:
+                (local / rel).parent.mkdir(parents=True, exist_ok=True)
+            if group:  # lists on both sides: fsspec copies them concurrently, without re-listing
+                fs.get([f"{root}/{r}" for r in group], [str(local / r) for r in group])
 
 
 def pull(url: str, local: Path) -> Path:
@@ -140,13 +142,20 @@ def pull_missing(url: str, local: Path, skip: tuple[str, ...] = ()) -> list[str]
     return missing
 
 
-def push(local: Path, url: str, paths: Iterable[str | Path]) -> None:
-    """Upload ``paths`` (absolute, or relative to ``local``) in the order given: the caller puts markers last."""
+def push(local: Path, url: str, paths: Iterable[str | Path], then: Iterable[str | Path] = ()) -> None:
+    """Upload ``paths`` (absolute, or relative to ``local``; many at a time), then each of ``then`` in order once
+    they are all there: a shard's marker, the plan, run.json."""
+
+    def rel(p: str | Path) -> str:
+        return Path(p).relative_to(local).as_posix() if Path(p).is_absolute() else Path(p).as_posix()
+
     fs, root = _fs(url)
     with _storage(url, "upload to the run directory"):
-        for p in paths:
-            rel = Path(p).relative_to(local).as_posix() if Path(p).is_absolute() else Path(p).as_posix()
-            fs.put_file(str(local / rel), f"{root}/{rel}")
+        body = [rel(p) for p in paths]
+        if body:
+            fs.put([str(local / r) for r in body], [f"{root}/{r}" for r in body])
+        for r in map(rel, then):
+            fs.put_file(str(local / r), f"{root}/{r}")
 
 
 Snapshot = dict[str, tuple[int, int]]
@@ -165,11 +174,11 @@ def snapshot(local: Path) -> Snapshot:
 def push_changed(local: Path, url: str, before: Snapshot, last: tuple[str, ...] = ()) -> list[str]:
     """Upload the files written or rewritten under ``local`` since ``before``; markers, the plan and ``last``
     (e.g. ``run.json``) go after everything else. Returns what was pushed."""
-    now = snapshot(local)
-    changed = _markers_last(r for r, st in now.items() if before.get(r) != st)
-    changed = [r for r in changed if r not in last] + [r for r in last if r in changed]
-    push(local, url, changed)
-    return changed
+    changed = sorted(r for r, st in snapshot(local).items() if before.get(r) != st)
+    tail = [r for r in changed if _is_marker(r) and r not in last] + [r for r in last if r in changed]
+    body = [r for r in changed if r not in tail]
+    push(local, url, body, then=tail)
+    return body + tail
 
 
 def open_run(url: str) -> Path:

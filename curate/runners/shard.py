@@ -291,7 +291,7 @@ def publish(summary: dict[str, Any], out_dir: Path, remote: str | None) -> dict[
     """Upload a shard's files to a remote run directory, its completion marker last (no-op for a local one)."""
     if remote is not None:
         marker = marker_path(out_dir, summary["shard_id"])
-        storage.push(out_dir, remote, [*summary["files"], marker])
+        storage.push(out_dir, remote, summary["files"], then=[marker])
     return summary
 
 
