@@ -124,6 +124,9 @@ def test_a_shard_lost_from_the_bucket_is_redone(catalog, reference, s3):
     run_pipeline(pipe, catalog, url, runner="local", on_done=lambda s: done.append(s["shard_id"]))
     assert done == [2]
     assert segments(remote.local_copy(url)) == segments(reference)
+    other = load_pipeline("pipelines/seq.yaml", ["naive_segment.window_s=10"])
+    with pytest.raises(RunDirError, match=rf"^s3://{BUCKET}/runs/lost holds a run of another catalog or pipeline"):
+        run_pipeline(other, catalog, url, runner="local")
 
 
 def invoke(*args: str):
@@ -145,6 +148,9 @@ def test_cli_runs_into_a_bucket_and_reads_the_run_back(catalog, reference, tmp_p
     assert len((out / "train" / "segments").read_text().splitlines()) == 10
     assert f"s3://{BUCKET}/runs-archive/audio/rec000.flac" in (out / "train" / "wav.scp").read_text()
     assert json.loads((out / "export.json").read_text())["run_dir"] == url  # where the run is, not its copy
+    res = invoke("quality", url, "--plot")  # a command that adds files to the run uploads them
+    assert res.exit_code == 0, res.output
+    assert "plots/lengths.png" in remote.remote_files(url)
     res = invoke("export", url, "--variant", "seq", "--format", "kaldi", "--out", f"s3://{BUCKET}/exports/k")
     assert res.exit_code != 0 and "write to a local directory" in res.output
 
