@@ -113,19 +113,28 @@ def remote_files(url: str) -> dict[str, int]:
 
 def _download(url: str, local: Path, rels: list[str]) -> None:
     """Download ``rels`` (many at a time), markers after every other file: a copy interrupted half-way never
-    holds a marker (or a plan) whose files are missing."""
+    holds a marker (or a plan) whose files are missing. Each file lands under a temp name and is renamed, so
+    two workers of one node fetching the same files never read a half-written one."""
     fs, root = _fs(url)
     with _storage(url, "download the run directory"):
         for group in ([r for r in rels if not _is_marker(r)], [r for r in rels if _is_marker(r)]):
+            if not group:
+                continue
+            temps = []
             for rel in group:
-                (local / rel).parent.mkdir(parents=True, exist_ok=True)
-            if group:  # lists on both sides: fsspec copies them concurrently, without re-listing
-                fs.get([f"{root}/{r}" for r in group], [str(local / r) for r in group])
+                target = local / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                temps.append(target.with_name(f".{target.name}.{os.getpid()}.tmp"))
+            # lists on both sides: fsspec copies them concurrently, without listing again
+            fs.get([f"{root}/{r}" for r in group], [str(t) for t in temps])
+            for rel, tmp in zip(group, temps, strict=True):
+                os.replace(tmp, local / rel)
 
 
-def pull(url: str, local: Path) -> Path:
-    """Mirror the run directory at ``url`` into ``local``, which is emptied first; returns ``local``."""
-    files = remote_files(url)
+def pull(url: str, local: Path, files: dict[str, int] | None = None) -> Path:
+    """Mirror the run directory at ``url`` (whose listing ``files`` may already be known) into ``local``, which
+    is emptied first; returns ``local``."""
+    files = remote_files(url) if files is None else files
     if local.exists():
         shutil.rmtree(local)
     local.mkdir(parents=True)
@@ -190,13 +199,14 @@ def open_run(url: str) -> Path:
     files = remote_files(url)
     if files and PLAN not in files and RUN_JSON not in files:
         raise RunDirError(f"{url} is not empty and holds no curate run plan; choose a new --out")
-    return pull(url, staging_dir(url))
+    return pull(url, staging_dir(url), files)
 
 
 def _finished(url: str, purpose: str) -> Path:
-    if RUN_JSON not in remote_files(url):
+    files = remote_files(url)
+    if RUN_JSON not in files:
         raise RunDirError(f"{url}: no {RUN_JSON}; expected a finished `curate run` directory")
-    return pull(url, staging_dir(url, purpose))
+    return pull(url, staging_dir(url, purpose), files)
 
 
 def local_copy(run_dir: str | Path) -> Path:
