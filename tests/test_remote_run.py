@@ -114,6 +114,27 @@ def test_a_killed_run_resumes_from_the_bucket_not_from_stale_local_files(catalog
     assert segments(remote.local_copy(url)) == segments(reference)
 
 
+def test_a_prepare_interrupted_by_an_error_uploads_its_ingest_and_the_rerun_resumes(catalog, reference, monkeypatch):
+    from curate.runners import driver
+
+    url = f"s3://{BUCKET}/runs/interrupted"
+    pipe = load_pipeline("pipelines/seq.yaml", SHARDS)
+    real = driver.run_filters
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt  # Ctrl-C after ingest, during the filters
+
+    monkeypatch.setattr(driver, "run_filters", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(pipe, catalog, url, runner="local")
+    files = remote.remote_files(url)
+    assert {"recordings.parquet", "_progress/prepare.json"} <= set(files) and "_progress/plan.json" not in files
+    monkeypatch.setattr(driver, "run_filters", real)
+    run_pipeline(pipe, catalog, url, runner="local")
+    assert set(remote.remote_files(url)) == local_files(reference)
+    assert segments(remote.local_copy(url)) == segments(reference)
+
+
 def test_a_shard_lost_from_the_bucket_is_redone(catalog, reference, s3):
     url = f"s3://{BUCKET}/runs/lost"
     pipe = load_pipeline("pipelines/seq.yaml", SHARDS)

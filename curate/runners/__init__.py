@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,15 +44,9 @@ def run_pipeline(
     t0 = time.perf_counter()
     url = str(out_dir).rstrip("/") if remote.is_remote(out_dir) else None
     if url:  # a run directory on object storage: work in its staging copy (see curate.runners.remote)
-        out_dir = remote.open_run(url)
-        pulled = remote.snapshot(out_dir)
-    try:
+        plan = _prepare_staged(pipeline, catalog, url, on_ingest)
+    else:
         plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest)
-    except RunDirError as e:  # name the URL the user gave, not its staging copy
-        raise RunDirError(str(e).replace(str(out_dir), url)) if url else e from None
-    if url:
-        remote.push_changed(plan.out_dir, url, pulled)  # recordings, decisions …, the plan last
-        plan.remote = url
     t1 = time.perf_counter()
     if on_plan:
         on_plan(plan)
@@ -75,6 +70,25 @@ def run_pipeline(
     run = finalize(plan, mode, {"prepare": t1 - t0, "segment": t2 - t1})
     remote.push_changed(plan.out_dir, url, before, last=(RUN_JSON,))
     return run
+
+
+def _prepare_staged(pipeline: Pipeline, catalog: str | Path, url: str, on_ingest: Callable[[int], None] | None) -> Plan:
+    """:func:`prepare` in the staging copy of ``url``; what it wrote goes to the bucket, the plan last. When it
+    is interrupted by an error or Ctrl-C, what it finished (ingest, audio-pass batches) is still uploaded, so
+    the rerun resumes from there as a local run would (after a SIGKILL, the rerun redoes ingest and filters)."""
+    local = remote.open_run(url)
+    pulled = remote.snapshot(local)
+    try:
+        plan = prepare(pipeline, catalog, local, on_ingest=on_ingest)
+    except RunDirError as e:  # a refusal: name the URL the user gave, not its staging copy; upload nothing
+        raise RunDirError(str(e).replace(str(local), url)) from None
+    except BaseException:
+        with contextlib.suppress(RunDirError):  # the interruption is the error to report, not a failed upload
+            remote.push_changed(local, url, pulled)
+        raise
+    remote.push_changed(local, url, pulled)  # recordings, decisions …, the plan last
+    plan.remote = url
+    return plan
 
 
 __all__ = ["run_pipeline", "RUNNERS", "RunDirError", "Plan"]

@@ -193,11 +193,11 @@ def push_changed(local: Path, url: str, before: Snapshot, last: tuple[str, ...] 
 def open_run(url: str) -> Path:
     """Pull the run directory at ``url`` for a new or resumed run; returns its staging directory.
 
-    Refuses a prefix that holds other objects but no curate run (like a non-empty local ``--out``), before
-    downloading any of them."""
+    Refuses a prefix that holds other objects but no curate run or resume state (like a non-empty local
+    ``--out``), before downloading any of them."""
     check_writable(url)
     files = remote_files(url)
-    if files and PLAN not in files and RUN_JSON not in files:
+    if files and RUN_JSON not in files and not any(r.startswith(f"{PROGRESS_DIR}/") for r in files):
         raise RunDirError(f"{url} is not empty and holds no curate run plan; choose a new --out")
     return pull(url, staging_dir(url), files)
 
