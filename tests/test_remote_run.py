@@ -315,3 +315,16 @@ def test_a_two_node_ray_cluster_writes_the_bucket_run_of_the_local_runner(
     assert segments(remote.local_copy(url)) == segments(reference)
     assert list((staging / "worker-node").rglob("_progress/done/*.json")), "no shard ran on the worker node"
     assert len([f for f in remote.remote_files(url) if f.startswith("_progress/done/")]) == 5
+
+
+@pytest.mark.slow
+def test_ray_stage_pools_write_the_bucket_run_of_the_local_runner(catalog, reference, ray_tmp):  # noqa: F811
+    """A local Ray started by `curate run` (its workers get the endpoint and credentials from the driver's
+    environment); the stage-pools mode's last step uploads each shard."""
+    url = f"s3://{BUCKET}/runs/pools"
+    cmd = [sys.executable, "-m", "curate.cli", "run", "pipelines/seq.yaml", "--catalog", catalog, "--out", url,
+           "--set", "settings.shard_size=2", "--runner", "ray", "--stage-pools"]  # fmt: skip
+    res = subprocess.run(cmd, env=env_for(ray_tmp("pools")), capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert set(remote.remote_files(url)) == local_files(reference)
+    assert segments(remote.local_copy(url)) == segments(reference)
