@@ -12,6 +12,7 @@ DIR/fingerprints/part-*.parquet         per-recording audio fingerprints (``stag
 DIR/repeats.parquet          excerpts heard before in the catalog (``stage: audio_dedup``)
 DIR/scores/<kind>/<recording_id>.parquet  frame scores of a recording (tags, speakers), for model-free derivations
 DIR/stats.json, DIR/stats.md
+DIR/_progress/               the plan and one completion marker per shard (resume state)
 ```
 
 Every module that reads or writes a run directory goes through :class:`RunDir`, so the layout can change in
@@ -32,6 +33,7 @@ from curate import __version__
 from curate.errors import RunDirError, UnknownVariantError
 
 RUN_JSON = "run.json"
+PROGRESS_DIR = "_progress"  # plan, completion markers, per-shard failure parts: how a run resumes
 VARIANTS = "variants"
 REJECTED = "rejected"
 SCORES = "scores"
@@ -199,4 +201,4 @@ class RunDir:
         return run
 
 
-__all__ = ["RunDir", "host_info", "package_versions"]
+__all__ = ["PROGRESS_DIR", "RUN_JSON", "RunDir", "host_info", "package_versions"]

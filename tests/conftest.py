@@ -35,3 +35,35 @@ def inventory(realaudio: Path):
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+S3_BUCKET = "curate-test"  # the bucket the ``s3`` fixture creates
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A moto S3 server on 127.0.0.1 (a free port), found by s3fs through ``AWS_ENDPOINT_URL``; yields the fs."""
+    pytest.importorskip("moto.server", reason="needs moto[server]: pip install 'moto[server]'")
+    s3fs = pytest.importorskip("s3fs", reason="needs s3fs: pip install 'curate[storage]'")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = pytest.MonkeyPatch()
+    env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    env.setenv("AWS_ACCESS_KEY_ID", "testing")
+    env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        env.delenv(var, raising=False)
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem()
+    if not fs.exists(S3_BUCKET):  # moto keeps its buckets per process, across servers
+        fs.mkdir(S3_BUCKET)
+    try:
+        yield fs
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        env.undo()
+        server.stop()

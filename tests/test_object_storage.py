@@ -12,7 +12,6 @@ import pytest
 from curate import audio, manifest
 from curate.catalog import CatalogError, ingest, resolve_audio_path
 from curate.config import load_pipeline
-from curate.errors import RunDirError
 from curate.runners import run_pipeline
 from curate.testing import make_archive, make_catalog, tone, write_audio
 
@@ -44,39 +43,6 @@ def test_missing_backend_names_the_extra(monkeypatch):
     monkeypatch.setattr(fsspec.core, "url_to_fs", no_backend)
     with pytest.raises(RuntimeError, match=r"s3:// URLs needs fsspec.*curate\[storage\]"):
         audio.probe("s3://bucket/x.flac")
-
-
-def test_run_directory_must_be_local(tmp_path):
-    with pytest.raises(RunDirError, match="must be a local path"):
-        run_pipeline(load_pipeline("pipelines/seq.yaml"), tmp_path / "c.csv", "s3://bucket/run", runner="local")
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """A moto S3 server on 127.0.0.1 (a free port), found by s3fs through ``AWS_ENDPOINT_URL``; yields the fs."""
-    pytest.importorskip("moto.server", reason="needs moto[server]: pip install 'moto[server]'")
-    s3fs = pytest.importorskip("s3fs", reason="needs s3fs: pip install 'curate[storage]'")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = pytest.MonkeyPatch()
-    env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-    env.setenv("AWS_ACCESS_KEY_ID", "testing")
-    env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        env.delenv(var, raising=False)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    fs.mkdir(BUCKET)
-    try:
-        yield fs
-    finally:
-        s3fs.S3FileSystem.clear_instance_cache()
-        env.undo()
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,14 @@ instead of a live bar that would leave nothing in the file until the run is over
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -39,6 +42,47 @@ RunnerOption = Annotated[
 RayAddressOption = Annotated[
     str | None, typer.Option(help="Ray cluster address (ray start … / RAY_ADDRESS); default: start Ray locally")
 ]
+
+
+RunDirArgument = Annotated[
+    str, typer.Argument(help="a curate run directory: a path, or a URL (s3://…, gs://…) read through a local copy")
+]
+
+
+def run_dir_here(run_dir: str) -> Path:
+    """A run-directory argument as a local directory: a URL is pulled into its read-only staging copy."""
+    from curate.errors import RunDirError
+    from curate.runners.remote import local_copy
+
+    try:
+        return local_copy(run_dir)
+    except RunDirError as e:
+        fail(str(e))
+
+
+@contextlib.contextmanager
+def run_dir_edited(run_dir: str) -> Iterator[Path]:
+    """A run-directory argument that a command adds files to (derive, quality): a URL is pulled into its staging
+    copy and what the command writes is pushed back when it succeeds."""
+    from curate.errors import RunDirError
+    from curate.runners.remote import edited
+
+    try:
+        with edited(run_dir) as local:
+            yield local
+    except RunDirError as e:
+        fail(str(e))
+
+
+def local_out(path: str, what: str = "--out") -> Path:
+    """An output directory: exports are written locally (upload them afterwards, e.g. ``aws s3 sync``)."""
+    from curate.audio import is_url
+
+    if is_url(path):
+        fail(
+            f"{what} {path}: writing here to object storage is not supported; write to a local directory and upload it"
+        )
+    return Path(path)
 
 
 class _OwnLinesFilter(logging.Filter):
@@ -67,7 +111,9 @@ def setup_logging(verbose: int = 0) -> None:
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}")  # `curate[storage]` is text, not a style
     raise typer.Exit(code)
 
 

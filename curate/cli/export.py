@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from curate.cli.console import RayAddressOption, Runner, RunnerOption
+from curate.cli.console import RayAddressOption, RunDirArgument, Runner, RunnerOption
 from curate.export.common import EMBEDDED, FORMATS
 from curate.export.materialize import FORMATS as MATERIALIZE_FORMATS
 
@@ -46,10 +46,10 @@ def _units_bar(bar: Any, label: str):
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
-        run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
+        run_dir: RunDirArgument,
         variant: Annotated[str, typer.Option(help="variant to export, e.g. wx-diar-3s")],
         format_: Annotated[ExportFormat, typer.Option("--format", help="the trainer's format")],
-        out: Annotated[Path, typer.Option(help="output directory")],
+        out_dir: Annotated[str, typer.Option("--out", help="output directory (local)")],
         select_file: Annotated[
             Path | None, typer.Option("--select", help="selection YAML (configs/selection/)")
         ] = None,
@@ -70,11 +70,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a variant (optionally a selection of it) for fairseq, Lhotse, HF datasets, NeMo, WebDataset or
         Kaldi; the selection spec and its statistics are written next to the export."""
-        from curate.cli.console import console, fail, progress_bar
+        from curate.cli.console import console, fail, local_out, progress_bar
         from curate.cli.console import out as stdout
+        from curate.errors import RunDirError
         from curate.export import ExportError, export
         from curate.export.materialize import MaterializeError
 
+        out = local_out(out_dir)
         sel = _selection(select_file, set_)
         fmt = format_.value
         kw: dict[str, Any] = {
@@ -96,16 +98,16 @@ def register(app: typer.Typer) -> None:
             else:
                 with console.status(f"exporting {variant} as {fmt}"):
                     info = export(run_dir, variant, fmt, out, sel, **kw)
-        except (ExportError, MaterializeError, FileNotFoundError, ValueError) as e:
+        except (ExportError, MaterializeError, RunDirError, FileNotFoundError, ValueError) as e:
             fail(str(e))
         segs = ", ".join(f"{k}: {v:,} segments / {info['hours'][k]:.2f} h" for k, v in info["segments"].items())
         stdout.print(f"[green]exported[/] {variant} → {out} ({fmt}; {segs})")
 
     @app.command("materialize")
     def materialize_cmd(
-        run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
+        run_dir: RunDirArgument,
         variant: Annotated[str, typer.Option(help="variant to materialize")],
-        out: Annotated[Path, typer.Option(help="output directory (rerun the same command to resume)")],
+        out_dir: Annotated[str, typer.Option("--out", help="local output directory (rerun the command to resume)")],
         format_: Annotated[
             MaterializeFormat, typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)")
         ] = MaterializeFormat.flac,
@@ -116,12 +118,14 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
     ) -> None:
         """Cut a variant's segments out of the archive into FLAC files or raw 16 kHz int16 shards + index.parquet."""
-        from curate.cli.console import fail, progress_bar
+        from curate.cli.console import fail, local_out, progress_bar, run_dir_here
         from curate.cli.console import out as stdout
         from curate.export.materialize import MaterializeError, materialize
         from curate.export.select import select, write_selection
 
+        out = local_out(out_dir)
         sel = _selection(select_file, set_) if (select_file or set_) else None
+        run_dir = run_dir_here(run_dir)
         try:
             segments = None
             if sel is not None:
@@ -151,20 +155,20 @@ def register(app: typer.Typer) -> None:
 
     @app.command("select")
     def select_cmd(
-        run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
+        run_dir: RunDirArgument,
         variant: Annotated[str, typer.Option(help="variant to select from")],
         select_file: Annotated[Path | None, typer.Option("--select", help="selection YAML")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
         out: Annotated[Path | None, typer.Option(help="write selection.yaml and selection.json here")] = None,
     ) -> None:
         """Dry-run a selection: print what each step keeps (and optionally save it)."""
-        from curate.cli.console import fail
+        from curate.cli.console import fail, run_dir_here
         from curate.cli.console import out as stdout
         from curate.export.select import select, write_selection
 
         sel = _selection(select_file, set_)
         try:
-            _, stats = select(run_dir, variant, sel)
+            _, stats = select(run_dir_here(run_dir), variant, sel)
         except FileNotFoundError as e:
             fail(str(e))
         lines = ["| step | segments | hours |", "|---|---:|---:|"]

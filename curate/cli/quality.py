@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
+from curate.cli.console import RunDirArgument
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def quality(
-        run_dir: Annotated[Path, typer.Argument(help="a curate run directory")],
+        run_dir: RunDirArgument,
         reference: Annotated[Path | None, typer.Option(help="ground-truth timeline JSON (the demo writes one)")] = None,
         rttm: Annotated[
             Path | None,
@@ -37,56 +39,70 @@ def register(app: typer.Typer) -> None:
         they miss; writes RUN/quality.json) and/or reference RTTM (DER with pyannote.metrics; writes
         RUN/der.json); for a run with audio_dedup, rerun and repeat precision and recall against duplicates.json
         (RUN/dedup_quality.json)."""
-        from curate import manifest
-        from curate.cli.console import fail, out
+        from curate.cli.console import fail, run_dir_edited
 
         if reference is None and rttm is None and not plot:
             fail("give --reference ground_truth.json and/or --rttm DIR (reference speaker turns), or --plot")
-        if not (run_dir / "decisions.parquet").is_file():
-            fail(f"{run_dir}: not a curate run directory (no decisions.parquet)")
-        results = None
-        if reference is not None:
-            from curate.quality import Targets, as_dict, evaluate_run, format_quality, load_ground_truth
+        with run_dir_edited(run_dir) as local:  # a URL run: its staging copy, the results pushed back
+            _quality(local, reference, rttm, collar, skip_overlap, plot, tagger_clips, duplicates)
 
-            if not reference.is_file():
-                fail(f"{reference}: reference timeline not found")
-            results = evaluate_run(run_dir, load_ground_truth(reference))
-            manifest.write_json(run_dir / "quality.json", as_dict(results))
-            out.print(format_quality(results, Targets()), soft_wrap=True)
-            out.print(f"written: {run_dir / 'quality.json'}")
-        duplicates = duplicates or (reference.parent / "duplicates.json" if reference is not None else None)
-        if duplicates is not None and duplicates.is_file() and (run_dir / "repeats.parquet").is_file():
-            import dataclasses
-            import json
 
-            from curate.quality import evaluate_run_dedup, format_dedup
+def _quality(
+    run_dir: Path,
+    reference: Path | None,
+    rttm: Path | None,
+    collar: float,
+    skip_overlap: bool,
+    plot: bool,
+    tagger_clips: Path | None,
+    duplicates: Path | None,
+) -> None:
+    from curate import manifest
+    from curate.cli.console import fail, out
 
-            dq = evaluate_run_dedup(run_dir, json.loads(duplicates.read_text()))
-            manifest.write_json(run_dir / "dedup_quality.json", dataclasses.asdict(dq))
-            out.print("audio de-duplication against " + str(duplicates) + ":")
-            out.print(format_dedup(dq), soft_wrap=True)
-            out.print(f"written: {run_dir / 'dedup_quality.json'}")
-        if rttm is not None:
-            from curate.export.rttm import der_dict, diarization_error, format_der, load_rttm, load_uem
+    if not (run_dir / "decisions.parquet").is_file():
+        fail(f"{run_dir}: not a curate run directory (no decisions.parquet)")
+    results = None
+    if reference is not None:
+        from curate.quality import Targets, as_dict, evaluate_run, format_quality, load_ground_truth
 
-            try:
-                der = diarization_error(
-                    run_dir, load_rttm(rttm), load_uem(rttm), collar=collar, skip_overlap=skip_overlap
-                )
-            except (FileNotFoundError, ValueError) as e:
-                fail(str(e))
-            if not der:
-                fail(f"{run_dir}: no variant has speaker labels; DER needs a diarized variant (wx-diar, …)")
-            manifest.write_json(run_dir / "der.json", {"collar": collar, "skip_overlap": skip_overlap, **der_dict(der)})
-            out.print(format_der(der), soft_wrap=True)
-            out.print(f"written: {run_dir / 'der.json'}")
-        if plot:
-            from curate.cli.plots import save_run_plots
+        if not reference.is_file():
+            fail(f"{reference}: reference timeline not found")
+        results = evaluate_run(run_dir, load_ground_truth(reference))
+        manifest.write_json(run_dir / "quality.json", as_dict(results))
+        out.print(format_quality(results, Targets()), soft_wrap=True)
+        out.print(f"written: {run_dir / 'quality.json'}")
+    duplicates = duplicates or (reference.parent / "duplicates.json" if reference is not None else None)
+    if duplicates is not None and duplicates.is_file() and (run_dir / "repeats.parquet").is_file():
+        import dataclasses
+        import json
 
-            for p in save_run_plots(run_dir, results):
-                out.print(f"plot: {p}", soft_wrap=True)
-        if tagger_clips is not None:
-            out.print(_tagger_table(tagger_clips), soft_wrap=True)
+        from curate.quality import evaluate_run_dedup, format_dedup
+
+        dq = evaluate_run_dedup(run_dir, json.loads(duplicates.read_text()))
+        manifest.write_json(run_dir / "dedup_quality.json", dataclasses.asdict(dq))
+        out.print("audio de-duplication against " + str(duplicates) + ":")
+        out.print(format_dedup(dq), soft_wrap=True)
+        out.print(f"written: {run_dir / 'dedup_quality.json'}")
+    if rttm is not None:
+        from curate.export.rttm import der_dict, diarization_error, format_der, load_rttm, load_uem
+
+        try:
+            der = diarization_error(run_dir, load_rttm(rttm), load_uem(rttm), collar=collar, skip_overlap=skip_overlap)
+        except (FileNotFoundError, ValueError) as e:
+            fail(str(e))
+        if not der:
+            fail(f"{run_dir}: no variant has speaker labels; DER needs a diarized variant (wx-diar, …)")
+        manifest.write_json(run_dir / "der.json", {"collar": collar, "skip_overlap": skip_overlap, **der_dict(der)})
+        out.print(format_der(der), soft_wrap=True)
+        out.print(f"written: {run_dir / 'der.json'}")
+    if plot:
+        from curate.cli.plots import save_run_plots
+
+        for p in save_run_plots(run_dir, results):
+            out.print(f"plot: {p}", soft_wrap=True)
+    if tagger_clips is not None:
+        out.print(_tagger_table(tagger_clips), soft_wrap=True)
 
 
 def _tagger_table(root: Path) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.console import RayAddressOption, Runner, RunnerOption, fail, out
+from curate.cli.console import RayAddressOption, RunDirArgument, Runner, RunnerOption, fail, out, run_dir_here
 from curate.cli.progress import run_with_progress
 
 
@@ -21,7 +21,14 @@ def load_pipeline_or_exit(path: Path, overrides: list[str] | None):
         fail(str(e))
 
 
-def out_console_stats(run_dir: Path, load_stats, format_table) -> None:
+def staged(out_dir: str) -> Path:
+    """Where a run's files are on this machine: the directory, or the staging copy of a URL run directory."""
+    from curate.runners.remote import is_remote, staging_dir
+
+    return staging_dir(out_dir.rstrip("/")) if is_remote(out_dir) else Path(out_dir)
+
+
+def out_console_stats(run_dir: Path, load_stats, format_table, shown: str | None = None) -> None:
     import pyarrow.compute as pc
 
     from curate import manifest
@@ -34,7 +41,7 @@ def out_console_stats(run_dir: Path, load_stats, format_table) -> None:
     n_err = pc.sum(pc.equal(failures.column("severity"), "error")).as_py() or 0
     n_warn = manifest.read_table(run.warnings, "warnings").num_rows if run.warnings.is_file() else 0
     out.print(
-        f"run directory: {run_dir}  ({n_err} failed recordings in failures.parquet, {n_warn} notes in warnings.parquet)"
+        f"run directory: {shown or run_dir}  ({n_err} failed recordings in failures.parquet, {n_warn} notes in warnings.parquet)"
     )
 
 
@@ -44,7 +51,10 @@ def register(app: typer.Typer) -> None:
         pipeline: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. pipelines/seq.yaml")],
         # str, not Path: Path("s3://b/c.csv") is "s3:/b/c.csv"
         catalog: Annotated[str, typer.Option(help="catalog CSV/TSV/JSONL/Parquet: a path or URL (s3://…)")],
-        out: Annotated[str, typer.Option(help="local run directory (rerun the same command to resume)")],
+        out: Annotated[
+            str,
+            typer.Option(help="run directory: a path, or s3://… / gs://… staged locally (rerun the command to resume)"),
+        ],
         runner: RunnerOption = Runner.ray,
         ray_address: RayAddressOption = None,
         workers: Annotated[int | None, typer.Option(help="model workers (default: one per GPU, or per CPU)")] = None,
@@ -71,18 +81,18 @@ def register(app: typer.Typer) -> None:
             )
         except (CatalogError, RunDirError, ValueError) as e:
             fail(str(e))
-        out_console_stats(Path(out), load_stats, format_table)
+        out_console_stats(staged(out), load_stats, format_table, out)
         counts = result["counts"]
         if counts["failed"] and not counts["processed"]:
-            fail(f"every recording failed ({counts['failed']}): see {Path(out) / 'failures.parquet'}", code=1)
+            fail(f"every recording failed ({counts['failed']}): see {out.rstrip('/')}/failures.parquet", code=1)
 
     @app.command()
-    def stats(run_dir: Annotated[Path, typer.Argument(help="a curate run directory")]) -> None:
+    def stats(run_dir: RunDirArgument) -> None:
         """Print the Table-14 columns per variant of a run."""
         from curate.stats import format_table, load_stats
 
         try:
-            out.print(format_table(load_stats(run_dir)), soft_wrap=True)
+            out.print(format_table(load_stats(run_dir_here(run_dir))), soft_wrap=True)
         except FileNotFoundError as e:
             fail(str(e))
 

@@ -25,6 +25,7 @@ from curate import __version__, manifest
 from curate.audio import SAMPLE_RATE
 from curate.export.materialize import DEFAULT_SHARD_BYTES, ROW_COLUMNS
 from curate.export.select import Selection, select, write_selection
+from curate.runners import remote
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,8 @@ def export(
     if default_split is not None and sel.split.method == "none":
         sel = dataclasses.replace(sel, split=default_split)
         log.info("%s: the selection has no split; using split.method=%s", fmt, default_split.method)
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    source = str(run_dir) if remote.is_remote(run_dir) else str(Path(run_dir).resolve())
+    run_dir, out_dir = remote.local_copy(run_dir), Path(out_dir)  # a run URL: its read-only staging copy
     segments, stats = select(run_dir, variant, sel)
     if segments.empty:
         steps = ", ".join(f"{s['step']}={s['segments']}" for s in stats["steps"])
@@ -230,7 +232,7 @@ def export(
     write_selection(out_dir, sel, stats)
     info = {
         "format": fmt,
-        "run_dir": str(run_dir.resolve()),
+        "run_dir": source,
         "variant": variant,
         "selection": sel.name,
         "curate_version": __version__,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 
 from curate.config import Pipeline, check_models
 from curate.errors import RunDirError
+from curate.rundir import RUN_JSON
+from curate.runners import remote
 from curate.runners.driver import Plan, finalize, prepare
 
 RUNNERS = ("ray", "local")
@@ -39,7 +42,11 @@ def run_pipeline(
     if ray_address is None:  # a missing model fails now, not after ingest on every worker (on a cluster the
         check_models(pipeline)  # driver may not see the workers' model store, so the workers find out)
     t0 = time.perf_counter()
-    plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest)
+    url = str(out_dir).rstrip("/") if remote.is_remote(out_dir) else None
+    if url:  # a run directory on object storage: work in its staging copy (see curate.runners.remote)
+        plan = _prepare_staged(pipeline, catalog, url, on_ingest)
+    else:
+        plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest)
     t1 = time.perf_counter()
     if on_plan:
         on_plan(plan)
@@ -56,7 +63,32 @@ def run_pipeline(
             ray_runner.execute(plan, on_done, verify_audio, address=ray_address, num_workers=num_workers)
     t2 = time.perf_counter()
     mode = f"{runner}:stage-pools" if runner == "ray" and stage_pools else runner
-    return finalize(plan, mode, {"prepare": t1 - t0, "segment": t2 - t1})
+    if not url:
+        return finalize(plan, mode, {"prepare": t1 - t0, "segment": t2 - t1})
+    remote.pull_missing(url, plan.out_dir)  # the shards other nodes wrote
+    before = remote.snapshot(plan.out_dir)
+    run = finalize(plan, mode, {"prepare": t1 - t0, "segment": t2 - t1})
+    remote.push_changed(plan.out_dir, url, before, last=(RUN_JSON,))
+    return run
+
+
+def _prepare_staged(pipeline: Pipeline, catalog: str | Path, url: str, on_ingest: Callable[[int], None] | None) -> Plan:
+    """:func:`prepare` in the staging copy of ``url``; what it wrote goes to the bucket, the plan last. When it
+    is interrupted by an error or Ctrl-C, what it finished (ingest, audio-pass batches) is still uploaded, so
+    the rerun resumes from there as a local run would (after a SIGKILL, the rerun redoes ingest and filters)."""
+    local = remote.open_run(url)
+    pulled = remote.snapshot(local)
+    try:
+        plan = prepare(pipeline, catalog, local, on_ingest=on_ingest)
+    except RunDirError as e:  # a refusal: name the URL the user gave, not its staging copy; upload nothing
+        raise RunDirError(str(e).replace(str(local), url)) from None
+    except BaseException:
+        with contextlib.suppress(RunDirError):  # the interruption is the error to report, not a failed upload
+            remote.push_changed(local, url, pulled)
+        raise
+    remote.push_changed(local, url, pulled)  # recordings, decisions …, the plan last
+    plan.remote = url
+    return plan
 
 
 __all__ = ["run_pipeline", "RUNNERS", "RunDirError", "Plan"]

@@ -39,6 +39,7 @@ class Plan:
     pipeline: Pipeline
     recordings: dict[str, Recording]
     shards: list[list[str]]  # recording ids per shard, deterministic
+    remote: str | None = None  # a run directory on object storage, whose staging copy ``out_dir`` is
 
     def pending(self) -> list[int]:
         return [i for i in range(len(self.shards)) if load_marker(self.out_dir, i) is None]
@@ -221,7 +222,7 @@ def prepare(
 ) -> Plan:
     """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command."""
     if audio.is_url(out_dir):
-        raise RunDirError(f"--out {out_dir}: the run directory must be a local path (object storage is not supported)")
+        raise RunDirError(f"{out_dir}: prepare needs a local directory (run_pipeline stages a URL run directory)")
     out_dir = Path(out_dir)
     catalog = catalog if audio.is_url(catalog) else Path(catalog).resolve()
     plan_file = out_dir / PROGRESS_DIR / "plan.json"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from curate.runners.driver import Plan
-from curate.runners.shard import PipelineWorker, ShardState
+from curate.runners.shard import PipelineWorker, ShardState, node_run_dir, publish
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ def _resources(plan: Plan) -> tuple[float, float]:
 class _ShardActor:
     """One worker of a model pipeline: its models load on the first shard and stay for the next ones."""
 
-    def __init__(self, pipeline, out_dir: str, verify: bool):
-        self.worker = PipelineWorker(pipeline, out_dir, verify)
+    def __init__(self, pipeline, out_dir: str, verify: bool, remote: str | None = None):
+        self.worker = PipelineWorker(pipeline, out_dir, verify, remote)
 
     def ready(self) -> bool:
         return True
@@ -140,7 +140,7 @@ def execute(
         return
     items = _shard_items(plan, pending)
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    worker = PipelineWorker(plan.pipeline, plan.out_dir, verify)
+    worker = PipelineWorker(plan.pipeline, plan.out_dir, verify, plan.remote)
     ds = ds.map_batches(lambda batch: _run_shards(worker, batch), batch_size=1, num_cpus=1)
     for row in ds.iter_rows():
         if on_done:
@@ -173,7 +173,7 @@ def _run_actor_pool(
     actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(_ShardActor)
 
     def start() -> Any:
-        actor = actor_cls.remote(plan.pipeline, str(plan.out_dir), verify)
+        actor = actor_cls.remote(plan.pipeline, str(plan.out_dir), verify, plan.remote)
         starting[actor.ready.remote()] = actor
         return actor
 
@@ -309,9 +309,10 @@ def _map_states(batch: dict[str, Any], fn: Callable[[Any], None]) -> dict[str, A
 class _StagePoolActor:
     """One model stage: its model loads once per worker; shards pass through it one at a time."""
 
-    def __init__(self, stage, pipeline, first_of_pass: bool, verify_first: bool):
+    def __init__(self, stage, pipeline, first_of_pass: bool, verify_first: bool, run: tuple[str, str | None]):
         self.stage, self.pipeline = stage, pipeline
         self.first_of_pass, self.verify_first = first_of_pass, verify_first
+        node_run_dir(*run, [stage])  # on another node, the staging copy of a remote run directory
         self.stage.bind(pipeline.settings)
         self.stage.setup()
 
@@ -343,6 +344,7 @@ def execute_stage_pools(
     for p in plan.pipeline.passes:
         for k, stage in enumerate(p.stages):
             kw = {"stage": stage, "pipeline": plan.pipeline, "first_of_pass": k == 0, "verify_first": verify and first}
+            kw["run"] = (str(plan.out_dir), plan.remote)
             first = False
             if stage.uses_model:
                 gpus = stage.resources.gpus if cluster_gpus else 0.0
@@ -359,15 +361,20 @@ def execute_stage_pools(
             else:
 
                 def run(batch: dict[str, Any], kw=kw) -> dict[str, Any]:
+                    node_run_dir(*kw["run"], [kw["stage"]])
                     return _map_states(
                         batch, lambda st: st.apply(kw["pipeline"], kw["stage"], kw["first_of_pass"], kw["verify_first"])
                     )
 
                 ds = ds.map_batches(run, batch_size=1, num_cpus=1)
-    out_dir, pipeline = str(plan.out_dir), plan.pipeline
+    out_dir, pipeline, remote = str(plan.out_dir), plan.pipeline, plan.remote
 
     def write(batch: dict[str, Any]) -> dict[str, Any]:
-        out = [json.dumps(cloudpickle.loads(b).finish(pipeline, out_dir, time.time() - t0)) for b in batch["state"]]
+        local = node_run_dir(out_dir, remote)
+        out = [
+            json.dumps(publish(cloudpickle.loads(b).finish(pipeline, local, time.time() - t0), local, remote))
+            for b in batch["state"]
+        ]
         return {"summary": out}
 
     for row in ds.map_batches(write, batch_size=1, num_cpus=1).iter_rows():

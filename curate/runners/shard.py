@@ -17,16 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import curate.runners.remote as storage
 from curate import audio, manifest
 from curate.config import Derivation, Pipeline, Settings
 from curate.errors import RecordingError
-from curate.rundir import RunDir
+from curate.rundir import PROGRESS_DIR, RunDir
 from curate.schema import Failure, Frames, Recording, RejectedSegment, Segment
 from curate.stages.base import RecordingContext, Transform
 
 log = logging.getLogger(__name__)
-
-PROGRESS_DIR = "_progress"
 
 
 def shard_name(shard_id: int) -> str:
@@ -155,6 +154,7 @@ def write_shard(
     failures = list(failures)
     done_ids: list[str] = []
     info: dict[str, Any] = {}
+    written: list[Path] = []  # what this shard wrote, so a remote run directory gets exactly these files
     for rec in recordings:
         if rec.recording_id not in outputs:
             continue
@@ -171,15 +171,16 @@ def write_shard(
         for k, v in out.info.items():
             info.setdefault(k, v)
         for kind, frames in out.frames.items():
-            manifest.write_table(run.scores_path(kind, rec.recording_id), frames.to_arrow(), kind)
+            written.append(manifest.write_table(run.scores_path(kind, rec.recording_id), frames.to_arrow(), kind))
     name = shard_name(shard_id)
     for v, segs in variants.items():
         if segs:
-            manifest.write_records(run.variant_path(v) / f"{name}.parquet", segs, "segments")
+            written.append(manifest.write_records(run.variant_path(v) / f"{name}.parquet", segs, "segments"))
     for st, rej in rejected.items():
-        manifest.write_records(run.rejected_dir(st) / f"{name}.parquet", rej, "rejected")
+        written.append(manifest.write_records(run.rejected_dir(st) / f"{name}.parquet", rej, "rejected"))
     if failures:
-        manifest.write_records(out_dir / PROGRESS_DIR / "failures" / f"{name}.parquet", failures, "failures")
+        path = out_dir / PROGRESS_DIR / "failures" / f"{name}.parquet"
+        written.append(manifest.write_records(path, failures, "failures"))
     summary = {
         "shard_id": shard_id,
         "recordings": [r.recording_id for r in recordings],
@@ -189,6 +190,7 @@ def write_shard(
         "segments": {v: len(s) for v, s in variants.items()},
         "seconds": seconds,
         "info": info,
+        "files": [Path(p).relative_to(out_dir).as_posix() for p in written],  # the marker lists its parts
     }
     manifest.write_json(marker_path(out_dir, shard_id), summary)
     return summary
@@ -271,17 +273,42 @@ class ShardState:
         )
 
 
-class PipelineWorker:
-    """One worker's pipeline: stages set up once (models loaded once per worker), then shard after shard."""
+def node_run_dir(out_dir: str | Path, remote: str | None, stages: list[Transform] = ()) -> Path:
+    """The run directory a shard writes on this node: ``out_dir``, or for a run directory on object storage its
+    staging copy here (the same rule on every node), fetched from ``remote`` when this node has no copy yet
+    (the files ``prepare`` wrote, which stages such as ``cut_repeats`` read). ``stages`` are bound to it."""
+    if remote is None:
+        return Path(out_dir)
+    local = storage.staging_dir(remote)
+    if not (local / storage.PLAN).is_file():
+        storage.pull_missing(remote, local, skip=storage.SHARD_DIRS)
+    for stage in stages:
+        stage.bind_run(RunDir(local))
+    return local
 
-    def __init__(self, pipeline: Pipeline, out_dir: str | Path, verify: bool = True):
+
+def publish(summary: dict[str, Any], out_dir: Path, remote: str | None) -> dict[str, Any]:
+    """Upload a shard's files to a remote run directory, its completion marker last (no-op for a local one)."""
+    if remote is not None:
+        marker = marker_path(out_dir, summary["shard_id"])
+        storage.push(out_dir, remote, summary["files"], then=[marker])
+    return summary
+
+
+class PipelineWorker:
+    """One worker's pipeline: stages set up once (models loaded once per worker), then shard after shard.
+    ``remote``: the URL of a run directory on object storage, whose staging copy ``out_dir`` is."""
+
+    def __init__(self, pipeline: Pipeline, out_dir: str | Path, verify: bool = True, remote: str | None = None):
         self.pipeline = pipeline
         self.out_dir = Path(out_dir)
         self.verify = verify
+        self.remote = remote
         self._ready = False
 
     def setup(self) -> None:
         if not self._ready:
+            self.out_dir = node_run_dir(self.out_dir, self.remote, self.pipeline.transforms())
             for stage in self.pipeline.transforms():
                 stage.bind(self.pipeline.settings)
                 stage.setup()
@@ -294,7 +321,8 @@ class PipelineWorker:
 
     def __call__(self, shard_id: int, recordings: list[Recording]) -> dict[str, Any]:
         self.setup()
-        return process_shard(self.pipeline, shard_id, recordings, self.out_dir, self.verify)
+        summary = process_shard(self.pipeline, shard_id, recordings, self.out_dir, self.verify)
+        return publish(summary, self.out_dir, self.remote)
 
 
 def load_marker(out_dir: Path, shard_id: int) -> dict[str, Any] | None:
