@@ -15,7 +15,8 @@ import json
 import logging
 import math
 import posixpath
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -62,21 +63,36 @@ def _fix_encoding(value: object) -> tuple[object, bool]:
         return raw.decode("cp1252", "replace"), True
 
 
-def _read_delimited(path: str | Path, data: bytes, sep: str) -> pd.DataFrame:
+def _lines(data: bytes) -> Iterator[bytes]:
+    """``data.splitlines(keepends=True)``, one line at a time (no list of a million lines)."""
+    pos = 0
+    for m in _EOL.finditer(data):
+        yield data[pos : m.end()]
+        pos = m.end()
+    if pos < len(data):
+        yield data[pos:]
+
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def _read_delimited(path: str | Path, data: bytes, sep: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """CSV/TSV with per-line decoding: lines that are not UTF-8 are read as Windows-1252 and their rows
-    flagged (``_bad_encoding``), instead of failing the whole catalog."""
+    flagged (``_bad_encoding``), instead of failing the whole catalog. Yields ``chunk_rows`` rows at a time
+    (at least one, possibly empty, frame)."""
     import csv
 
-    raw_lines = data.splitlines(keepends=True)
     bad_lines: set[int] = set()
-    lines = []
-    for i, raw in enumerate(raw_lines, 1):
-        try:
-            lines.append(raw.decode("utf-8-sig" if i == 1 else "utf-8"))
-        except UnicodeDecodeError:
-            lines.append(raw.decode("cp1252", "replace"))
-            bad_lines.add(i)
-    reader = csv.reader(lines, delimiter=sep)
+
+    def decoded() -> Iterator[str]:
+        for i, raw in enumerate(_lines(data), 1):
+            try:
+                yield raw.decode("utf-8-sig" if i == 1 else "utf-8")
+            except UnicodeDecodeError:
+                bad_lines.add(i)
+                yield raw.decode("cp1252", "replace")
+
+    reader = csv.reader(decoded(), delimiter=sep)
     try:
         header = next(reader)
     except StopIteration:
@@ -84,24 +100,31 @@ def _read_delimited(path: str | Path, data: bytes, sep: str) -> pd.DataFrame:
     records, flags, starts = [], [], []
     prev = reader.line_num
     for rec in reader:
-        span = set(range(prev + 1, reader.line_num + 1))
+        span = range(prev + 1, reader.line_num + 1)
         prev = reader.line_num
         if not any(f.strip() for f in rec):
             continue
         rec = rec + [""] * (len(header) - len(rec))
         records.append(dict(zip(header, rec[: len(header)], strict=True)))
-        flags.append(bool(span & bad_lines))
-        starts.append(min(span))
+        flags.append(any(i in bad_lines for i in span))
+        starts.append(span[0])
+        if len(records) == chunk_rows:
+            yield _frame(records, header, flags, starts)
+            records, flags, starts = [], [], []
+    if records or not starts:
+        yield _frame(records, header, flags, starts)
+
+
+def _frame(records: list[dict], header: list[str], flags: list[bool], starts: list[int]) -> pd.DataFrame:
     df = pd.DataFrame(records, columns=header).astype(object)
     df["_bad_encoding_lines"] = flags
     df["_line"] = starts
     return df
 
 
-def read_catalog(path: str | Path) -> pd.DataFrame:
-    """Every row as strings (``None`` for empty), plus ``_row`` (1-based line number) and ``_bad_encoding``.
-    ``path``: a local file or an fsspec URL."""
-    path = path if audio.is_url(path) else Path(path)
+def _raw_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The catalog's rows as read, ``chunk_rows`` at a time. CSV/TSV stream; JSONL and Parquet are parsed whole
+    (their columns are the union over all rows), then sliced."""
     name = PurePosixPath(str(path).split("?", 1)[0])
     suffix = "".join(name.suffixes[-2:]).lower() if name.suffix == ".gz" else name.suffix.lower()
     try:
@@ -113,8 +136,9 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
         raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            df = _read_delimited(path, data, "\t" if suffix == ".tsv" else ",")
-        elif suffix in (".jsonl", ".ndjson", ".json"):
+            yield from _read_delimited(path, data, "\t" if suffix == ".tsv" else ",", chunk_rows)
+            return
+        if suffix in (".jsonl", ".ndjson", ".json"):
             text = data.decode("utf-8", "surrogateescape")
             rows = []
             for i, line in enumerate(text.splitlines(), 1):
@@ -132,11 +156,15 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
         raise
     except Exception as e:
         raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise CatalogError(f"{path}: required column(s) {missing} missing; found columns {list(df.columns)}")
+    df["_row"] = range(1, len(df) + 1)
+    for i in range(0, max(len(df), 1), chunk_rows):
+        yield df.iloc[i : i + chunk_rows]
+
+
+def _tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """Empty cells → None, non-UTF-8 text re-read as Windows-1252 (flagged in ``_bad_encoding``), ``_row``."""
     pre_bad = df.pop("_bad_encoding_lines") if "_bad_encoding_lines" in df.columns else None
-    line = df.pop("_line") if "_line" in df.columns else None
+    line = df.pop("_line") if "_line" in df.columns else df.pop("_row")
     df = df.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else v)
     bad = pre_bad.astype(bool) if pre_bad is not None else pd.Series(False, index=df.index)
     for col in df.columns:
@@ -144,8 +172,25 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
         df[col] = fixed.map(lambda t: t[0])
         bad |= fixed.map(lambda t: t[1])
     df["_bad_encoding"] = bad
-    df["_row"] = line if line is not None else range(1, len(df) + 1)
+    df["_row"] = line
     return df.reset_index(drop=True)
+
+
+def iter_catalog(path: str | Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+    """The catalog as :func:`read_catalog` reads it, ``chunk_rows`` rows at a time (at least one frame)."""
+    path = path if audio.is_url(path) else Path(path)
+    for df in _raw_chunks(path, chunk_rows):
+        missing = [c for c in REQUIRED if c not in df.columns]
+        if missing:
+            found = [c for c in df.columns if c not in ("_bad_encoding_lines", "_line", "_row")]
+            raise CatalogError(f"{path}: required column(s) {missing} missing; found columns {found}")
+        yield _tidy(df.copy())
+
+
+def read_catalog(path: str | Path) -> pd.DataFrame:
+    """Every row as strings (``None`` for empty), plus ``_row`` (1-based line number) and ``_bad_encoding``.
+    ``path``: a local file or an fsspec URL."""
+    return pd.concat(list(iter_catalog(path)), ignore_index=True)
 
 
 def normalise_published(value: object, fmt: str | None = None) -> str | None:
@@ -220,53 +265,25 @@ def _row_recording(
     ``path``: the row's audio as resolved against the catalog (named in messages); ``audio_path``: the absolute
     path or URL stored in the Recording."""
     rid = str(row["recording_id"]).strip()
-    out: list[Failure] = []
     if isinstance(info, audio.AudioDecodeError):
         return None, [Failure(rid, STAGE, "AudioDecodeError", str(info), str(path))]
     if info.duration_s < min_duration_s:
-        return None, [
-            Failure(
-                rid,
-                STAGE,
-                "TooShort",
-                f"{path}: {info.duration_s:.2f} s of audio, shorter than {min_duration_s} s",
-                str(path),
-            )
-        ]
+        msg = f"{path}: {info.duration_s:.2f} s of audio, shorter than {min_duration_s} s"
+        return None, [Failure(rid, STAGE, "TooShort", msg, str(path))]
+    notes = []
     if info.sample_rate and info.sample_rate != audio.SAMPLE_RATE:
-        out.append(
-            Failure(
-                rid,
-                STAGE,
-                "Resampled",
-                f"{path}: {info.sample_rate} Hz audio is resampled to 16 kHz",
-                str(path),
-                "warning",
-            )
-        )
+        notes.append(("Resampled", f"{path}: {info.sample_rate} Hz audio is resampled to 16 kHz"))
     if info.header_duration_s:
-        out.append(
-            Failure(
-                rid,
-                STAGE,
+        notes.append(
+            (
                 "HeaderMismatch",
                 f"{path}: header says {info.header_duration_s:.2f} s but "
                 f"the file holds {info.duration_s:.2f} s; the decoded duration is used",
-                str(path),
-                "warning",
             )
         )
     if info.num_channels > 1:
-        out.append(
-            Failure(
-                rid,
-                STAGE,
-                "Downmixed",
-                f"{path}: {info.num_channels} channels are averaged to mono",
-                str(path),
-                "warning",
-            )
-        )
+        notes.append(("Downmixed", f"{path}: {info.num_channels} channels are averaged to mono"))
+    out = [Failure(rid, STAGE, kind, msg, str(path), "warning") for kind, msg in notes]
     try:
         published = normalise_published(row.get("published"), published_format)
     except ValueError as e:
@@ -290,6 +307,96 @@ def _row_recording(
     return rec, out
 
 
+@dataclass
+class IngestChunk:
+    """One chunk of catalog rows, ingested. ``checks``: rows lost or flagged before probing (missing field,
+    duplicate id, non-UTF-8 metadata); ``probed``: failure and warning rows from the file's probe and the row's
+    values. A whole catalog lists every chunk's checks before any probe row (the order of ``failures.parquet``)."""
+
+    recordings: list[Recording]
+    checks: list[Failure]
+    probed: list[Failure]
+    rows: int  # rows that were probed (the ingest progress counts these)
+
+
+Probe = Callable[[list[tuple[str, "str | Path"]]], dict[str, "audio.AudioInfo | audio.AudioDecodeError"]]
+
+
+def _check_row(row: dict, where: str, seen: set[str]) -> tuple[str | None, Failure | None]:
+    """A row's recording id when it may go on (with a warning row for bad encoding), else its failure row."""
+    rid = row.get("recording_id")
+    missing = [c for c in REQUIRED if not row.get(c)]
+    if missing:
+        return None, Failure(
+            str(rid or f"<row {row['_row']}>"), STAGE, "MissingField", f"{where}: required field(s) {missing} empty"
+        )
+    rid = str(rid).strip()
+    if rid in seen:
+        msg = f"{where}: recording_id '{rid}' already used by an earlier row; row skipped"
+        return None, Failure(rid, STAGE, "DuplicateRecordingId", msg)
+    seen.add(rid)
+    if row["_bad_encoding"]:
+        msg = f"{where}: metadata is not UTF-8; decoded as Windows-1252"
+        return rid, Failure(rid, STAGE, "NonUtf8Metadata", msg, severity="warning")
+    return rid, None
+
+
+def ingest_chunks(
+    catalog_path: str | Path,
+    *,
+    min_duration_s: float = 1.0,
+    published_format: str | None = None,
+    threads: int = 8,
+    probe: Probe | None = None,
+    chunk_rows: int = 100_000,
+) -> Iterator[IngestChunk]:
+    """Ingest the catalog ``chunk_rows`` rows at a time, so memory follows the chunk, not the catalog.
+
+    Each distinct audio file is probed once (many rows may point at one file, excerpts of a long recording; a
+    probe is a file open + header read, the slowest part of ingest): ``probe`` gets the ``(key, path)`` pairs of
+    a chunk's files not probed before and returns key → header info or the decode error to report on every row
+    that uses the file (default: ``threads`` threads here; the run driver checkpoints and may use Ray)."""
+    probe = probe or (lambda items: _probe_distinct(items, threads))
+    catalog_path = catalog_path if audio.is_url(catalog_path) else Path(catalog_path).resolve()
+    catalog_name = str(catalog_path).rstrip("/").rsplit("/", 1)[-1]
+    seen: set[str] = set()
+    resolved: dict[str, str | Path] = {}  # the row's audio_path as given → resolved against the catalog
+    key_of: dict[str, str] = {}  # str(that resolved path) → the key of its file (absolute, symlinks resolved)
+    probes: dict[str, audio.AudioInfo | audio.AudioDecodeError] = {}
+    for df in iter_catalog(catalog_path, chunk_rows):
+        checks: list[Failure] = []
+        candidates: list[tuple[dict, str | Path, str]] = []
+        new: dict[str, str | Path] = {}  # key → what to probe: the first spelling, so messages read as before
+        for row in df.to_dict("records"):
+            row = {k: _clean(v) for k, v in row.items()}
+            rid, failure = _check_row(row, f"{catalog_name} row {row['_row']}", seen)
+            if failure:
+                checks.append(failure)
+            if rid is None:
+                continue
+            given = str(row["audio_path"])
+            if given not in resolved:  # rows sharing a file share one resolved path (and its Path object)
+                resolved[given] = resolve_audio_path(given, catalog_path)
+            path = resolved[given]
+            key = key_of.get(str(path))
+            if key is None:
+                key = key_of[str(path)] = str(path if audio.is_url(path) else path.resolve())
+                if key not in probes:
+                    new.setdefault(key, path)
+            candidates.append((row, path, key))
+        if new:
+            probes.update(probe(list(new.items())))
+        recordings: list[Recording] = []
+        probed: list[Failure] = []
+        for row, path, key in candidates:
+            rec, fails = _row_recording(row, path, key, probes[key], min_duration_s, published_format)
+            probed.extend(fails)
+            if rec is not None:
+                recordings.append(rec)
+        yield IngestChunk(recordings, checks, probed, len(candidates))
+    log.info("ingest: %d rows over %d distinct audio files", len(seen), len(probes))
+
+
 def ingest(
     catalog_path: str | Path,
     *,
@@ -298,87 +405,31 @@ def ingest(
     threads: int = 8,
     on_progress: Callable[[int], None] | None = None,
 ) -> IngestResult:
-    """Read the catalog, validate every row, probe every audio file (headers only, in parallel).
-    ``published_format``: a strptime format for non-ISO ``published`` values (see :func:`normalise_published`)."""
-    catalog_path = catalog_path if audio.is_url(catalog_path) else Path(catalog_path).resolve()
-    df = read_catalog(catalog_path)
-    catalog_name = str(catalog_path).rstrip("/").rsplit("/", 1)[-1]
-    failures: list[Failure] = []
-    candidates: list[tuple[dict, str | Path]] = []
-    seen: set[str] = set()
-    resolved: dict[str, str | Path] = {}
-    for row in df.to_dict("records"):
-        row = {k: _clean(v) for k, v in row.items()}
-        rid = row.get("recording_id")
-        where = f"{catalog_name} row {row['_row']}"
-        missing = [c for c in REQUIRED if not row.get(c)]
-        if missing:
-            failures.append(
-                Failure(
-                    str(rid or f"<row {row['_row']}>"),
-                    STAGE,
-                    "MissingField",
-                    f"{where}: required field(s) {missing} empty",
-                )
-            )
-            continue
-        rid = str(rid).strip()
-        if rid in seen:
-            failures.append(
-                Failure(
-                    rid,
-                    STAGE,
-                    "DuplicateRecordingId",
-                    f"{where}: recording_id '{rid}' already used by an earlier row; row skipped",
-                )
-            )
-            continue
-        seen.add(rid)
-        if row["_bad_encoding"]:
-            failures.append(
-                Failure(
-                    rid,
-                    STAGE,
-                    "NonUtf8Metadata",
-                    f"{where}: metadata is not UTF-8; decoded as Windows-1252",
-                    severity="warning",
-                )
-            )
-        given = str(row["audio_path"])
-        if given not in resolved:  # rows sharing a file share one resolved path (and its Path object)
-            resolved[given] = resolve_audio_path(given, catalog_path)
-        candidates.append((row, resolved[given]))
-
-    # Probe each distinct file once: many rows may point at one file (excerpts of a long recording), and a
-    # probe is a file open + header read, the slowest part of ingest. Rows keep their own validation below.
-    key_of: dict[str, str | Path] = {}  # str(resolved path or URL) → what to probe
-    row_keys: list[str] = []
-    by_given: dict[str, str] = {}  # the row's path as resolved against the catalog → its key
-    for _, path in candidates:
-        given = str(path)
-        key = by_given.get(given)
-        if key is None:
-            target = path if audio.is_url(path) else path.resolve()
-            key = by_given[given] = str(target)
-            key_of.setdefault(key, path)  # probe the first spelling, so error messages read as before
-        row_keys.append(key)
-    probes = _probe_distinct(list(key_of.items()), threads)
-
+    """Read the catalog, validate every row, probe every audio file (headers only, in parallel), all in memory
+    (the run driver streams :func:`ingest_chunks` instead). ``published_format``: a strptime format for non-ISO
+    ``published`` values (see :func:`normalise_published`)."""
     recordings: list[Recording] = []
-    for (row, path), key in zip(candidates, row_keys, strict=True):
-        rec, fails = _row_recording(row, path, key, probes[key], min_duration_s, published_format)
-        failures.extend(fails)
-        if rec is not None:
-            recordings.append(rec)
-        if on_progress:
-            on_progress(1)
-    log.info(
-        "ingest: %d recordings from %d distinct audio files, %d failure/warning rows",
-        len(recordings),
-        len(key_of),
-        len(failures),
-    )
-    return IngestResult(recordings, failures)
+    checks: list[Failure] = []
+    probed: list[Failure] = []
+    for chunk in ingest_chunks(
+        catalog_path, min_duration_s=min_duration_s, published_format=published_format, threads=threads
+    ):
+        recordings += chunk.recordings
+        checks += chunk.checks
+        probed += chunk.probed
+        if on_progress and chunk.rows:
+            on_progress(chunk.rows)
+    return IngestResult(recordings, checks + probed)
 
 
-__all__ = ["CatalogError", "IngestResult", "read_catalog", "resolve_audio_path", "ingest", "normalise_published"]
+__all__ = [
+    "CatalogError",
+    "IngestChunk",
+    "IngestResult",
+    "iter_catalog",
+    "ingest_chunks",
+    "read_catalog",
+    "resolve_audio_path",
+    "ingest",
+    "normalise_published",
+]
