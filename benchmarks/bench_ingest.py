@@ -68,7 +68,7 @@ def measure(catalog: Path, out: Path, profile: bool) -> None:
     print(
         f"prepare() of {rows:,} catalog rows: {dt:.1f} s (target < {TARGET_S:.0f} s)  "
         f"peak driver RSS {rss_gb:.2f} GB (target < {TARGET_RSS_GB:.0f} GB)  "
-        f"{len(plan.recordings):,} recordings, {sum(map(len, plan.shards)):,} kept in {len(plan.shards):,} shards  "
+        f"{plan.num_recordings:,} recordings, {sum(map(len, plan.shards)):,} kept in {len(plan.shards):,} shards  "
         f"[{'MET' if dt < TARGET_S and rss_gb < TARGET_RSS_GB else 'NOT MET'}]",
         flush=True,
     )

@@ -237,7 +237,7 @@ def resolve_audio_path(audio_path: str, catalog_path: str | Path) -> str | Path:
     return Path(catalog_path).parent / p
 
 
-def _probe_distinct(
+def probe_distinct(
     items: list[tuple[str, str | Path]], threads: int
 ) -> dict[str, audio.AudioInfo | audio.AudioDecodeError]:
     """Probe each ``(key, path)`` once, ``threads`` at a time: key → header info, or the decode error to report
@@ -319,7 +319,7 @@ class IngestChunk:
     rows: int  # rows that were probed (the ingest progress counts these)
 
 
-Probe = Callable[[list[tuple[str, "str | Path"]]], dict[str, "audio.AudioInfo | audio.AudioDecodeError"]]
+ProbeFn = Callable[[list[tuple[str, "str | Path"]]], dict[str, "audio.AudioInfo | audio.AudioDecodeError"]]
 
 
 def _check_row(row: dict, where: str, seen: set[str]) -> tuple[str | None, Failure | None]:
@@ -347,7 +347,7 @@ def ingest_chunks(
     min_duration_s: float = 1.0,
     published_format: str | None = None,
     threads: int = 8,
-    probe: Probe | None = None,
+    probe: ProbeFn | None = None,
     chunk_rows: int = 100_000,
 ) -> Iterator[IngestChunk]:
     """Ingest the catalog ``chunk_rows`` rows at a time, so memory follows the chunk, not the catalog.
@@ -356,7 +356,7 @@ def ingest_chunks(
     probe is a file open + header read, the slowest part of ingest): ``probe`` gets the ``(key, path)`` pairs of
     a chunk's files not probed before and returns key → header info or the decode error to report on every row
     that uses the file (default: ``threads`` threads here; the run driver checkpoints and may use Ray)."""
-    probe = probe or (lambda items: _probe_distinct(items, threads))
+    probe = probe or (lambda items: probe_distinct(items, threads))
     catalog_path = catalog_path if audio.is_url(catalog_path) else Path(catalog_path).resolve()
     catalog_name = str(catalog_path).rstrip("/").rsplit("/", 1)[-1]
     seen: set[str] = set()

@@ -39,7 +39,12 @@ def run_pipeline(
     if ray_address is None:  # a missing model fails now, not after ingest on every worker (on a cluster the
         check_models(pipeline)  # driver may not see the workers' model store, so the workers find out)
     t0 = time.perf_counter()
-    plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest)
+    probe_backend = None
+    if runner == "ray":  # probe the catalog's files on the cluster, like everything else
+        from curate.runners import ray as ray_runner
+
+        probe_backend = ray_runner.probe_backend(ray_address)
+    plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest, probe_backend=probe_backend)
     t1 = time.perf_counter()
     if on_plan:
         on_plan(plan)

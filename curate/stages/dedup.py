@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pandas as pd
 
@@ -63,6 +64,7 @@ def find_duplicates(df: pd.DataFrame, keep: str = "first") -> pd.DataFrame:
 @dataclass
 class MetadataDedup(Aggregate):
     keep: str = "first"  # "first" (earliest broadcast) or "longest"
+    columns: ClassVar[tuple[str, ...]] = ("recording_id", "title", "summary", "published", "duration_s")
 
     def validate(self) -> None:
         if self.keep not in ("first", "longest"):
