@@ -10,6 +10,7 @@ resolved against the catalog's directory, local or URL. URLs stay strings (``Pat
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
 from curate import audio
@@ -165,15 +167,22 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     """Empty cells → None, non-UTF-8 text re-read as Windows-1252 (flagged in ``_bad_encoding``), ``_row``."""
     pre_bad = df.pop("_bad_encoding_lines") if "_bad_encoding_lines" in df.columns else None
     line = df.pop("_line") if "_line" in df.columns else df.pop("_row")
-    df = df.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else v)
-    bad = pre_bad.astype(bool) if pre_bad is not None else pd.Series(False, index=df.index)
+    bad = np.zeros(len(df), bool) if pre_bad is None else pre_bad.to_numpy(bool).copy()
+    columns = {}
     for col in df.columns:
-        fixed = df[col].map(_fix_encoding)
-        df[col] = fixed.map(lambda t: t[0])
-        bad |= fixed.map(lambda t: t[1])
-    df["_bad_encoding"] = bad
-    df["_row"] = line
-    return df.reset_index(drop=True)
+        values = [_empty_none(v) for v in df[col].tolist()]
+        for i in [i for i, v in enumerate(values) if isinstance(v, str) and not v.isascii()]:
+            values[i], was_bad = _fix_encoding(values[i])
+            bad[i] |= was_bad
+        columns[col] = pd.Series(values, dtype=object)
+    out = pd.DataFrame(columns, columns=df.columns)
+    out["_bad_encoding"] = bad
+    out["_row"] = line.to_numpy()
+    return out
+
+
+def _empty_none(v: object) -> object:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v) else v
 
 
 def iter_catalog(path: str | Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
@@ -221,6 +230,16 @@ def normalise_published(value: object, fmt: str | None = None) -> str | None:
     if ts.tzinfo is not None:
         ts = ts.astimezone(UTC).replace(tzinfo=None)
     return ts.strftime("%Y-%m-%dT%H:%M:%S") if (ts.hour, ts.minute, ts.second) != (0, 0, 0) else ts.strftime("%Y-%m-%d")
+
+
+def _published(value: object, fmt: str | None) -> str | None:
+    """:func:`normalise_published`, remembering text values: a big catalog repeats its broadcast dates."""
+    return _published_text(value, fmt) if isinstance(value, str) else normalise_published(value, fmt)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _published_text(value: str, fmt: str | None) -> str | None:
+    return normalise_published(value, fmt)
 
 
 def resolve_audio_path(audio_path: str, catalog_path: str | Path) -> str | Path:
@@ -285,7 +304,7 @@ def _row_recording(
         notes.append(("Downmixed", f"{path}: {info.num_channels} channels are averaged to mono"))
     out = [Failure(rid, STAGE, kind, msg, str(path), "warning") for kind, msg in notes]
     try:
-        published = normalise_published(row.get("published"), published_format)
+        published = _published(row.get("published"), published_format)
     except ValueError as e:
         published = None
         out.append(Failure(rid, STAGE, "BadPublished", f"{rid}: {e}; treated as unknown", str(path), "warning"))
@@ -367,8 +386,9 @@ def ingest_chunks(
         checks: list[Failure] = []
         candidates: list[tuple[dict, str | Path, str]] = []
         new: dict[str, str | Path] = {}  # key → what to probe: the first spelling, so messages read as before
-        for row in df.to_dict("records"):
-            row = {k: _clean(v) for k, v in row.items()}
+        names = list(df.columns)
+        for values in zip(*(df[c].tolist() for c in names), strict=True):
+            row = {k: _clean(v) for k, v in zip(names, values, strict=True)}
             rid, failure = _check_row(row, f"{catalog_name} row {row['_row']}", seen)
             if failure:
                 checks.append(failure)
@@ -408,12 +428,11 @@ def ingest(
     """Read the catalog, validate every row, probe every audio file (headers only, in parallel), all in memory
     (the run driver streams :func:`ingest_chunks` instead). ``published_format``: a strptime format for non-ISO
     ``published`` values (see :func:`normalise_published`)."""
+    kw = {"min_duration_s": min_duration_s, "published_format": published_format, "threads": threads}
     recordings: list[Recording] = []
     checks: list[Failure] = []
     probed: list[Failure] = []
-    for chunk in ingest_chunks(
-        catalog_path, min_duration_s=min_duration_s, published_format=published_format, threads=threads
-    ):
+    for chunk in ingest_chunks(catalog_path, **kw):
         recordings += chunk.recordings
         checks += chunk.checks
         probed += chunk.probed
@@ -422,14 +441,5 @@ def ingest(
     return IngestResult(recordings, checks + probed)
 
 
-__all__ = [
-    "CatalogError",
-    "IngestChunk",
-    "IngestResult",
-    "iter_catalog",
-    "ingest_chunks",
-    "read_catalog",
-    "resolve_audio_path",
-    "ingest",
-    "normalise_published",
-]
+__all__ = ["CatalogError", "IngestChunk", "IngestResult", "iter_catalog", "ingest_chunks", "read_catalog"]
+__all__ += ["resolve_audio_path", "ingest", "normalise_published", "probe_distinct"]

@@ -325,13 +325,19 @@ QUALITY_COLUMNS = (
 )
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a record class → its field names (to_row runs per row)
+
+
 def to_row(record: Any) -> dict[str, Any]:
     """A record as a plain dict for Arrow (words become dicts, RejectedSegment is flattened)."""
     if isinstance(record, RejectedSegment):
         row = to_row(record.segment)
         row.update(stage=record.stage, reason=record.reason)
         return row
-    row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    names = _FIELD_NAMES.get(type(record))
+    if names is None:
+        names = _FIELD_NAMES[type(record)] = tuple(f.name for f in dataclasses.fields(record))
+    row = {n: getattr(record, n) for n in names}
     if isinstance(record, Segment) and record.words is not None:
         row["words"] = [dataclasses.asdict(w) for w in record.words]
     return row

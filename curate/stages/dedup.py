@@ -19,8 +19,10 @@ def normalize_text(value: object) -> str:
     """Lower-case, accents and punctuation removed, whitespace collapsed: 'Het  Journaal!' == 'het journaal'."""
     if not isinstance(value, str):
         return ""
-    text = unicodedata.normalize("NFKD", value)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = value.lower()
+    if not value.isascii():  # ASCII has no accents to strip (and NFKD leaves it as it is)
+        text = unicodedata.normalize("NFKD", value)
+        text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 
