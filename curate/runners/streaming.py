@@ -26,7 +26,7 @@ from curate.runners.shard import PROGRESS_DIR
 from curate.schema import Failure, Recording, recording_from_row
 from curate.stages.base import Aggregate, AudioPass, Filter
 
-CHUNK_ROWS = 100_000  # catalog rows per ingest/filter chunk
+CHUNK_ROWS = 50_000  # catalog rows per ingest/filter chunk
 GROUP_ROWS = 1024  # rows per Parquet row group of the plan's recordings: what one shard's read decodes at least
 INGEST_CHECKS = f"{PROGRESS_DIR}/ingest_failures.parquet"  # rows lost or flagged before probing
 INGEST_PROBED = f"{PROGRESS_DIR}/ingest_probe_failures.parquet"  # rows lost or flagged by their file's probe
@@ -47,7 +47,7 @@ def ingest_to_run(
     """Ingest ``catalog`` into ``out_dir``: recordings.parquet plus the failure rows (checks, then probe rows,
     the order :func:`ingest` gives). The files appear only when the whole catalog is done."""
     with (
-        manifest.writer(out_dir / "recordings.parquet", "recordings", GROUP_ROWS) as recs,
+        manifest.writer(out_dir / "recordings.parquet", "recordings") as recs,
         manifest.writer(out_dir / INGEST_CHECKS, "failures") as checks,
         manifest.writer(out_dir / INGEST_PROBED, "failures") as probed,
     ):
@@ -67,22 +67,26 @@ def ingest_to_run(
 
 
 def _decisions(ids, stage: str, reasons, duplicate_of=None) -> pa.Table:
+    """Decision rows of recordings ``ids`` that ``stage`` dropped (``duplicate_of``: missing values are null)."""
     n = len(ids)
+    dup = [None] * n if duplicate_of is None else list(duplicate_of)
     return pa.table(
         {
             "recording_id": pa.array(list(ids), pa.string()),
             "kept": pa.array(np.zeros(n, bool)),
             "stage": pa.array([stage] * n, pa.string()),
             "reason": pa.array([str(r) for r in reasons], pa.string()),
-            "duplicate_of": pa.array([None] * n if duplicate_of is None else list(duplicate_of), pa.string()),
+            "duplicate_of": pa.array(dup, pa.string(), from_pandas=True),
         }
     )
 
 
 def _alive_frame(path: Path, alive: np.ndarray, columns: list[str] | None) -> pd.DataFrame:
-    """The alive rows of recordings.parquet (``columns`` of them, all when None), indexed by row position."""
-    table = manifest.read_table(path, "recordings", columns)
-    df = table.filter(pa.array(alive)).to_pandas()
+    """The alive rows of recordings.parquet (``columns`` of them, all when None), indexed by row position. The
+    declared columns of an aggregate come as Arrow-backed text (a few bytes a value, not a Python object each)."""
+    table = manifest.read_table(path, "recordings", columns).filter(pa.array(alive))
+    text = {pa.string(): pd.ArrowDtype(pa.string())}
+    df = table.to_pandas(types_mapper=text.get) if columns else table.to_pandas()
     df.index = np.flatnonzero(alive)
     return df
 
@@ -140,9 +144,20 @@ def filter_run(out_dir: Path, stages: list, run_audio_pass: Callable, chunk_rows
 
 
 def write_plan_recordings(out_dir: Path, positions: np.ndarray) -> None:
-    """Store rows ``positions`` of recordings.parquet, in that order (the plan's), as plan_recordings.parquet."""
-    table = manifest.read_table(out_dir / "recordings.parquet", "recordings")
+    """Store rows ``positions`` of recordings.parquet, in that order (the plan's), as plan_recordings.parquet.
+    Rows in file order (a catalog sorted by id) stream through a chunk at a time; any other order reads the
+    recordings table whole (Arrow columns, ~150 bytes a recording) to take them in order."""
+    source = out_dir / "recordings.parquet"
     with manifest.writer(out_dir / PLAN_RECORDINGS, "recordings", GROUP_ROWS) as w:
+        if len(positions) == 0 or np.all(np.diff(positions) > 0):
+            wanted = np.zeros(pq.ParquetFile(source).metadata.num_rows, bool)
+            wanted[positions] = True
+            offset = 0
+            for batch in manifest.iter_batches(source, "recordings", CHUNK_ROWS):
+                w.write(pa.Table.from_batches([batch]).filter(pa.array(wanted[offset : offset + batch.num_rows])))
+                offset += batch.num_rows
+            return
+        table = manifest.read_table(source, "recordings")
         for i in range(0, len(positions), CHUNK_ROWS):
             w.write(table.take(pa.array(positions[i : i + CHUNK_ROWS])))
 
