@@ -1,10 +1,12 @@
 """The run driver: ingest → filters (metadata, then audio passes and aggregates) → shard plan → (runner
 executes shards) → finalize.
 
-Both runners share everything here; they differ only in how shards are executed. A rerun of the same
-command on the same ``--out`` reuses the plan and skips shards with a completion marker; a run killed before
-its plan was written (e.g. during the fingerprint pass) redoes ingest and filters, and an audio pass skips
-the recordings whose results it already stored.
+Both runners share everything here; they differ only in how shards are executed (and where ingest probes
+audio files: driver threads or Ray tasks). A rerun of the same command on the same ``--out`` reuses the plan
+and skips shards with a completion marker; a run killed before its plan was written (e.g. during the
+fingerprint pass) redoes ingest and filters, but ingest probes only the files its checkpoint lacks and an audio
+pass skips the recordings whose results it already stored. Ingest, filters and planning stream through files
+(:mod:`curate.runners.streaming`), so the driver's memory follows a chunk of rows, not the catalog.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from curate import audio, manifest
 from curate.config import Pipeline
-from curate.errors import RecordingError, RunDirError
+from curate.errors import RunDirError
 from curate.rundir import RunDir
 from curate.runners.probes import PROBES_DIR, Backend, ProbeCheckpoint
 from curate.runners.shard import PROGRESS_DIR, load_marker
@@ -42,9 +42,10 @@ from curate.runners.streaming import (
     ingest_to_run,
     positions_of,
     read_shard,
+    run_audio_pass,
     write_plan_recordings,
 )
-from curate.schema import Decision, Failure, Recording, recording_from_row
+from curate.schema import Decision, Failure, Recording
 from curate.stages.base import Aggregate, AudioPass, Filter
 
 log = logging.getLogger(__name__)
@@ -106,39 +107,6 @@ def _sha256(path: str | Path) -> str:
 
 def pipeline_fingerprint(pipeline: Pipeline) -> str:
     return hashlib.sha256(json.dumps(pipeline.source, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def run_audio_pass(
-    stage: AudioPass, df: pd.DataFrame, run: RunDir, threads: int | None = None
-) -> tuple[list[Decision], list[Failure]]:
-    """Run ``stage`` on every recording of ``df`` whose result is not stored yet, ``threads`` at a time, and
-    store the results batch by batch (a killed pass resumes). Returns drops + failure rows for unreadable audio."""
-    done = stage.done(run)
-    todo = [recording_from_row(r) for r in df.to_dict("records") if r["recording_id"] not in done]
-    decisions: list[Decision] = []
-    failures: list[Failure] = []
-
-    def one(rec: Recording) -> tuple[Recording, object, Exception | None]:
-        try:
-            return rec, stage.compute(rec), None
-        except (audio.AudioDecodeError, RecordingError) as e:
-            return rec, None, e
-
-    n = stage.resources.batch_size
-    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
-        for i in range(0, len(todo), n):
-            ok = []
-            for rec, result, err in pool.map(one, todo[i : i + n]):
-                if err is None:
-                    ok.append((rec.recording_id, result))
-                    continue
-                decisions.append(Decision(rec.recording_id, False, stage.stage_name, f"audio unreadable: {err}"))
-                failures.append(
-                    Failure(rec.recording_id, stage.stage_name, type(err).__name__, str(err), rec.audio_path)
-                )
-            stage.store(run, ok)
-            log.info("%s: %d/%d recordings", stage.stage_name, min(i + n, len(todo)), len(todo))
-    return decisions, failures
 
 
 def run_filters(df: pd.DataFrame, stages: list, run: RunDir | None = None) -> tuple[list[Decision], list[Failure]]:
@@ -315,7 +283,7 @@ def prepare(
         probe=ProbeCheckpoint(out_dir, probe_backend),
         on_progress=on_ingest,
     )
-    alive = filter_run(out_dir, pipeline.filters, run_audio_pass)
+    alive = filter_run(out_dir, pipeline.filters)
     shards, positions = _plan(out_dir, alive, pipeline)
     write_plan_recordings(out_dir, positions)
     manifest.write_json(plan_file, {"fingerprint": fp, "pipeline_source": source, "shards": shards})

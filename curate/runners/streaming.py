@@ -10,7 +10,10 @@ driver's memory follows a chunk (and the few per-row columns planning needs), no
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +21,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate import manifest
+from curate import audio, manifest
 from curate.catalog import ProbeFn, ingest_chunks
-from curate.errors import RunDirError
+from curate.errors import RecordingError, RunDirError
 from curate.rundir import RunDir
 from curate.runners.shard import PROGRESS_DIR
-from curate.schema import Failure, Recording, recording_from_row
+from curate.schema import Decision, Failure, Recording, recording_from_row
 from curate.stages.base import Aggregate, AudioPass, Filter
+
+log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000  # catalog rows per ingest/filter chunk
 GROUP_ROWS = 1024  # rows per Parquet row group of the plan's recordings: what one shard's read decodes at least
@@ -91,7 +96,82 @@ def _alive_frame(path: Path, alive: np.ndarray, columns: list[str] | None) -> pd
     return df
 
 
-def filter_run(out_dir: Path, stages: list, run_audio_pass: Callable, chunk_rows: int | None = None) -> np.ndarray:
+def run_audio_pass(
+    stage: AudioPass, df: pd.DataFrame, run: RunDir, threads: int | None = None
+) -> tuple[list[Decision], list[Failure]]:
+    """Run ``stage`` on every recording of ``df`` whose result is not stored yet, ``threads`` at a time, and
+    store the results batch by batch (a killed pass resumes). Returns drops + failure rows for unreadable audio."""
+    done = stage.done(run)
+    todo = [recording_from_row(r) for r in df.to_dict("records") if r["recording_id"] not in done]
+    decisions: list[Decision] = []
+    failures: list[Failure] = []
+
+    def one(rec: Recording) -> tuple[Recording, object, Exception | None]:
+        try:
+            return rec, stage.compute(rec), None
+        except (audio.AudioDecodeError, RecordingError) as e:
+            return rec, None, e
+
+    n = stage.resources.batch_size
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        for i in range(0, len(todo), n):
+            ok = []
+            for rec, result, err in pool.map(one, todo[i : i + n]):
+                if err is None:
+                    ok.append((rec.recording_id, result))
+                    continue
+                decisions.append(Decision(rec.recording_id, False, stage.stage_name, f"audio unreadable: {err}"))
+                failures.append(
+                    Failure(rec.recording_id, stage.stage_name, type(err).__name__, str(err), rec.audio_path)
+                )
+            stage.store(run, ok)
+            log.info("%s: %d/%d recordings", stage.stage_name, min(i + n, len(todo)), len(todo))
+    return decisions, failures
+
+
+def _filter(st: Filter, path: Path, alive: np.ndarray, decisions: manifest.PartWriter, chunk_rows: int) -> None:
+    """A per-row filter, a chunk of recordings at a time."""
+    offset = 0
+    for batch in manifest.iter_batches(path, "recordings", chunk_rows):
+        mask = alive[offset : offset + batch.num_rows]
+        if mask.any():
+            df = pa.Table.from_batches([batch]).filter(pa.array(mask)).to_pandas()
+            df.index = np.flatnonzero(mask) + offset
+            reasons = st.reasons(df)
+            drop = reasons.notna().to_numpy()
+            decisions.write(_decisions(df["recording_id"][drop], st.stage_name, reasons[drop]))
+            alive[df.index[drop]] = False
+        offset += batch.num_rows
+
+
+def _aggregate(st: Aggregate, path: Path, alive: np.ndarray, decisions: manifest.PartWriter) -> None:
+    """An aggregate, on the columns it declares of every alive recording."""
+    df = _alive_frame(path, alive, list(st.columns) if st.columns else None)
+    drop = st.drop(df)
+    dup = drop["duplicate_of"] if "duplicate_of" in drop.columns else None
+    decisions.write(_decisions(drop["recording_id"], st.stage_name, drop["reason"], dup))
+    alive[df.index[df["recording_id"].isin(set(drop["recording_id"]))]] = False
+
+
+def _audio_pass(st: AudioPass, path: Path, alive: np.ndarray, decisions: manifest.PartWriter) -> list[Failure]:
+    """An audio pass over every alive recording (its results stored batch by batch in the run directory)."""
+    df = _alive_frame(path, alive, None)
+    dropped, failed = run_audio_pass(st, df, RunDir(path.parent))
+    decisions.write(dropped)
+    alive[df.index[df["recording_id"].isin({d.recording_id for d in dropped})]] = False
+    return failed
+
+
+def _kept(path: Path, alive: np.ndarray) -> pa.Table:
+    kept = manifest.read_table(path, "recordings", ["recording_id"]).column(0).filter(pa.array(alive))
+    n = len(kept)
+    text = pa.nulls(n, pa.string())
+    stage = pa.array(["kept"] * n, pa.string())
+    names = ["recording_id", "kept", "stage", "reason", "duplicate_of"]
+    return pa.table([kept, pa.array(np.ones(n, bool)), stage, text, text], names=names)
+
+
+def filter_run(out_dir: Path, stages: list, chunk_rows: int | None = None) -> np.ndarray:
     """Run Filter/AudioPass/Aggregate stages in order over ``out_dir``/recordings.parquet and write
     decisions.parquet (and the audio passes' failure rows) exactly as :func:`curate.runners.driver.run_filters`
     would. Returns the alive mask over recordings.parquet's rows (the kept recordings)."""
@@ -103,43 +183,13 @@ def filter_run(out_dir: Path, stages: list, run_audio_pass: Callable, chunk_rows
             if not alive.any():
                 break
             if isinstance(st, Filter):
-                offset = 0
-                for batch in manifest.iter_batches(path, "recordings", chunk_rows or CHUNK_ROWS):
-                    mask = alive[offset : offset + batch.num_rows]
-                    if mask.any():
-                        df = pa.Table.from_batches([batch]).filter(pa.array(mask)).to_pandas()
-                        df.index = np.flatnonzero(mask) + offset
-                        reasons = st.reasons(df)
-                        drop = reasons.notna().to_numpy()
-                        decisions.write(_decisions(df["recording_id"][drop], st.stage_name, reasons[drop]))
-                        alive[df.index[drop]] = False
-                    offset += batch.num_rows
+                _filter(st, path, alive, decisions, chunk_rows or CHUNK_ROWS)
             elif isinstance(st, AudioPass):
-                df = _alive_frame(path, alive, None)
-                dropped, failed = run_audio_pass(st, df, RunDir(out_dir))
-                pass_failures += failed
-                decisions.write(dropped)
-                alive[df.index[df["recording_id"].isin({d.recording_id for d in dropped})]] = False
+                pass_failures += _audio_pass(st, path, alive, decisions)
             elif isinstance(st, Aggregate):
-                df = _alive_frame(path, alive, list(st.columns) if st.columns else None)
-                drop = st.drop(df)
-                dup = drop["duplicate_of"] if "duplicate_of" in drop.columns else None
-                decisions.write(_decisions(drop["recording_id"], st.stage_name, drop["reason"], dup))
-                alive[df.index[df["recording_id"].isin(set(drop["recording_id"]))]] = False
+                _aggregate(st, path, alive, decisions)
         manifest.write_records(out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES, pass_failures, "failures")
-        kept = manifest.read_table(path, "recordings", ["recording_id"]).column(0).filter(pa.array(alive))
-        n = len(kept)
-        decisions.write(
-            pa.table(
-                {
-                    "recording_id": kept,
-                    "kept": pa.array(np.ones(n, bool)),
-                    "stage": pa.array(["kept"] * n, pa.string()),
-                    "reason": pa.nulls(n, pa.string()),
-                    "duplicate_of": pa.nulls(n, pa.string()),
-                }
-            )
-        )
+        decisions.write(_kept(path, alive))
     return alive
 
 
@@ -187,5 +237,6 @@ __all__ = [
     "ingest_to_run",
     "positions_of",
     "read_shard",
+    "run_audio_pass",
     "write_plan_recordings",
 ]
