@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from curate import audio
-from curate.catalog.read import REQUIRED, CatalogError, clean_cell, iter_catalog, read_catalog
+from curate.catalog.read import REQUIRED, CatalogError, clean_column, iter_catalog, read_catalog
 from curate.schema import Failure, Recording
 
 log = logging.getLogger(__name__)
@@ -223,8 +223,8 @@ def ingest_chunks(
         candidates: list[tuple[dict, str | Path, str]] = []
         new: dict[str, str | Path] = {}  # key → what to probe: the first spelling, so messages read as before
         names = list(df.columns)
-        for values in zip(*(df[c].tolist() for c in names), strict=True):
-            row = {k: clean_cell(v) for k, v in zip(names, values, strict=True)}
+        for values in zip(*(clean_column(df[c].tolist()) for c in names), strict=True):
+            row = dict(zip(names, values, strict=True))
             rid, failure = _check_row(row, f"{catalog_name} row {row['_row']}", seen)
             if failure:
                 checks.append(failure)

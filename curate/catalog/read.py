@@ -26,11 +26,13 @@ class CatalogError(ValueError):
     """The catalog as a whole cannot be used (unreadable, wrong format, required column missing)."""
 
 
-def clean_cell(v: object) -> object:
-    """Empty cells (``""``, NaN, None) are ``None``; everything else as read."""
-    if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
-        return None
-    return v
+def clean_column(values: list) -> list:
+    """Empty cells (``""`` or only whitespace, NaN, None) are ``None``; everything else as read. One list
+    comprehension per column: this runs on every cell of a big catalog."""
+    return [
+        None if v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and v != v) else v
+        for v in values
+    ]
 
 
 def _fix_encoding(value: object) -> tuple[object, bool]:
@@ -191,4 +193,4 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
     return pd.concat(list(iter_catalog(path)), ignore_index=True)
 
 
-__all__ = ["REQUIRED", "CatalogError", "clean_cell", "iter_catalog", "read_catalog"]
+__all__ = ["REQUIRED", "CatalogError", "clean_column", "iter_catalog", "read_catalog"]
