@@ -89,7 +89,8 @@ def _decisions(ids, stage: str, reasons, duplicate_of=None) -> pa.Table:
 def _alive_frame(path: Path, alive: np.ndarray, columns: list[str] | None) -> pd.DataFrame:
     """The alive rows of recordings.parquet (``columns`` of them, all when None), indexed by row position. The
     declared columns of an aggregate come as Arrow-backed text (a few bytes a value, not a Python object each)."""
-    table = manifest.read_table(path, "recordings", columns).filter(pa.array(alive))
+    table = manifest.read_table(path, "recordings", columns)
+    table = table if alive.all() else table.filter(pa.array(alive))  # (a filter copies even when keeping all)
     text = {pa.string(): pd.ArrowDtype(pa.string())}
     df = table.to_pandas(types_mapper=text.get) if columns else table.to_pandas()
     df.index = np.flatnonzero(alive)

@@ -34,7 +34,7 @@ def _groups(d: pd.DataFrame, chunk: int = 50_000) -> np.ndarray:
     prev, g = None, 0
     for start in range(0, len(d), chunk):
         part = d.iloc[start : start + chunk]
-        cols = (part["title"].tolist(), part["summary"].tolist(), part["published"].tolist())
+        cols = [part[c].to_numpy(dtype=object, na_value=None) for c in ("title", "summary", "published")]
         for i, (title, summary, published) in enumerate(zip(*cols, strict=True), start):
             key = (normalize_text(title), normalize_text(summary), published[:10])
             if key != prev:
