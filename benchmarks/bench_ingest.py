@@ -23,8 +23,12 @@ machine has 2 cores shared with other work, load average 5-7 during these runs, 
       declared columns as Arrow-backed text                     dedup of 1M rows 0.52 → 0.43 GB
     plan recordings stream when the kept rows are in file order  0.53 → 0.49 GB
     the CSV is read a 1 MB block at a time                      ingest peak 0.41 → 0.35 GB
-    full benchmark (this script, --rows 100000,1000000)         100k: 6.7 s 0.24 GB; 1M: 57.8 s 0.48 GB
-                                                                (0.28 KB per row; main at 100k: 10.0 s 0.30 GB)
+    empty cells cleaned per column; dedup text straight from
+      Arrow; no copying filter when every recording is alive    dedup of 1M rows 0.41 → 0.36 GB
+    full benchmark, first run  (--rows 100000,1000000)          100k: 6.7 s 0.24 GB; 1M: 57.8 s 0.48 GB
+    full benchmark, final run  (--rows 100000,1000000)          100k: 5.4 s 0.25 GB; 1M: 33.0 s 0.46 GB
+                                                                (0.24 KB and 31 µs per row from 100k to 1M;
+                                                                main at 100k, same hour: 10.0 s 0.30 GB)
 
 What still grows with the rows: the set of recording ids seen (duplicate-id check, ~90 bytes a row), the plan's
 ids (``Plan.shards``, plan.json), the columns an aggregate reads (dedup: id, title, summary, date, duration),

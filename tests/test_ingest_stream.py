@@ -166,7 +166,15 @@ def test_ray_probes_give_the_recordings_of_thread_probes(messy, tmp_path):
 
     pipe = parse_pipeline(PIPE)
     prepare(pipe, messy, tmp_path / "threads")
-    prepare(pipe, messy, tmp_path / "ray", probe_backend=ray_runner.probe_backend())
+    ray_backend, chunks = ray_runner.probe_backend(), []
+
+    def counted(todo):  # the Ray tasks' results, as the checkpoint receives them
+        for rows in ray_backend(todo):
+            chunks.append(len(rows))
+            yield rows
+
+    prepare(pipe, messy, tmp_path / "ray", probe_backend=counted)
+    assert sum(chunks) == 5  # every distinct file was probed by a Ray task
     for name, kind in [("recordings.parquet", "recordings"), ("decisions.parquet", "decisions")]:
         assert _rows(tmp_path / "ray" / name, kind) == _rows(tmp_path / "threads" / name, kind)
     assert collect_failures(tmp_path / "ray") == collect_failures(tmp_path / "threads")
