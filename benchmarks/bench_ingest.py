@@ -12,7 +12,8 @@ the peak RSS reached by the end of each phase (ingest, filters, plan, plan recor
 What the bounded driver bought, step by step (1,000,000 rows over 1,000 files unless said; peak driver RSS; this
 machine has 2 cores shared with other work, load average 5-7 during these runs, so times are rough):
 
-    before: Recording objects + row dicts for every row       48 s    1.80 GB   (~1.6 KB per row; issue 15)
+    before: Recording objects + row dicts for every row       48 s    1.80 GB   (~1.6 KB per row; as last
+                                                                measured on main, not rerun here)
     ingest in chunks of 100k rows written with a ParquetWriter,
       filters over recordings.parquet, plan recordings on disk  ~59 s   0.64 GB
     per-row work: tidy per column, cached date parsing, cached
@@ -32,7 +33,9 @@ machine has 2 cores shared with other work, load average 5-7 during these runs, 
 
 What still grows with the rows: the set of recording ids seen (duplicate-id check, ~90 bytes a row), the plan's
 ids (``Plan.shards``, plan.json), the columns an aggregate reads (dedup: id, title, summary, date, duration),
-and, for a catalog not sorted by id, the recordings table while the plan's recordings are written in id order.
+for a catalog not sorted by id, the recordings table while the plan's recordings are written in id order, and,
+per distinct audio file, its probe and resolved path (not measured: this benchmark has 1,000 files; a catalog of
+one file per row keeps these for every row).
 """
 
 from __future__ import annotations
