@@ -182,3 +182,27 @@ def test_ray_probes_give_the_recordings_of_thread_probes(messy, tmp_path):
     assert sorted(json.dumps(r, sort_keys=True) for r in stored) == sorted(
         json.dumps(r, sort_keys=True) for r in _rows(tmp_path / "threads" / probes.PROBES_DIR, "probes")
     )
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 20])
+def test_catalog_lines_split_as_splitlines_whatever_the_block_size(block):
+    """The CSV is read a block at a time; a \\r\\n split between two blocks is still one line end."""
+    import io
+    import random
+
+    from curate.catalog.read import _lines
+
+    rng = random.Random(block)
+    for _ in range(200):
+        data = bytes(rng.choice(b'ab,\r\n"') for _ in range(rng.randrange(0, 40)))
+        assert list(_lines(io.BytesIO(data), block)) == data.splitlines(keepends=True), data
+
+
+def test_a_quoted_field_over_several_lines_survives_chunking(tmp_path):
+    from curate.catalog.read import iter_catalog
+
+    path = tmp_path / "c.csv"
+    path.write_bytes(b'recording_id,audio_path,summary\r\na,x.wav,"one\r\ntwo"\r\nb,y.wav,plain\r\nc,z.wav,"3\n4"\n')
+    frames = list(iter_catalog(path, chunk_rows=1))
+    assert [f["summary"].tolist() for f in frames] == [["one\r\ntwo"], ["plain"], ["3\n4"]]
+    assert [f["_row"].tolist() for f in frames] == [[2], [4], [5]]

@@ -89,7 +89,7 @@ def _read_delimited(path: str | Path, f: BinaryIO, sep: str, chunk_rows: int) ->
     records: list[list[str]] = []
     flags: list[bool] = []
     starts: list[int] = []
-    prev = reader.line_num
+    prev, yielded = reader.line_num, False
     for rec in reader:
         span = range(prev + 1, reader.line_num + 1)
         prev = reader.line_num
@@ -101,8 +101,9 @@ def _read_delimited(path: str | Path, f: BinaryIO, sep: str, chunk_rows: int) ->
         if len(records) == chunk_rows:
             frame = _frame(records, header, flags, starts)
             records, flags, starts = [], [], []  # a suspended generator holds only the frame
+            yielded = True
             yield frame
-    if records or not starts:
+    if records or not yielded:  # the last rows, or the one (empty) frame of a catalog without rows
         yield _frame(records, header, flags, starts)
 
 
