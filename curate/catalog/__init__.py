@@ -218,6 +218,7 @@ def ingest_chunks(
     resolved: dict[str, str | Path] = {}  # the row's audio_path as given → resolved against the catalog
     key_of: dict[str, str] = {}  # str(that resolved path) → the key of its file (absolute, symlinks resolved)
     probes: dict[str, audio.AudioInfo | audio.AudioDecodeError] = {}
+    counts = [0, 0]  # recordings, failure/warning rows (for the log line)
     for df in iter_catalog(catalog_path, chunk_rows):
         checks: list[Failure] = []
         candidates: list[tuple[dict, str | Path, str]] = []
@@ -250,9 +251,12 @@ def ingest_chunks(
             if rec is not None:
                 recordings.append(rec)
         chunk = IngestChunk(recordings, checks, probed, len(candidates))
+        counts = [counts[0] + len(recordings), counts[1] + len(checks) + len(probed)]
         df = candidates = recordings = None  # while the caller writes the chunk, hold nothing else of it
         yield chunk
-    log.info("ingest: %d rows over %d distinct audio files", len(seen), len(probes))
+    log.info(
+        "ingest: %d recordings from %d distinct audio files, %d failure/warning rows", counts[0], len(probes), counts[1]
+    )
 
 
 def ingest(
