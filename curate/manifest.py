@@ -124,6 +124,58 @@ def write_table(path: str | Path, table: pa.Table, kind: str) -> Path:
     return path
 
 
+class PartWriter:
+    """Rows of one ``kind`` appended batch by batch (:func:`writer`)."""
+
+    def __init__(self, pq_writer: pq.ParquetWriter, kind: str, row_group_rows: int | None):
+        self._w, self.kind, self._group, self.rows = pq_writer, kind, row_group_rows, 0
+
+    def write(self, rows: pa.Table | Iterable[Any]) -> None:
+        """Append an Arrow table or records (dataclasses or dicts)."""
+        table = rows if isinstance(rows, pa.Table) else to_table(rows, self.kind)
+        schema = SCHEMAS[self.kind]
+        if table.schema.names != schema.names:
+            table = table.select(schema.names)
+        self._w.write_table(table.cast(schema), row_group_size=self._group)
+        self.rows += table.num_rows
+
+
+@contextmanager
+def writer(path: str | Path, kind: str, row_group_rows: int | None = None) -> Iterator[PartWriter]:
+    """Write one manifest file in batches without holding it all: the file appears (atomically, schema-stamped,
+    like :func:`write_table`) when the block ends without an error, and not at all otherwise. ``row_group_rows``:
+    at most this many rows per Parquet row group, for readers of a row range (:func:`read_rows`)."""
+    path = Path(path)
+    schema = SCHEMAS[kind].with_metadata({SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode(), KIND_KEY: kind.encode()})
+    with writing(path):
+        fd, tmp = _atomic_path(path)
+        os.close(fd)
+        try:
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as w:
+                yield PartWriter(w, kind, row_group_rows)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def read_rows(path: str | Path, kind: str, start: int, stop: int) -> pa.Table:
+    """Rows ``[start, stop)`` of one manifest file, reading only the row groups that hold them."""
+    pf = pq.ParquetFile(path)
+    _check(Path(path), pf.schema_arrow, kind)
+    groups, first, offset = [], None, 0
+    for i in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(i).num_rows
+        if offset < stop and offset + n > start:
+            groups.append(i)
+            first = offset if first is None else first
+        offset += n
+    if not groups:
+        return SCHEMAS[kind].empty_table()
+    table = pf.read_row_groups(groups)
+    return table.slice(start - first, stop - start).replace_schema_metadata(None)
+
+
 def write_records(path: str | Path, records: Iterable[Any], kind: str) -> Path:
     return write_table(path, to_table(records, kind), kind)
 
@@ -215,6 +267,9 @@ __all__ = [
     "to_table",
     "write_table",
     "write_records",
+    "writer",
+    "PartWriter",
+    "read_rows",
     "read_table",
     "iter_batches",
     "read_segments",

@@ -169,6 +169,21 @@ class Fingerprint:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """One distinct audio file's probe, as ingest checkpoints it (``_progress/probes``): its header info, or the
+    decode error (``error_path``: the path the error names, ``error``: the problem) every row using it reports."""
+
+    key: str
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    num_channels: int | None = None
+    codec: str | None = None
+    header_duration_s: float | None = None
+    error_path: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Repeat:
     """An excerpt of ``recording_id`` (``[start_s, end_s)``) that was heard before: at ``first_start_s`` of
     ``first_recording_id`` (the first occurrence, which is kept). ``bit_error_rate``: of the aligned match."""
@@ -294,6 +309,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "materialized": arrow_schema(MaterializedSegment),
     "fingerprints": arrow_schema(Fingerprint),
     "repeats": arrow_schema(Repeat),
+    "probes": arrow_schema(Probe),
     "tags": arrow_schema(TagFrame),
     "speakers": arrow_schema(SpeakerFrame),
 }
@@ -309,13 +325,19 @@ QUALITY_COLUMNS = (
 )
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a record class → its field names (to_row runs per row)
+
+
 def to_row(record: Any) -> dict[str, Any]:
     """A record as a plain dict for Arrow (words become dicts, RejectedSegment is flattened)."""
     if isinstance(record, RejectedSegment):
         row = to_row(record.segment)
         row.update(stage=record.stage, reason=record.reason)
         return row
-    row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    names = _FIELD_NAMES.get(type(record))
+    if names is None:
+        names = _FIELD_NAMES[type(record)] = tuple(f.name for f in dataclasses.fields(record))
+    row = {n: getattr(record, n) for n in names}
     if isinstance(record, Segment) and record.words is not None:
         row["words"] = [dataclasses.asdict(w) for w in record.words]
     return row
@@ -343,6 +365,7 @@ __all__ = [
     "SpeakerFrame",
     "Word",
     "Recording",
+    "Probe",
     "Decision",
     "Failure",
     "Segment",

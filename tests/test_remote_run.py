@@ -119,17 +119,17 @@ def test_a_prepare_interrupted_by_an_error_uploads_its_ingest_and_the_rerun_resu
 
     url = f"s3://{BUCKET}/runs/interrupted"
     pipe = load_pipeline("pipelines/seq.yaml", SHARDS)
-    real = driver.run_filters
+    real = driver.filter_run
 
     def interrupted(*args, **kw):
         raise KeyboardInterrupt  # Ctrl-C after ingest, during the filters
 
-    monkeypatch.setattr(driver, "run_filters", interrupted)
+    monkeypatch.setattr(driver, "filter_run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(pipe, catalog, url, runner="local")
     files = remote.remote_files(url)
     assert {"recordings.parquet", "_progress/prepare.json"} <= set(files) and "_progress/plan.json" not in files
-    monkeypatch.setattr(driver, "run_filters", real)
+    monkeypatch.setattr(driver, "filter_run", real)
     run_pipeline(pipe, catalog, url, runner="local")
     assert set(remote.remote_files(url)) == local_files(reference)
     assert segments(remote.local_copy(url)) == segments(reference)

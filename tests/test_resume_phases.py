@@ -15,24 +15,34 @@ from curate.runners import RunDirError, run_pipeline
 from curate.testing import make_archive
 
 SEQ = "pipelines/seq.yaml"
-# prepare() writes, in order: recordings.parquet, _progress/ingest_failures.parquet, decisions.parquet, plan.json
-BOUNDARIES = ["recordings.parquet", "ingest_failures.parquet", "decisions.parquet"]
+# prepare() writes, in order: prepare.json, probe checkpoints (_progress/probes/part-*.parquet), the ingest
+# failure rows, recordings.parquet, decisions.parquet, the plan's recordings, plan.json
+BOUNDARIES = [
+    "prepare.json",
+    "probes/part-00000.parquet",
+    "ingest_probe_failures.parquet",
+    "ingest_failures.parquet",
+    "recordings.parquet",
+    "audio_pass_failures.parquet",
+    "decisions.parquet",
+    "plan_recordings.parquet",
+]
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from curate import manifest
+    from pathlib import Path
     from curate.cli.app import main
 
-    target, real = sys.argv.pop(1), manifest.write_table
+    target, real = sys.argv.pop(1), os.replace
 
-    def write_table(path, table, kind):  # kill -9 right after the target file is written
-        out = real(path, table, kind)
-        if str(path).endswith(target):
-            (path.parent / f".{path.name}.abc123.tmp").write_bytes(b"half")  # as a kill mid-write leaves
+    def replace(src, dst, **kw):  # kill -9 right after the target file is (atomically) written
+        real(src, dst, **kw)
+        if str(dst).endswith(target):
+            dst = Path(dst)
+            (dst.parent / f".{dst.name}.abc123.tmp").write_bytes(b"half")  # as a kill mid-write leaves
             os.kill(os.getpid(), signal.SIGKILL)
-        return out
 
-    manifest.write_table = write_table
+    os.replace = replace
     sys.argv[0] = "curate"
     main()
 """)

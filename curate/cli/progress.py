@@ -23,13 +23,17 @@ def run_with_progress(pipeline, catalog: Path, out_dir: Path, **kw: Any) -> dict
                 completed=bar.tasks[ingest_task].completed or 1,
             )
             n = sum(len(s) for s in plan.shards)
-            done_ids = {r for i in range(len(plan.shards)) if i not in set(plan.pending()) for r in plan.shards[i]}
-            hours = sum(plan.recordings[r].duration_s for s in plan.shards for r in s) / 3600
-            done_h = sum(plan.recordings[r].duration_s for r in done_ids) / 3600
+            pending = set(plan.pending())
+            done = [i for i in range(len(plan.shards)) if i not in pending]
+            hours = float(plan.durations_s.sum()) / 3600
+            done_h = sum(float(plan.shard_duration_s(i).sum()) for i in done) / 3600
             state["hours"] = hours
             state["done_h"] = done_h
             state["task"] = bar.add_task(
-                "recordings", total=n, completed=len(done_ids), extra=f"{done_h:.2f}/{hours:.2f} h audio"
+                "recordings",
+                total=n,
+                completed=sum(len(plan.shards[i]) for i in done),
+                extra=f"{done_h:.2f}/{hours:.2f} h audio",
             )
 
         def on_done(summary: dict[str, Any]) -> None:

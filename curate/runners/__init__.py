@@ -13,6 +13,7 @@ from curate.errors import RunDirError
 from curate.rundir import RUN_JSON
 from curate.runners import remote
 from curate.runners.driver import Plan, finalize, prepare
+from curate.runners.probes import Backend
 
 RUNNERS = ("ray", "local")
 
@@ -42,11 +43,16 @@ def run_pipeline(
     if ray_address is None:  # a missing model fails now, not after ingest on every worker (on a cluster the
         check_models(pipeline)  # driver may not see the workers' model store, so the workers find out)
     t0 = time.perf_counter()
+    probe_backend = None
+    if runner == "ray":  # probe the catalog's files on the cluster, like everything else
+        from curate.runners import ray as ray_runner
+
+        probe_backend = ray_runner.probe_backend(ray_address)
     url = str(out_dir).rstrip("/") if remote.is_remote(out_dir) else None
     if url:  # a run directory on object storage: work in its staging copy (see curate.runners.remote)
-        plan = _prepare_staged(pipeline, catalog, url, on_ingest)
+        plan = _prepare_staged(pipeline, catalog, url, on_ingest, probe_backend)
     else:
-        plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest)
+        plan = prepare(pipeline, catalog, out_dir, on_ingest=on_ingest, probe_backend=probe_backend)
     t1 = time.perf_counter()
     if on_plan:
         on_plan(plan)
@@ -72,14 +78,20 @@ def run_pipeline(
     return run
 
 
-def _prepare_staged(pipeline: Pipeline, catalog: str | Path, url: str, on_ingest: Callable[[int], None] | None) -> Plan:
+def _prepare_staged(
+    pipeline: Pipeline,
+    catalog: str | Path,
+    url: str,
+    on_ingest: Callable[[int], None] | None,
+    probe_backend: Backend | None = None,
+) -> Plan:
     """:func:`prepare` in the staging copy of ``url``; what it wrote goes to the bucket, the plan last. When it
     is interrupted by an error or Ctrl-C, what it finished (ingest, audio-pass batches) is still uploaded, so
     the rerun resumes from there as a local run would (after a SIGKILL, the rerun redoes ingest and filters)."""
     local = remote.open_run(url)
     pulled = remote.snapshot(local)
     try:
-        plan = prepare(pipeline, catalog, local, on_ingest=on_ingest)
+        plan = prepare(pipeline, catalog, local, on_ingest=on_ingest, probe_backend=probe_backend)
     except RunDirError as e:  # a refusal: name the URL the user gave, not its staging copy; upload nothing
         raise RunDirError(str(e).replace(str(local), url)) from None
     except BaseException:

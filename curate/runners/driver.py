@@ -1,10 +1,12 @@
 """The run driver: ingest → filters (metadata, then audio passes and aggregates) → shard plan → (runner
 executes shards) → finalize.
 
-Both runners share everything here; they differ only in how shards are executed. A rerun of the same
-command on the same ``--out`` reuses the plan and skips shards with a completion marker; a run killed before
-its plan was written (e.g. during the fingerprint pass) redoes ingest and filters, and an audio pass skips
-the recordings whose results it already stored.
+Both runners share everything here; they differ only in how shards are executed (and where ingest probes
+audio files: driver threads or Ray tasks). A rerun of the same command on the same ``--out`` reuses the plan
+and skips shards with a completion marker; a run killed before its plan was written (e.g. during the
+fingerprint pass) redoes ingest and filters, but ingest probes only the files its checkpoint lacks and an audio
+pass skips the recordings whose results it already stored. Ingest, filters and planning stream through files
+(:mod:`curate.runners.streaming`), so the driver's memory follows a chunk of rows, not the catalog.
 """
 
 from __future__ import annotations
@@ -12,22 +14,38 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
+import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curate import audio, manifest
-from curate.catalog import ingest
 from curate.config import Pipeline
-from curate.errors import RecordingError, RunDirError
+from curate.errors import RunDirError
 from curate.rundir import RunDir
+from curate.runners.probes import PROBES_DIR, Backend, ProbeCheckpoint
 from curate.runners.shard import PROGRESS_DIR, load_marker
-from curate.schema import Decision, Failure, Recording, recording_from_row
+from curate.runners.streaming import (
+    AUDIO_PASS_FAILURES,
+    GROUP_ROWS,
+    INGEST_CHECKS,
+    INGEST_PROBED,
+    PLAN_RECORDINGS,
+    filter_run,
+    ingest_to_run,
+    positions_of,
+    read_shard,
+    run_audio_pass,
+    write_plan_recordings,
+)
+from curate.schema import Decision, Failure, Recording
 from curate.stages.base import Aggregate, AudioPass, Filter
 
 log = logging.getLogger(__name__)
@@ -35,17 +53,49 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Plan:
+    """Which kept recordings go in which shard. The recordings themselves stay on disk (the plan's recordings
+    file, in shard order): the driver holds their ids and durations, and a shard's recordings are read when the
+    shard is dispatched (:meth:`shard_recordings`)."""
+
     out_dir: Path
     pipeline: Pipeline
-    recordings: dict[str, Recording]
     shards: list[list[str]]  # recording ids per shard, deterministic
+    durations_s: np.ndarray  # of the kept recordings, in shard order
+    num_recordings: int  # every ingested recording (kept or not)
     remote: str | None = None  # a run directory on object storage, whose staging copy ``out_dir`` is
+
+    def __post_init__(self) -> None:
+        self.offsets = np.concatenate([[0], np.cumsum([len(s) for s in self.shards], dtype=np.int64)])
 
     def pending(self) -> list[int]:
         return [i for i in range(len(self.shards)) if load_marker(self.out_dir, i) is None]
 
+    def shard_rows(self, shard_id: int) -> tuple[int, int]:
+        """The row range of a shard in the plan's recordings file."""
+        return int(self.offsets[shard_id]), int(self.offsets[shard_id + 1])
+
+    def shard_duration_s(self, shard_id: int) -> np.ndarray:
+        """The durations of a shard's recordings, in its order."""
+        return self.durations_s[slice(*self.shard_rows(shard_id))]
+
     def shard_recordings(self, shard_id: int) -> list[Recording]:
-        return [self.recordings[r] for r in self.shards[shard_id]]
+        """A shard's recordings, read from the plan's recordings file. Shards dispatched in order share row
+        groups, so a block of at least ``GROUP_ROWS`` rows is read once and kept for the next shards."""
+        start, stop = self.shard_rows(shard_id)
+        block = getattr(self, "_block", None)
+        if block is None or not (block[0] <= start and stop <= block[1]):
+            end = max(stop, min(start + GROUP_ROWS, int(self.offsets[-1])))
+            block = self._block = (start, end, read_shard(self.out_dir, start, end))
+        return block[2][start - block[0] : stop - block[0]]
+
+    def processed_s(self, markers: list[dict[str, Any] | None]) -> float:
+        """Audio seconds of the recordings that the shard ``markers`` list as processed."""
+        total = 0.0
+        for i, m in enumerate(markers):
+            if m:
+                done = set(m["processed"])
+                total += sum(d for r, d in zip(self.shards[i], self.shard_duration_s(i), strict=True) if r in done)
+        return total
 
 
 def _sha256(path: str | Path) -> str:
@@ -58,42 +108,6 @@ def _sha256(path: str | Path) -> str:
 
 def pipeline_fingerprint(pipeline: Pipeline) -> str:
     return hashlib.sha256(json.dumps(pipeline.source, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-AUDIO_PASS_FAILURES = "audio_pass_failures.parquet"
-
-
-def run_audio_pass(
-    stage: AudioPass, df: pd.DataFrame, run: RunDir, threads: int | None = None
-) -> tuple[list[Decision], list[Failure]]:
-    """Run ``stage`` on every recording of ``df`` whose result is not stored yet, ``threads`` at a time, and
-    store the results batch by batch (a killed pass resumes). Returns drops + failure rows for unreadable audio."""
-    done = stage.done(run)
-    todo = [recording_from_row(r) for r in df.to_dict("records") if r["recording_id"] not in done]
-    decisions: list[Decision] = []
-    failures: list[Failure] = []
-
-    def one(rec: Recording) -> tuple[Recording, object, Exception | None]:
-        try:
-            return rec, stage.compute(rec), None
-        except (audio.AudioDecodeError, RecordingError) as e:
-            return rec, None, e
-
-    n = stage.resources.batch_size
-    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
-        for i in range(0, len(todo), n):
-            ok = []
-            for rec, result, err in pool.map(one, todo[i : i + n]):
-                if err is None:
-                    ok.append((rec.recording_id, result))
-                    continue
-                decisions.append(Decision(rec.recording_id, False, stage.stage_name, f"audio unreadable: {err}"))
-                failures.append(
-                    Failure(rec.recording_id, stage.stage_name, type(err).__name__, str(err), rec.audio_path)
-                )
-            stage.store(run, ok)
-            log.info("%s: %d/%d recordings", stage.stage_name, min(i + n, len(todo)), len(todo))
-    return decisions, failures
 
 
 def run_filters(df: pd.DataFrame, stages: list, run: RunDir | None = None) -> tuple[list[Decision], list[Failure]]:
@@ -147,7 +161,10 @@ PREPARE_FILES = {
     "recordings.parquet",
     "decisions.parquet",
     PROGRESS_DIR,
-    f"{PROGRESS_DIR}/ingest_failures.parquet",
+    INGEST_CHECKS,
+    INGEST_PROBED,
+    PLAN_RECORDINGS,
+    PROBES_DIR,
     f"{PROGRESS_DIR}/prepare.json",
     f"{PROGRESS_DIR}/{AUDIO_PASS_FAILURES}",
 }
@@ -157,7 +174,8 @@ def _interrupted_prepare(out_dir: Path) -> bool:
     """Does ``out_dir`` hold only what an interrupted :func:`prepare` leaves (its files and temp files)?"""
     for p in out_dir.rglob("*"):
         rel = p.relative_to(out_dir).as_posix()
-        if rel not in PREPARE_FILES and not (p.name.startswith(".") and p.name.endswith(".tmp")):
+        probes = rel.startswith(f"{PROBES_DIR}/part-") and rel.endswith(".parquet")
+        if rel not in PREPARE_FILES and not probes and not (p.name.startswith(".") and p.name.endswith(".tmp")):
             return False
     return True
 
@@ -218,9 +236,15 @@ def plan_shards(
 
 
 def prepare(
-    pipeline: Pipeline, catalog: str | Path, out_dir: str | Path, on_ingest: Callable[[int], None] | None = None
+    pipeline: Pipeline,
+    catalog: str | Path,
+    out_dir: str | Path,
+    on_ingest: Callable[[int], None] | None = None,
+    probe_backend: Backend | None = None,
 ) -> Plan:
-    """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command."""
+    """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command.
+    ``probe_backend``: how distinct audio files are probed (driver threads by default; the Ray runner passes
+    Ray tasks); every probed chunk is checkpointed, so a rerun after a kill probes only what is left."""
     if audio.is_url(out_dir):
         raise RunDirError(f"{out_dir}: prepare needs a local directory (run_pipeline stages a URL run directory)")
     out_dir = Path(out_dir)
@@ -239,12 +263,8 @@ def prepare(
         refusal = _refusal(out_dir, saved, fp, source)
         if refusal:
             raise RunDirError(refusal)
-        recs = {
-            r["recording_id"]: recording_from_row(r)
-            for r in manifest.read_table(out_dir / "recordings.parquet", "recordings").to_pylist()
-        }
         log.info("resuming %s: %d shards planned", out_dir, len(saved["shards"]))
-        return Plan(out_dir, pipeline, recs, saved["shards"])
+        return _load_plan(out_dir, pipeline, saved["shards"])
     if out_dir.exists() and any(out_dir.iterdir()):
         # a run killed before its plan: the same command (prepare.json) or only prepare's own files left
         resumable = started_file.exists() and json.loads(started_file.read_text()).get("fingerprint") == fp
@@ -253,30 +273,49 @@ def prepare(
         log.info("%s: ingest or planning was interrupted before the plan was written; starting them again", out_dir)
         for tmp in out_dir.rglob(".*.tmp"):  # half-written files of the killed prepare
             tmp.unlink()
+        if not resumable:  # another command's probes: its catalog may name other files
+            shutil.rmtree(out_dir / PROBES_DIR, ignore_errors=True)
     manifest.write_json(started_file, {"fingerprint": fp})  # a run killed before its plan resumes from here
-    result = ingest(
+    ingest_to_run(
         catalog,
+        out_dir,
         min_duration_s=pipeline.settings.min_duration_s,
         published_format=pipeline.settings.published_format,
+        probe=ProbeCheckpoint(out_dir, probe_backend),
         on_progress=on_ingest,
     )
-    manifest.write_records(out_dir / "recordings.parquet", result.recordings, "recordings")
-    manifest.write_records(out_dir / PROGRESS_DIR / "ingest_failures.parquet", result.failures, "failures")
-    df = manifest.read_table(out_dir / "recordings.parquet", "recordings").to_pandas()
-    decisions, pass_failures = run_filters(df, pipeline.filters, RunDir(out_dir))
-    manifest.write_records(out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES, pass_failures, "failures")
-    manifest.write_records(out_dir / "decisions.parquet", decisions, "decisions")
-    kept = sorted(d.recording_id for d in decisions if d.kept)
-    durations = {r.recording_id: r.duration_s for r in result.recordings}
-    shards = plan_shards(
-        kept, [durations[r] for r in kept], pipeline.settings.shard_size, pipeline.settings.shard_hours
-    )
+    alive = filter_run(out_dir, pipeline.filters)
+    shards, positions = _plan(out_dir, alive, pipeline)
+    write_plan_recordings(out_dir, positions)
     manifest.write_json(plan_file, {"fingerprint": fp, "pipeline_source": source, "shards": shards})
-    return Plan(out_dir, pipeline, {r.recording_id: r for r in result.recordings}, shards)
+    return _load_plan(out_dir, pipeline, shards)
+
+
+def _plan(out_dir: Path, alive: np.ndarray, pipeline: Pipeline) -> tuple[list[list[str]], np.ndarray]:
+    """Shards of the kept recordings (sorted by id) and their row positions in recordings.parquet, in plan order."""
+    table = manifest.read_table(out_dir / "recordings.parquet", "recordings", ["recording_id", "duration_s"])
+    positions = np.flatnonzero(alive)
+    kept = table.take(pa.array(positions))
+    order = np.asarray(pc.sort_indices(kept, [("recording_id", "ascending")]))
+    ids = kept.column("recording_id").take(pa.array(order)).to_pylist()
+    durations = kept.column("duration_s").to_numpy()[order]
+    settings = pipeline.settings
+    return plan_shards(ids, durations.tolist(), settings.shard_size, settings.shard_hours), positions[order]
+
+
+def _load_plan(out_dir: Path, pipeline: Pipeline, shards: list[list[str]]) -> Plan:
+    """The plan of ``shards``, with its recordings file (written now for a plan made before that file existed)."""
+    if not (out_dir / PLAN_RECORDINGS).exists():
+        write_plan_recordings(out_dir, positions_of(out_dir, [r for s in shards for r in s]))
+    durations = manifest.read_table(out_dir / PLAN_RECORDINGS, "recordings", ["duration_s"]).column(0).to_numpy()
+    n = pq.ParquetFile(out_dir / "recordings.parquet").metadata.num_rows
+    return Plan(out_dir, pipeline, shards, durations, n)
 
 
 def collect_failures(out_dir: Path) -> list[Failure]:
-    tables = [manifest.read_table(out_dir / PROGRESS_DIR / "ingest_failures.parquet", "failures")]
+    tables = [manifest.read_table(out_dir / INGEST_CHECKS, "failures")]
+    if (out_dir / INGEST_PROBED).exists():  # runs prepared before the probe rows had their own file lack it
+        tables.append(manifest.read_table(out_dir / INGEST_PROBED, "failures"))
     if (out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES).exists():
         tables.append(manifest.read_table(out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES, "failures"))
     part_dir = out_dir / PROGRESS_DIR / "failures"
@@ -321,7 +360,7 @@ def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, An
             info.setdefault(k, v)
     failed = {f.recording_id for f in rows if f.severity == "error"} - set(processed)
     _mark_failed(out_dir, rows, failed)
-    input_s = sum(plan.recordings[r].duration_s for r in processed)
+    input_s = plan.processed_s(markers)
     stats = compute_stats(out_dir, plan.pipeline.variants(), input_s)
     write_stats(out_dir, stats)
     return RunDir(out_dir).write_run(
@@ -331,7 +370,7 @@ def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, An
         runner=runner,
         timings_s=timings,
         counts={
-            "recordings": len(plan.recordings),
+            "recordings": plan.num_recordings,
             "kept": sum(len(s) for s in plan.shards),
             "processed": len(processed),
             "failed": len(failed),  # recordings with an error row that produced nothing

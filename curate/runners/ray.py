@@ -15,6 +15,7 @@ from typing import Any
 
 from curate.runners.driver import Plan
 from curate.runners.shard import PipelineWorker, ShardState, node_run_dir, publish
+from curate.runners.streaming import read_shard
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +41,18 @@ class _ShardActor:
 
 
 def _shard_items(plan: Plan, pending: list[int]) -> list[dict[str, Any]]:
-    """One Ray Data row per pending shard, carrying its own recordings: a worker never holds the catalog."""
-    from ray import cloudpickle
-
-    return [{"shard_id": i, "recordings": cloudpickle.dumps(plan.shard_recordings(i))} for i in pending]
+    """One Ray Data row per pending shard: its id and its row range in the plan's recordings file, which the
+    worker reads (the driver never holds the recordings, and a worker only its shard's)."""
+    return [dict(zip(("start", "stop"), plan.shard_rows(i), strict=True), shard_id=i) for i in pending]
 
 
 def _run_shards(worker: PipelineWorker, batch: dict[str, Any]) -> dict[str, Any]:
     import json
 
-    from ray import cloudpickle
-
+    worker.setup()  # its out_dir is now this node's run directory (a staging copy for a URL run)
     out = [
-        json.dumps(worker(int(shard_id), cloudpickle.loads(recs)))
-        for shard_id, recs in zip(batch["shard_id"], batch["recordings"], strict=True)
+        json.dumps(worker(int(shard_id), read_shard(worker.out_dir, int(start), int(stop))))
+        for shard_id, start, stop in zip(batch["shard_id"], batch["start"], batch["stop"], strict=True)
     ]
     return {"summary": out}
 
@@ -250,6 +249,28 @@ def map_tasks(
         yield ray.get(done[0])
 
 
+def _probe_task(item: dict[str, Any]) -> dict[str, Any]:
+    import dataclasses
+
+    from curate.runners.probes import probe_chunk
+
+    return {"probes": [dataclasses.asdict(p) for p in probe_chunk(item["items"])]}
+
+
+def probe_backend(address: str | None = None):
+    """Ingest's probing as Ray tasks (one per chunk of distinct files), for
+    :class:`~curate.runners.probes.ProbeCheckpoint`: results come back as small rows, stored by the driver as
+    each task finishes."""
+    from curate.schema import Probe
+
+    def backend(chunks):
+        items = [{"items": [(k, str(p)) for k, p in chunk]} for chunk in chunks]
+        for result in map_tasks(items, _probe_task, address=address):
+            yield [Probe(**r) for r in result["probes"]]
+
+    return backend
+
+
 class _FactoryActor:
     def __init__(self, factory: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]]):
         self.fn = factory()
@@ -338,8 +359,18 @@ def execute_stage_pools(
     res = ray.cluster_resources()
     cluster_cpus, cluster_gpus = int(res.get("CPU", 1)), int(res.get("GPU", 0))
     t0 = time.time()
-    items = [{"shard_id": i, "state": cloudpickle.dumps(ShardState(i, plan.shard_recordings(i)))} for i in pending]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    items = _shard_items(plan, pending)
+    out_dir, pipeline, remote = str(plan.out_dir), plan.pipeline, plan.remote
+
+    def load(batch: dict[str, Any]) -> dict[str, Any]:  # a shard's recordings, read on the worker
+        local = node_run_dir(out_dir, remote)
+        states = [
+            cloudpickle.dumps(ShardState(int(i), read_shard(local, int(a), int(b))))
+            for i, a, b in zip(batch["shard_id"], batch["start"], batch["stop"], strict=True)
+        ]
+        return {"shard_id": batch["shard_id"], "state": states}
+
+    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(load, batch_size=1, num_cpus=1)
     first = True
     for p in plan.pipeline.passes:
         for k, stage in enumerate(p.stages):
@@ -367,7 +398,6 @@ def execute_stage_pools(
                     )
 
                 ds = ds.map_batches(run, batch_size=1, num_cpus=1)
-    out_dir, pipeline, remote = str(plan.out_dir), plan.pipeline, plan.remote
 
     def write(batch: dict[str, Any]) -> dict[str, Any]:
         local = node_run_dir(out_dir, remote)

@@ -86,6 +86,9 @@ class Filter(Stage):
 class Aggregate(Stage):
     """Looks at the whole catalog at once."""
 
+    # the recordings columns ``drop`` reads (None: all); the driver loads only these for a big catalog
+    columns: ClassVar[tuple[str, ...] | None] = None
+
     def drop(self, df: pd.DataFrame) -> pd.DataFrame:
         """Rows to drop: columns ``recording_id``, ``reason``, ``duplicate_of`` (nullable)."""
         raise NotImplementedError

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
 from curate.errors import ConfigError
@@ -18,25 +20,38 @@ def normalize_text(value: object) -> str:
     """Lower-case, accents and punctuation removed, whitespace collapsed: 'Het  Journaal!' == 'het journaal'."""
     if not isinstance(value, str):
         return ""
-    text = unicodedata.normalize("NFKD", value)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = value.lower()
+    if not value.isascii():  # ASCII has no accents to strip (and NFKD leaves it as it is)
+        text = unicodedata.normalize("NFKD", value)
+        text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def _groups(d: pd.DataFrame, chunk: int = 50_000) -> np.ndarray:
+    """Group numbers (from 1) of rows in order: a new group wherever the normalised title, summary or publication
+    date differs from the row before. Keys are compared as they are made, never all held (a big catalog)."""
+    group = np.empty(len(d), np.int64)
+    prev, g = None, 0
+    for start in range(0, len(d), chunk):
+        part = d.iloc[start : start + chunk]
+        cols = [part[c].to_numpy(dtype=object, na_value=None) for c in ("title", "summary", "published")]
+        for i, (title, summary, published) in enumerate(zip(*cols, strict=True), start):
+            key = (normalize_text(title), normalize_text(summary), published[:10])
+            if key != prev:
+                g, prev = g + 1, key
+            group[i] = g
+    return group
 
 
 def find_duplicates(df: pd.DataFrame, keep: str = "first") -> pd.DataFrame:
     """Rows to drop: ``recording_id``, ``reason``, ``duplicate_of``. ``df`` needs recording_id, title,
     summary, published, duration_s. Recordings without a publication date are never duplicates."""
-    d = df[["recording_id", "title", "summary", "published", "duration_s"]].copy()
-    d = d[d["published"].notna()]
-    d["_key"] = (
-        d["title"].map(normalize_text) + "\x1f" + d["summary"].map(normalize_text) + "\x1f" + d["published"].str[:10]
-    )
+    d = df.loc[df["published"].notna(), ["recording_id", "title", "summary", "published", "duration_s"]]
     d = d.sort_values(["published", "recording_id"], kind="stable").reset_index(drop=True)
     # a run of consecutive rows (in publication order) sharing the key is one group
-    group = (d["_key"] != d["_key"].shift()).cumsum()
-    d["_group"] = group
-    sizes = d.groupby("_group")["recording_id"].transform("size")
-    d = d[sizes > 1]
+    group = _groups(d)
+    many = np.bincount(group)[group] > 1
+    d = d[many].assign(_group=group[many])
     if d.empty:
         return pd.DataFrame({"recording_id": [], "reason": [], "duplicate_of": []})
     if keep == "longest":
@@ -63,6 +78,7 @@ def find_duplicates(df: pd.DataFrame, keep: str = "first") -> pd.DataFrame:
 @dataclass
 class MetadataDedup(Aggregate):
     keep: str = "first"  # "first" (earliest broadcast) or "longest"
+    columns: ClassVar[tuple[str, ...]] = ("recording_id", "title", "summary", "published", "duration_s")
 
     def validate(self) -> None:
         if self.keep not in ("first", "longest"):

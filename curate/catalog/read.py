@@ -1,0 +1,197 @@
+"""Reading a catalog file: CSV/TSV (streamed, a chunk of rows at a time), JSONL or Parquet, local or an fsspec
+URL, into frames of strings (``None`` for empty) with each row's line number and a flag for metadata that was
+not UTF-8 (re-read as Windows-1252). Only a catalog that cannot be read at all (or lacks a required column)
+is an error."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+
+from curate import audio
+
+REQUIRED = ("recording_id", "audio_path")
+
+
+class CatalogError(ValueError):
+    """The catalog as a whole cannot be used (unreadable, wrong format, required column missing)."""
+
+
+def clean_column(values: list) -> list:
+    """Empty cells (``""`` or only whitespace, NaN, None) are ``None``; everything else as read. One list
+    comprehension per column: this runs on every cell of a big catalog."""
+    return [
+        None if v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and v != v) else v
+        for v in values
+    ]
+
+
+def _fix_encoding(value: object) -> tuple[object, bool]:
+    """Undo ``surrogateescape`` decoding: bytes that were not UTF-8 are re-read as Windows-1252."""
+    if not isinstance(value, str):
+        return value, False
+    try:
+        value.encode("utf-8")
+        return value, False
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogateescape")
+        return raw.decode("cp1252", "replace"), True
+
+
+def _lines(f: BinaryIO, block: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of ``f`` as ``bytes.splitlines(keepends=True)`` splits them (at \\r\\n, \\r or \\n), read a block
+    at a time: a big catalog is never held whole."""
+    buf = b""
+    while data := f.read(block):
+        buf += data
+        pos = 0
+        for m in _EOL.finditer(buf):
+            if m.end() == len(buf) and m.group() == b"\r":
+                break  # maybe the first half of a \r\n split between blocks
+            yield buf[pos : m.end()]
+            pos = m.end()
+        buf = buf[pos:]
+    if buf:
+        yield buf
+
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def _read_delimited(path: str | Path, f: BinaryIO, sep: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """CSV/TSV with per-line decoding: lines that are not UTF-8 are read as Windows-1252 and their rows
+    flagged (``_bad_encoding``), instead of failing the whole catalog. Yields ``chunk_rows`` rows at a time
+    (at least one, possibly empty, frame)."""
+    bad_lines: set[int] = set()
+
+    def decoded() -> Iterator[str]:
+        for i, raw in enumerate(_lines(f), 1):
+            try:
+                yield raw.decode("utf-8-sig" if i == 1 else "utf-8")
+            except UnicodeDecodeError:
+                bad_lines.add(i)
+                yield raw.decode("cp1252", "replace")
+
+    reader = csv.reader(decoded(), delimiter=sep)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CatalogError(f"{path}: empty catalog") from None
+    records: list[list[str]] = []
+    flags: list[bool] = []
+    starts: list[int] = []
+    prev, yielded = reader.line_num, False
+    for rec in reader:
+        span = range(prev + 1, reader.line_num + 1)
+        prev = reader.line_num
+        if not any(f.strip() for f in rec):
+            continue
+        records.append((rec + [""] * (len(header) - len(rec)))[: len(header)])
+        flags.append(any(i in bad_lines for i in span))
+        starts.append(span[0])
+        if len(records) == chunk_rows:
+            frame = _frame(records, header, flags, starts)
+            records, flags, starts = [], [], []  # a suspended generator holds only the frame
+            yielded = True
+            yield frame
+    if records or not yielded:  # the last rows, or the one (empty) frame of a catalog without rows
+        yield _frame(records, header, flags, starts)
+
+
+def _frame(records: list[list[str]], header: list[str], flags: list[bool], starts: list[int]) -> pd.DataFrame:
+    df = pd.DataFrame(records, columns=header).astype(object)
+    df["_bad_encoding_lines"] = flags
+    df["_line"] = starts
+    return df
+
+
+def _raw_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The catalog's rows as read, ``chunk_rows`` at a time. CSV/TSV stream; JSONL and Parquet are parsed whole
+    (their columns are the union over all rows), then sliced."""
+    name = PurePosixPath(str(path).split("?", 1)[0])
+    suffix = "".join(name.suffixes[-2:]).lower() if name.suffix == ".gz" else name.suffix.lower()
+    try:
+        with audio.open_binary(path) as f:
+            if suffix in (".csv", ".tsv", ".txt"):
+                yield from _read_delimited(path, f, "\t" if suffix == ".tsv" else ",", chunk_rows)
+                return
+            data = f.read()
+    except csv.Error as e:
+        raise CatalogError(f"{path}: cannot read catalog (Error: {e})") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise CatalogError(f"{path}: catalog file not found") from None
+    except OSError as e:
+        raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
+    try:
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            text = data.decode("utf-8", "surrogateescape")
+            rows = []
+            for i, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise CatalogError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            df = pd.DataFrame(rows).astype(object)
+        elif suffix == ".parquet":
+            df = pd.read_parquet(io.BytesIO(data)).astype(object)
+        else:
+            raise CatalogError(f"{path}: unknown catalog format '{suffix}' (use .csv, .tsv, .jsonl or .parquet)")
+    except CatalogError:
+        raise
+    except Exception as e:
+        raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
+    df["_row"] = range(1, len(df) + 1)
+    for i in range(0, max(len(df), 1), chunk_rows):
+        yield df.iloc[i : i + chunk_rows]
+
+
+def _tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """Empty cells → None, non-UTF-8 text re-read as Windows-1252 (flagged in ``_bad_encoding``), ``_row``."""
+    pre_bad = df.pop("_bad_encoding_lines") if "_bad_encoding_lines" in df.columns else None
+    line = df.pop("_line") if "_line" in df.columns else df.pop("_row")
+    bad = np.zeros(len(df), bool) if pre_bad is None else pre_bad.to_numpy(bool).copy()
+    columns = {}
+    for col in df.columns:
+        values = [_empty_none(v) for v in df[col].tolist()]
+        for i in [i for i, v in enumerate(values) if isinstance(v, str) and not v.isascii()]:
+            values[i], was_bad = _fix_encoding(values[i])
+            bad[i] |= was_bad
+        columns[col] = pd.Series(values, dtype=object)
+    out = pd.DataFrame(columns, columns=df.columns)
+    out["_bad_encoding"] = bad
+    out["_row"] = line.to_numpy()
+    return out
+
+
+def _empty_none(v: object) -> object:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v) else v
+
+
+def iter_catalog(path: str | Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+    """The catalog as :func:`read_catalog` reads it, ``chunk_rows`` rows at a time (at least one frame)."""
+    path = path if audio.is_url(path) else Path(path)
+    for df in _raw_chunks(path, chunk_rows):
+        missing = [c for c in REQUIRED if c not in df.columns]
+        if missing:
+            found = [c for c in df.columns if c not in ("_bad_encoding_lines", "_line", "_row")]
+            raise CatalogError(f"{path}: required column(s) {missing} missing; found columns {found}")
+        yield _tidy(df.copy())
+
+
+def read_catalog(path: str | Path) -> pd.DataFrame:
+    """Every row as strings (``None`` for empty), plus ``_row`` (1-based line number) and ``_bad_encoding``.
+    ``path``: a local file or an fsspec URL."""
+    return pd.concat(list(iter_catalog(path)), ignore_index=True)
+
+
+__all__ = ["REQUIRED", "CatalogError", "clean_column", "iter_catalog", "read_catalog"]

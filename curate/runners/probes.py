@@ -1,0 +1,80 @@
+"""Ingest's probes, checkpointed: each chunk of distinct files probed is stored in the run directory as it
+completes (``_progress/probes/part-*.parquet``), so a run killed during ingest probes only the files it had not
+probed yet when the same command runs again. Probing runs in driver threads (local runner) or as Ray tasks
+(:func:`curate.runners.ray.probe_chunks`); either way the driver stores the results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from curate import audio, manifest
+from curate.catalog import probe_distinct
+from curate.runners.shard import PROGRESS_DIR
+from curate.schema import Probe
+
+log = logging.getLogger(__name__)
+
+PROBES_DIR = f"{PROGRESS_DIR}/probes"
+CHUNK_FILES = 2000  # distinct files per probe chunk: one checkpoint file (and one Ray task) each
+
+Item = tuple[str, "str | Path"]  # (key, path to probe)
+Result = audio.AudioInfo | audio.AudioDecodeError
+# a probing back end: chunks of items in, each chunk's Probe rows out as it completes (any order)
+Backend = Callable[[list[list[Item]]], Iterator[list[Probe]]]
+
+
+def to_probe(key: str, result: Result) -> Probe:
+    if isinstance(result, audio.AudioDecodeError):
+        return Probe(key, error_path=result.path, error=result.problem)
+    r = result
+    return Probe(key, r.duration_s, r.sample_rate, r.num_channels, r.codec, r.header_duration_s)
+
+
+def from_probe(p: Probe | dict) -> Result:
+    p = p if isinstance(p, Probe) else Probe(**p)
+    if p.error is not None:
+        return audio.AudioDecodeError(p.error_path, p.error)
+    return audio.AudioInfo(p.duration_s, p.sample_rate, p.num_channels, p.codec, p.header_duration_s)
+
+
+def probe_chunk(items: list[Item]) -> list[Probe]:
+    """Probe one chunk of distinct files (threads), as checkpoint rows. Also what a Ray probe task runs."""
+    got = probe_distinct(items, threads=8)
+    return [to_probe(k, got[k]) for k, _ in items]
+
+
+def thread_backend(chunks: list[list[Item]]) -> Iterator[list[Probe]]:
+    for chunk in chunks:
+        yield probe_chunk(chunk)
+
+
+class ProbeCheckpoint:
+    """The ``probe`` of :func:`curate.catalog.ingest_chunks`: answers from the run directory's stored probes, and
+    probes the rest with ``backend`` in chunks of ``chunk_files``, storing each chunk as it arrives."""
+
+    def __init__(self, out_dir: Path, backend: Backend | None = None, chunk_files: int | None = None):
+        self.dir = Path(out_dir) / PROBES_DIR
+        self.backend = backend or thread_backend
+        self.chunk_files = chunk_files or CHUNK_FILES
+        self.stored = len(list(self.dir.glob("part-*.parquet"))) if self.dir.exists() else 0
+        self.known: dict[str, Result] = {}
+        if self.stored:
+            table = manifest.read_table(self.dir, "probes")
+            self.known = {r["key"]: from_probe(r) for r in table.to_pylist()}
+            log.info("ingest: %d distinct files already probed (%s)", len(self.known), self.dir)
+
+    def __call__(self, items: list[Item]) -> dict[str, Result]:
+        out = {k: self.known[k] for k, _ in items if k in self.known}
+        todo = [(k, p) for k, p in items if k not in self.known]
+        chunks = [todo[i : i + self.chunk_files] for i in range(0, len(todo), self.chunk_files)]
+        for rows in self.backend(chunks) if chunks else ():
+            manifest.write_records(self.dir / f"part-{self.stored:05d}.parquet", rows, "probes")
+            self.stored += 1
+            out.update((r.key, from_probe(r)) for r in rows)
+        return out
+
+
+__all__ = ["PROBES_DIR", "CHUNK_FILES", "ProbeCheckpoint", "probe_chunk", "thread_backend", "to_probe", "from_probe"]
