@@ -1,6 +1,7 @@
 """A header that disagrees with the audio is never silent: the decoded duration wins and a warning row says
 so; a truncated file becomes a failure row and decisions.parquet no longer says it was kept."""
 
+import json
 import re
 import struct
 import subprocess
@@ -57,6 +58,11 @@ def run(tmp_path_factory):
         "failures": manifest.read_table(out / "failures.parquet", "failures").to_pylist()
         + manifest.read_table(out / "warnings.parquet", "warnings").to_pylist(),
         "segments": manifest.read_table(out / "variants" / "seq", "segments").to_pylist(),
+        "recordings": {
+            r["recording_id"]: r["duration_s"]
+            for r in manifest.read_table(out / "recordings.parquet", "recordings").to_pylist()
+        },
+        "input_h": json.loads((out / "stats.json").read_text())["input_hours"],
         "decisions": {
             d["recording_id"]: d for d in manifest.read_table(out / "decisions.parquet", "decisions").to_pylist()
         },
@@ -93,3 +99,13 @@ def test_a_truncated_file_is_a_failure_and_not_kept(run):
 def test_good_recordings_stay_kept(run):
     assert run["decisions"]["good"]["kept"] is True
     assert not [f for f in _rows(run, "good") if f["severity"] == "error"]
+
+
+def test_recordings_table_and_stats_hold_the_decoded_durations(run):
+    """recordings.parquet and the stats' input hours say what the audio holds, not what its header claimed."""
+    durations = run["recordings"]
+    assert 79.0 < durations["flac_holds_more"] <= 80.0  # the header said 40 s
+    assert durations["wav_claims_more"] == pytest.approx(30.7, abs=0.01)  # probed from the data: right at ingest
+    assert durations["good"] == pytest.approx(31.0, abs=0.01)
+    processed_s = durations["flac_holds_more"] + durations["wav_claims_more"] + durations["good"]
+    assert run["input_h"] == pytest.approx(processed_s / 3600, rel=1e-3)  # the truncated file is not input

@@ -93,8 +93,9 @@ class Plan:
         total = 0.0
         for i, m in enumerate(markers):
             if m:
-                done = set(m["processed"])
-                total += sum(d for r, d in zip(self.shards[i], self.shard_duration_s(i), strict=True) if r in done)
+                done, decoded = set(m["processed"]), m.get("decoded_s") or {}
+                durations = zip(self.shards[i], self.shard_duration_s(i), strict=True)
+                total += sum(decoded.get(r, d) for r, d in durations if r in done)
         return total
 
 
@@ -343,6 +344,22 @@ def _mark_failed(out_dir: Path, failures: list[Failure], failed: set[str]) -> No
     manifest.write_records(path, rows, "decisions")
 
 
+def _correct_durations(out_dir: Path, decoded_s: dict[str, float]) -> None:
+    """recordings.parquet says what each file's audio holds: a recording whose audio decoded to another length
+    than its header claimed (a warning row says both) gets the decoded duration. Idempotent; a no-op (no
+    rewrite) when every header was right."""
+    path = out_dir / "recordings.parquet"
+    if not decoded_s:
+        return
+    table = manifest.read_table(path, "recordings")
+    old = table.column("duration_s").to_numpy()
+    new = np.array([decoded_s.get(r, d) for r, d in zip(table.column("recording_id").to_pylist(), old, strict=True)])
+    if np.array_equal(old, new):
+        return
+    i = table.schema.get_field_index("duration_s")
+    manifest.write_table(path, table.set_column(i, table.schema.field(i), pa.array(new, pa.float64())), "recordings")
+
+
 def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, Any]:
     """Merge failures, compute stats, write run.json. Idempotent."""
     from curate.stats import compute_stats, write_stats
@@ -360,6 +377,7 @@ def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, An
             info.setdefault(k, v)
     failed = {f.recording_id for f in rows if f.severity == "error"} - set(processed)
     _mark_failed(out_dir, rows, failed)
+    _correct_durations(out_dir, {r: d for m in markers if m for r, d in (m.get("decoded_s") or {}).items()})
     input_s = plan.processed_s(markers)
     stats = compute_stats(out_dir, plan.pipeline.variants(), input_s)
     write_stats(out_dir, stats)

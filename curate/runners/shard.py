@@ -42,6 +42,7 @@ class RecordingOutput:
     rejected: dict[str, list[RejectedSegment]] = field(default_factory=lambda: defaultdict(list))
     info: dict[str, Any] = field(default_factory=dict)
     frames: dict[str, Frames] = field(default_factory=dict)  # frame scores by kind, saved under scores/
+    decoded_s: float | None = None  # the decoded duration, when it disagrees with the header's (it wins)
 
 
 def _label(segments: list[Segment], variant: str) -> list[Segment]:
@@ -119,10 +120,11 @@ def failure_row(rec: Recording, error: Exception) -> Failure:
 def process_recording(pipeline: Pipeline, rec: Recording, verify: bool = True) -> tuple[RecordingOutput, list[str]]:
     """Every pass and derivation on one recording, its audio decoded once for all of them."""
     warnings: list[str] = []
+    original = rec
     if verify:
         warnings, rec = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
     ctx = recording_context(pipeline.settings, rec)
-    out = RecordingOutput()
+    out = RecordingOutput(decoded_s=rec.duration_s if verify and rec is not original else None)
     try:
         for p in pipeline.passes:
             run_stages(p.stages, ctx, [], out)
@@ -172,6 +174,7 @@ def write_shard(
             info.setdefault(k, v)
         for kind, frames in out.frames.items():
             written.append(manifest.write_table(run.scores_path(kind, rec.recording_id), frames.to_arrow(), kind))
+    decoded = {rid: out.decoded_s for rid, (out, _) in outputs.items() if out.decoded_s is not None}
     name = shard_name(shard_id)
     for v, segs in variants.items():
         if segs:
@@ -186,7 +189,10 @@ def write_shard(
         "recordings": [r.recording_id for r in recordings],
         "processed": done_ids,
         "failed": sorted({f.recording_id for f in failures if f.severity == "error"}),
-        "audio_s": sum(r.duration_s for r in recordings),
+        "audio_s": sum(decoded.get(r.recording_id, r.duration_s) for r in recordings),
+        # recordings whose audio decoded to another length than the header said: finalize corrects
+        # recordings.parquet with these, so hours in the stats are the audio's
+        "decoded_s": decoded,
         "segments": {v: len(s) for v, s in variants.items()},
         "seconds": seconds,
         "info": info,
@@ -264,6 +270,8 @@ class ShardState:
             if rid in self.failures:
                 continue
             out = self.outputs.setdefault(rid, RecordingOutput())
+            if rid in self.decoded:
+                out.decoded_s = self.decoded[rid].duration_s
             ctx = recording_context(pipeline.settings, self.decoded.get(rid, rec))
             ctx.frames = dict(out.frames)
             derive_recording(pipeline.derive, ctx, out)
