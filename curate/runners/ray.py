@@ -269,7 +269,8 @@ def execute_stage_pools(
     res = ray.cluster_resources()
     cluster_cpus, cluster_gpus = int(res.get("CPU", 1)), int(res.get("GPU", 0))
     t0 = time.time()
-    items = [{"shard_id": i, "state": cloudpickle.dumps(ShardState(i, plan.shard_recordings(i)))} for i in pending]
+    states = [ShardState(i, plan.shard_recordings(i), out_dir=str(plan.out_dir)) for i in pending]
+    items = [{"shard_id": s.shard_id, "state": cloudpickle.dumps(s)} for s in states]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     first = True
     for p in plan.pipeline.passes:

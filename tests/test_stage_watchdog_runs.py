@@ -1,0 +1,116 @@
+"""The stage watchdog in whole runs: a stage that hangs on one recording (``curate.testing.stalls``) costs that
+recording only. Soft limit (Python code): a failure row naming the stage, in both runners. Hard limit (blocked
+in one C call): the worker process is killed after leaving a note; Ray retries the shard, the local runner's
+rerun resumes it, and the recording becomes its failure row instead of hanging again."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from curate import manifest
+from curate.config import parse_pipeline
+from curate.runners import run_pipeline
+from curate.testing import make_catalog, tone, write_audio
+
+FAST = {"watchdog_floor_s": 2.0, "stage_watchdog_factor": 0.0, "watchdog_grace_s": 3600.0}
+
+
+def stall_pipeline(stage="test_stall", how="python", **settings):
+    import curate.testing.stalls  # noqa: F401 - registers the test stages
+
+    raw = {
+        "name": "stall",
+        "settings": {**FAST, "shard_size": 3, **settings},
+        "passes": {"p": [{"stage": stage, "stall_on": ["stuck"], "how": how, "emit": "stall"}]},
+    }
+    return raw, parse_pipeline(raw)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    rows = []
+    for i, rid in enumerate(["a", "stuck", "b"]):
+        p = write_audio(tmp_path / "audio" / f"{rid}.flac", tone(5.0 + i, seed=i), 16000)
+        rows.append({"recording_id": rid, "audio_path": str(p)})
+    return make_catalog(tmp_path / "catalog.csv", rows)
+
+
+def check_run(out, stage, killed=False):
+    """The run finished: the stuck recording is a failure row naming its stage and is not kept; the others
+    have their segments."""
+    segments = manifest.read_table(out / "variants" / "stall", "segments").to_pylist()
+    failures = manifest.read_table(out / "failures.parquet", "failures").to_pylist()
+    decisions = {d["recording_id"]: d for d in manifest.read_table(out / "decisions.parquet", "decisions").to_pylist()}
+    assert sorted(s["recording_id"] for s in segments) == ["a", "b"]
+    (row,) = failures
+    assert (row["recording_id"], row["stage"], row["error_type"]) == ("stuck", stage, "StageTimeout")
+    assert f"stage {stage} ran past its watchdog limit of 2 s for a 6 s recording" in row["message"]
+    assert ("worker process was killed by the watchdog" in row["message"]) == killed
+    assert decisions["stuck"]["kept"] is False and decisions["stuck"]["stage"] == stage
+    assert decisions["a"]["kept"] and decisions["b"]["kept"]
+    run = json.loads((out / "run.json").read_text())
+    assert (run["counts"]["processed"], run["counts"]["failed"]) == (2, 1)
+
+
+@pytest.mark.timeout(120)
+def test_local_run_with_a_hanging_stage_finishes_with_its_failure_row(catalog, tmp_path):
+    _, pipe = stall_pipeline()
+    run_pipeline(pipe, catalog, tmp_path / "run", runner="local")
+    check_run(tmp_path / "run", "test_stall")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("stage_pools", [False, True], ids=["actor-pool", "stage-pools"])
+def test_ray_run_with_a_hanging_model_stage_finishes_with_its_failure_row(catalog, tmp_path, stage_pools):
+    _, pipe = stall_pipeline("test_stall_model")
+    run_pipeline(pipe, catalog, tmp_path / "run", runner="ray", num_workers=1, stage_pools=stage_pools)
+    check_run(tmp_path / "run", "test_stall_model")
+
+
+RUN_SCRIPT = """
+import json, sys
+from curate.config import parse_pipeline
+from curate.runners import run_pipeline
+import curate.testing.stalls
+raw, catalog, out, runner = json.loads(sys.argv[1])
+run_pipeline(parse_pipeline(raw), catalog, out, runner=runner, num_workers=1)
+"""
+
+
+def run_in_child(raw, catalog, out, runner, timeout_s):
+    args = json.dumps([raw, str(catalog), str(out), runner])
+    code = textwrap.dedent(RUN_SCRIPT)
+    return subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.mark.timeout(180)
+def test_local_run_blocked_in_native_code_is_killed_and_its_rerun_records_the_failure(catalog, tmp_path):
+    """The local runner runs shards in the driver: the hard limit ends the run (SIGKILL), after leaving the
+    note; the same command then resumes and finishes, the stuck recording a failure row, never retried."""
+    raw, _ = stall_pipeline(how="native", watchdog_grace_s=1.0)
+    out = tmp_path / "run"
+    first = run_in_child(raw, catalog, out, "local", 120)
+    assert first.returncode == -9, first.stderr[-2000:]
+    note = json.loads((out / "_progress" / "poison" / "stuck.json").read_text())
+    assert (note["recording_id"], note["stage"], note["limit_s"]) == ("stuck", "test_stall", 2.0)
+    assert "killing this worker process" in first.stderr
+    second = run_in_child(raw, catalog, out, "local", 120)  # the same command: resumes, does not hang again
+    assert second.returncode == 0, second.stderr[-2000:]
+    check_run(out, "test_stall", killed=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ray_worker_blocked_in_native_code_is_killed_and_the_retried_shard_finishes(catalog, tmp_path):
+    """Under Ray the killed worker is replaced and its shard retried; the note turns the stuck recording into
+    its failure row and the run (one command) completes."""
+    raw, _ = stall_pipeline("test_stall_model", how="native", watchdog_grace_s=1.0)
+    out = tmp_path / "run"
+    done = run_in_child(raw, catalog, out, "ray", 280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "_progress" / "poison" / "stuck.json").exists()
+    check_run(out, "test_stall_model", killed=True)
