@@ -29,6 +29,9 @@ class StageTimeout(RecordingError):
         super().__init__(message)
         self.stage = stage
 
+    def __reduce__(self):  # keep the stage when pickled (a Ray worker's error travels to the driver)
+        return (type(self), (str(self), self.stage))
+
 
 class RunDirError(RuntimeError):
     """The output directory holds something else, or a different run."""

@@ -76,13 +76,13 @@ import json, sys
 from curate.config import parse_pipeline
 from curate.runners import run_pipeline
 import curate.testing.stalls
-raw, catalog, out, runner = json.loads(sys.argv[1])
-run_pipeline(parse_pipeline(raw), catalog, out, runner=runner, num_workers=1)
+raw, catalog, out, runner, pools = json.loads(sys.argv[1])
+run_pipeline(parse_pipeline(raw), catalog, out, runner=runner, num_workers=1, stage_pools=pools)
 """
 
 
-def run_in_child(raw, catalog, out, runner, timeout_s):
-    args = json.dumps([raw, str(catalog), str(out), runner])
+def run_in_child(raw, catalog, out, runner, timeout_s, stage_pools=False):
+    args = json.dumps([raw, str(catalog), str(out), runner, stage_pools])
     code = textwrap.dedent(RUN_SCRIPT)
     return subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, timeout=timeout_s)
 
@@ -105,12 +105,55 @@ def test_local_run_blocked_in_native_code_is_killed_and_its_rerun_records_the_fa
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_ray_worker_blocked_in_native_code_is_killed_and_the_retried_shard_finishes(catalog, tmp_path):
+@pytest.mark.parametrize(
+    ("stage", "stage_pools"),
+    [("test_stall", False), ("test_stall_model", False), ("test_stall_model", True)],
+    ids=["tasks", "actor-pool", "stage-pools"],
+)
+def test_ray_worker_blocked_in_native_code_is_killed_and_the_retried_shard_finishes(
+    catalog, tmp_path, stage, stage_pools
+):
     """Under Ray the killed worker is replaced and its shard retried; the note turns the stuck recording into
     its failure row and the run (one command) completes."""
-    raw, _ = stall_pipeline("test_stall_model", how="native", watchdog_grace_s=1.0)
+    raw, _ = stall_pipeline(stage, how="native", watchdog_grace_s=1.0)
     out = tmp_path / "run"
-    done = run_in_child(raw, catalog, out, "ray", 280)
+    done = run_in_child(raw, catalog, out, "ray", 280, stage_pools)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "_progress" / "poison" / "stuck.json").exists()
-    check_run(out, "test_stall_model", killed=True)
+    assert f"stage {stage} still running 1 s after its watchdog limit of 2 s" in done.stderr
+    check_run(out, stage, killed=True)
+
+
+@pytest.mark.parametrize("path", ["process_shard", "stage_pools"])
+def test_a_recording_with_a_poison_note_is_not_tried_again(tmp_path, path):
+    """Both shard paths (one worker runs every stage; a pool per stage) read the note before calling the stage:
+    the stage never runs on that recording again (it would time out after 2 s with another message)."""
+    from curate.runners.shard import ShardState, poison_dir, process_shard
+    from curate.runners.watchdog import note_path
+    from curate.testing import fake_recording
+
+    _, pipe = stall_pipeline()
+    recs = [fake_recording(rid, 5.0 + i) for i, rid in enumerate(["a", "stuck", "b"])]
+    note = {"recording_id": "stuck", "stage": "test_stall", "limit_s": 2.0, "grace_s": 1.0, "duration_s": 6.0}
+    manifest.write_json(note_path(poison_dir(tmp_path), "stuck"), note)
+    for stage in pipe.transforms():
+        stage.bind(pipe.settings)
+    if path == "process_shard":
+        summary = process_shard(pipe, 0, recs, tmp_path, verify=False)
+    else:
+        state = ShardState(0, recs, out_dir=str(tmp_path))
+        state.apply(pipe, pipe.passes[0].stages[0], first_of_pass=True, verify=False)
+        summary = state.finish(pipe, tmp_path, 0.0)
+    assert summary["processed"] == ["a", "b"] and summary["failed"] == ["stuck"]
+    (row,) = manifest.read_table(tmp_path / "_progress" / "failures", "failures").to_pylist()
+    assert row["error_type"] == "StageTimeout" and "killed by the watchdog" in row["message"]
+    assert "(note: poison/stuck.json)" in row["message"]
+
+
+def test_stage_timeout_keeps_its_stage_when_pickled():
+    import pickle
+
+    from curate.errors import StageTimeout
+
+    e = pickle.loads(pickle.dumps(StageTimeout("x: stage s ran past …", "wx_align")))
+    assert (str(e), e.stage) == ("x: stage s ran past …", "wx_align")
