@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -157,3 +158,40 @@ def test_stage_timeout_keeps_its_stage_when_pickled():
 
     e = pickle.loads(pickle.dumps(StageTimeout("x: stage s ran past …", "wx_align")))
     assert (str(e), e.stage) == ("x: stage s ran past …", "wx_align")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_real_model_stage_is_stopped_and_its_model_still_works(realaudio, tmp_path):
+    """faster-whisper (bundled base, CPU) on a 113 s recording under a 1 s limit stops within one model call
+    of the limit; the same loaded model then transcribes the next recording correctly."""
+    import numpy as np
+    import soundfile as sf
+
+    from curate.config import Settings, build_stage
+    from curate.errors import StageTimeout
+    from curate.runners.shard import recording_context
+    from curate.runners.watchdog import Watchdog
+    from curate.schema import Recording
+
+    clips = ["sp_en_libri_6313-76958-0021", "sp_en_libri_2412-153948-0000", "sp_en_libri_2412-153948-0001"] * 3
+    x = np.concatenate([sf.read(realaudio / "flac" / f"{c}.flac", dtype="float32")[0] for c in clips])
+    sf.write(tmp_path / "long.flac", x, 16000)
+    long = Recording("long", str(tmp_path / "long.flac"), len(x) / 16000, 16000, 1, language="en")
+    jfk = Recording("jfk", str(realaudio / "flac" / "sp_en_jfk.flac"), 11.0, 16000, 1, language="en")
+    settings = Settings()
+    spec = {"stage": "whisper_transcribe", "model": "faster-whisper:base", "device": "cpu", "emit": "w-raw"}
+    stage = build_stage(spec, "test")
+    stage.bind(settings)
+    stage.setup()
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(StageTimeout, match="stage whisper_transcribe ran past its watchdog limit of 1 s"):
+            Watchdog(long, 1.0, 3600.0).call(stage.stage_name, stage.process, recording_context(settings, long), [])
+        assert time.perf_counter() - t0 < 60  # one 30 s window's decoding on a busy 2-core machine, not 113 s
+        result = Watchdog(jfk, 300.0, 3600.0).call(
+            stage.stage_name, stage.process, recording_context(settings, jfk), []
+        )
+        assert "ask not what your country" in " ".join(s.text or "" for s in result.segments).lower()
+    finally:
+        stage.teardown()
