@@ -57,10 +57,13 @@ def check_run(out, stage, killed=False):
 
 
 @pytest.mark.timeout(120)
-def test_local_run_with_a_hanging_stage_finishes_with_its_failure_row(catalog, tmp_path):
-    _, pipe = stall_pipeline()
+@pytest.mark.parametrize("stage", ["test_stall", "test_stall_model"])
+def test_local_run_with_a_hanging_stage_finishes_with_its_failure_row(catalog, tmp_path, stage):
+    _, pipe = stall_pipeline(stage)
     run_pipeline(pipe, catalog, tmp_path / "run", runner="local")
-    check_run(tmp_path / "run", "test_stall")
+    check_run(tmp_path / "run", stage)
+    if stage == "test_stall_model":  # the stopped model is loaded afresh for the recordings after it
+        assert pipe.transforms()[0].loads == 2
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from typing import Any
 
 from curate import audio, manifest
 from curate.config import Derivation, Pipeline, Settings
-from curate.errors import RecordingError
+from curate.errors import RecordingError, StageTimeout
 from curate.rundir import RunDir
 from curate.runners.watchdog import Watchdog, poison_failure
 from curate.schema import Failure, Frames, Recording, RejectedSegment, Segment
@@ -68,7 +68,11 @@ def run_stages(
     ``watchdog``: each stage call is bounded by it (a :class:`~curate.errors.StageTimeout` past its limit)."""
     for stage in stages:
         if watchdog is not None:
-            result = watchdog.call(stage.stage_name, stage.process, ctx, segments)
+            try:
+                result = watchdog.call(stage.stage_name, stage.process, ctx, segments)
+            except StageTimeout:
+                reload_stage(stage)
+                raise
         else:
             result = stage.process(ctx, segments)
         segments = result.segments
@@ -83,6 +87,15 @@ def run_stages(
             segments = _label(segments, stage.emit)
             out.variants[stage.emit].extend(segments)
     return segments
+
+
+def reload_stage(stage: Transform) -> None:
+    """A model stage stopped by the watchdog was interrupted at an arbitrary line of its library: load its
+    model afresh (rare, and cheaper than trusting a half-updated model state for the next recording)."""
+    if stage.uses_model:
+        log.warning("reloading stage %s after the watchdog stopped it", stage.stage_name)
+        stage.teardown()
+        stage.setup()
 
 
 def derive_recording(

@@ -53,7 +53,10 @@ class Stall(Transform):
 class StallModel(Stall):
     """:class:`Stall` as a model stage (it has a ``setup``), so runners treat it as they treat Whisper."""
 
+    loads: int = 0  # how many times setup() loaded the "model" (the watchdog reloads one it stopped)
+
     def setup(self) -> None:
+        self.loads += 1
         self._loaded = True
 
     def teardown(self) -> None:
