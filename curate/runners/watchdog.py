@@ -50,13 +50,16 @@ def _raise_in(thread_id: int, exc: type[BaseException] | None) -> int:
 
 
 class _Alarm:
-    """One armed limit for one call in one thread. The lock makes firing and disarming exclusive: once
-    :meth:`disarm` has returned, no exception is pending for the thread and none will be raised later."""
+    """One limit for one call in one thread. :meth:`start` starts the watcher before the clock runs (so the
+    exception never lands in ``Thread.start``'s own waiting, which it would corrupt); :meth:`arm` starts the
+    clock. The lock makes firing and disarming exclusive: once :meth:`disarm` has returned, no exception is
+    pending for the thread and none will be raised later."""
 
     def __init__(self, limit_s: float, grace_s: float, on_hard: Callable[[], None]):
         self._thread_id = threading.get_ident()
         self._lock = threading.RLock()  # re-entrant: disarm may retry after an exception delivered inside it
         self._armed = True
+        self._go = threading.Event()
         self._done = threading.Event()
         self.fired = False
         self._watcher = threading.Thread(
@@ -66,7 +69,16 @@ class _Alarm:
     def start(self) -> None:
         self._watcher.start()
 
+    def arm(self) -> None:
+        self._go.set()
+
     def _watch(self, limit_s: float, grace_s: float, on_hard: Callable[[], None]) -> None:
+        """Fire once at the limit; at limit + grace, if the call is still running, the hard limit. (Firing
+        again would not help: a thread blocked in C sees one pending exception when it returns; and when the
+        stage is starting a thread at that moment, CPython 3.11 may hand the exception to the new thread, whose
+        state still carries its starter's id: the new thread dies, the starter then waits for it in C forever,
+        and only the hard limit ends that.)"""
+        self._go.wait()
         if self._done.wait(limit_s):
             return
         with self._lock:
@@ -91,6 +103,7 @@ class _Alarm:
                     if self.fired:
                         _raise_in(self._thread_id, None)
                 self._done.set()
+                self._go.set()  # a watcher never armed ends too
                 return
             except _Expired:
                 continue
@@ -113,21 +126,30 @@ class Watchdog:
         """``fn(*args)`` under the watchdog. Raises :class:`StageTimeout` when it runs past ``limit_s``; kills
         this process (after writing the note) when it is still running ``grace_s`` later."""
         alarm = _Alarm(self.limit_s, self.grace_s, lambda: self._kill(stage))
+        alarm.start()
         try:
             try:
-                alarm.start()
+                alarm.arm()
                 return fn(*args)
             finally:
                 alarm.disarm()
         except _Expired:
             alarm.disarm()  # delivered before the finally could disarm: disarm now, or the hard limit follows
-            rec = self.recording
-            raise StageTimeout(
-                f"{rec.audio_path}: stage {stage} ran past its watchdog limit of {_secs(self.limit_s)} s for a "
-                f"{_secs(rec.duration_s)} s recording and was stopped (settings.watchdog_floor_s + "
-                "settings.stage_watchdog_factor × duration)",
-                stage,
-            ) from None
+            raise self._timeout(stage) from None
+        except Exception as e:
+            alarm.disarm()
+            if alarm.fired:  # the interruption surfaced as another error (threading's Condition.wait, cut
+                raise self._timeout(stage) from e  # mid-way, says "release unlocked lock"; a stage re-raised it)
+            raise
+
+    def _timeout(self, stage: str) -> StageTimeout:
+        rec = self.recording
+        return StageTimeout(
+            f"{rec.audio_path}: stage {stage} ran past its watchdog limit of {_secs(self.limit_s)} s for a "
+            f"{_secs(rec.duration_s)} s recording and was stopped (settings.watchdog_floor_s + "
+            "settings.stage_watchdog_factor × duration)",
+            stage,
+        )
 
     def _kill(self, stage: str) -> None:
         """The hard limit: leave the note (so a retry records the failure instead of hanging again), then die."""
