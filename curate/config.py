@@ -49,14 +49,23 @@ class Settings:
     allow_download: bool = False  # may model stages fetch weights at run time?
     model_store: str | None = None  # directory of pre-fetched weights (else $CURATE_MODELS)
     published_format: str | None = None  # strptime format for non-ISO catalog dates, e.g. "%d/%m/%Y" (else ISO only)
-    # watchdog: decoding one recording may take watchdog_floor_s + watchdog_factor × its duration; a decode
-    # that runs longer (a hung or pathological decoder) is killed and becomes a failure row
+    # watchdog: decoding one recording may take watchdog_floor_s + watchdog_factor × its duration, and one
+    # stage on it (a model call) watchdog_floor_s + stage_watchdog_factor × its duration; a decode or stage that
+    # runs longer (a hung decoder or library) is stopped and becomes a failure row. A stage still stuck
+    # watchdog_grace_s after that (blocked in native code) has its worker process killed (see docs: README)
     watchdog_factor: float = 1.0
     watchdog_floor_s: float = 300.0
+    stage_watchdog_factor: float = 10.0  # models on CPU may run slower than real time; the limit is for hangs
+    watchdog_grace_s: float = 60.0
 
     def decode_timeout_s(self, duration_s: float) -> float:
         """The watchdog limit for decoding a recording of ``duration_s`` seconds (the one place it is computed)."""
         return self.watchdog_floor_s + self.watchdog_factor * max(duration_s, 0.0)
+
+    def stage_timeout_s(self, duration_s: float) -> float:
+        """The watchdog limit for one stage on a recording of ``duration_s`` seconds (the one place it is
+        computed); the hard limit (the worker process is killed) is this plus ``watchdog_grace_s``."""
+        return self.watchdog_floor_s + self.stage_watchdog_factor * max(duration_s, 0.0)
 
     def language_for(self, recording: Any) -> str | None:
         """The one language rule: ``None`` (the model detects it) when ``detect_language`` is set, else the
@@ -171,6 +180,25 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def check_watchdog(settings: Settings, origin: str) -> None:
+    """The watchdog settings are finite numbers (a NaN limit would never fire, and compare as valid)."""
+    rules = {
+        "watchdog_factor": (0.0, ">= 0", "1.0"),
+        "stage_watchdog_factor": (0.0, ">= 0", "10.0"),
+        "watchdog_grace_s": (0.0, ">= 0", "60"),
+        "watchdog_floor_s": (None, "> 0", "300"),
+    }
+    for name, (low, rule, example) in rules.items():
+        value = getattr(settings, name)
+        ok = math.isfinite(value) and (value >= low if low is not None else value > 0)
+        if not ok:
+            raise ConfigError(
+                f"{origin}: settings.{name} must be a finite number {rule} (e.g. {example}), got {value!r} "
+                "(watchdog: a decode or stage may take watchdog_floor_s + factor × the recording's duration; a "
+                "stage still running watchdog_grace_s later has its worker process killed)"
+            )
+
+
 def parse_pipeline(
     raw: dict[str, Any], origin: str = "<pipeline>", available_variants: list[str] | None = None
 ) -> Pipeline:
@@ -192,8 +220,7 @@ def parse_pipeline(
             f"{origin}: settings.shard_hours must be a finite number of hours > 0 (e.g. 2.0), "
             f"got {settings.shard_hours!r}; omit it for shard_size recordings per shard"
         )
-    if settings.watchdog_factor < 0 or settings.watchdog_floor_s <= 0:
-        raise ConfigError(f"{origin}: settings.watchdog_factor must be >= 0 and settings.watchdog_floor_s > 0")
+    check_watchdog(settings, origin)
     filters = []
     for i, spec in enumerate(raw.get("filters") or []):
         st = build_stage(spec, f"{origin}: filters[{i}]")

@@ -365,7 +365,7 @@ def execute_stage_pools(
     def load(batch: dict[str, Any]) -> dict[str, Any]:  # a shard's recordings, read on the worker
         local = node_run_dir(out_dir, remote)
         states = [
-            cloudpickle.dumps(ShardState(int(i), read_shard(local, int(a), int(b))))
+            cloudpickle.dumps(ShardState(int(i), read_shard(local, int(a), int(b)), out_dir=str(local), remote=remote))
             for i, a, b in zip(batch["shard_id"], batch["start"], batch["stop"], strict=True)
         ]
         return {"shard_id": batch["shard_id"], "state": states}

@@ -20,8 +20,9 @@ from typing import Any
 import curate.runners.remote as storage
 from curate import audio, manifest
 from curate.config import Derivation, Pipeline, Settings
-from curate.errors import RecordingError
+from curate.errors import RecordingError, StageTimeout
 from curate.rundir import PROGRESS_DIR, RunDir
+from curate.runners.watchdog import Watchdog, poison_failure
 from curate.schema import Failure, Frames, Recording, RejectedSegment, Segment
 from curate.stages.base import RecordingContext, Transform
 
@@ -34,6 +35,11 @@ def shard_name(shard_id: int) -> str:
 
 def marker_path(out_dir: Path, shard_id: int) -> Path:
     return out_dir / PROGRESS_DIR / "done" / f"{shard_name(shard_id)}.json"
+
+
+def poison_dir(out_dir: str | Path) -> Path:
+    """Where the stage watchdog leaves a note for a recording whose stage it killed with its worker process."""
+    return Path(out_dir) / PROGRESS_DIR / "poison"
 
 
 @dataclass
@@ -55,11 +61,20 @@ def run_stages(
     segments: list[Segment],
     out: RecordingOutput,
     variant: str | None = None,
+    watchdog: Watchdog | None = None,
 ) -> list[Segment]:
     """Apply transforms in order, collecting rejected segments and emitted variants. ``variant`` labels the
-    rejected segments (a derivation's name), so ``rejected/<stage>/`` says which variant dropped them."""
+    rejected segments (a derivation's name), so ``rejected/<stage>/`` says which variant dropped them.
+    ``watchdog``: each stage call is bounded by it (a :class:`~curate.errors.StageTimeout` past its limit)."""
     for stage in stages:
-        result = stage.process(ctx, segments)
+        if watchdog is not None:
+            try:
+                result = watchdog.call(stage.stage_name, stage.process, ctx, segments)
+            except StageTimeout:
+                reload_stage(stage)
+                raise
+        else:
+            result = stage.process(ctx, segments)
         segments = result.segments
         rejected = result.rejected
         if variant:
@@ -74,10 +89,21 @@ def run_stages(
     return segments
 
 
-def derive_recording(derivations: list[Derivation], ctx: RecordingContext, out: RecordingOutput) -> None:
+def reload_stage(stage: Transform) -> None:
+    """A model stage stopped by the watchdog was interrupted at an arbitrary line of its library: load its
+    model afresh (rare, and cheaper than trusting a half-updated model state for the next recording)."""
+    if stage.uses_model:
+        log.warning("reloading stage %s after the watchdog stopped it", stage.stage_name)
+        stage.teardown()
+        stage.setup()
+
+
+def derive_recording(
+    derivations: list[Derivation], ctx: RecordingContext, out: RecordingOutput, watchdog: Watchdog | None = None
+) -> None:
     """Model-free variants from variants already in ``out`` (in pipeline order, so chains work)."""
     for d in derivations:
-        segments = run_stages(d.stages, ctx, list(out.variants.get(d.source, [])), out, d.variant)
+        segments = run_stages(d.stages, ctx, list(out.variants.get(d.source, [])), out, d.variant, watchdog)
         out.variants[d.variant].extend(_label(segments, d.variant))
 
 
@@ -112,23 +138,50 @@ def recording_context(settings: Settings, rec: Recording) -> RecordingContext:
     return ctx
 
 
+def stage_watchdog(
+    settings: Settings, rec: Recording, out_dir: str | Path | None, remote: str | None = None
+) -> Watchdog:
+    """The watchdog every runner puts on a recording's stages: the settings' limits; a hard kill leaves its
+    note in the run directory ``out_dir`` (``None``: no note), and uploads it to ``remote`` (a run directory on
+    object storage, whose staging copy ``out_dir`` is), so the rerun that pulls the run afresh sees it."""
+    note_dir = poison_dir(out_dir) if out_dir is not None else None
+    on_note = None
+    if remote is not None and out_dir is not None:
+        root = Path(out_dir)
+
+        def on_note(path: Path) -> None:
+            storage.push(root, remote, [path])
+
+    return Watchdog(rec, settings.stage_timeout_s(rec.duration_s), settings.watchdog_grace_s, note_dir, on_note)
+
+
 def failure_row(rec: Recording, error: Exception) -> Failure:
-    """A per-recording error (:class:`~curate.audio.AudioDecodeError`, :class:`RecordingError`) as a failure row."""
-    return Failure(rec.recording_id, "segment", type(error).__name__, str(error), rec.audio_path)
+    """A per-recording error (:class:`~curate.audio.AudioDecodeError`, :class:`RecordingError`) as a failure row;
+    a :class:`~curate.errors.StageTimeout` names its stage."""
+    stage = getattr(error, "stage", None) or "segment"
+    return Failure(rec.recording_id, stage, type(error).__name__, str(error), rec.audio_path)
 
 
-def process_recording(pipeline: Pipeline, rec: Recording, verify: bool = True) -> tuple[RecordingOutput, list[str]]:
-    """Every pass and derivation on one recording, its audio decoded once for all of them."""
+def process_recording(
+    pipeline: Pipeline,
+    rec: Recording,
+    verify: bool = True,
+    out_dir: str | Path | None = None,
+    remote: str | None = None,
+) -> tuple[RecordingOutput, list[str]]:
+    """Every pass and derivation on one recording, its audio decoded once for all of them. Every stage call
+    is bounded by the stage watchdog (its hard kill leaves a note in the run directory ``out_dir``)."""
     warnings: list[str] = []
     original = rec
     if verify:
         warnings, rec = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
     ctx = recording_context(pipeline.settings, rec)
+    watchdog = stage_watchdog(pipeline.settings, rec, out_dir, remote)
     out = RecordingOutput(decoded_s=rec.duration_s if verify and rec is not original else None)
     try:
         for p in pipeline.passes:
-            run_stages(p.stages, ctx, [], out)
-        derive_recording(pipeline.derive, ctx, out)
+            run_stages(p.stages, ctx, [], out, watchdog=watchdog)
+        derive_recording(pipeline.derive, ctx, out, watchdog)
     finally:
         ctx.release()
     out.info = ctx.info
@@ -203,15 +256,25 @@ def write_shard(
 
 
 def process_shard(
-    pipeline: Pipeline, shard_id: int, recordings: list[Recording], out_dir: str | Path, verify: bool = True
+    pipeline: Pipeline,
+    shard_id: int,
+    recordings: list[Recording],
+    out_dir: str | Path,
+    verify: bool = True,
+    remote: str | None = None,
 ) -> dict[str, Any]:
     """Process one shard and write its parts and marker. Returns the marker's summary. Stages must be set up."""
     t0 = time.perf_counter()
     outputs: dict[str, tuple[RecordingOutput, list[str]]] = {}
     failures: list[Failure] = []
+    notes = poison_dir(out_dir)
     for rec in recordings:
+        poisoned = poison_failure(notes, rec)  # an earlier try was killed on it by the watchdog: not again
+        if poisoned is not None:
+            failures.append(poisoned)
+            continue
         try:
-            outputs[rec.recording_id] = process_recording(pipeline, rec, verify)
+            outputs[rec.recording_id] = process_recording(pipeline, rec, verify, out_dir, remote)
         except (audio.AudioDecodeError, RecordingError) as e:
             failures.append(failure_row(rec, e))
     return write_shard(pipeline, shard_id, recordings, outputs, failures, out_dir, time.perf_counter() - t0)
@@ -231,6 +294,8 @@ class ShardState:
     warnings: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     failures: dict[str, Failure] = field(default_factory=dict)  # recording_id → its failure (skipped after)
     decoded: dict[str, Recording] = field(default_factory=dict)  # recordings whose decoded duration won
+    out_dir: str | None = None  # the run directory: the stage watchdog's notes (None: none written or read)
+    remote: str | None = None  # its URL, for a run directory on object storage (notes are uploaded there)
 
     def apply(self, pipeline: Pipeline, stage: Transform, first_of_pass: bool, verify: bool) -> None:
         """Run one stage on every recording that has not failed. ``first_of_pass``: start from no segments;
@@ -238,6 +303,11 @@ class ShardState:
         for rec in self.recordings:
             rid = rec.recording_id
             if rid in self.failures:
+                continue
+            notes = poison_dir(self.out_dir) if self.out_dir is not None else None
+            poisoned = poison_failure(notes, rec)  # a try of this stage was killed on it by the watchdog
+            if poisoned is not None:
+                self.failures[rid] = poisoned
                 continue
             rec = self.decoded.get(rid, rec)
             out = self.outputs.setdefault(rid, RecordingOutput())
@@ -251,7 +321,8 @@ class ShardState:
                 ctx = recording_context(pipeline.settings, rec)
                 ctx.frames = dict(out.frames)  # frame scores of earlier passes (tags, speakers)
                 segments = [] if first_of_pass else self.segments.get(rid, [])
-                self.segments[rid] = run_stages([stage], ctx, segments, out)
+                watchdog = stage_watchdog(pipeline.settings, rec, self.out_dir, self.remote)
+                self.segments[rid] = run_stages([stage], ctx, segments, out, watchdog=watchdog)
                 for k, v in ctx.info.items():
                     out.info.setdefault(k, v)
                 out.frames.update(ctx.frames)
@@ -272,9 +343,16 @@ class ShardState:
             out = self.outputs.setdefault(rid, RecordingOutput())
             if rid in self.decoded:
                 out.decoded_s = self.decoded[rid].duration_s
-            ctx = recording_context(pipeline.settings, self.decoded.get(rid, rec))
+            rec = self.decoded.get(rid, rec)
+            ctx = recording_context(pipeline.settings, rec)
             ctx.frames = dict(out.frames)
-            derive_recording(pipeline.derive, ctx, out)
+            try:
+                derive_recording(
+                    pipeline.derive, ctx, out, stage_watchdog(pipeline.settings, rec, self.out_dir, self.remote)
+                )
+            except RecordingError as e:  # as process_shard: the recording is a failure row, its output dropped
+                self.failures[rid] = failure_row(rec, e)
+                continue
             outputs[rid] = (out, self.warnings.get(rid, []))
         return write_shard(
             pipeline, self.shard_id, self.recordings, outputs, list(self.failures.values()), out_dir, seconds
@@ -329,7 +407,7 @@ class PipelineWorker:
 
     def __call__(self, shard_id: int, recordings: list[Recording]) -> dict[str, Any]:
         self.setup()
-        summary = process_shard(self.pipeline, shard_id, recordings, self.out_dir, self.verify)
+        summary = process_shard(self.pipeline, shard_id, recordings, self.out_dir, self.verify, self.remote)
         return publish(summary, self.out_dir, self.remote)
 
 
