@@ -57,6 +57,19 @@ def test_plain_progress_lines_when_not_a_terminal(captured):
     assert len(lines) >= 3 and "\x1b[" not in captured.getvalue()
 
 
+def test_a_finished_task_keeps_the_time_it_took(captured):
+    """Ingest finishes long before the run: its last line says how long ingest took, not how long the run did."""
+    with cons.PlainProgress(every_s=60) as bar:
+        probe = bar.add_task("probe", total=None, extra="")
+        bar.advance(probe, 12)
+        bar.update(probe, total=12, completed=12)
+        rec = bar.add_task("recordings", total=1, extra="")
+        bar._t0 -= 100  # the run goes on for 100 s more
+        bar.advance(rec)
+    last = captured.getvalue().splitlines()[-2:]
+    assert last[0] == "probe: 12/12 (100 %)  [0 s]" and last[1].startswith("recordings: 1/1 (100 %)  [100 s]")
+
+
 @pytest.mark.slow
 def test_ray_run_with_stderr_in_a_file_has_only_curate_lines(tmp_path: Path):
     from curate.testing import make_archive

@@ -123,6 +123,7 @@ class _PlainTask:
     total: float | None = None
     completed: float = 0
     fields: dict = field(default_factory=dict)
+    finished_s: float | None = None  # seconds into the block when it reached its total (its time stops there)
 
 
 class PlainProgress:
@@ -166,6 +167,8 @@ class PlainProgress:
         if advance is not None:
             t.completed += advance
         t.fields.update(fields)
+        if t.finished_s is None and t.total and t.completed >= t.total:
+            t.finished_s = time.monotonic() - self._t0
 
     def advance(self, task: int, advance: float = 1) -> None:
         self.update(task, advance=advance)
@@ -174,7 +177,8 @@ class PlainProgress:
         done = f"{t.completed:g}/{t.total:g}" if t.total else f"{t.completed:g}"
         pct = f" ({100 * t.completed / t.total:.0f} %)" if t.total else ""
         extra = f"  {t.fields['extra']}" if t.fields.get("extra") else ""
-        return f"{t.description}: {done}{pct}{extra}  [{time.monotonic() - self._t0:.0f} s]"
+        elapsed = t.finished_s if t.finished_s is not None else time.monotonic() - self._t0
+        return f"{t.description}: {done}{pct}{extra}  [{elapsed:.0f} s]"
 
     def print(self, unfinished: bool = False) -> None:
         for t in list(self.tasks):
