@@ -215,3 +215,21 @@ def test_a_watchdog_kill_in_a_bucket_run_leaves_its_note_in_the_bucket(catalog, 
     second = run_in_child(raw, catalog, url, "local", 120)
     assert second.returncode == 0, second.stderr[-2000:]
     check_run(remote.local_copy(url), "test_stall", killed=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_recording_that_crashes_its_worker_twice_becomes_a_failure_row(catalog, tmp_path):
+    """A crash the watchdog cannot see (SIGKILL, as a segfault in a decoder) under Ray's actor pool: the worker
+    is replaced and the shard retried; the second death on the same recording leaves a note, and the third try
+    records that recording as failed and finishes the others (one command, exit 0)."""
+    raw, _ = stall_pipeline("test_stall_model", how="crash")
+    out = tmp_path / "run"
+    done = run_in_child(raw, catalog, out, "ray", 280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "recording stuck: its worker died 2 times on it" in done.stderr
+    failures = manifest.read_table(out / "failures.parquet", "failures").to_pylist()
+    assert [(f["recording_id"], f["error_type"]) for f in failures] == [("stuck", "WorkerCrash")]
+    assert "its worker process died 2 times while processing this recording" in failures[0]["message"]
+    segments = manifest.read_table(out / "variants" / "stall", "segments").to_pylist()
+    assert sorted(s["recording_id"] for s in segments) == ["a", "b"]

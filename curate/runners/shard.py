@@ -37,6 +37,11 @@ def marker_path(out_dir: Path, shard_id: int) -> Path:
     return out_dir / PROGRESS_DIR / "done" / f"{shard_name(shard_id)}.json"
 
 
+def running_path(out_dir: str | Path, shard_id: int) -> Path:
+    """The recording a worker is processing in a shard right now: if the worker dies, the runner knows which."""
+    return Path(out_dir) / PROGRESS_DIR / "running" / f"{shard_name(shard_id)}.json"
+
+
 def poison_dir(out_dir: str | Path) -> Path:
     """Where the stage watchdog leaves a note for a recording whose stage it killed with its worker process."""
     return Path(out_dir) / PROGRESS_DIR / "poison"
@@ -273,11 +278,14 @@ def process_shard(
         if poisoned is not None:
             failures.append(poisoned)
             continue
+        manifest.write_json(running_path(out_dir, shard_id), {"recording_id": rec.recording_id})
         try:
             outputs[rec.recording_id] = process_recording(pipeline, rec, verify, out_dir, remote)
         except (audio.AudioDecodeError, RecordingError) as e:
             failures.append(failure_row(rec, e))
-    return write_shard(pipeline, shard_id, recordings, outputs, failures, out_dir, time.perf_counter() - t0)
+    summary = write_shard(pipeline, shard_id, recordings, outputs, failures, out_dir, time.perf_counter() - t0)
+    running_path(out_dir, shard_id).unlink(missing_ok=True)
+    return summary
 
 
 @dataclass

@@ -200,6 +200,13 @@ def poison_failure(note_dir: Path | None, rec: Recording) -> Failure | None:
         return None
     note = json.loads(p.read_text())
     stage = str(note.get("stage", "segment"))
+    if note.get("kind") == "crash":
+        message = (
+            f"{rec.audio_path}: its worker process died {note['deaths']} times while processing this recording (a "
+            f"crash in a decoder or model library, or out of memory; note: {p.parent.name}/{p.name}); it is not "
+            "tried again"
+        )
+        return Failure(rec.recording_id, stage, "WorkerCrash", message, rec.audio_path)
     message = (
         f"{rec.audio_path}: stage {stage} ran past its watchdog limit of {_secs(float(note['limit_s']))} s for a "
         f"{_secs(float(note['duration_s']))} s recording, was still blocked {_secs(float(note['grace_s']))} s later, "
@@ -208,4 +215,12 @@ def poison_failure(note_dir: Path | None, rec: Recording) -> Failure | None:
     return Failure(rec.recording_id, stage, StageTimeout.__name__, message, rec.audio_path)
 
 
-__all__ = ["Watchdog", "note_path", "poison_failure"]
+def write_crash_note(note_dir: Path, recording_id: str, deaths: int) -> Path:
+    """The note for a recording whose worker died ``deaths`` times while processing it (seen by the runner, not
+    by the worker, which died): the next try records its failure row instead of crashing again."""
+    path = note_path(note_dir, recording_id)
+    manifest.write_json(path, {"kind": "crash", "recording_id": recording_id, "stage": "segment", "deaths": deaths})
+    return path
+
+
+__all__ = ["Watchdog", "note_path", "poison_failure", "write_crash_note"]

@@ -4,6 +4,8 @@ runs it in an actor pool as it runs real model stages); no shipped pipeline name
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -12,13 +14,15 @@ from curate.registry import register
 from curate.schema import Segment
 from curate.stages.base import RecordingContext, StageResult, Transform
 
-HOW = ("python", "native")
+HOW = ("python", "native", "crash")
 
 
 def stall(how: str) -> None:
     """Never return. ``python``: a loop of short sleeps (Python bytecode runs between them, so the watchdog's
     exception is delivered); ``native``: one C call that blocks for an hour (no bytecode runs: only the hard
-    limit ends it)."""
+    limit ends it); ``crash``: the process dies at once (SIGKILL), as on a segfault in a decoder or model library."""
+    if how == "crash":
+        os.kill(os.getpid(), signal.SIGKILL)
     if how == "native":
         time.sleep(3600)
     while True:
