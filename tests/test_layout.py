@@ -131,3 +131,17 @@ def test_package_root_is_short_and_files_are_readable():
 def test_one_sample_rate():
     owners = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if "\nSAMPLE_RATE = " in p.read_text()]
     assert owners == ["audio.py"], owners
+
+
+def test_no_merge_conflict_markers_left():
+    """A merge that was resolved by hand leaves no ``<<<<<<<``/``>>>>>>>`` lines in code or docs."""
+    repo = Path(__file__).resolve().parents[1]
+    suffixes = {".py", ".md", ".yaml", ".yml", ".toml", ".cfg", ".txt", ".sh"}
+    skip = {".git", ".venv", "node_modules", "demo_out"}
+    bad = []
+    for p in repo.rglob("*"):
+        if p.suffix in suffixes and p.is_file() and not skip & set(p.relative_to(repo).parts):
+            for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1):
+                if line.startswith(("<<<<<<< ", ">>>>>>> ")):
+                    bad.append(f"{p.relative_to(repo)}:{n}")
+    assert not bad, bad

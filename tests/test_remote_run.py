@@ -135,6 +135,34 @@ def test_a_prepare_interrupted_by_an_error_uploads_its_ingest_and_the_rerun_resu
     assert segments(remote.local_copy(url)) == segments(reference)
 
 
+def test_a_run_killed_during_ingest_resumes_from_the_probes_in_the_bucket(catalog, reference, monkeypatch):
+    """kill -9 while ingest probes (one file per checkpoint here): the checkpoints stored before the kill are in
+    the bucket, and the same command probes only the files after them."""
+    from test_resume_phases import KILLER
+
+    from curate import audio
+
+    url = f"s3://{BUCKET}/runs/killed-in-ingest"
+    script = "import curate.runners.probes as p\np.CHUNK_FILES = 1\n" + KILLER
+    args = ["run", "pipelines/seq.yaml", "--catalog", catalog, "--out", url, "--runner", "local", "--set", SHARDS[0]]
+    first = subprocess.run([sys.executable, "-c", script, "probes/part-00002.parquet", *args],
+                           capture_output=True, text=True, cwd=REPO, timeout=180)  # fmt: skip
+    assert first.returncode == -9, first.stderr[-2000:]
+    files = remote.remote_files(url)
+    assert {
+        "_progress/prepare.json",
+        "_progress/probes/part-00000.parquet",
+        "_progress/probes/part-00001.parquet",
+    } <= set(files)
+    assert "_progress/plan.json" not in files
+    probed: list[str] = []
+    real = audio.probe
+    monkeypatch.setattr(audio, "probe", lambda path: probed.append(str(path)) or real(path))
+    run_pipeline(load_pipeline("pipelines/seq.yaml", SHARDS), catalog, url, runner="local")
+    assert len(probed) == 3  # 5 files, 2 probed before the kill (the third was stored but not uploaded)
+    assert segments(remote.local_copy(url)) == segments(reference)
+
+
 def test_a_shard_lost_from_the_bucket_is_redone(catalog, reference, s3):
     url = f"s3://{BUCKET}/runs/lost"
     pipe = load_pipeline("pipelines/seq.yaml", SHARDS)

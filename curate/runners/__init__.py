@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from curate.errors import RunDirError
 from curate.rundir import RUN_JSON
 from curate.runners import remote
 from curate.runners.driver import Plan, finalize, prepare
-from curate.runners.probes import Backend
+from curate.runners.probes import Backend, thread_backend
 
 RUNNERS = ("ray", "local")
 
@@ -85,20 +85,31 @@ def _prepare_staged(
     on_ingest: Callable[[int], None] | None,
     probe_backend: Backend | None = None,
 ) -> Plan:
-    """:func:`prepare` in the staging copy of ``url``; what it wrote goes to the bucket, the plan last. When it
-    is interrupted by an error or Ctrl-C, what it finished (ingest, audio-pass batches) is still uploaded, so
-    the rerun resumes from there as a local run would (after a SIGKILL, the rerun redoes ingest and filters)."""
+    """:func:`prepare` in the staging copy of ``url``; what it wrote goes to the bucket, the plan last. Ingest's
+    probe checkpoints go up as they are stored, and when prepare is interrupted by an error or Ctrl-C what it
+    finished (ingest, audio-pass batches) is uploaded too, so the rerun resumes from there as a local run would
+    (after a SIGKILL during the filters, the rerun redoes ingest from its stored probes, then the filters)."""
     local = remote.open_run(url)
-    pulled = remote.snapshot(local)
+    uploaded = [remote.snapshot(local)]  # what the bucket holds of the staging copy
+
+    def upload() -> None:
+        remote.push_changed(local, url, uploaded[0])
+        uploaded[0] = remote.snapshot(local)
+
+    def probing(chunks: list) -> Iterator:  # the probe back end, uploading each chunk once it is stored
+        for rows in (probe_backend or thread_backend)(chunks):
+            yield rows  # the checkpoint stores this chunk before it asks for the next one
+            upload()
+
     try:
-        plan = prepare(pipeline, catalog, local, on_ingest=on_ingest, probe_backend=probe_backend)
+        plan = prepare(pipeline, catalog, local, on_ingest=on_ingest, probe_backend=probing)
     except RunDirError as e:  # a refusal: name the URL the user gave, not its staging copy; upload nothing
         raise RunDirError(str(e).replace(str(local), url)) from None
     except BaseException:
         with contextlib.suppress(RunDirError):  # the interruption is the error to report, not a failed upload
-            remote.push_changed(local, url, pulled)
+            upload()
         raise
-    remote.push_changed(local, url, pulled)  # recordings, decisions …, the plan last
+    upload()  # recordings, decisions …, the plan last
     plan.remote = url
     return plan
 
