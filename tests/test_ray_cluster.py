@@ -251,3 +251,28 @@ def test_reaper_kills_exactly_the_marked_processes():
     finally:
         other.kill()
         other.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="the reaper reads /proc (Linux)")
+def test_reaper_kills_a_child_of_the_family_whose_environment_lost_the_token():
+    """Ray retitles its agents, which can overwrite the environment ``/proc`` shows: such a child of a token
+    process (the raylet) is still the driver's, found through its parent while the parent lives."""
+    token = f"test-{secrets.token_hex(4)}"
+    code = "import subprocess, sys, time; subprocess.Popen(['sleep', '60'], env={}); time.sleep(60)"
+    parent = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, reaper.TOKEN_VAR: token})
+    stranger = subprocess.Popen(["sleep", "60"], env={})
+    try:
+        deadline = time.time() + 10
+        while len(known := reaper.family(token)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        (child,) = set(known) - {parent.pid}
+        assert Path(f"/proc/{child}/cmdline").read_bytes().startswith(b"sleep")
+        assert reaper.marked(token) == [parent.pid]  # the child does not carry the token
+        parent.kill()  # the parent dies first, as the raylet does: the child is an orphan now
+        parent.wait()
+        reaper.reap(token, grace_s=0.1, timeout_s=5, known=known)
+        assert reaper.family(token, known) == {}  # the child is gone (or a zombie for its new parent to collect)
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -1,12 +1,13 @@
 """The reaper of a local Ray: when the driver that started it dies, even by SIGKILL, no Ray process stays.
 
 Ray ties the processes the driver starts itself (GCS, raylet) to the driver's life (``PR_SET_PDEATHSIG``),
-but processes the raylet starts (the dashboard agent, the runtime-env agent) were seen alive more than 10 s
-after a SIGKILLed driver, some for good. So while a local Ray starts, :func:`reaped_children` puts a run token
-in the driver's environment (every Ray process inherits it: the raylet passes its environment on to workers
-and agents) and starts a small process, in its own session, that waits for the driver's end (EOF on a pipe
-only the driver holds) and then kills every process of this user carrying the token. Linux only (it reads
-``/proc``); elsewhere it does nothing.
+but processes the raylet starts (the dashboard agent, the runtime-env agent) were seen alive long after a
+SIGKILLed driver, some for good. So while a local Ray starts, :func:`reaped_children` puts a run token in the
+driver's environment (every Ray process inherits it: the raylet passes its environment on to workers and
+agents) and starts a small process, in its own session, that waits for the driver's end (EOF on a pipe only
+the driver holds), meanwhile remembering the token's processes and all their descendants (:func:`family`: an
+agent's environment as ``/proc`` shows it can lose the token when Ray retitles it), and then kills them all.
+Linux only (it reads ``/proc``); elsewhere it does nothing.
 
 The reaper runs this file as an isolated script (``python -I reaper.py TOKEN``): it imports only the standard
 library, so it works whatever ``sys.path`` the driver had.
@@ -82,19 +83,54 @@ def marked(token: str) -> list[int]:
     return pids
 
 
-def reap(token: str, grace_s: float = 2.0, timeout_s: float = 30.0) -> None:
-    """SIGTERM every marked process, SIGKILL whatever is still there after ``grace_s``, until none is left."""
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) of ``pid``, or None when it is gone (or a zombie: dead, waiting
+    for its parent to collect it; no signal reaches it)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else (int(fields[1]), int(fields[19]))
+
+
+Family = dict[int, int]  # pid → its start time (a pid reused by another process is never taken for ours)
+
+
+def family(token: str, known: Family | None = None) -> Family:
+    """The token's processes and every descendant of one, plus those of ``known`` still running.
+
+    The token alone misses some: Ray retitles its agents (``ray::DashboardAgent``), and rewriting the title can
+    overwrite the process's environment block as ``/proc/PID/environ`` shows it (seen: an agent of a curate run
+    without the token, alive after its driver and raylet were killed). So while the driver lives, the reaper
+    remembers every descendant of a token process (a child of the raylet), whatever its environment says."""
+    stats = {int(d.name): _stat(int(d.name)) for d in Path("/proc").iterdir() if d.name.isdigit()}
+    stats = {pid: st for pid, st in stats.items() if st is not None}
+    ours = {pid: start for pid, start in (known or {}).items() if pid in stats and stats[pid][1] == start}
+    ours.update((pid, stats[pid][1]) for pid in marked(token) if pid in stats)
+    grown = True
+    while grown:
+        children = {pid: st[1] for pid, st in stats.items() if st[0] in ours and pid not in ours}
+        ours.update(children)
+        grown = bool(children)
+    ours.pop(os.getpid(), None)  # never the reaper itself
+    return ours
+
+
+def reap(token: str, grace_s: float = 2.0, timeout_s: float = 30.0, known: Family | None = None) -> None:
+    """SIGTERM every process of the token's family (see :func:`family`), SIGKILL whatever is still there after
+    ``grace_s``, until none is left."""
     deadline = time.monotonic() + timeout_s
     sig = signal.SIGTERM
+    ours = dict(known or {})
     quiet = 0  # consecutive scans that found nothing: a process still starting (an agent the raylet was
     while quiet < 3 and time.monotonic() < deadline:  # spawning as it died) shows up a moment later
-        pids = marked(token)
-        if not pids:
+        ours = family(token, ours)
+        if not ours:
             quiet += 1
             time.sleep(0.5)
             continue
         quiet = 0
-        for pid in pids:
+        for pid in ours:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -103,11 +139,24 @@ def reap(token: str, grace_s: float = 2.0, timeout_s: float = 30.0) -> None:
         sig = signal.SIGKILL
 
 
+def watch(token: str, every_s: float = 1.0) -> Family:
+    """Wait for the driver's end (EOF on stdin, however it ended), scanning the token's family every
+    ``every_s`` seconds meanwhile; returns the family as last seen."""
+    import select
+
+    fd = sys.stdin.fileno()
+    known: Family = {}
+    while True:
+        ready, _, _ = select.select([fd], [], [], every_s)
+        if ready and not os.read(fd, 4096):
+            return known
+        known = family(token, known)
+
+
 def main() -> None:
     token = sys.argv[1]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.stdin.buffer.read()  # returns when the driver has exited, however it ended
-    reap(token)
+    reap(token, known=watch(token))
 
 
 if __name__ == "__main__":
