@@ -233,7 +233,8 @@ def test_every_upload_puts_the_marker_plan_or_run_json_last(catalog, monkeypatch
 
     monkeypatch.setattr(remote, "push", recording_push)
     run_pipeline(load_pipeline("pipelines/seq.yaml", SHARDS), catalog, f"s3://{BUCKET}/runs/order", runner="local")
-    prepare, *shards, final = pushes
+    probing, (prepare, *shards, final) = pushes[:1], pushes[1:]  # 5 files: one probe checkpoint
+    assert probing == [(["_progress/prepare.json", "_progress/probes/part-00000.parquet"], [])]
     assert prepare[1] == ["_progress/plan.json"] and "recordings.parquet" in prepare[0]
     assert [then for _, then in shards] == [[f"_progress/done/part-{i:05d}.json"] for i in range(3)]
     assert [body for body, _ in shards][1] == [
