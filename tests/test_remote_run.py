@@ -200,6 +200,7 @@ def test_cli_runs_into_a_bucket_and_reads_the_run_back(catalog, reference, tmp_p
     res = invoke("quality", url, "--plot")  # a command that adds files to the run uploads them
     assert res.exit_code == 0, res.output
     assert "plots/lengths.png" in remote.remote_files(url)
+    assert f"plot: {url}/plots/lengths.png" in res.output  # named by its URL, not by its staging copy
     res = invoke("export", url, "--variant", "seq", "--format", "kaldi", "--out", f"s3://{BUCKET}/exports/k")
     assert res.exit_code != 0 and "write to a local directory" in res.output
 

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         if reference is None and rttm is None and not plot:
             fail("give --reference ground_truth.json and/or --rttm DIR (reference speaker turns), or --plot")
         with run_dir_edited(run_dir) as local:  # a URL run: its staging copy, the results pushed back
-            _quality(local, reference, rttm, collar, skip_overlap, plot, tagger_clips, duplicates)
+            _quality(local, reference, rttm, collar, skip_overlap, plot, tagger_clips, duplicates, str(run_dir))
 
 
 def _quality(
@@ -56,7 +56,9 @@ def _quality(
     plot: bool,
     tagger_clips: Path | None,
     duplicates: Path | None,
+    shown: str,
 ) -> None:
+    """``shown``: the run directory as the user named it (a URL run is worked on in its staging copy)."""
     from curate import manifest
     from curate.cli.console import fail, out
 
@@ -71,7 +73,7 @@ def _quality(
         results = evaluate_run(run_dir, load_ground_truth(reference))
         manifest.write_json(run_dir / "quality.json", as_dict(results))
         out.print(format_quality(results, Targets()), soft_wrap=True)
-        out.print(f"written: {run_dir / 'quality.json'}")
+        out.print(f"written: {shown.rstrip('/')}/quality.json")
     duplicates = duplicates or (reference.parent / "duplicates.json" if reference is not None else None)
     if duplicates is not None and duplicates.is_file() and (run_dir / "repeats.parquet").is_file():
         import dataclasses
@@ -83,7 +85,7 @@ def _quality(
         manifest.write_json(run_dir / "dedup_quality.json", dataclasses.asdict(dq))
         out.print("audio de-duplication against " + str(duplicates) + ":")
         out.print(format_dedup(dq), soft_wrap=True)
-        out.print(f"written: {run_dir / 'dedup_quality.json'}")
+        out.print(f"written: {shown.rstrip('/')}/dedup_quality.json")
     if rttm is not None:
         from curate.export.rttm import der_dict, diarization_error, format_der, load_rttm, load_uem
 
@@ -95,12 +97,12 @@ def _quality(
             fail(f"{run_dir}: no variant has speaker labels; DER needs a diarized variant (wx-diar, …)")
         manifest.write_json(run_dir / "der.json", {"collar": collar, "skip_overlap": skip_overlap, **der_dict(der)})
         out.print(format_der(der), soft_wrap=True)
-        out.print(f"written: {run_dir / 'der.json'}")
+        out.print(f"written: {shown.rstrip('/')}/der.json")
     if plot:
         from curate.cli.plots import save_run_plots
 
         for p in save_run_plots(run_dir, results):
-            out.print(f"plot: {p}", soft_wrap=True)
+            out.print(f"plot: {shown.rstrip('/')}/{Path(p).relative_to(run_dir).as_posix()}", soft_wrap=True)
     if tagger_clips is not None:
         out.print(_tagger_table(tagger_clips), soft_wrap=True)
 
