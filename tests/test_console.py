@@ -84,6 +84,6 @@ def test_ray_run_with_stderr_in_a_file_has_only_curate_lines(tmp_path: Path):
         )  # fmt: skip
     log = (tmp_path / "err.log").read_text()
     lines = log.splitlines()
-    assert lines and all(line.startswith(("probe:", "recordings:")) for line in lines), log
+    assert lines and all(line.startswith(("catalog rows:", "recordings:")) for line in lines), log
     assert lines[-1].startswith("recordings: 2/2 (100 %)") and "\x1b[" not in log
     assert (tmp_path / "run" / "warnings.parquet").is_file()

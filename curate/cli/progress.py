@@ -13,7 +13,7 @@ def run_with_progress(pipeline, catalog: Path, out_dir: Path, **kw: Any) -> dict
     from curate.runners import run_pipeline
 
     with progress_bar() as bar:
-        ingest_task = bar.add_task("probe", total=None, extra="")
+        ingest_task = bar.add_task("catalog rows", total=None, extra="")
         state: dict[str, Any] = {}
 
         def on_plan(plan) -> None:
