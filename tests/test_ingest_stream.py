@@ -206,3 +206,83 @@ def test_a_quoted_field_over_several_lines_survives_chunking(tmp_path):
     frames = list(iter_catalog(path, chunk_rows=1))
     assert [f["summary"].tolist() for f in frames] == [["one\r\ntwo"], ["plain"], ["3\n4"]]
     assert [f["_row"].tolist() for f in frames] == [[2], [4], [5]]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_jsonl_and_parquet_catalogs_stream_in_chunks_as_read_whole(tmp_path, fmt):
+    """JSONL and Parquet are read a chunk at a time too, with the rows (numbered across chunks) and values of
+    one whole read; a JSONL field that a whole chunk lacks reads as empty, as for one row that lacks it."""
+    import pandas as pd
+
+    from curate.catalog import read_catalog
+    from curate.catalog.read import iter_catalog
+
+    rows = [
+        {"recording_id": f"r{i}", "audio_path": f"a{i}.flac", "title": f"t{i}" if i % 2 else None} for i in range(7)
+    ]
+    rows[5]["channel"] = "NPO 1"  # a field only one row has
+    path = tmp_path / f"catalog.{fmt}"
+    if fmt == "jsonl":
+        rows[6].pop("title")
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    else:
+        pd.DataFrame(rows).to_parquet(path)
+    whole = read_catalog(path)
+    frames = list(iter_catalog(path, chunk_rows=2))
+    assert [len(f) for f in frames] == [2, 2, 2, 1]
+    cols = ["recording_id", "audio_path", "title", "channel", "_row"]
+    chunked = [{c: r.get(c) for c in cols} for f in frames for r in f.to_dict("records")]
+    assert chunked == [{c: r.get(c) for c in cols} for r in whole.to_dict("records")]
+    assert [r["_row"] for r in chunked] == list(range(1, 8))
+    assert [r["channel"] for r in chunked] == [None] * 5 + ["NPO 1", None]
+    assert [r["title"] for r in chunked] == [None, "t1", None, "t3", None, "t5", None]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_the_first_chunk_comes_before_the_whole_file_is_read(tmp_path, monkeypatch, fmt):
+    """What makes a 1,000,000-row JSONL or Parquet catalog cost one chunk of memory, not the whole file."""
+    import functools
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.catalog import read
+
+    rng = np.random.default_rng(0)  # titles that do not compress: the file is as big as its rows
+    rows = [
+        {"recording_id": f"r{i:05d}", "audio_path": f"a{i}.flac", "title": rng.bytes(24).hex()} for i in range(8000)
+    ]
+    path = tmp_path / f"catalog.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        monkeypatch.setattr(read, "_lines", functools.partial(read._lines, block=256))
+    else:
+        pq.write_table(pa.Table.from_pandas(pd.DataFrame(rows)), path, row_group_size=1000)
+    read_bytes = []
+    real_open = audio.open_binary
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, *a):
+            data = self.f.read(*a)
+            read_bytes.append(len(data))
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(audio, "open_binary", lambda p: Counting(real_open(p)))
+    chunks = read.iter_catalog(path, chunk_rows=1000)
+    first = next(chunks)
+    assert len(first) == 1000 and sum(read_bytes) < path.stat().st_size / 2
+    assert sum(len(c) for c in chunks) == 7000

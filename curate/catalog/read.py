@@ -1,12 +1,11 @@
-"""Reading a catalog file: CSV/TSV (streamed, a chunk of rows at a time), JSONL or Parquet, local or an fsspec
-URL, into frames of strings (``None`` for empty) with each row's line number and a flag for metadata that was
+"""Reading a catalog file: CSV/TSV, JSONL or Parquet (each streamed, a chunk of rows at a time), local or an
+fsspec URL, into frames of strings (``None`` for empty) with each row's line number and a flag for metadata that was
 not UTF-8 (re-read as Windows-1252). Only a catalog that cannot be read at all (or lacks a required column)
 is an error."""
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import re
@@ -67,7 +66,7 @@ def _lines(f: BinaryIO, block: int = 1 << 20) -> Iterator[bytes]:
 _EOL = re.compile(rb"\r\n|\r|\n")
 
 
-def _read_delimited(path: str | Path, f: BinaryIO, sep: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _read_delimited(path: str | Path, f: BinaryIO, chunk_rows: int, suffix: str = ".csv") -> Iterator[pd.DataFrame]:
     """CSV/TSV with per-line decoding: lines that are not UTF-8 are read as Windows-1252 and their rows
     flagged (``_bad_encoding``), instead of failing the whole catalog. Yields ``chunk_rows`` rows at a time
     (at least one, possibly empty, frame)."""
@@ -81,7 +80,7 @@ def _read_delimited(path: str | Path, f: BinaryIO, sep: str, chunk_rows: int) ->
                 bad_lines.add(i)
                 yield raw.decode("cp1252", "replace")
 
-    reader = csv.reader(decoded(), delimiter=sep)
+    reader = csv.reader(decoded(), delimiter="\t" if suffix == ".tsv" else ",")
     try:
         header = next(reader)
     except StopIteration:
@@ -115,44 +114,71 @@ def _frame(records: list[list[str]], header: list[str], flags: list[bool], start
 
 
 def _raw_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The catalog's rows as read, ``chunk_rows`` at a time. CSV/TSV stream; JSONL and Parquet are parsed whole
-    (their columns are the union over all rows), then sliced."""
+    """The catalog's rows as read, ``chunk_rows`` at a time (at least one, possibly empty, frame); every format
+    streams: CSV/TSV and JSONL a block of lines at a time, Parquet a batch of rows at a time."""
     name = PurePosixPath(str(path).split("?", 1)[0])
     suffix = "".join(name.suffixes[-2:]).lower() if name.suffix == ".gz" else name.suffix.lower()
+    readers = {".csv": _read_delimited, ".txt": _read_delimited, ".tsv": _read_delimited}
+    readers.update({".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".json": _read_jsonl, ".parquet": _read_parquet})
+    if suffix not in readers:
+        raise CatalogError(f"{path}: unknown catalog format '{suffix}' (use .csv, .tsv, .jsonl or .parquet)")
     try:
         with audio.open_binary(path) as f:
-            if suffix in (".csv", ".tsv", ".txt"):
-                yield from _read_delimited(path, f, "\t" if suffix == ".tsv" else ",", chunk_rows)
-                return
-            data = f.read()
+            yield from readers[suffix](path, f, chunk_rows, suffix)
+    except CatalogError:
+        raise
     except csv.Error as e:
         raise CatalogError(f"{path}: cannot read catalog (Error: {e})") from None
     except (FileNotFoundError, IsADirectoryError):
         raise CatalogError(f"{path}: catalog file not found") from None
     except OSError as e:
         raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
-    try:
-        if suffix in (".jsonl", ".ndjson", ".json"):
-            text = data.decode("utf-8", "surrogateescape")
-            rows = []
-            for i, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise CatalogError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            df = pd.DataFrame(rows).astype(object)
-        elif suffix == ".parquet":
-            df = pd.read_parquet(io.BytesIO(data)).astype(object)
-        else:
-            raise CatalogError(f"{path}: unknown catalog format '{suffix}' (use .csv, .tsv, .jsonl or .parquet)")
-    except CatalogError:
-        raise
-    except Exception as e:
+    except Exception as e:  # a Parquet file that is not one, …
         raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
-    df["_row"] = range(1, len(df) + 1)
-    for i in range(0, max(len(df), 1), chunk_rows):
-        yield df.iloc[i : i + chunk_rows]
+
+
+def _numbered(df: pd.DataFrame, before: int) -> pd.DataFrame:
+    """``_row``: the 1-based number of each row in the whole catalog (``before`` rows came in earlier chunks)."""
+    df = df.astype(object)
+    df["_row"] = range(before + 1, before + len(df) + 1)
+    return df
+
+
+def _read_jsonl(path: str | Path, f: BinaryIO, chunk_rows: int, suffix: str = ".jsonl") -> Iterator[pd.DataFrame]:
+    """One JSON object per line. A chunk's columns are the union over its rows; a field absent from a whole
+    chunk is absent from its frame (read as empty, as for a row that lacks it)."""
+    rows: list[dict] = []
+    before, yielded = 0, False
+    for i, raw in enumerate(_lines(f), 1):
+        line = raw.decode("utf-8", "surrogateescape")
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise CatalogError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+        if len(rows) == chunk_rows:
+            frame = _numbered(pd.DataFrame(rows), before)
+            before, rows, yielded = before + len(rows), [], True
+            yield frame
+    if rows or not yielded:
+        yield _numbered(pd.DataFrame(rows), before)
+
+
+def _read_parquet(path: str | Path, f: BinaryIO, chunk_rows: int, suffix: str = ".parquet") -> Iterator[pd.DataFrame]:
+    """A row batch at a time, reading one row group at a time (a file written as one big row group is still
+    read whole); pandas metadata (e.g. a stored index) applied as ``pandas.read_parquet`` does."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(f, pre_buffer=False)  # one row group at a time, not every column chunk up front
+    before, yielded = 0, False
+    for batch in pf.iter_batches(batch_size=chunk_rows):
+        frame = _numbered(pa.Table.from_batches([batch], schema=pf.schema_arrow).to_pandas(), before)
+        before, yielded = before + len(frame), True
+        yield frame
+    if not yielded:
+        yield _numbered(pf.schema_arrow.empty_table().to_pandas(), 0)
 
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
@@ -180,18 +206,23 @@ def _empty_none(v: object) -> object:
 def iter_catalog(path: str | Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
     """The catalog as :func:`read_catalog` reads it, ``chunk_rows`` rows at a time (at least one frame)."""
     path = path if audio.is_url(path) else Path(path)
-    for df in _raw_chunks(path, chunk_rows):
+    for k, df in enumerate(_raw_chunks(path, chunk_rows)):
         missing = [c for c in REQUIRED if c not in df.columns]
-        if missing:
+        if missing and k == 0:
             found = [c for c in df.columns if c not in ("_bad_encoding_lines", "_line", "_row")]
             raise CatalogError(f"{path}: required column(s) {missing} missing; found columns {found}")
+        for c in missing:  # a later JSONL chunk whose rows all lack a field: each row is a MissingField failure
+            df[c] = None
         yield _tidy(df.copy())
 
 
 def read_catalog(path: str | Path) -> pd.DataFrame:
     """Every row as strings (``None`` for empty), plus ``_row`` (1-based line number) and ``_bad_encoding``.
     ``path``: a local file or an fsspec URL."""
-    return pd.concat(list(iter_catalog(path)), ignore_index=True)
+    df = pd.concat(list(iter_catalog(path)), ignore_index=True)
+    for c in df.select_dtypes(include="object").columns:  # a field some JSONL chunks lack: empty (None), not NaN
+        df[c] = df[c].where(df[c].notna(), None)
+    return df
 
 
 __all__ = ["REQUIRED", "CatalogError", "clean_column", "iter_catalog", "read_catalog"]
