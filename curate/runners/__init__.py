@@ -90,11 +90,12 @@ def _prepare_staged(
     finished (ingest, audio-pass batches) is uploaded too, so the rerun resumes from there as a local run would
     (after a SIGKILL during the filters, the rerun redoes ingest from its stored probes, then the filters)."""
     local = remote.open_run(url)
-    uploaded = [remote.snapshot(local)]  # what the bucket holds of the staging copy
+    uploaded = remote.snapshot(local)  # what the bucket holds of the staging copy
 
     def upload() -> None:
-        remote.push_changed(local, url, uploaded[0])
-        uploaded[0] = remote.snapshot(local)
+        nonlocal uploaded
+        remote.push_changed(local, url, uploaded)
+        uploaded = remote.snapshot(local)
 
     def probing(chunks: list) -> Iterator:  # the probe back end, uploading each chunk once it is stored
         for rows in (probe_backend or thread_backend)(chunks):

@@ -8,14 +8,16 @@ files and completion marker itself; the driver only sees small summaries, never 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 from curate.runners.driver import Plan
-from curate.runners.shard import PipelineWorker, ShardState, node_run_dir, publish
+from curate.runners.shard import PipelineWorker, ShardState, node_run_dir, poison_dir, publish, running_path
 from curate.runners.streaming import read_shard
+from curate.runners.watchdog import write_crash_note
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,6 @@ def _shard_items(plan: Plan, pending: list[int]) -> list[dict[str, Any]]:
 
 
 def _run_shards(worker: PipelineWorker, batch: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     worker.setup()  # its out_dir is now this node's run directory (a staging copy for a URL run)
     out = [
         json.dumps(worker(int(shard_id), read_shard(worker.out_dir, int(start), int(stop))))
@@ -118,8 +118,6 @@ def execute(
     address: str | None = None,
     num_workers: int | None = None,
 ) -> None:
-    import json
-
     import ray
 
     pending = plan.pending()
@@ -154,11 +152,6 @@ def _note_crash(plan: Plan, shard_id: int, deaths: dict[str, int]) -> None:
     running note); at the second, leave the note that makes the retried shard record that recording as a
     failure row instead of dying on it again. A run directory on object storage keeps running notes on the
     worker's node, out of the driver's sight: its shard is retried until it stops the run."""
-    import json
-
-    from curate.runners.shard import poison_dir, running_path
-    from curate.runners.watchdog import write_crash_note
-
     note = running_path(plan.out_dir, shard_id)
     if plan.remote is not None or not note.exists():
         return
@@ -373,7 +366,6 @@ def execute_stage_pools(
 ) -> None:
     """Like :func:`execute`, but every model stage runs in its own actor pool sized by its own resources
     (one worker per GPU it asks for, else per its CPUs); model-free stages run as tasks."""
-    import json
     import time
 
     import ray
