@@ -62,6 +62,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Ray: one actor pool per model stage, each with its own resources")
         ] = False,
         set_: Annotated[list[str] | None, typer.Option("--set", help="override STAGE.PARAM=VALUE (repeatable)")] = None,
+        retry_failed: Annotated[
+            bool,
+            typer.Option(
+                help="resume and try every failed recording again (a rerun already retries files that were away)"
+            ),
+        ] = False,
     ) -> None:
         """Ingest, filter, de-duplicate and segment a catalog into a run directory."""
         from curate.catalog import CatalogError
@@ -79,6 +85,7 @@ def register(app: typer.Typer) -> None:
                 ray_address=ray_address,
                 num_workers=workers,
                 stage_pools=stage_pools,
+                retry_failed=retry_failed,
             )
         except (CatalogError, RunDirError, ValueError) as e:
             fail(str(e))
