@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.errors import one_line
+from curate.errors import CurateError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ SIGNED_URL_S = 6 * 3600  # a presigned object URL handed to ffmpeg stays valid t
 STDERR_TAIL_BYTES = 8192  # how much of ffmpeg's stderr is kept for an error message (it may print megabytes)
 
 
-class AudioDecodeError(RuntimeError):
+class AudioDecodeError(CurateError, RuntimeError):
     """A recording's audio cannot be read. Becomes a failure row; the run goes on."""
 
     def __init__(self, path: str | Path, problem: str):

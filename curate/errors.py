@@ -52,11 +52,17 @@ def one_line(e: BaseException | str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class ConfigError(ValueError):
+class CurateError(Exception):
+    """The base of every error curate raises on purpose: its message says what was expected, where, and how to
+    fix it, so the command line prints it as one line (``error: …``) and exits 2, without a traceback. Anything
+    else is a bug and keeps its traceback."""
+
+
+class ConfigError(CurateError, ValueError):
     """A pipeline or stage configuration is invalid. Raised before any data moves."""
 
 
-class RecordingError(RuntimeError):
+class RecordingError(CurateError, RuntimeError):
     """A problem with one recording (its audio, its metadata). Becomes a failure row; the run goes on."""
 
 
@@ -73,7 +79,7 @@ class StageTimeout(RecordingError):
         return (type(self), (str(self), self.stage))
 
 
-class RunDirError(RuntimeError):
+class RunDirError(CurateError, RuntimeError):
     """The output directory holds something else, or a different run."""
 
 
@@ -84,6 +90,7 @@ class UnknownVariantError(RunDirError, FileNotFoundError):
 __all__ = [
     "is_transient",
     "one_line",
+    "CurateError",
     "ConfigError",
     "RecordingError",
     "StageTimeout",

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.errors import CurateError
 from curate.schema import (
     KIND_KEY,
     SCHEMA_VERSION,
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 _told: set[str] = set()  # directories already told that they hold an older schema version
 
 
-class SchemaMismatchError(RuntimeError):
+class SchemaMismatchError(CurateError, RuntimeError):
     """A manifest was written by another schema version (or is not a curate manifest)."""
 
 

@@ -1,6 +1,7 @@
 """Reruns that repair (issue 24, item 4): a short outage, a deleted or damaged part, a damaged state file and a
 second run on the same directory, each reproduced; the rerun of the same command equals an uninterrupted run."""
 
+import json
 import logging
 import os
 import shutil
@@ -172,3 +173,17 @@ def test_a_second_run_on_the_same_directory_is_refused_naming_the_holder(archive
     assert "Traceback" not in res.stderr
     assert not RunDir(out).has_work()  # the refused run wrote nothing
     run(archive, out)  # the lock went with its holder
+
+
+def test_the_run_log_holds_every_line_and_run_json_the_command(archive, tmp_path):
+    """RUN/logs/curate.log gets curate's INFO lines (with their pid) though the console shows warnings only;
+    run.json says which command line made the run."""
+    out = tmp_path / "run"
+    cli = [sys.executable, "-m", "curate.cli", "run", "pipelines/seq.yaml", "--catalog", str(archive)]
+    res = subprocess.run([*cli, "--out", str(out), "--runner", "local"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = RunDir(out).log_file.read_text().splitlines()
+    assert any(" INFO curate." in line for line in lines) and "INFO" not in res.stderr
+    assert all(line.split()[2].isdigit() for line in lines)  # date, time, pid
+    command = json.loads(RunDir(out).run_json.read_text())["command"]
+    assert "run pipelines/seq.yaml --catalog" in command and str(out) in command

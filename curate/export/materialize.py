@@ -34,6 +34,7 @@ import pandas as pd
 
 from curate import audio, manifest
 from curate.catalog.content import check_content
+from curate.errors import CurateError
 from curate.rundir import RunDir
 from curate.rundir import safe_name as rundir_safe_name
 from curate.schema import Failure, MaterializedSegment
@@ -57,7 +58,7 @@ ROW_COLUMNS = (  # the segment fields an index row / export manifest row carries
 )
 
 
-class MaterializeError(RuntimeError):
+class MaterializeError(CurateError, RuntimeError):
     """The output directory holds another materialization, or the request is invalid."""
 
 

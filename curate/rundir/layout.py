@@ -29,7 +29,9 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import shlex
 import socket
+import sys
 import time
 from collections.abc import Iterable
 from importlib import metadata
@@ -382,7 +384,7 @@ class RunDir(RunState):
 
     def write_run(self, pipeline_name: str, variants: list[str], **fields: Any) -> dict[str, Any]:
         """Write ``run.json`` in its one shape: what made the run (``pipeline_name``), the variants it holds,
-        the schema and package versions, the host and when it finished, plus the maker's own ``fields``
+        the schema and package versions, the host, the command line and when it finished, plus the maker's own ``fields``
         (``pipeline``, ``counts``, ``timings_s``, ``source`` …)."""
         from curate import manifest
         from curate.schema import SCHEMA_VERSION
@@ -393,6 +395,7 @@ class RunDir(RunState):
             "schema_version": SCHEMA_VERSION,
             "versions": package_versions(),
             "host": host_info(),
+            "command": shlex.join(sys.argv),  # the command line that made (or last resumed) the run
             **fields,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
