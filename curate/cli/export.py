@@ -43,6 +43,19 @@ def _units_bar(bar: Any, label: str):
     return on_plan, on_unit
 
 
+def _segments_bar(bar: Any, label: str) -> dict[str, Any]:
+    """``on_export``/``on_segments`` callbacks of :func:`curate.export.export`: one task counting segments."""
+    state: dict[str, Any] = {}
+
+    def on_export(total: int) -> None:
+        state["task"] = bar.add_task(label, total=total, extra="segments")
+
+    def on_segments(n: int) -> None:
+        bar.advance(state["task"], n)
+
+    return {"on_export": on_export, "on_segments": on_segments}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
@@ -70,7 +83,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a variant (optionally a selection of it) for fairseq, Lhotse, HF datasets, NeMo, WebDataset or
         Kaldi; the selection spec and its statistics are written next to the export."""
-        from curate.cli.console import console, fail, local_out, progress_bar
+        from curate.cli.console import fail, local_out, progress_bar
         from curate.cli.console import out as stdout
         from curate.errors import RunDirError
         from curate.export import ExportError, export
@@ -91,13 +104,13 @@ def register(app: typer.Typer) -> None:
         if fmt in EMBEDDED:
             kw.pop("sample_rate")
         try:
-            if fmt == "fairseq" or materialize:  # the long part is cutting the audio: one step per recording
-                with progress_bar() as bar:
+            with progress_bar() as bar:
+                if fmt == "fairseq" or materialize:  # the long part is cutting the audio: one step per recording
                     on_plan, on_unit = _units_bar(bar, "materialize")
-                    info = export(run_dir, variant, fmt, out, sel, on_plan=on_plan, on_unit=on_unit, **kw)
-            else:
-                with console.status(f"exporting {variant} as {fmt}"):
-                    info = export(run_dir, variant, fmt, out, sel, **kw)
+                    kw.update(on_plan=on_plan, on_unit=on_unit)
+                else:  # one step per segment written (hf, webdataset: cut and encoded)
+                    kw.update(_segments_bar(bar, f"export {fmt}"))
+                info = export(run_dir, variant, fmt, out, sel, **kw)
         except (ExportError, MaterializeError, RunDirError, FileNotFoundError, ValueError) as e:
             fail(str(e))
         segs = ", ".join(f"{k}: {v:,} segments / {info['hours'][k]:.2f} h" for k, v in info["segments"].items())

@@ -87,6 +87,7 @@ def write(ctx: ExportContext) -> dict[str, Any]:
         manifest.atomic_write_text(d / "spk2utt", _lines([(s, " ".join(u)) for s, u in spk2utt.items()]))
         manifest.atomic_write_text(d / "reco2dur", _lines(dur))
         manifest.atomic_write_text(d / "text", _lines(text))
+        ctx.advance(len(rows))
         if empty := sum(1 for _, t in text if not t):
             log.warning("kaldi: %d of %d %s segments have no text (empty transcripts)", empty, len(rows), name)
         dirs.append(name)

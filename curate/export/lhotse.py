@@ -113,6 +113,7 @@ def write(ctx: ExportContext) -> dict[str, Any]:
             sups.append(sup)
             cuts.append(cut)
             used[rec.id] = rec
+            ctx.advance()
         for kind, obj in (
             ("recordings", RecordingSet.from_recordings([used[i] for i in sorted(used)])),
             ("supervisions", SupervisionSet.from_segments(sups)),
