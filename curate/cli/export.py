@@ -191,3 +191,28 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             write_selection(out, sel, stats)
             stdout.print(f"selection written to {out}/selection.yaml and selection.json")
+
+    @app.command("cat")
+    def cat_cmd(
+        path: Annotated[str, typer.Argument(help="an audio file or URL (s3://…, gs://…)")],
+        start: Annotated[float, typer.Argument(help="start, s")] = 0.0,
+        end: Annotated[float | None, typer.Argument(help="end, s (default: the end of the file)")] = None,
+    ) -> None:
+        """Write audio (a range of it) to stdout as 16 kHz mono 16-bit WAV: Kaldi's wav.scp reads URLs with it."""
+        import sys
+
+        from curate.audio import AudioDecodeError
+        from curate.cli.console import fail
+        from curate.export.kaldi import cat_wav
+
+        if sys.stdout.isatty():
+            fail("curate cat writes WAV bytes: pipe or redirect stdout (curate cat URL > x.wav, … | sox - …)")
+        try:
+            cat_wav(path, sys.stdout.buffer, start, end)
+            sys.stdout.buffer.flush()
+        except (AudioDecodeError, RuntimeError) as e:
+            fail(str(e), code=1)
+        except BrokenPipeError:  # the reader stopped early (head, a segment read): not an error
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
