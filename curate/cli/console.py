@@ -41,11 +41,34 @@ class Runner(StrEnum):
 # The same two options on every command that fans work out (run, demo, export, materialize, ablate, stems).
 RunnerOption = Annotated[
     Runner,
-    typer.Option(help="ray: parallel Ray workers (a local Ray unless --ray-address); local: in-process, in order"),
+    typer.Option(
+        help="ray: parallel Ray workers (a local Ray unless --ray-address); local: in-process, in order",
+        case_sensitive=False,
+    ),
 ]
 RayAddressOption = Annotated[
     str | None, typer.Option(help="Ray cluster address (ray start … / RAY_ADDRESS); default: start Ray locally")
 ]
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout (for scripts)")]
+
+
+def print_json(obj: object) -> None:
+    """A command's result as JSON on stdout: plain text, no markup or wrapping (NaN as null)."""
+    import json
+    import math
+
+    def plain(v: object) -> object:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        return v.item() if hasattr(v, "item") and callable(v.item) else v
+
+    typer.echo(json.dumps(plain(obj), indent=2, ensure_ascii=False, default=str))
 
 
 RunDirArgument = Annotated[
@@ -86,7 +109,19 @@ def local_out(path: str, what: str = "--out") -> Path:
         fail(
             f"{what} {path}: writing here to object storage is not supported; write to a local directory and upload it"
         )
+    check_out_dir(path, what)
     return Path(path)
+
+
+def check_out_dir(path: str | Path, what: str = "--out") -> None:
+    """An output directory that is an existing file (or lies under one) is one clear line, not a traceback."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                where = "" if q == p else f" {q}"
+                fail(f"{what} {path}:{where} is a file, not a directory; name a directory (it is created if missing)")
+            return
 
 
 class _OwnLinesFilter(logging.Filter):
@@ -279,6 +314,7 @@ def progress_bar():
 
 
 __all__ = [
+    "JsonOption",
     "PlainProgress",
     "RayAddressOption",
     "Runner",
@@ -286,6 +322,7 @@ __all__ = [
     "console",
     "fail",
     "out",
+    "print_json",
     "progress_bar",
     "setup_logging",
 ]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from curate.cli.console import RayAddressOption, RunDirArgument, Runner, RunnerOption
+from curate.cli.console import JsonOption, RayAddressOption, RunDirArgument, Runner, RunnerOption
 from curate.export.common import EMBEDDED, FORMATS
 from curate.export.materialize import FORMATS as MATERIALIZE_FORMATS
 
@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
     def export_cmd(
         run_dir: RunDirArgument,
         variant: Annotated[str, typer.Option(help="variant to export, e.g. wx-diar-3s")],
-        format_: Annotated[ExportFormat, typer.Option("--format", help="the trainer's format")],
+        format_: Annotated[ExportFormat, typer.Option("--format", help="the trainer's format", case_sensitive=False)],
         out_dir: Annotated[str, typer.Option("--out", help="output directory (local)")],
         select_file: Annotated[
             Path | None, typer.Option("--select", help="selection YAML (configs/selection/)")
@@ -122,7 +122,8 @@ def register(app: typer.Typer) -> None:
         variant: Annotated[str, typer.Option(help="variant to materialize")],
         out_dir: Annotated[str, typer.Option("--out", help="local output directory (rerun the command to resume)")],
         format_: Annotated[
-            MaterializeFormat, typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)")
+            MaterializeFormat,
+            typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)", case_sensitive=False),
         ] = MaterializeFormat.flac,
         runner: RunnerOption = Runner.ray,
         ray_address: RayAddressOption = None,
@@ -173,9 +174,10 @@ def register(app: typer.Typer) -> None:
         select_file: Annotated[Path | None, typer.Option("--select", help="selection YAML")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
         out: Annotated[Path | None, typer.Option(help="write selection.yaml and selection.json here")] = None,
+        json_: JsonOption = False,
     ) -> None:
         """Dry-run a selection: print what each step keeps (and optionally save it)."""
-        from curate.cli.console import fail, run_dir_here
+        from curate.cli.console import fail, print_json, run_dir_here
         from curate.cli.console import out as stdout
         from curate.export.select import select, write_selection
 
@@ -184,12 +186,16 @@ def register(app: typer.Typer) -> None:
             _, stats = select(run_dir_here(run_dir), variant, sel)
         except FileNotFoundError as e:
             fail(str(e))
+        if out is not None:
+            write_selection(out, sel, stats)
+        if json_:
+            print_json(stats)
+            return
         lines = ["| step | segments | hours |", "|---|---:|---:|"]
         lines += [f"| {s['step']} | {s['segments']:,} | {s['hours']:.3f} |" for s in stats["steps"]]
         lines += [f"| → {k} | {stats[k]['segments']:,} | {stats[k]['hours']:.3f} |" for k in ("train", "valid")]
         stdout.print("\n".join(lines))
         if out is not None:
-            write_selection(out, sel, stats)
             stdout.print(f"selection written to {out}/selection.yaml and selection.json")
 
     @app.command("cat")
