@@ -21,7 +21,8 @@ from curate.config import load_pipeline
 from curate.export import export
 from curate.export.materialize import to_int16
 from curate.export.select import Selection, Split
-from curate.runners import remote, run_pipeline
+from curate.rundir import mirror as remote
+from curate.runners import run_pipeline
 from curate.testing import make_archive
 
 BUCKET = "curate-test"

@@ -33,7 +33,7 @@ def load_pipeline_or_exit(path: Path, overrides: list[str] | None):
 
 def staged(out_dir: str) -> Path:
     """Where a run's files are on this machine: the directory, or the staging copy of a URL run directory."""
-    from curate.runners.remote import is_remote, staging_dir
+    from curate.rundir.mirror import is_remote, staging_dir
 
     return staging_dir(out_dir.rstrip("/")) if is_remote(out_dir) else Path(out_dir)
 
@@ -78,6 +78,7 @@ def register(app: typer.Typer) -> None:
         from curate.catalog import CatalogError
         from curate.cli.console import check_out_dir
         from curate.errors import RunDirError
+        from curate.rundir import RunDir
         from curate.stats import format_table, load_stats
 
         if not is_url(out):
@@ -98,7 +99,8 @@ def register(app: typer.Typer) -> None:
         out_console_stats(staged(out), load_stats, format_table, out)
         counts = result["counts"]
         if counts["failed"] and not counts["processed"]:
-            fail(f"every recording failed ({counts['failed']}): see {out.rstrip('/')}/failures.parquet", code=1)
+            failures = RunDir(out).relative(RunDir(out).failures)
+            fail(f"every recording failed ({counts['failed']}): see {out.rstrip('/')}/{failures}", code=1)
 
     @app.command()
     def stats(run_dir: RunDirArgument, json_: JsonOption = False) -> None:
