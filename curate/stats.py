@@ -196,3 +196,57 @@ def load_stats(out_dir: str | Path) -> dict[str, Any]:
     if not p.exists():
         raise FileNotFoundError(f"{out_dir}: no stats.json (is this a finished curate run directory?)")
     return json.loads(p.read_text())
+
+
+def recording_times(run_dir: str | Path, variant: str) -> list[dict[str, Any]]:
+    """Per recording of the run: its duration, whether the metadata filters kept it (and why not), and how much of
+    it ``variant`` keeps (segments, seconds, %) and drops (the rest: silence, music, rejected or filtered).
+    Reads only the variant's recording ids and durations: bounded by the number of recordings."""
+    run = RunDir(run_dir)
+    seg = manifest.read_table(run.variant_dir(variant), "segments", columns=["recording_id", "duration_s"])
+    kept_s: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for rid, d in zip(seg.column(0).to_pylist(), seg.column(1).to_pylist(), strict=True):
+        kept_s[rid] = kept_s.get(rid, 0.0) + float(d)
+        count[rid] = count.get(rid, 0) + 1
+    decisions = {r["recording_id"]: r for r in manifest.read_table(run.decisions, "decisions").to_pylist()}
+    rows = []
+    for r in manifest.read_table(run.recordings, "recordings", columns=["recording_id", "duration_s"]).to_pylist():
+        rid, dur = r["recording_id"], float(r["duration_s"] or 0.0)
+        d = decisions.get(rid, {})
+        k = kept_s.get(rid, 0.0)
+        rows.append(
+            {
+                "recording_id": rid,
+                "duration_s": dur,
+                "kept_by_filters": bool(d.get("kept", True)),
+                "dropped_by": None if d.get("kept", True) else f"{d.get('stage')}: {d.get('reason')}",
+                "segments": count.get(rid, 0),
+                "kept_s": k,
+                "dropped_s": max(0.0, dur - k),
+                "kept_pct": 100 * k / dur if dur > 0 else 0.0,
+            }
+        )
+    return rows
+
+
+def format_recording_times(rows: list[dict[str, Any]], variant: str) -> str:
+    """A markdown table of :func:`recording_times`, with a total line."""
+    lines = [
+        f"variant {variant}: kept and dropped time per recording",
+        "",
+        "| recording | duration s | segments | kept s | dropped s | kept % | filters |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        why = "kept" if r["kept_by_filters"] else f"dropped ({r['dropped_by']})"
+        lines.append(
+            f"| {r['recording_id']} | {r['duration_s']:.1f} | {r['segments']} | {r['kept_s']:.1f} | "
+            f"{r['dropped_s']:.1f} | {r['kept_pct']:.1f} | {why} |"
+        )
+    total, kept = sum(r["duration_s"] for r in rows), sum(r["kept_s"] for r in rows)
+    lines.append(
+        f"| **{len(rows)} recordings** | {total:.1f} | {sum(r['segments'] for r in rows)} | {kept:.1f} | "
+        f"{total - kept:.1f} | {100 * kept / total if total else 0:.1f} | |"
+    )
+    return "\n".join(lines)

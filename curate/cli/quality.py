@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.console import RunDirArgument
+from curate.cli.console import JsonOption, RunDirArgument
+
+SUMMARY = "Score a run's variants: against a reference timeline, reference RTTM (DER) or duplicates; plots."
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(short_help=SUMMARY)
     def quality(
         run_dir: RunDirArgument,
         reference: Annotated[Path | None, typer.Option(help="ground-truth timeline JSON (the demo writes one)")] = None,
@@ -33,6 +35,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="reruns/repeats JSON for audio_dedup (default: duplicates.json beside --reference)"),
         ] = None,
+        json_: JsonOption = False,
     ) -> None:
         """Score every variant against a reference timeline (clean single-speaker speech, music, sung music, noise,
         silence, overlap, speaker mixing, speech and clean speech kept; the *-clean variants first, with the targets
@@ -43,8 +46,14 @@ def register(app: typer.Typer) -> None:
 
         if reference is None and rttm is None and not plot:
             fail("give --reference ground_truth.json and/or --rttm DIR (reference speaker turns), or --plot")
+        from curate.cli.console import print_json
+
         with run_dir_edited(run_dir) as local:  # a URL run: its staging copy, the results pushed back
-            _quality(local, reference, rttm, collar, skip_overlap, plot, tagger_clips, duplicates, str(run_dir))
+            report = _quality(
+                local, reference, rttm, collar, skip_overlap, plot, tagger_clips, duplicates, str(run_dir), not json_
+            )
+        if json_:
+            print_json(report)
 
 
 def _quality(
@@ -57,11 +66,20 @@ def _quality(
     tagger_clips: Path | None,
     duplicates: Path | None,
     shown: str,
-) -> None:
-    """``shown``: the run directory as the user named it (a URL run is worked on in its staging copy)."""
+    text: bool = True,
+) -> dict:
+    """``shown``: the run directory as the user named it (a URL run is worked on in its staging copy); ``text``:
+    print the tables (else only the returned report: what was written, by kind, for ``--json``)."""
     from curate import manifest
-    from curate.cli.console import fail, out
+    from curate.cli.console import fail
+    from curate.cli.console import out as stdout
     from curate.rundir import RunDir
+
+    report: dict = {"run_dir": shown}
+
+    def say(*args, **kw) -> None:  # the tables and "written:" lines, or nothing with --json
+        if text:
+            stdout.print(*args, **kw)
 
     run = RunDir(run_dir)
     if not run.decisions.is_file():
@@ -74,8 +92,9 @@ def _quality(
             fail(f"{reference}: reference timeline not found")
         results = evaluate_run(run_dir, load_ground_truth(reference))
         manifest.write_json(run.quality_json, as_dict(results))
-        out.print(format_quality(results, Targets()), soft_wrap=True)
-        out.print(f"written: {shown.rstrip('/')}/{run.relative(run.quality_json)}")
+        report["quality"] = as_dict(results)
+        say(format_quality(results, Targets()), soft_wrap=True)
+        say(f"written: {shown.rstrip('/')}/{run.relative(run.quality_json)}")
     duplicates = duplicates or (reference.parent / "duplicates.json" if reference is not None else None)
     if duplicates is not None and duplicates.is_file() and run.repeats.is_file():
         import dataclasses
@@ -85,9 +104,10 @@ def _quality(
 
         dq = evaluate_run_dedup(run_dir, json.loads(duplicates.read_text()))
         manifest.write_json(run_dir / "dedup_quality.json", dataclasses.asdict(dq))
-        out.print("audio de-duplication against " + str(duplicates) + ":")
-        out.print(format_dedup(dq), soft_wrap=True)
-        out.print(f"written: {shown.rstrip('/')}/dedup_quality.json")
+        report["dedup"] = dataclasses.asdict(dq)
+        say("audio de-duplication against " + str(duplicates) + ":")
+        say(format_dedup(dq), soft_wrap=True)
+        say(f"written: {shown.rstrip('/')}/dedup_quality.json")
     if rttm is not None:
         from curate.export.rttm import der_dict, diarization_error, format_der, load_rttm, load_uem
 
@@ -97,16 +117,22 @@ def _quality(
             fail(str(e))
         if not der:
             fail(f"{run_dir}: no variant has speaker labels; DER needs a diarized variant (wx-diar, …)")
-        manifest.write_json(run_dir / "der.json", {"collar": collar, "skip_overlap": skip_overlap, **der_dict(der)})
-        out.print(format_der(der), soft_wrap=True)
-        out.print(f"written: {shown.rstrip('/')}/der.json")
+        report["der"] = {"collar": collar, "skip_overlap": skip_overlap, **der_dict(der)}
+        manifest.write_json(run_dir / "der.json", report["der"])
+        say(format_der(der), soft_wrap=True)
+        say(f"written: {shown.rstrip('/')}/der.json")
     if plot:
         from curate.cli.plots import save_run_plots
 
-        for p in save_run_plots(run_dir, results):
-            out.print(f"plot: {shown.rstrip('/')}/{Path(p).relative_to(run_dir).as_posix()}", soft_wrap=True)
+        report["plots"] = [
+            f"{shown.rstrip('/')}/{Path(p).relative_to(run_dir).as_posix()}" for p in save_run_plots(run_dir, results)
+        ]
+        for p in report["plots"]:
+            say(f"plot: {p}", soft_wrap=True)
     if tagger_clips is not None:
-        out.print(_tagger_table(tagger_clips), soft_wrap=True)
+        report["tagger"] = _tagger_table(tagger_clips)
+        say(report["tagger"], soft_wrap=True)
+    return report
 
 
 def _tagger_table(root: Path) -> str:
