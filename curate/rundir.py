@@ -116,6 +116,11 @@ class RunDir:
     def rejected_dir(self, stage: str) -> Path:
         return self.path / REJECTED / stage
 
+    @property
+    def calibration(self) -> Path:
+        """``curate calibrate``'s fitted clean_trim params (YAML), per clean variant."""
+        return self.path / "calibration.yaml"
+
     def rejected_stages(self) -> list[str]:
         """The stages that rejected something in this run (their ``rejected_dir`` exists), sorted."""
         d = self.path / REJECTED
