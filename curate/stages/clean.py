@@ -50,6 +50,7 @@ class Thresholds:
     smooth_s: float = 0.0  # running-median width over the scores (0: the raw frames)
     hysteresis: float = 1.0  # a bad run lasts while the score stays above hysteresis × threshold
     min_bad_s: float = 0.0  # bad runs shorter than this are ignored
+    pauses_from: str = "tags"  # the speech score that finds pauses: tags (0.48 s cells) or speakers (0.1 s)
 
 
 def cells(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
@@ -80,9 +81,10 @@ def bad_intervals(
 ) -> dict[str, list[timeline.Interval]]:
     """Reason → spans of the recording that are bad for it (smoothed, hysteresis, short runs dropped, padded)."""
     out: dict[str, list[timeline.Interval]] = {}
-    if tags is not None and len(tags) and th.speech is not None:
-        a, b = cells(tags)
-        low = median_smooth(np.asarray(tags.values["speech"], float), _width(tags, th.smooth_s)) < th.speech
+    src = speakers if th.pauses_from == "speakers" and speakers is not None and len(speakers) else tags
+    if src is not None and len(src) and th.speech is not None:
+        a, b = cells(src)
+        low = median_smooth(np.asarray(src.values["speech"], float), _width(src, th.smooth_s)) < th.speech
         out["no_speech"] = timeline.drop_short(timeline.from_mask(a, b, low), th.min_nonspeech_s)  # not padded
     for reason in REASONS[:-1]:
         frames = speakers if reason == "overlap" else tags
@@ -216,7 +218,11 @@ class CleanTrim(_Clean):
     """Trim music, singing, noise and overlap off segments' edges, cut long bad spans out of their middle, split
     at speaker turns and re-join one speaker's pieces (:mod:`curate.stages.clean_spans`)."""
 
-    pad_s: float = 0.2  # bad spans grow by this much on each side
+    # defaults: what `curate calibrate` fitted for wx-diar-3s-clean on the dev half of the real-audio benchmark
+    # (benchmarks/bench_quality.py; docs/clean.md); other thresholds are _Clean's
+    vocal_music: float | None = 0.05
+    change: float | None = 0.2
+    pad_s: float = 0.0  # bad spans grow by this much on each side
     edge_s: float = 0.3  # turns closer than this to a piece's edge are ignored
     smooth_s: float = 0.0  # running median over the frame scores, s (0: raw frames)
     hysteresis: float = 1.0  # a bad run lasts while its score stays above hysteresis × threshold
@@ -225,6 +231,7 @@ class CleanTrim(_Clean):
     min_split_s: float = 0.0  # an interior bad span shorter than this stays; a longer one splits the segment
     join_gap_s: float = 0.0  # re-join one speaker's consecutive pieces across a clean gap this long (0: never)
     join_max_s: float = 30.0  # … while the joined segment is at most this long
+    pauses_from: str = "tags"  # pauses (speech < speech threshold) from tags (0.48 s cells) or speakers (0.1 s)
 
     def validate(self) -> None:
         super().validate()
@@ -233,13 +240,19 @@ class CleanTrim(_Clean):
                 raise ConfigError(f"clean_trim.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.hysteresis <= 1:
             raise ConfigError(f"clean_trim.hysteresis must be in (0, 1], got {self.hysteresis}")
+        if self.pauses_from not in ("tags", "speakers"):
+            raise ConfigError(f"clean_trim.pauses_from must be tags or speakers, got {self.pauses_from!r}")
         if self.join_max_s <= 0:
             raise ConfigError(f"clean_trim.join_max_s must be > 0, got {self.join_max_s}")
 
     @property
     def thresholds(self) -> Thresholds:
         return dataclasses.replace(
-            super().thresholds, smooth_s=self.smooth_s, hysteresis=self.hysteresis, min_bad_s=self.min_bad_s
+            super().thresholds,
+            smooth_s=self.smooth_s,
+            hysteresis=self.hysteresis,
+            min_bad_s=self.min_bad_s,
+            pauses_from=self.pauses_from,
         )
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
