@@ -168,7 +168,7 @@ def score(data: Labelled, params: dict[str, Any], frames: dict[str, dict[str, An
 
 
 def miss(q: VariantQuality, t: Targets) -> float:
-    """Total distance to the targets, in percentage points (0: all met; the kept share is not a target here)."""
+    """Total distance to the purity targets, in percentage points (0: all met; the kept share is not counted)."""
     return (
         max(0.0, t.clean_single_pct - q.clean_single_pct)
         + max(0.0, q.music_pct - t.music_pct)
@@ -180,6 +180,13 @@ def miss(q: VariantQuality, t: Targets) -> float:
 def objective(q: VariantQuality, t: Targets) -> tuple[float, float]:
     """Larger is better: first meet the purity targets (smallest miss), then keep the most clean speech."""
     return (-round(miss(q, t), 6), q.clean_recall_pct)
+
+
+def best_clean(results: dict[str, VariantQuality], targets: Targets | None = None) -> str | None:
+    """The ``*-clean`` variant with segments that best meets the targets (:func:`objective`); ``None`` if none."""
+    t = targets or Targets()
+    clean = {v: q for v, q in results.items() if v.endswith("-clean") and q.segments > 0}
+    return max(sorted(clean), key=lambda v: objective(clean[v], t)) if clean else None
 
 
 def fit(
@@ -243,6 +250,9 @@ def format_curve(variant: str, points: list[tuple[float, VariantQuality]], name:
 
 
 __all__ = [
+    "best_clean",
+    "miss",
+    "objective",
     "GRID",
     "MAIN",
     "Labelled",
@@ -252,8 +262,6 @@ __all__ = [
     "fit",
     "format_curve",
     "load",
-    "miss",
-    "objective",
     "replay",
     "score",
     "where_it_went",

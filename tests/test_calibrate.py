@@ -80,3 +80,21 @@ def test_calibrate_cli_writes_the_fitted_params(tmp_path) -> None:
     fitted = yaml.safe_load(rd.calibration.read_text())
     assert fitted["x-clean"]["from"] == "src" and fitted["x-clean"]["clean_trim"]["music"] >= 0.3
     assert "--set clean_trim.music=" in res.output
+
+
+def test_the_demo_picks_the_clean_variant_nearest_the_targets() -> None:
+    from curate.calibrate import best_clean
+    from curate.quality import VariantQuality
+
+    def q(single: float, kept: float, segments: int = 5) -> VariantQuality:
+        return VariantQuality(segments, 0.1, 99, single, 0, 0, 0, 0, 90, clean_single_pct=single, clean_recall_pct=kept)
+
+    results = {
+        "a-clean": q(96, 40),
+        "b-clean": q(97, 80),
+        "c-clean": q(90, 95),
+        "wx-diar-3s": q(60, 99),
+        "d-clean": q(99, 99, 0),
+    }
+    assert best_clean(results) == "b-clean"  # meets the purity target, keeps the most; d has no segments
+    assert best_clean({"wx-diar-3s": q(60, 99)}) is None
