@@ -157,5 +157,26 @@ def test_clean_trim_trims_tolerates_and_rejoins() -> None:
     got = [(round(s.start_s, 2), round(s.end_s, 2), s.speaker) for s in res.segments]
     assert got == [(3.12, 12.0, "A"), (14.0, 18.0, "B")]
     assert [(r.reason, round(r.segment.end_s, 2)) for r in res.rejected] == [("music", 3.12)]
-    raw = CleanTrim(overlap=None, change=None, pad_s=0.0).process(ctx, segs)  # the old frame rule cuts the flicker
+    raw = CleanTrim(overlap=None, change=None, pad_s=0.0, min_split_s=0.0, hysteresis=1.0).process(
+        ctx, segs
+    )  # frame rule
     assert len(raw.segments) == 4
+
+
+def test_pauses_found_on_the_speakers_grid_split_two_turns() -> None:
+    """A 0.4 s pause between two voices is below the tags' 0.48 s cells but 4 frames of the speakers grid: with
+    pauses_from=speakers it is cut (a no_speech row) and the pieces are not re-joined across it."""
+    ctx = RecordingContext(fake_recording("r", 10.0))
+    ctx.frames["tags"] = _tags([0.0] * 21)
+    speech = np.ones(100)
+    speech[50:54] = 0.0  # 5.0-5.4 s
+    z = np.zeros(100)
+    start = np.arange(100) * 0.1
+    ctx.frames["speakers"] = Frames("speakers", start, start + 0.1, {"speech": speech, "overlap": z, "change": z})
+    seg = [Segment.new("r", "/a.wav", 0.0, 10.0, "v")]
+    common = dict(music=None, vocal_music=None, noise=None, overlap=None, change=None, speech=0.5, min_nonspeech_s=0.3,
+                  min_split_s=0.0)  # fmt: skip
+    res = CleanTrim(**common, pauses_from="speakers", join_gap_s=1.0).process(ctx, seg)
+    assert [(s.start_s, s.end_s) for s in res.segments] == [(0.0, pytest.approx(5.0)), (pytest.approx(5.4), 10.0)]
+    assert [r.reason for r in res.rejected] == ["no_speech"]
+    assert len(CleanTrim(**common, pauses_from="tags").process(ctx, seg).segments) == 1

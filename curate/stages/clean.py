@@ -221,14 +221,15 @@ class CleanTrim(_Clean):
     # defaults: what `curate calibrate` fitted for wx-diar-3s-clean on the dev half of the real-audio benchmark
     # (benchmarks/bench_quality.py; docs/clean.md); other thresholds are _Clean's
     vocal_music: float | None = 0.05
-    change: float | None = 0.2
-    pad_s: float = 0.0  # bad spans grow by this much on each side
+    overlap: float | None = 0.3
+    change: float | None = 0.1
+    pad_s: float = 0.3  # bad spans grow by this much on each side
     edge_s: float = 0.3  # turns closer than this to a piece's edge are ignored
     smooth_s: float = 0.0  # running median over the frame scores, s (0: raw frames)
-    hysteresis: float = 1.0  # a bad run lasts while its score stays above hysteresis × threshold
+    hysteresis: float = 0.5  # a bad run lasts while its score stays above hysteresis × threshold
     min_bad_s: float = 0.0  # bad runs shorter than this are ignored
     touch_s: float = 0.0  # a bad span this close to a segment's edge trims the edge through it
-    min_split_s: float = 0.0  # an interior bad span shorter than this stays; a longer one splits the segment
+    min_split_s: float = 2.0  # an interior bad span shorter than this stays; a longer one splits the segment
     join_gap_s: float = 0.0  # re-join one speaker's consecutive pieces across a clean gap this long (0: never)
     join_max_s: float = 30.0  # … while the joined segment is at most this long
     pauses_from: str = "tags"  # pauses (speech < speech threshold) from tags (0.48 s cells) or speakers (0.1 s)
