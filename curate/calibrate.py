@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from curate import manifest
+from curate.errors import RunDirError, UnknownVariantError
 from curate.quality import Region, Targets, VariantQuality, evaluate_segments
 from curate.rundir import RunDir
 from curate.schema import Recording, RejectedSegment, Segment, recording_from_row, segment_from_row
@@ -81,7 +82,9 @@ def load(run_dir: str | Path, reference: dict[str, list[Region]], variant: str) 
     run = RunDir(run_dir)
     derived = clean_variants(run_dir)
     if variant not in derived:
-        raise ValueError(f"{run_dir}: no clean variant '{variant}' in run.json (clean variants: {', '.join(derived)})")
+        raise UnknownVariantError(
+            f"{run_dir}: no clean variant '{variant}' in run.json (clean variants: {', '.join(derived) or 'none'})"
+        )
     chain, source = derived[variant]["stages"], derived[variant]["from"]
     recs = {
         r["recording_id"]: recording_from_row(r)
@@ -93,7 +96,7 @@ def load(run_dir: str | Path, reference: dict[str, list[Region]], variant: str) 
         if row["recording_id"] in segs:
             segs[row["recording_id"]].append(segment_from_row(row))
     if not recs:
-        raise ValueError(f"{run_dir}: none of its recordings is in the reference")
+        raise RunDirError(f"{run_dir}: none of its recordings is in the reference timeline")
     ref = {rid: list(reference[rid]) for rid in recs}
     return Labelled(variant, source, chain, recs, segs, ref, run)
 

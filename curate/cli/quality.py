@@ -166,13 +166,14 @@ def _tagger_table(root: Path) -> str:
 def _curves(run_dir: Path, reference: Path) -> None:
     from curate import calibrate
     from curate.cli.console import out
+    from curate.errors import CurateError
     from curate.quality import load_ground_truth
 
     truth = load_ground_truth(reference)
     for v, d in calibrate.clean_variants(run_dir).items():
         try:
             data = calibrate.load(run_dir, truth, v)
-        except ValueError as e:
+        except CurateError as e:
             out.print(f"no operating curve for {v}: {e}")
             continue
         out.print(calibrate.format_curve(v, calibrate.curve(data, calibrate.trim_params(d["stages"]))), soft_wrap=True)
@@ -193,10 +194,7 @@ def _calibrate(run_dir: Path, reference: Path, variants: list[str] | None, passe
         fail(f"{shown}: no derived variant with a clean_trim stage in run.json; run pipelines/clean.yaml first")
     fitted: dict[str, dict] = {}
     for v in names:
-        try:
-            data = calibrate.load(run_dir, truth, v)
-        except ValueError as e:
-            fail(str(e))
+        data = calibrate.load(run_dir, truth, v)  # a CurateError (no such variant …) reaches the CLI's one handler
         start = calibrate.trim_params(found[v]["stages"])
         before = calibrate.score(data, start)
         params, after = calibrate.fit(data, start, passes=passes, log=lambda m, v=v: out.print(f"  {v}: {m}"))
