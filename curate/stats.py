@@ -96,11 +96,46 @@ def dedup_stats(out_dir: Path) -> dict[str, Any] | None:
     }
 
 
+def legacy_reason(text: str) -> str:
+    """A schema v1/v2 free-text reason mapped onto :data:`curate.schema.REJECT_REASONS` (``other`` if unknown)."""
+    from curate.schema import REJECT_REASONS
+
+    head = text.split(" (")[0].strip().replace(" ", "_")
+    if head in REJECT_REASONS:
+        return head
+    for prefix, reason in (("shorter than", "too_short"), ("repeated excerpt", "repeat"), ("no transcript",
+                           "no_transcript"), ("empty transcript", "phrase"), ("no words", "phrase"),
+                           ("non-speech phrase", "phrase"), ("zero-length", "zero_length"),
+                           ("last partial window", "partial_window")):  # fmt: skip
+        if text.startswith(prefix):
+            return reason
+    return "other"
+
+
+def rejected_stats(out_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Hours cut per variant, stage and reason, from every ``rejected/<stage>/`` (streamed)."""
+    from curate.schema import REJECT_REASONS
+
+    rd = RunDir(out_dir)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for stage in rd.rejected_stages():
+        for batch in manifest.iter_batches(rd.rejected_dir(stage), "rejected"):
+            cols = batch.select(["variant", "reason", "duration_s"]).to_pydict()
+            for v, r, d in zip(cols["variant"], cols["reason"], cols["duration_s"], strict=True):
+                reason = r if r in REJECT_REASONS else legacy_reason(r)
+                cell = out.setdefault(v or "?", {}).setdefault(stage, {})
+                cell[reason] = cell.get(reason, 0.0) + (d or 0.0) / 3600.0
+    return out
+
+
 def compute_stats(out_dir: Path, variants: list[str], input_s: float) -> dict[str, Any]:
     out = {
         "input_hours": input_s / 3600.0,
         "variants": {v: variant_stats(RunDir(out_dir).variant_path(v), input_s) for v in variants},
     }
+    cut = rejected_stats(Path(out_dir))
+    if cut:
+        out["rejected_hours"] = cut
     dedup = dedup_stats(Path(out_dir))
     if dedup is not None:
         out["audio_dedup"] = dedup
@@ -169,7 +204,25 @@ def format_table(stats: dict[str, Any]) -> str:
                 f"| {v} | {cell('speech_ratio')} | {cell('music_ratio')} | {cell('vocal_music_ratio')} "
                 f"| {cell('noise_ratio')} | {cell('overlap_ratio')} | {turn} | {snr} |"
             )
+    if stats.get("rejected_hours"):
+        lines += ["", *format_rejected(stats["rejected_hours"])]
     return "\n".join(lines) + "\n"
+
+
+def format_rejected(cut: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Hours cut per reason (columns) for each variant and stage (rows), with a total column."""
+    reasons = sorted({r for stages in cut.values() for per in stages.values() for r in per})
+    lines = [
+        "Cut per reason (hours; rejected/, curate.schema.REJECT_REASONS):",
+        "",
+        "| variant | stage | " + " | ".join(reasons) + " | total |",
+        "|---|---|" + "---:|" * (len(reasons) + 1),
+    ]
+    for v in ordered(list(cut)):
+        for stage, per in sorted(cut[v].items()):
+            cells = " | ".join(f"{per[r]:.4f}" if r in per else "–" for r in reasons)
+            lines.append(f"| {v} | {stage} | {cells} | {sum(per.values()):.4f} |")
+    return lines
 
 
 def write_stats(out_dir: Path, stats: dict[str, Any]) -> None:

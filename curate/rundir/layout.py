@@ -329,6 +329,16 @@ class RunDir(RunState):
     def rejected_dir(self, stage: str) -> Path:
         return self.path / REJECTED / stage
 
+    def rejected_stages(self) -> list[str]:
+        """The stages that rejected something in this run (their ``rejected_dir`` exists), sorted."""
+        d = self.path / REJECTED
+        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+    @property
+    def calibration(self) -> Path:
+        """``curate calibrate``'s fitted clean_trim params (YAML), per clean variant."""
+        return self.path / "calibration.yaml"
+
     def scores_dir(self, kind: str) -> Path:
         """The folder of one kind of per-recording frame scores (``tags``, ``speakers``)."""
         return self.path / SCORES / kind

@@ -225,7 +225,9 @@ class WxTranscribe(Transform):
         )
         kept, dropped = chunk_segments(rows, r.recording_id, r.audio_path, lang, self.emit or "")
         ctx.info.setdefault("wx_transcribe", {"model": self.model, "path": self._model_path, "vad": self.vad})
-        return StageResult(kept, [RejectedSegment(s, self.stage_name, why) for s, why in dropped])
+        return StageResult(
+            kept, [RejectedSegment(s, self.stage_name, "no_transcript", detail=why) for s, why in dropped]
+        )
 
 
 __all__ = ["WxTranscribe", "merge_chunks", "merge_regions", "transcribe_chunks", "chunk_segments", "load_whisper"]
