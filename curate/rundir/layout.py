@@ -270,8 +270,23 @@ class RunDir(RunState):
         return self.progress / name
 
     def running(self, shard_id: int) -> Path:
-        """The recording a worker is processing in a shard right now: if the worker dies, the runner knows which."""
-        return self.progress / "running" / f"{shard_name(shard_id)}.json"
+        """The recording a worker is processing in a shard right now (and how many of the shard's recordings are
+        done): if the worker dies, the runner knows which; the driver's progress counts recordings with it."""
+        return self.running_dir / f"{shard_name(shard_id)}.json"
+
+    @property
+    def running_dir(self) -> Path:
+        return self.progress / "running"
+
+    def recordings_in_flight(self) -> int:
+        """Recordings finished inside shards that are still running (the sum of their running notes' ``done``)."""
+        total = 0
+        for note in self.running_dir.glob("*.json"):
+            try:
+                total += int(json.loads(note.read_text()).get("done", 0))
+            except (OSError, ValueError, AttributeError):  # a note replaced or removed as we read it
+                continue
+        return total
 
     @property
     def poison_dir(self) -> Path:
