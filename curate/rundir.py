@@ -116,6 +116,11 @@ class RunDir:
     def rejected_dir(self, stage: str) -> Path:
         return self.path / REJECTED / stage
 
+    def rejected_stages(self) -> list[str]:
+        """The stages that wrote rejected segments, sorted (each a folder of ``part-*.parquet`` files)."""
+        d = self.path / REJECTED
+        return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
+
     def scores_dir(self, kind: str) -> Path:
         """The folder of one kind of per-recording frame scores (``tags``, ``speakers``)."""
         return self.path / SCORES / kind

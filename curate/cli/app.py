@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from curate.cli import ablate, corrupt, demo, derive, export, models, pretrain, quality, run
+from curate.cli import ablate, corrupt, demo, derive, explore, export, models, pretrain, quality, run
 from curate.cli.console import console, setup_logging
 
 
@@ -56,7 +56,7 @@ def _main(
 
 
 # Order = order in `curate --help`.
-for _group in (run, demo, ablate, corrupt, derive, export, models, pretrain, quality):
+for _group in (run, demo, ablate, corrupt, derive, export, explore, models, pretrain, quality):
     _group.register(app)
 
 

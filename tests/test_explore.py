@@ -1,0 +1,275 @@
+"""``curate explore``: the server-side queries, the selection round trip, the access rules over real HTTP, the
+static report and the command. (The page itself is driven in a browser in test_explore_browser.py.)"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from curate import manifest
+from curate.explore.explorer import Explorer, NotFound, reason_class
+from curate.explore.server import Server, create_app
+from curate.explore.table import QueryError, parse_filter
+from curate.testing.explore import make_explore_run
+
+REC = "prog/000"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return make_explore_run(tmp_path_factory.mktemp("explore"))
+
+
+@pytest.fixture(scope="module")
+def explorer(run_dir) -> Explorer:
+    return Explorer(run_dir)
+
+
+@pytest.fixture(scope="module")
+def client(explorer):
+    return create_app(explorer).test_client()
+
+
+def segments(client, variant="small", filters=(), **kw):
+    r = client.get("/api/segments", query_string={"variant": variant, "filters": json.dumps(list(filters)), **kw})
+    assert r.status_code == 200, r.json
+    return r.json
+
+
+def test_overview_has_every_variant_histograms_and_hours_cut_per_reason(client, run_dir):
+    ov = client.get("/api/overview").json
+    assert [v["name"] for v in ov["variants"]] == ["big", "small"]
+    stats = json.loads((run_dir / "stats.json").read_text())["variants"]
+    for v in ov["variants"]:
+        assert v["segments"] == stats[v["name"]]["segments"]
+        assert sum(v["histograms"]["duration_s"]["counts"]) == v["segments"]
+        assert v["histograms"]["music_ratio"]["measured"] == v["segments"]
+    rejected = manifest.read_table(run_dir / "rejected" / "clean_trim", "rejected").to_pandas()
+    music_h = rejected.loc[rejected["reason"].str.startswith("music"), "duration_s"].sum() / 3600
+    got = {(r["stage"], r["reason"]): r["hours"] for r in ov["rejections"]}
+    assert set(got) == {("clean_trim", "music"), ("clean_trim", "noise"), ("min_duration", "too short")}
+    assert got[("clean_trim", "music")] == pytest.approx(music_h)
+
+
+@pytest.mark.parametrize(
+    ("reason", "cls"),
+    [
+        ("music (mean score 0.81)", "music"),
+        ("last partial window (2.34 s)", "last partial window"),
+        ("repeated excerpt, first heard in rec7", "repeated excerpt"),
+        ("non-speech phrase 'muziek'", "non-speech phrase"),
+        ("shorter than 1.0 s after cutting a repeated excerpt", "shorter than"),
+        ("too_short", "too_short"),  # a closed-set reason stays what it is
+        (None, "unknown"),
+    ],
+)
+def test_reason_class(reason, cls):
+    assert reason_class(reason) == cls
+
+
+def test_filter_sort_and_page_match_pandas(client, run_dir):
+    df = manifest.read_table(run_dir / "variants" / "small", "segments").to_pandas()
+    page = segments(client, filters=[["music_ratio", "<", 0.01], ["duration_s", ">=", 2]], sort="snr_db", desc=1)
+    want = df[(df.music_ratio < 0.01) & (df.duration_s >= 2)].sort_values("snr_db", ascending=False)
+    assert page["total"] == len(want) and 0 < len(want) < len(df)
+    assert [r["segment_id"] for r in page["rows"]] == want["segment_id"].tolist()
+    assert page["hours"] == pytest.approx(want["duration_s"].sum() / 3600)
+    second = segments(client, sort="start_s", offset=5, limit=5)
+    assert [r["segment_id"] for r in second["rows"]] == df.sort_values("start_s")["segment_id"].tolist()[5:10]
+    text = segments(client, filters=[["text", "contains", "NIEUWS"]])
+    assert text["total"] == df["text"].str.contains("nieuws").sum() > 0
+    # language: an unlabelled segment takes its recording's, as `curate select` does
+    assert segments(client, filters=[["language", "==", "nl"]])["total"] == len(df)
+    assert segments(client, filters=[["speaker_change", "==", True]])["total"] == df.speaker_change.sum()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (["nope", "<", 1], "no column 'nope'"),
+        (["music_ratio", "~", 1], "unknown operator"),
+        (["music_ratio", "<", "abc"], "is not a double"),
+        (["music_ratio", "contains", "x"], "needs a text column"),
+        (["speaker", "in", "A"], "needs a list"),
+    ],
+)
+def test_bad_filters_say_what_is_wrong(explorer, client, spec, message):
+    with pytest.raises(QueryError, match=message):
+        parse_filter(spec, explorer.variant("small").table)
+    r = client.get("/api/segments", query_string={"variant": "small", "filters": json.dumps([spec])})
+    assert r.status_code == 400 and message in r.json["error"]
+
+
+def test_selection_yaml_round_trips_through_curate_select(client, run_dir, tmp_path):
+    """The filters set in the table, downloaded as YAML, select the same segments in `curate select`."""
+    from curate.export.select import load_selection, select
+
+    filters = [
+        ["music_ratio", "<", 0.05],
+        ["duration_s", ">=", 2],
+        ["language", "in", ["nl"]],
+        ["speaker", "!=", "SPEAKER_01"],
+        ["genre", "==", "news"],
+    ]
+    shown = segments(client, filters=filters, limit=500)
+    assert 0 < shown["total"] < segments(client)["total"]
+    r = client.get("/api/selection.yaml", query_string={"variant": "small", "filters": json.dumps(filters)})
+    assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
+    path = tmp_path / "sel.yaml"
+    path.write_bytes(r.data)
+    df, _ = select(run_dir, "small", load_selection(path))
+    assert sorted(df["segment_id"]) == sorted(row["segment_id"] for row in shown["rows"])
+    only_text = client.get(
+        "/api/selection.yaml", query_string={"variant": "small", "filters": json.dumps([["text", "contains", "x"]])}
+    )
+    assert "not expressible" in only_text.data.decode()
+
+
+def test_recording_view_lanes_cuts_and_score_tracks(client, explorer):
+    view = client.get("/api/recording", query_string={"rec": REC}).json
+    small = explorer.variant("small").table.to_pandas()
+    assert [s[4] for s in view["lanes"]["small"]] == small[small.recording_id == REC].sort_values("start_s")[
+        "segment_id"
+    ].tolist()
+    assert set(view["lanes"]) == {"big", "small"} and view["lanes"]["big"]
+    assert view["cuts"] and all(c["recording_id"] == REC and c["reason"] for c in view["cuts"])
+    assert {"tags.music", "speakers.overlap", "speakers.change"} <= set(view["tracks"])
+    only = client.get("/api/recording", query_string={"rec": REC, "variants": "small"}).json
+    assert list(only["lanes"]) == ["small"]
+
+
+def test_clip_is_the_span_as_wav_and_bounded(client, explorer):
+    import io
+
+    import soundfile as sf
+
+    from curate import audio
+
+    r = client.get("/api/clip.wav", query_string={"rec": REC, "start": 2.5, "end": 4.0})
+    assert r.status_code == 200 and r.mimetype == "audio/wav" and r.headers["Accept-Ranges"] == "bytes"
+    x, sr = sf.read(io.BytesIO(r.data), dtype="float32")
+    want = audio.load(explorer.recording(REC)["audio_path"], 2.5, 4.0)
+    assert sr == 16_000 and len(x) == len(want) == 24_000
+    assert np.abs(x - want).max() < 1e-3
+    ranged = client.get(
+        "/api/clip.wav", query_string={"rec": REC, "start": 2.5, "end": 4.0}, headers={"Range": "bytes=0-99"}
+    )
+    assert ranged.status_code == 206 and ranged.data == r.data[:100]
+    whole = client.get("/api/clip.wav", query_string={"rec": REC, "start": -5, "end": 1e9})  # clamped to the file
+    assert sf.info(io.BytesIO(whole.data)).duration == pytest.approx(40.0, abs=1e-3)
+    wave = client.get("/api/waveform", query_string={"rec": REC, "start": 0, "end": 40, "n": 200}).json
+    assert len(wave["max"]) == 200 and max(wave["max"]) > 0.2 > -0.2 > min(wave["min"])
+
+
+@pytest.fixture(scope="module")
+def server(explorer):
+    s = Server(explorer)
+    t = threading.Thread(target=s.serve_forever, daemon=True)
+    t.start()
+    yield s
+    s.shutdown()
+
+
+def raw_get(server: Server, path: str, host: str | None = None) -> tuple[int, bytes]:
+    """A GET with the path sent exactly as written (no client-side normalisation of ``..``)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.putrequest("GET", path, skip_host=True)
+    conn.putheader("Host", host or f"127.0.0.1:{server.port}")
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, body
+
+
+def test_binds_loopback_on_a_free_port_without_a_token(server):
+    assert server.host == "127.0.0.1" and server.port > 0 and server.token is None
+    assert server.url == f"http://127.0.0.1:{server.port}/"
+    assert raw_get(server, "/api/overview")[0] == 200
+    assert raw_get(server, "/")[1].startswith(b"<!doctype html>")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/assets/../run.json",
+        "/assets/..%2Frun.json",
+        "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/assets/server.py",
+        "/../../etc/passwd",
+        "/api/segments?variant=..%2Frejected%2Fclean_trim",
+        "/api/segments?variant=%2Fetc",
+        "/api/clip.wav?rec=%2Fetc%2Fpasswd&start=0&end=1",
+        "/api/clip.wav?rec=..%2F..%2Frun.json&start=0&end=1",
+        "/api/waveform?rec=%2Fetc%2Fpasswd&start=0&end=1",
+        "/api/recording?rec=..%2Fstats.json",
+        "/run.json",
+        "/recordings.parquet",
+    ],
+)
+def test_a_path_outside_the_run_is_refused(server, path):
+    status, body = raw_get(server, path)
+    assert status in (400, 404), (path, status)
+    assert b"root:" not in body and b"pipeline_name" not in body and b"PAR1" not in body
+
+
+def test_a_foreign_host_name_is_refused(server):
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 gets nothing."""
+    status, body = raw_get(server, "/api/overview", host=f"evil.example:{server.port}")
+    assert status == 403 and b"not served here" in body
+    assert raw_get(server, "/api/overview", host=f"localhost:{server.port}")[0] == 200
+
+
+def test_another_interface_requires_a_token(explorer):
+    s = Server(explorer, host="0.0.0.0")
+    t = threading.Thread(target=s.serve_forever, daemon=True)
+    t.start()
+    try:
+        assert s.token and len(s.token) >= 24 and s.url.endswith(f"?token={s.token}")
+        assert raw_get(s, "/api/overview")[0] == 403
+        assert raw_get(s, "/api/overview?token=wrong")[0] == 403
+        assert raw_get(s, f"/api/clip.wav?rec=prog%2F000&start=0&end=1&token={s.token[:-1]}")[0] == 403
+        assert raw_get(s, f"/api/overview?token={s.token}")[0] == 200
+        assert raw_get(s, f"/?token={s.token}", host=f"my-box.lan:{s.port}")[0] == 200
+    finally:
+        s.shutdown()
+
+
+def test_not_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(NotFound, match=r"no recordings\.parquet"):
+        Explorer(tmp_path)
+
+
+def test_static_report_is_self_contained(run_dir, tmp_path):
+    from curate.cli.app import app
+
+    res = CliRunner().invoke(app, ["explore", str(run_dir), "--static", str(tmp_path / "rep"), "--sample", "2"])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert '<script src="data.js">' in html and "http" not in html.replace("http://www.w3.org", "")
+    data = json.loads((tmp_path / "rep" / "data.js").read_text().removeprefix("window.CURATE_STATIC = ").rstrip(";\n"))
+    assert {v: len(rows) for v, rows in data["samples"].items()} == {"big": 2, "small": 2}
+    clips = [r["_clip"] for rows in data["samples"].values() for r in rows]
+    clips += [c["_clip"] for r in data["overview"]["rejections"] for c in r["samples"]]
+    assert len(clips) == 4 + 2 * 3 and all((tmp_path / "rep" / c).stat().st_size > 1000 for c in clips)
+    assert all(c.startswith("clips/") and c.endswith(".ogg") for c in clips)
+
+
+def test_the_command_prints_its_url(run_dir, monkeypatch):
+    from curate.cli.app import app
+    from curate.explore import server
+
+    def stop(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(server.Server, "serve_forever", stop)
+    res = CliRunner().invoke(app, ["explore", str(run_dir)])
+    assert res.exit_code == 0 and "http://127.0.0.1:" in res.output
+    bad = CliRunner().invoke(app, ["explore", str(run_dir.parent)])
+    assert bad.exit_code == 2 and "not a curate run directory" in bad.output
