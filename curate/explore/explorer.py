@@ -100,7 +100,7 @@ class Explorer:
     def recording_row(self, recording_id: str) -> int:
         row = self._rec_row.get(recording_id)
         if row is None:
-            raise NotFound(f"no recording {recording_id!r} in {self.shown}/recordings.parquet")
+            raise NotFound(f"no recording {recording_id!r} in the run's {self.run.recordings.name}")
         return row
 
     def recording(self, recording_id: str) -> dict[str, Any]:
