@@ -176,6 +176,18 @@ def read_rows(path: str | Path, kind: str, start: int, stop: int) -> pa.Table:
     return table.slice(start - first, stop - start).replace_schema_metadata(None)
 
 
+def row_counts(path: str | Path, kind: str) -> list[tuple[Path, int]]:
+    """Each file of a manifest (a file or a directory of ``part-*.parquet``) with its number of rows, from the
+    Parquet footers only (no data is read): with :func:`read_rows`, a page of a big manifest costs a page."""
+    path = Path(path)
+    out = []
+    for f in sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]:
+        pf = pq.ParquetFile(f)
+        _check(f, pf.schema_arrow, kind)
+        out.append((f, pf.metadata.num_rows))
+    return out
+
+
 def write_records(path: str | Path, records: Iterable[Any], kind: str) -> Path:
     return write_table(path, to_table(records, kind), kind)
 
@@ -270,6 +282,7 @@ __all__ = [
     "writer",
     "PartWriter",
     "read_rows",
+    "row_counts",
     "read_table",
     "iter_batches",
     "read_segments",

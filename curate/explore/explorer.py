@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from curate import manifest
 from curate.explore import clips
-from curate.explore.table import CONTAINS, Filter, VariantTable, read_variant
+from curate.explore.table import CONTAINS, MAX_PAGE, Filter, VariantTable, columns_of, read_page, read_variant
 from curate.rundir import RunDir
 from curate.schema import QUALITY_COLUMNS, SCHEMAS
 
@@ -78,6 +78,8 @@ class Explorer:
         self._locks = {v: threading.Lock() for v in self._variants}
         self._lock = threading.RLock()  # the overview reads the rejected rows under it too
         self._overview: dict[str, Any] | None = None
+        self._histograms: dict[str, dict[str, Any]] = {}
+        self._loading: set[str] = set()
         self._rejected: pa.Table | None = None
         self.clips = clips.ClipCache()
 
@@ -114,6 +116,7 @@ class Explorer:
             return self._overview
 
     def _make_overview(self) -> dict[str, Any]:
+        """The run's numbers without reading a variant's rows (stats.json; a variant it lacks is streamed)."""
         from curate.stats import compute_stats, load_stats
 
         try:
@@ -123,27 +126,58 @@ class Explorer:
         missing = [v for v in self._variants if v not in stats["variants"]]
         if missing:
             stats["variants"].update(compute_stats(self.run.path, missing, stats["input_hours"] * 3600)["variants"])
-        out = []
-        for v in self.variants():
-            t = self.variant(v).table
-            hists = {}
-            for col, edges in HISTOGRAMS.items():
-                values = t.column(col).to_numpy(zero_copy_only=False).astype(float)
-                hists[col] = histogram(values, edges)
-            change = t.column("speaker_change")
-            hists["speaker_change"] = {
-                "true": pc.sum(pc.cast(pc.fill_null(change, False), pa.int64())).as_py() or 0,
-                "measured": len(change) - change.null_count,
-            }
-            out.append({"name": v, **stats["variants"].get(v, {}), "histograms": hists})
         return {
             "run": self.shown,
             "input_hours": stats["input_hours"],
             "recordings": self.recordings.num_rows,
-            "variants": out,
+            "variants": [{"name": v, **stats["variants"].get(v, {})} for v in self.variants()],
             "rejections": self.rejections(),
-            "columns": list(QUALITY_COLUMNS),
+            "histograms": list(HISTOGRAMS),
         }
+
+    def histograms(self, column: str) -> dict[str, Any]:
+        """``column``'s histogram per variant, reading only that column (or the variant already in memory)."""
+        if column not in HISTOGRAMS:
+            raise NotFound(f"no histogram of {column!r}; histograms: {', '.join(HISTOGRAMS)}")
+        with self._lock:
+            got = self._histograms.get(column)
+        if got is None:
+            got = {}
+            for v in self.variants():
+                loaded = self._tables.get(v)
+                col = (
+                    loaded.table.column(column)
+                    if loaded
+                    else manifest.read_table(self.run.variant_dir(v), "segments", columns=[column]).column(column)
+                )
+                got[v] = histogram(col.to_numpy(zero_copy_only=False).astype(float), HISTOGRAMS[column])
+            with self._lock:
+                self._histograms[column] = got
+        return got
+
+    # -- a page of segments ----------------------------------------------------------------------------
+    def page(self, variant: str, filters: tuple[Filter, ...] = (), sort: str | None = None, **kw: Any) -> dict:
+        """One page of a variant's table. An unsorted, unfiltered page of a variant not yet in memory is read
+        from the row groups that hold it while the variant loads in the background."""
+        if variant not in self._locks:
+            raise NotFound(f"no variant {variant!r}; variants: {', '.join(self.variants())}")
+        if variant in self._tables or filters or sort:
+            vt = self.variant(variant)
+            return {"columns": columns_of(vt.table), **vt.page(filters, sort, **kw)}
+        self._load_in_background(variant)
+        limit = max(1, min(int(kw.get("limit", 50)), MAX_PAGE))
+        t, total = read_page(self.run.variant_dir(variant), self.recordings, int(kw.get("offset", 0)), limit)
+        hours = next((v.get("hours", 0.0) for v in self.overview()["variants"] if v["name"] == variant), 0.0)
+        offset = max(0, min(int(kw.get("offset", 0)), max(total - 1, 0)))
+        rows = t.drop_columns(["_rec"]).to_pylist()
+        return {"columns": columns_of(t), "total": total, "hours": hours, "offset": offset, "rows": rows}
+
+    def _load_in_background(self, variant: str) -> None:
+        with self._lock:
+            if variant in self._loading:
+                return
+            self._loading.add(variant)
+        threading.Thread(target=self.variant, args=(variant,), name=f"explore-load-{variant}", daemon=True).start()
 
     # -- rejected cuts ---------------------------------------------------------------------------------
     def rejected(self) -> pa.Table:
@@ -211,8 +245,9 @@ class Explorer:
                     tracks[f"{kind}.{name}"] = _track(mid, v)
         return {"recording": info, "lanes": lanes, "cuts": cuts, "tracks": tracks}
 
-    def recordings_of(self, variant: str | None = None, limit: int = 2000) -> list[dict[str, Any]]:
-        """The run's recordings (id, title, duration), for the recording picker."""
+    def recordings_of(self, limit: int = 5000) -> list[dict[str, Any]]:
+        """The run's first ``limit`` recordings (id, title, duration), for the recording picker (a segment's
+        "rec" link opens any recording)."""
         t = self.recordings.select(["recording_id", "title", "duration_s"]).slice(0, limit)
         return t.to_pylist()
 

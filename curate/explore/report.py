@@ -85,7 +85,8 @@ def write_report(
             for c in cuts
         ]
     say(f"report: {sum(len(r['samples']) for r in overview['rejections'])} cuts with clips")
-    data = {"overview": overview, "samples": samples, "columns": columns}
+    histograms = {c: explorer.histograms(c) for c in overview["histograms"]}
+    data = {"overview": overview, "histograms": histograms, "samples": samples, "columns": columns}
     manifest.atomic_write_text(out_dir / "data.js", "window.CURATE_STATIC = " + json.dumps(json_safe(data)) + ";\n")
     for name in ASSETS:
         if name != "index.html":

@@ -112,23 +112,27 @@ def create_app(explorer: Explorer, token: str | None = None, allowed_hosts: set[
             raise QueryError(f"filters: not JSON: {raw[:80]!r}") from None
         if not isinstance(specs, list):
             raise QueryError("filters: expected a list of [column, op, value]")
+        if not specs:
+            return ()
         table = explorer.variant(variant).table
         return tuple(parse_filter(s, table) for s in specs)
 
     @app.get("/api/segments")
     def segments() -> Response:
         variant = request.args.get("variant", "")
-        vt = explorer.variant(variant)
-        page = vt.page(
+        page = explorer.page(
+            variant,
             _filters(variant),
             sort=request.args.get("sort") or None,
             descending=request.args.get("desc") in ("1", "true"),
             offset=int(request.args.get("offset", 0)),
             limit=int(request.args.get("limit", 50)),
         )
-        from curate.explore.table import columns_of
+        return reply({"variant": variant, **page})
 
-        return reply({"variant": variant, "columns": columns_of(vt.table), **page})
+    @app.get("/api/histogram")
+    def histogram() -> Response:
+        return reply(explorer.histograms(request.args.get("column", "")))
 
     @app.get("/api/selection.yaml")
     def selection() -> Response:

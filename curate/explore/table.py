@@ -21,9 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate import manifest
+from curate.schema import QUALITY_COLUMNS
 
 SKIPPED = ("words", "audio_path", "variant")  # never shipped to the page (heavy, or said elsewhere)
 RECORDING_COLUMNS = ("title", "genre")  # joined from recordings.parquet
+# the table's first columns (what a curator reads first); the others follow in schema order
+SHOWN_FIRST = ("recording_id", "start_s", "duration_s", "speaker", "language", "text", *QUALITY_COLUMNS)
 COMPARE = ("==", "!=", "<", "<=", ">", ">=")
 SETS = ("in", "not in")
 NULLS = ("is null", "not null")
@@ -44,19 +47,48 @@ class Filter:
     value: Any = None
 
 
-def read_variant(variant_dir: Any, recordings: pa.Table) -> pa.Table:
-    """A variant's segments (without :data:`SKIPPED`) joined with ``recordings`` (``recording_id``, ``title``,
-    ``genre``, ``language``), plus ``_rec``: the row of each segment's recording in ``recordings``."""
+def _shaped(seg: pa.Table, recordings: pa.Table) -> pa.Table:
+    """Segment rows → the page's columns: :data:`SKIPPED` dropped, :data:`SHOWN_FIRST` first, the recording's
+    ``title`` and ``genre`` joined, its ``language`` for an unlabelled segment, and ``_rec`` (its row in
+    ``recordings``)."""
     from curate.schema import SEGMENT_SCHEMA
 
     columns = [n for n in SEGMENT_SCHEMA.names if n not in SKIPPED]
-    seg = manifest.read_table(variant_dir, "segments", columns=columns)
+    for c in columns:  # a v1 file read by row groups lacks the quality columns
+        if c not in seg.column_names:
+            seg = seg.append_column(SEGMENT_SCHEMA.field(c), pa.nulls(seg.num_rows, SEGMENT_SCHEMA.field(c).type))
+    seg = seg.select(sorted(columns, key=lambda c: SHOWN_FIRST.index(c) if c in SHOWN_FIRST else len(SHOWN_FIRST)))
     rec = pc.index_in(seg.column("recording_id"), value_set=recordings.column("recording_id"))
     lang = pc.coalesce(seg.column("language"), recordings.column("language").take(rec))
     seg = seg.set_column(seg.schema.get_field_index("language"), "language", lang)
     for c in RECORDING_COLUMNS:
         seg = seg.append_column(c, recordings.column(c).take(rec))
     return seg.append_column("_rec", pc.fill_null(rec, -1).cast(pa.int32()))
+
+
+def read_variant(variant_dir: Any, recordings: pa.Table) -> pa.Table:
+    """A variant's segments as the page shows them (:func:`_shaped`), read whole."""
+    from curate.schema import SEGMENT_SCHEMA
+
+    columns = [n for n in SEGMENT_SCHEMA.names if n not in SKIPPED]
+    return _shaped(manifest.read_table(variant_dir, "segments", columns=columns), recordings)
+
+
+def read_page(variant_dir: Any, recordings: pa.Table, offset: int, limit: int) -> tuple[pa.Table, int]:
+    """Rows ``[offset, offset + limit)`` of a variant in stored order and its row count, reading only the row
+    groups that hold them: the first page of a million segments before the variant is in memory."""
+    counts = manifest.row_counts(variant_dir, "segments")
+    total = sum(n for _, n in counts)
+    offset = max(0, min(offset, max(total - 1, 0)))
+    parts, start = [], 0
+    for f, n in counts:
+        a, b = max(offset, start), min(offset + limit, start + n)
+        if a < b:
+            parts.append(manifest.read_rows(f, "segments", a - start, b - start).drop_columns(list(SKIPPED)))
+        start += n
+    if not parts:
+        return _shaped(manifest.read_table(variant_dir, "segments").slice(0, 0), recordings), total
+    return _shaped(pa.concat_tables(parts, promote_options="default"), recordings), total
 
 
 def columns_of(table: pa.Table) -> list[dict[str, str]]:

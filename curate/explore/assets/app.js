@@ -7,7 +7,7 @@ const STATIC = window.CURATE_STATIC || null;
 const TOKEN = new URLSearchParams(location.search).get("token");
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = $("#main"), player = $("#player");
-const state = { overview: null, sort: {}, filters: {}, offset: {}, recCache: {}, clipStart: 0 };
+const state = { overview: null, hist: {}, sort: {}, filters: {}, offset: {}, recCache: {}, clipStart: 0 };
 const PAGE = 50;
 
 function h(tag, attrs, ...kids) {
@@ -92,8 +92,8 @@ async function viewOverview() {
       ...[v.segments, fmt(v.hours, 3), fmt(v.discarded_pct), fmt(v.avg_s), fmt(v.min_s), fmt(v.max_s)].map((x) => h("td", { class: "num" }, String(x))),
       ...["music_ratio", "vocal_music_ratio", "noise_ratio", "overlap_ratio"].map((c) => h("td", { class: "num" }, quality(v, c)))));
   const head = ["variant", "segments", "hours", "discarded %", "avg s", "min s", "max s", "music", "sung", "noise", "overlap"];
-  const pick = h("select", { id: "hist-column", onchange: () => drawMultiples(pick.value) },
-    Object.keys(ov.variants[0]?.histograms || {}).filter((c) => c !== "speaker_change").map((c) => h("option", { value: c }, c)));
+  const pick = h("select", { id: "hist-column", onchange: () => drawMultiples(pick.value).catch(showError) },
+    ov.histograms.map((c) => h("option", { value: c }, c)));
   const maxH = Math.max(1e-9, ...ov.rejections.map((r) => r.hours));
   const rej = ov.rejections.map((r) =>
     h("tr", {}, h("td", {}, r.stage), h("td", {}, r.reason), h("td", { class: "num" }, String(r.cuts)),
@@ -108,13 +108,14 @@ async function viewOverview() {
     h("h2", {}, "Hours cut per rejection reason"),
     rej.length ? h("table", { id: "rejections" }, h("tr", {}, ["stage", "reason", "cuts", "hours", "", STATIC ? "samples" : ""].map((x) => h("th", {}, x))), rej)
       : h("p", { class: "note" }, "no rejected segments in this run"));
-  drawMultiples(pick.value);
+  await drawMultiples(pick.value);
 }
 
-function drawMultiples(col) {
+async function drawMultiples(col) {
   const box = $("#multiples");
+  const hists = state.hist[col] || (state.hist[col] = await api("histogram", { column: col }));
   box.replaceChildren(...state.overview.variants.map((v) => {
-    const hist = v.histograms[col];
+    const hist = hists[v.name];
     return h("figure", {}, h("figcaption", {}, `${v.name} · ${hist.measured} measured`), histogramSvg(hist));
   }));
 }
@@ -147,7 +148,7 @@ async function viewSegments(variant) {
   }))));
   const body = page.rows.map((r) => h("tr", { "data-segment": r.segment_id },
     h("td", {}, h("button", { class: "play", title: "play this segment", onclick: () => playRow(r) }, "▶"), " ",
-      STATIC ? "" : h("a", { href: `#/recording/${encodeURIComponent(r.recording_id)}?t=${r.start_s}`, title: "open the recording" }, "⏱")),
+      STATIC ? "" : h("a", { href: `#/recording/${encodeURIComponent(r.recording_id)}?t=${r.start_s}`, title: "open the recording at this segment" }, "rec")),
     columns.map((c) => h("td", { class: c.kind === "number" ? "num" : c.name === "text" ? "text" : "" },
       c.kind === "number" && r[c.name] !== null ? fmt(r[c.name], 3) : String(r[c.name] ?? "")))));
   main.replaceChildren(
@@ -218,6 +219,7 @@ player.addEventListener("timeupdate", () => state.timeline?.moveCursor?.(state.c
 // -- a static report: the same questions answered from the embedded samples ---------------------------------
 function staticApi(path, params) {
   if (path === "overview") return STATIC.overview;
+  if (path === "histogram") return STATIC.histograms[params.column];
   if (path !== "segments") throw new Error(`a static report has no ${path}`);
   const test = (x, op, v) => {
     if (op === "is null") return x === null;
