@@ -251,6 +251,7 @@ def test_another_interface_requires_a_token(explorer):
         assert raw_get(s, f"/api/clip.wav?rec=prog%2F000&start=0&end=1&token={s.token[:-1]}")[0] == 403
         assert raw_get(s, f"/api/overview?token={s.token}")[0] == 200
         assert raw_get(s, f"/?token={s.token}", host=f"my-box.lan:{s.port}")[0] == 200
+        assert raw_get(s, "/assets/app.js")[0] == 200  # the page's code: no run data, no token needed
     finally:
         s.shutdown()
 

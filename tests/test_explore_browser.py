@@ -199,3 +199,17 @@ def test_the_static_report_opens_from_disk(browser, served, tmp_path):
         assert page.evaluate("() => document.querySelector('#player').duration") > 0.5
     finally:
         page.close()
+
+
+def test_a_server_with_a_token_works_from_its_printed_url_only(page, served):
+    _, explorer = served
+    s = Server(explorer, host="0.0.0.0")
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    try:
+        page.goto(s.url + "#/segments/big")
+        page.wait_for_selector("body[data-ready='segments']")
+        assert total(page) == len(explorer.variant("big"))
+        page.goto(s.url.split("?")[0] + "#/")
+        page.wait_for_function("() => document.querySelector('#error').textContent.includes('token')")
+    finally:
+        s.shutdown()

@@ -195,9 +195,9 @@ class Explorer:
             manifest.read_table(self.run.rejected_dir(s), "rejected", columns=cols) for s in self.run.rejected_stages()
         ]
         t = pa.concat_tables(parts) if parts else pa.schema([SCHEMAS["rejected"].field(c) for c in cols]).empty_table()
-        reasons = t.column("reason").to_pylist()
-        classes = {r: reason_class(r) for r in set(reasons)}
-        t = t.append_column("reason_class", pa.array([classes[r] for r in reasons], pa.string()))
+        coded = pc.dictionary_encode(t.column("reason")).combine_chunks()  # classify each distinct reason once
+        classes = pa.array([reason_class(r) for r in coded.dictionary.to_pylist()], pa.string())
+        t = t.append_column("reason_class", classes.take(coded.indices))
         rec = pc.index_in(t.column("recording_id"), value_set=self.recordings.column("recording_id"))
         return t.append_column("_rec", pc.fill_null(rec, -1).cast(pa.int32()))
 

@@ -4,8 +4,9 @@ Rules every request passes (see docs/explore.md):
 
 - **Host check.** The ``Host`` header must name the address the server is bound to (or ``localhost``), so a
   web page elsewhere cannot reach the server through a rebound DNS name.
-- **Token.** When a token is set (always, when bound to an address other than loopback), every request carries
-  it (``?token=`` or the ``X-Curate-Token`` header); compared in constant time.
+- **Token.** When a token is set (always, when bound to an address other than loopback), every ``/api/`` request
+  carries it (``?token=`` or the ``X-Curate-Token`` header; compared in constant time). The page's HTML, JS and
+  CSS (package files, no run data) load without it.
 - **No paths from requests.** Static files are a fixed list shipped in the package; variants and recordings are
   names checked against the run; audio comes from the path ``recordings.parquet`` gives for that recording.
 """
@@ -75,7 +76,7 @@ def create_app(explorer: Explorer, token: str | None = None, allowed_hosts: set[
             host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
             if host not in allowed_hosts:
                 return reply({"error": f"host {request.host!r} is not served here"}, 403)
-        if token is not None:
+        if token is not None and request.path.startswith("/api/"):  # the page's own code holds no run data
             given = request.args.get("token") or request.headers.get(TOKEN_HEADER) or ""
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return reply({"error": "a valid access token is required (the URL curate explore printed)"}, 403)
