@@ -288,3 +288,17 @@ def test_the_command_prints_its_url(run_dir, monkeypatch):
     assert res.exit_code == 0 and "http://127.0.0.1:" in res.output
     bad = CliRunner().invoke(app, ["explore", str(run_dir.parent)])
     assert bad.exit_code == 2 and "not a curate run directory" in bad.output
+
+
+def test_a_run_on_object_storage_is_explored_through_its_staging_copy(run_dir, s3, tmp_path, monkeypatch):
+    """``curate explore s3://…`` reads the run through the read-only staging copy `curate stats` uses."""
+    from curate.cli.app import app
+
+    monkeypatch.setenv("CURATE_STAGING", str(tmp_path / "staging"))
+    s3.put(str(run_dir), "curate-test/explore-run", recursive=True)
+    res = CliRunner().invoke(
+        app, ["explore", "s3://curate-test/explore-run", "--static", str(tmp_path / "rep"), "--sample", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    data = (tmp_path / "rep" / "data.js").read_text()
+    assert '"run": "s3://curate-test/explore-run"' in data and '"big"' in data
