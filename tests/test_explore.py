@@ -115,7 +115,7 @@ def test_the_first_page_read_from_row_groups_equals_the_loaded_table(run_dir):
 )
 def test_bad_filters_say_what_is_wrong(explorer, client, spec, message):
     with pytest.raises(QueryError, match=message):
-        parse_filter(spec, explorer.variant("small").table)
+        parse_filter(spec, explorer.variant("small").schema)
     r = client.get("/api/segments", query_string={"variant": "small", "filters": json.dumps([spec])})
     assert r.status_code == 400 and message in r.json["error"]
 
@@ -147,7 +147,7 @@ def test_selection_yaml_round_trips_through_curate_select(client, run_dir, tmp_p
 
 def test_recording_view_lanes_cuts_and_score_tracks(client, explorer):
     view = client.get("/api/recording", query_string={"rec": REC}).json
-    small = explorer.variant("small").table.to_pandas()
+    small = explorer.variant("small").to_table().to_pandas()
     assert [s[4] for s in view["lanes"]["small"]] == small[small.recording_id == REC].sort_values("start_s")[
         "segment_id"
     ].tolist()

@@ -115,7 +115,7 @@ def test_a_music_ratio_filter_narrows_the_table(page, served, shots):
     box.press("Enter")
     page.wait_for_function(f"() => !document.querySelector('#total').textContent.startsWith('{everything} ')")
     narrowed = total(page)
-    df = explorer.variant("small").table.to_pandas()
+    df = explorer.variant("small").to_table().to_pandas()
     assert 0 < narrowed == (df.music_ratio < 0.01).sum() < everything
     col = page.locator("#segments th").all_inner_texts().index("music_ratio") + 0
     shown = page.locator(f"#segments tr[data-segment] td:nth-child({col + 1})").all_inner_texts()

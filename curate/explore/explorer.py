@@ -3,7 +3,8 @@
 :class:`Explorer` is the one object the server holds. Every name a request carries is checked against the run
 before anything is read: a variant must be one of :meth:`RunDir.variants`, a recording one of
 ``recordings.parquet``'s ids, and audio is decoded only from the path that ``recordings.parquet`` gives for
-that id (never from a path in a request). Variants are read on first use and kept (see :mod:`.table`).
+that id (never from a path in a request). A variant's columns are read as requests need them and kept in one
+cache bounded in bytes (see :mod:`.columns`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pyarrow.compute as pc
 
 from curate import manifest
 from curate.explore import clips
-from curate.explore.table import CONTAINS, MAX_PAGE, Filter, VariantTable, columns_of, read_page, read_variant
+from curate.explore.columns import ByteLRU, VariantColumns
+from curate.explore.table import CONTAINS, Filter, VariantTable, columns_of
 from curate.rundir import RunDir
 from curate.schema import QUALITY_COLUMNS, SCHEMAS
 
@@ -77,11 +79,18 @@ class Explorer:
         self._tables: dict[str, VariantTable] = {}
         self._locks = {v: threading.Lock() for v in self._variants}
         self._lock = threading.RLock()  # the overview reads the rejected rows under it too
+        self.cache = ByteLRU()  # every variant's columns, sort orders and masks read so far, bounded in bytes
         self._overview: dict[str, Any] | None = None
+        self._stats: dict[str, Any] | None = None
         self._histograms: dict[str, dict[str, Any]] = {}
-        self._loading: set[str] = set()
         self._rejected: pa.Table | None = None
         self.clips = clips.ClipCache()
+        # at start, not in the first request: every variant's Parquet footers (no rows), and pandas, which
+        # pyarrow imports on the first array it builds from Python or numpy objects (~0.5 s of CPU)
+        import pandas  # noqa: F401
+
+        for v in self._variants:
+            self.variant(v)
 
     # -- names from requests, checked -----------------------------------------------------------------
     def variants(self) -> list[str]:
@@ -90,13 +99,14 @@ class Explorer:
         return ordered(self._variants)
 
     def variant(self, name: str) -> VariantTable:
-        """The variant's table, read on first use; :class:`NotFound` for a name the run does not have."""
+        """The variant's table (its files' footers read on first use, no rows); :class:`NotFound` for a name the
+        run does not have."""
         if name not in self._locks:
             raise NotFound(f"no variant {name!r}; variants: {', '.join(self.variants())}")
         with self._locks[name]:
             if name not in self._tables:
-                table = read_variant(self.run.variant_dir(name), self.recordings)
-                self._tables[name] = VariantTable(name, table)
+                cols = VariantColumns(name, self.run.variant_dir(name), self.recordings, self.cache)
+                self._tables[name] = VariantTable(cols, self.stats()["variants"].get(name, {}).get("hours"))
             return self._tables[name]
 
     def recording_row(self, recording_id: str) -> int:
@@ -115,14 +125,24 @@ class Explorer:
                 self._overview = self._make_overview()
             return self._overview
 
+    def stats(self) -> dict[str, Any]:
+        """The run's stats.json as written (empty where the run has none); read once."""
+        from curate.stats import load_stats
+
+        with self._lock:
+            if self._stats is None:
+                try:
+                    self._stats = load_stats(self.run.path)
+                except FileNotFoundError:
+                    self._stats = {"input_hours": 0.0, "variants": {}}
+            return self._stats
+
     def _make_overview(self) -> dict[str, Any]:
         """The run's numbers without reading a variant's rows (stats.json; a variant it lacks is streamed)."""
-        from curate.stats import compute_stats, load_stats
+        from curate.stats import compute_stats
 
-        try:
-            stats = load_stats(self.run.path)
-        except FileNotFoundError:
-            stats = {"input_hours": 0.0, "variants": {}}
+        stats = self.stats()
+        stats = {**stats, "variants": dict(stats["variants"])}
         missing = [v for v in self._variants if v not in stats["variants"]]
         if missing:
             stats["variants"].update(compute_stats(self.run.path, missing, stats["input_hours"] * 3600)["variants"])
@@ -136,7 +156,7 @@ class Explorer:
         }
 
     def histograms(self, column: str) -> dict[str, Any]:
-        """``column``'s histogram per variant, reading only that column (or the variant already in memory)."""
+        """``column``'s histogram per variant, reading only that column (kept for the table's filters)."""
         if column not in HISTOGRAMS:
             raise NotFound(f"no histogram of {column!r}; histograms: {', '.join(HISTOGRAMS)}")
         with self._lock:
@@ -144,40 +164,16 @@ class Explorer:
         if got is None:
             got = {}
             for v in self.variants():
-                loaded = self._tables.get(v)
-                col = (
-                    loaded.table.column(column)
-                    if loaded
-                    else manifest.read_table(self.run.variant_dir(v), "segments", columns=[column]).column(column)
-                )
-                got[v] = histogram(col.to_numpy(zero_copy_only=False).astype(float), HISTOGRAMS[column])
+                got[v] = histogram(self.variant(v).columns.numpy(column), HISTOGRAMS[column])
             with self._lock:
                 self._histograms[column] = got
         return got
 
     # -- a page of segments ----------------------------------------------------------------------------
     def page(self, variant: str, filters: tuple[Filter, ...] = (), sort: str | None = None, **kw: Any) -> dict:
-        """One page of a variant's table. An unsorted, unfiltered page of a variant not yet in memory is read
-        from the row groups that hold it while the variant loads in the background."""
-        if variant not in self._locks:
-            raise NotFound(f"no variant {variant!r}; variants: {', '.join(self.variants())}")
-        if variant in self._tables or filters or sort:
-            vt = self.variant(variant)
-            return {"columns": columns_of(vt.table), **vt.page(filters, sort, **kw)}
-        self._load_in_background(variant)
-        limit = max(1, min(int(kw.get("limit", 50)), MAX_PAGE))
-        t, total = read_page(self.run.variant_dir(variant), self.recordings, int(kw.get("offset", 0)), limit)
-        hours = next((v.get("hours", 0.0) for v in self.overview()["variants"] if v["name"] == variant), 0.0)
-        offset = max(0, min(int(kw.get("offset", 0)), max(total - 1, 0)))
-        rows = t.drop_columns(["_rec"]).to_pylist()
-        return {"columns": columns_of(t), "total": total, "hours": hours, "offset": offset, "rows": rows}
-
-    def _load_in_background(self, variant: str) -> None:
-        with self._lock:
-            if variant in self._loading:
-                return
-            self._loading.add(variant)
-        threading.Thread(target=self.variant, args=(variant,), name=f"explore-load-{variant}", daemon=True).start()
+        """One page of a variant's table (only the columns its filters and sort need are read)."""
+        vt = self.variant(variant)
+        return {"columns": columns_of(vt.schema), **vt.page(filters, sort, **kw)}
 
     # -- rejected cuts ---------------------------------------------------------------------------------
     def rejected(self) -> pa.Table:

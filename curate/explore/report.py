@@ -63,9 +63,9 @@ def write_report(
     samples: dict[str, list[dict[str, Any]]] = {}
     columns: list[dict[str, str]] = []
     for v in explorer.variants():
-        t = explorer.variant(v).table
-        columns = columns or columns_of(t)
-        rows = t.take(pa.array(_sample(t.num_rows, sample, rng), pa.int64())).drop_columns(["_rec"]).to_pylist()
+        vt = explorer.variant(v)
+        columns = columns or columns_of(vt.schema)
+        rows = vt.take(_sample(len(vt), sample, rng)).drop_columns(["_rec"]).to_pylist()
         for r in rows:
             r["_clip"] = clip(r["recording_id"], r["start_s"], r["end_s"])
         samples[v] = rows

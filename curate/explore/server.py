@@ -115,8 +115,8 @@ def create_app(explorer: Explorer, token: str | None = None, allowed_hosts: set[
             raise QueryError("filters: expected a list of [column, op, value]")
         if not specs:
             return ()
-        table = explorer.variant(variant).table
-        return tuple(parse_filter(s, table) for s in specs)
+        schema = explorer.variant(variant).schema
+        return tuple(parse_filter(s, schema) for s in specs)
 
     @app.get("/api/segments")
     def segments() -> Response:

@@ -1,18 +1,17 @@
-"""One variant's segments in memory, filtered, sorted and paged on the server (the page only sees a page).
+"""One variant's segments filtered, sorted and paged on the server (the page only sees a page), reading only
+the columns a request needs (:mod:`.columns`).
 
-A variant is read once (every column but ``words``, ``audio_path`` and ``variant``) and joined with its
-recordings' ``title`` and ``genre``; a segment without a ``language`` takes its recording's, as
-:func:`curate.export.select.load_segments` does, so a filter here and the same predicate in a selection YAML
-keep the same rows. Filters mean what :class:`curate.export.select.Predicate` means: a comparison is false
-on an empty (null) cell. A sort computes the order of the whole variant once per column and direction and keeps
-it; a filtered, sorted page is then that order masked (O(n) numpy), so a million segments answer in
-milliseconds after the first sort.
+Filters mean what :class:`curate.export.select.Predicate` means: a comparison is false on an empty (null) cell
+(and a segment without a ``language`` takes its recording's), so a filter here and the same predicate in a
+selection YAML keep the same rows. A filtered page reads its filter columns; a sorted page reads its sort column
+and, for the first pages of a number or bool column, selects those rows with a partial sort (``np.partition``
+then an exact stable sort of the few candidates) instead of ordering a million rows; a deep page, or a text
+column, orders the whole column once and keeps the order in the cache. The page's rows come from the row groups
+that hold them.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,19 +19,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate import manifest
-from curate.schema import QUALITY_COLUMNS
+from curate.explore.columns import ByteLRU, VariantColumns
 
-SKIPPED = ("words", "audio_path", "variant")  # never shipped to the page (heavy, or said elsewhere)
-RECORDING_COLUMNS = ("title", "genre")  # joined from recordings.parquet
-# the table's first columns (what a curator reads first); the others follow in schema order
-SHOWN_FIRST = ("recording_id", "start_s", "duration_s", "speaker", "language", "text", *QUALITY_COLUMNS)
 COMPARE = ("==", "!=", "<", "<=", ">", ">=")
 SETS = ("in", "not in")
 NULLS = ("is null", "not null")
 CONTAINS = "contains"  # case-insensitive substring of a text column: the page's own, not a selection predicate
 OPS = (*COMPARE, *SETS, *NULLS, CONTAINS)
 MAX_PAGE = 500
+PARTIAL = 10_000  # pages ending before this row of a number sort are found by a partial sort
 _PC = {"==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal}
 
 
@@ -47,54 +42,11 @@ class Filter:
     value: Any = None
 
 
-def _shaped(seg: pa.Table, recordings: pa.Table) -> pa.Table:
-    """Segment rows → the page's columns: :data:`SKIPPED` dropped, :data:`SHOWN_FIRST` first, the recording's
-    ``title`` and ``genre`` joined, its ``language`` for an unlabelled segment, and ``_rec`` (its row in
-    ``recordings``)."""
-    from curate.schema import SEGMENT_SCHEMA
-
-    columns = [n for n in SEGMENT_SCHEMA.names if n not in SKIPPED]
-    for c in columns:  # a v1 file read by row groups lacks the quality columns
-        if c not in seg.column_names:
-            seg = seg.append_column(SEGMENT_SCHEMA.field(c), pa.nulls(seg.num_rows, SEGMENT_SCHEMA.field(c).type))
-    seg = seg.select(sorted(columns, key=lambda c: SHOWN_FIRST.index(c) if c in SHOWN_FIRST else len(SHOWN_FIRST)))
-    rec = pc.index_in(seg.column("recording_id"), value_set=recordings.column("recording_id"))
-    lang = pc.coalesce(seg.column("language"), recordings.column("language").take(rec))
-    seg = seg.set_column(seg.schema.get_field_index("language"), "language", lang)
-    for c in RECORDING_COLUMNS:
-        seg = seg.append_column(c, recordings.column(c).take(rec))
-    return seg.append_column("_rec", pc.fill_null(rec, -1).cast(pa.int32()))
-
-
-def read_variant(variant_dir: Any, recordings: pa.Table) -> pa.Table:
-    """A variant's segments as the page shows them (:func:`_shaped`), read whole."""
-    from curate.schema import SEGMENT_SCHEMA
-
-    columns = [n for n in SEGMENT_SCHEMA.names if n not in SKIPPED]
-    return _shaped(manifest.read_table(variant_dir, "segments", columns=columns), recordings)
-
-
-def read_page(variant_dir: Any, recordings: pa.Table, offset: int, limit: int) -> tuple[pa.Table, int]:
-    """Rows ``[offset, offset + limit)`` of a variant in stored order and its row count, reading only the row
-    groups that hold them: the first page of a million segments before the variant is in memory."""
-    counts = manifest.row_counts(variant_dir, "segments")
-    total = sum(n for _, n in counts)
-    offset = max(0, min(offset, max(total - 1, 0)))
-    parts, start = [], 0
-    for f, n in counts:
-        a, b = max(offset, start), min(offset + limit, start + n)
-        if a < b:
-            parts.append(manifest.read_rows(f, "segments", a - start, b - start).drop_columns(list(SKIPPED)))
-        start += n
-    if not parts:
-        return _shaped(manifest.read_table(variant_dir, "segments").slice(0, 0), recordings), total
-    return _shaped(pa.concat_tables(parts, promote_options="default"), recordings), total
-
-
-def columns_of(table: pa.Table) -> list[dict[str, str]]:
-    """The page's column list: name and kind (number, bool, text)."""
+def columns_of(table: pa.Table | pa.Schema | Any) -> list[dict[str, str]]:
+    """The page's column list (of a schema, or anything with one): name and kind (number, bool, text)."""
+    schema = table if isinstance(table, pa.Schema) else table.schema
     out = []
-    for f in table.schema:
+    for f in schema:
         if f.name.startswith("_"):
             continue
         kind = "bool" if pa.types.is_boolean(f.type) else "number" if pa.types.is_floating(f.type) else "text"
@@ -102,19 +54,21 @@ def columns_of(table: pa.Table) -> list[dict[str, str]]:
     return out
 
 
-def parse_filter(spec: Any, table: pa.Table) -> Filter:
-    """``[column, op, value]`` or ``{column, op, value}`` from the page → a checked :class:`Filter`."""
+def parse_filter(spec: Any, table: pa.Table | pa.Schema | Any) -> Filter:
+    """``[column, op, value]`` or ``{column, op, value}`` from the page → a checked :class:`Filter` (``table``:
+    the columns' schema, or anything with one)."""
+    schema = table if isinstance(table, pa.Schema) else table.schema
     if isinstance(spec, dict):
         spec = [spec.get("column"), spec.get("op"), spec.get("value")]
     if not isinstance(spec, list | tuple) or len(spec) not in (2, 3):
         raise QueryError(f"a filter is [column, op, value], got {spec!r}")
     column, op, value = (*spec, None)[:3]
-    names = [c["name"] for c in columns_of(table)]
+    names = [c["name"] for c in columns_of(schema)]
     if column not in names:
         raise QueryError(f"no column {column!r}; columns: {', '.join(names)}")
     if op not in OPS:
         raise QueryError(f"unknown operator {op!r}; operators: {', '.join(OPS)}")
-    typ = table.schema.field(column).type
+    typ = schema.field(column).type
     if op in NULLS:
         return Filter(column, op)
     if op == CONTAINS:
@@ -136,9 +90,8 @@ def parse_filter(spec: Any, table: pa.Table) -> Filter:
     return Filter(column, op, tuple(values) if op in SETS else values[0])  # hashable: masks are cached by filter
 
 
-def mask_of(table: pa.Table, f: Filter) -> np.ndarray:
-    """Boolean numpy mask of the rows ``f`` keeps (nulls never pass a comparison)."""
-    col = table.column(f.column)
+def mask_of(col: pa.Array | pa.ChunkedArray, f: Filter) -> np.ndarray:
+    """Boolean numpy mask of the rows of ``f.column`` (``col``) that ``f`` keeps (nulls never pass a comparison)."""
     if f.op == "is null":
         m = pc.is_null(col)
     elif f.op == "not null":
@@ -154,57 +107,88 @@ def mask_of(table: pa.Table, f: Filter) -> np.ndarray:
 
 
 class VariantTable:
-    """A variant's rows with cached sort orders and filter masks (thread-safe: the server is threaded)."""
+    """A variant's pages, from the columns each request needs (thread-safe: the server is threaded). ``hours``:
+    the variant's hours when known (stats.json), so an unfiltered page reads no column."""
 
-    def __init__(self, name: str, table: pa.Table) -> None:
-        self.name, self.table = name, table
-        self.rec = table.column("_rec").to_numpy()
-        self._orders: dict[tuple[str, bool], np.ndarray] = {}
-        self._masks: OrderedDict[tuple[Filter, ...], np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, columns: VariantColumns, hours: float | None = None) -> None:
+        self.name, self.columns, self.schema = columns.name, columns, columns.schema
+        self.cache: ByteLRU = columns.cache
+        self._hours = hours
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return self.columns.num_rows
+
+    def to_table(self) -> pa.Table:
+        """Every row (every column read): for tests and small variants, never for a page."""
+        return self.columns.take(np.arange(len(self)))
+
+    def take(self, idx: np.ndarray) -> pa.Table:
+        return self.columns.take(idx)
+
+    def _check_sort(self, column: str) -> None:
+        if column not in [c["name"] for c in columns_of(self.schema)]:
+            raise QueryError(f"cannot sort by {column!r}: no such column")
 
     def order(self, column: str, descending: bool) -> np.ndarray:
-        """Row numbers of the whole variant sorted by ``column`` (empty cells last), computed once."""
-        key = (column, descending)
-        with self._lock:
-            got = self._orders.get(key)
-        if got is None:
-            if column not in [c["name"] for c in columns_of(self.table)]:
-                raise QueryError(f"cannot sort by {column!r}: no such column")
+        """Row numbers of the whole variant sorted by ``column`` (empty cells last, stable), computed once."""
+        self._check_sort(column)
+
+        def make() -> np.ndarray:
             order = "descending" if descending else "ascending"
-            idx = pc.sort_indices(self.table.select([column]), sort_keys=[(column, order, "at_end")])
-            got = idx.to_numpy()
-            with self._lock:
-                self._orders[key] = got
-        return got
+            col = self.columns.column(column)
+            return pc.array_sort_indices(col, order=order, null_placement="at_end").to_numpy()
+
+        return self.cache.get((self.name, "order", column, descending), make)
+
+    def _first(self, column: str, descending: bool, m: np.ndarray | None, k: int) -> np.ndarray:
+        """The first ``k`` rows passing ``m`` in ``column``'s order, the same rows as ``order(...)[m][:k]``."""
+        kept = self.cache.peek((self.name, "order", column, descending))
+        typ = self.schema.field(column).type
+        if kept is None and k <= PARTIAL and (pa.types.is_floating(typ) or pa.types.is_boolean(typ)):
+            # a coarser key than the order (empty and NaN cells all +inf): every row of the first k has a key
+            # no greater than the k-th smallest, so those rows, sorted exactly, start with the first k
+            x = self.columns.numpy(column)
+            x = -x if descending else x
+            rows = np.arange(len(self)) if m is None else np.flatnonzero(m)
+            key = x[rows]
+            key[np.isnan(key)] = np.inf
+            if k < rows.size:
+                rows = rows[key <= np.partition(key, k - 1)[k - 1]]
+            order = "descending" if descending else "ascending"
+            sub = self.columns.column(column).take(pa.array(rows))
+            return rows[pc.array_sort_indices(sub, order=order, null_placement="at_end").to_numpy()][:k]
+        idx = self.order(column, descending)
+        return (idx if m is None else idx[m[idx]])[:k]
 
     def mask(self, filters: tuple[Filter, ...]) -> np.ndarray | None:
+        """The rows passing every filter (only the filters' columns read), kept in the cache."""
         if not filters:
             return None
-        with self._lock:
-            got = self._masks.get(filters)
-            if got is not None:
-                self._masks.move_to_end(filters)
-                return got
-        m = np.ones(len(self), dtype=bool)
-        for f in filters:
-            m &= mask_of(self.table, f)
-        with self._lock:
-            self._masks[filters] = m
-            while len(self._masks) > 16:
-                self._masks.popitem(last=False)
-        return m
 
-    def rows(self, filters: tuple[Filter, ...] = (), sort: str | None = None, descending: bool = False) -> np.ndarray:
-        """Row numbers that pass ``filters``, in ``sort`` order (stored order without one)."""
+        def make() -> np.ndarray:
+            m = np.ones(len(self), dtype=bool)
+            for f in filters:
+                m &= mask_of(self.columns.column(f.column), f)
+            return m
+
+        return self.cache.get((self.name, "mask", filters), make)
+
+    def rows(
+        self, filters: tuple[Filter, ...] = (), sort: str | None = None, descending: bool = False, k: int | None = None
+    ) -> np.ndarray:
+        """Row numbers that pass ``filters``, in ``sort`` order (stored order without one); the first ``k``."""
         m = self.mask(filters)
+        k = len(self) if k is None else k
         if sort:
-            idx = self.order(sort, descending)
-            return idx if m is None else idx[m[idx]]
-        return np.arange(len(self)) if m is None else np.flatnonzero(m)
+            self._check_sort(sort)
+            return self._first(sort, descending, m, k)
+        return np.arange(min(k, len(self))) if m is None else np.flatnonzero(m)[:k]
+
+    def hours(self, m: np.ndarray | None = None) -> float:
+        if m is None and self._hours is not None:
+            return self._hours
+        d = self.columns.numpy("duration_s")
+        return float(np.nansum(d, where=m) if m is not None else np.nansum(d)) / 3600.0
 
     def page(
         self,
@@ -216,19 +200,19 @@ class VariantTable:
     ) -> dict[str, Any]:
         """One page: ``total`` rows pass, their hours, and ``rows`` (dicts) ``[offset, offset + limit)``."""
         limit = max(1, min(int(limit), MAX_PAGE))
-        idx = self.rows(filters, sort, descending)
-        offset = max(0, min(int(offset), max(len(idx) - 1, 0)))
-        page = self.table.take(pa.array(idx[offset : offset + limit], pa.int64())).drop_columns(["_rec"])
-        if len(idx) == len(self):
-            hours = pc.sum(self.table.column("duration_s")).as_py() or 0.0
-        else:
-            hours = float(self.table.column("duration_s").to_numpy()[idx].sum())
-        return {"total": int(len(idx)), "hours": hours / 3600.0, "offset": offset, "rows": page.to_pylist()}
+        needed = [f.column for f in filters] + ([sort] if sort else []) + (["duration_s"] if filters else [])
+        self.columns.load(needed)
+        m = self.mask(filters)
+        total = len(self) if m is None else int(m.sum())
+        offset = max(0, min(int(offset), max(total - 1, 0)))
+        idx = self.rows(filters, sort, descending, k=offset + limit)[offset:]
+        page = self.take(idx).drop_columns(["_rec"])
+        return {"total": total, "hours": self.hours(m), "offset": offset, "rows": page.to_pylist()}
 
     def of_recording(self, rec_row: int) -> pa.Table:
         """This variant's segments of one recording (by its row in recordings.parquet), in time order."""
-        t = self.table.take(pa.array(np.flatnonzero(self.rec == rec_row), pa.int64()))
+        t = self.take(np.flatnonzero(self.columns.column("_rec").to_numpy() == rec_row))
         return t.take(pc.sort_indices(t, sort_keys=[("start_s", "ascending")]))
 
 
-__all__ = ["OPS", "Filter", "QueryError", "VariantTable", "columns_of", "mask_of", "parse_filter", "read_variant"]
+__all__ = ["OPS", "Filter", "QueryError", "VariantTable", "columns_of", "mask_of", "parse_filter"]
