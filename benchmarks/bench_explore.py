@@ -112,7 +112,9 @@ def main() -> None:
         }
         server.shutdown()
 
-    print(f"\nserver start (read recordings.parquet, bind): {cold['server_start']:.3f} s")
+    print(
+        f"\nserver start (recordings.parquet, every variant's Parquet footers, the pandas import, bind): {cold['server_start']:.3f} s"
+    )
     print("cold = first request of a fresh server: the page reads stats.json and one column per variant for its")
     print("histogram; the first table page reads the row groups of its rows; the first sorted, filtered page reads")
     print("its sort and filter columns (duration_s is already read for the histogram) and the row groups of its rows.")

@@ -130,13 +130,16 @@ class VariantColumns:
             t = pf.read(columns=have, use_threads=True) if have else None
             for n in names:
                 typ = SEGMENT_SCHEMA.field(n).type
-                parts[n] += t.column(n).cast(typ).chunks if n in have else [pa.nulls(pf.metadata.num_rows, typ)]
-        return {
-            n: pa.chunked_array(p, SEGMENT_SCHEMA.field(n).type).combine_chunks()
-            if p
-            else pa.array([], SEGMENT_SCHEMA.field(n).type)
-            for n, p in parts.items()
-        }
+                if n not in have:
+                    parts[n].append(pa.nulls(pf.metadata.num_rows, typ))
+                else:  # one array per file (a chunk per row group costs a Python object each below)
+                    col = t.column(n)
+                    parts[n].append((col if col.type == typ else col.cast(typ)).combine_chunks())
+        out = {}
+        for n, p in parts.items():
+            typ = SEGMENT_SCHEMA.field(n).type
+            out[n] = p[0] if len(p) == 1 else pa.concat_arrays(p) if p else pa.array([], typ)
+        return out
 
     def load(self, names: list[str]) -> None:
         """Read the stored columns of ``names`` not yet kept, in one pass over the files (columns decode in
@@ -184,13 +187,16 @@ class VariantColumns:
         if sizes[wanted].sum() > WHOLE_READ * self.num_rows:
             positions = pa.array(idx)
             return pa.table([self.column(f.name).take(positions) for f in self.schema], schema=self.schema)
+        # columns already kept are taken from the cache; the others are read from the rows' row groups
+        kept = {c: col for c in STORED if (col := self.cache.peek((self.name, "column", c))) is not None}
+        kept.pop("language", None)  # the kept language is the page's (with the recording's), not the stored one
         parts, base = [], {}
         read = 0
         for i, pf in enumerate(self.parts):
             mine = [self.groups[k][1] for k in wanted if self.groups[k][0] == i]
             if not mine:
                 continue
-            have = [c for c in STORED if c in pf.schema_arrow.names]
+            have = [c for c in STORED if c in pf.schema_arrow.names and c not in kept]
             t = pf.read_row_groups(mine, columns=have, use_threads=True)
             for k in wanted:
                 if self.groups[k][0] == i:
@@ -199,7 +205,11 @@ class VariantColumns:
             parts.append(t.replace_schema_metadata(None))
         table = pa.concat_tables(parts, promote_options="default")
         local = np.array([base[k] for k in g], dtype=np.int64) + (rows - self.group_start[g])
-        return shaped(table.take(pa.array(local[where])), self.recordings)
+        table = table.take(pa.array(local[where]))
+        positions = pa.array(idx)
+        for c, col in kept.items():
+            table = table.append_column(SEGMENT_SCHEMA.field(c), col.take(positions))
+        return shaped(table, self.recordings)
 
 
 __all__ = ["ByteLRU", "VariantColumns", "shaped", "shaped_schema"]

@@ -188,7 +188,9 @@ class VariantTable:
         if m is None and self._hours is not None:
             return self._hours
         d = self.columns.numpy("duration_s")
-        return float(np.nansum(d, where=m) if m is not None else np.nansum(d)) / 3600.0
+        if self.columns.column("duration_s").null_count:
+            d = np.nan_to_num(d)
+        return float(np.sum(d, where=m) if m is not None else np.sum(d)) / 3600.0
 
     def page(
         self,
