@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from curate import manifest
 from curate.explore.explorer import Explorer, NotFound, reason_class
 from curate.explore.server import Server, create_app
-from curate.explore.table import QueryError, parse_filter
+from curate.explore.table import Filter, QueryError, parse_filter
 from curate.testing.explore import make_explore_run
 
 REC = "prog/000"
@@ -91,16 +91,78 @@ def test_filter_sort_and_page_match_pandas(client, run_dir):
     assert segments(client, filters=[["speaker_change", "==", True]])["total"] == df.speaker_change.sum()
 
 
-def test_the_first_page_read_from_row_groups_equals_the_loaded_table(run_dir):
-    """Before a variant is in memory its unsorted pages come straight from the Parquet row groups."""
-    fresh = Explorer(run_dir)
-    direct = fresh.page("small", offset=3, limit=5)
-    loaded = Explorer(run_dir)
-    vt = loaded.variant("small")
-    want = vt.page(offset=3, limit=5)
-    assert direct.pop("hours") == pytest.approx(want.pop("hours"))  # stats.json's sum, or the table's
-    assert direct == {"columns": direct["columns"], **want}
-    assert [c["name"] for c in direct["columns"]] == [c["name"] for c in loaded.page("small")["columns"]]
+def test_the_first_page_reads_no_column_and_equals_the_whole_table(run_dir):
+    """An unfiltered, unsorted page equals the whole table's rows; its hours are stats.json's."""
+    direct = Explorer(run_dir).page("small", offset=3, limit=5)
+    vt = Explorer(run_dir).variant("small")
+    whole = vt.to_table().drop_columns(["_rec"]).slice(3, 5).to_pylist()
+    assert direct["rows"] == whole and direct["total"] == len(vt)
+    assert direct["hours"] == pytest.approx(vt.to_table().column("duration_s").to_numpy().sum() / 3600)
+
+
+def _variant(path: Path, recordings):
+    from curate.explore.columns import ByteLRU, VariantColumns
+    from curate.explore.table import VariantTable
+
+    return VariantTable(VariantColumns("odd", path, recordings, ByteLRU()))
+
+
+@pytest.fixture(scope="module")
+def odd_dir(run_dir, tmp_path_factory) -> Path:
+    """The small variant ten times over (140 rows) in row groups of 7 rows, with an ``snr_db`` full of ties, NaNs
+    and nulls."""
+    import pyarrow as pa
+
+    from curate.rundir import RunDir
+
+    t = pa.concat_tables([manifest.read_table(RunDir(run_dir).variant_dir("small"), "segments")] * 10)
+    rng = np.random.default_rng(0)
+    snr = rng.choice([1.0, 2.0, 2.0, 3.0, np.nan, -np.inf], t.num_rows)
+    snr = pa.array(snr, mask=rng.uniform(size=t.num_rows) < 0.2)
+    t = t.set_column(t.schema.get_field_index("snr_db"), "snr_db", snr)
+    out = tmp_path_factory.mktemp("odd") / "v"
+    with manifest.writer(out / "part-00000.parquet", "segments", row_group_rows=7) as w:
+        w.write(t)
+    return out
+
+
+@pytest.fixture(scope="module")
+def odd_variant(odd_dir, explorer):
+    return _variant(odd_dir, explorer.recordings)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_a_partial_sort_finds_the_rows_of_the_full_order(odd_dir, odd_variant, descending):
+    """The first pages of a number sort (np.partition, then an exact sort of the candidates) are exactly the
+    first rows of the whole column's stable order, ties, NaNs and empty cells included."""
+    n = len(odd_variant)
+    m = np.random.default_rng(1).uniform(size=n) < 0.6
+    full = odd_variant.order("snr_db", descending)
+    vt = _variant(odd_dir, odd_variant.columns.recordings)  # no full order kept: the partial sort answers
+    for k in (1, 4, 13, n // 2, n + 5):
+        assert vt._first("snr_db", descending, None, k).tolist() == full[:k].tolist()
+        assert vt._first("snr_db", descending, m, k).tolist() == full[m[full]][:k].tolist()
+    assert vt.cache.peek(("odd", "order", "snr_db", descending)) is None
+
+
+def test_rows_from_row_groups_equal_the_whole_columns_and_the_cache_is_bounded(odd_dir, explorer):
+    from pandas.testing import assert_frame_equal
+
+    from curate.explore.columns import ByteLRU
+
+    vt = _variant(odd_dir, explorer.recordings)
+    idx = np.array([len(vt) - 1, 0, 8, 8, 15])  # a few rows: from their row groups, in the order asked
+    page = vt.take(idx)
+    assert vt.cache.used == 0  # no column read, none kept
+    whole = vt.to_table()  # every row group: read from whole columns (kept)
+    assert vt.cache.used > 0
+    assert_frame_equal(page.to_pandas(), whole.take(idx).to_pandas())  # NaN == NaN here
+    vt.mask((Filter("music_ratio", "<", 0.1),))  # a filter keeps its column: a page now takes it from there
+    assert_frame_equal(vt.take(idx).to_pandas(), page.to_pandas())
+    lru = ByteLRU(budget=1000)
+    for i in range(5):
+        lru.get(i, lambda: np.zeros(100))  # 800 bytes each
+    assert lru.used <= 1000 and lru.peek(4) is not None and lru.peek(0) is None
 
 
 @pytest.mark.parametrize(
