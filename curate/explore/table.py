@@ -147,11 +147,13 @@ class VariantTable:
         if kept is None and k <= PARTIAL and (pa.types.is_floating(typ) or pa.types.is_boolean(typ)):
             # a coarser key than the order (empty and NaN cells all +inf): every row of the first k has a key
             # no greater than the k-th smallest, so those rows, sorted exactly, start with the first k
-            x = self.columns.numpy(column)
-            x = -x if descending else x
             rows = np.arange(len(self)) if m is None else np.flatnonzero(m)
-            key = x[rows]
-            key[np.isnan(key)] = np.inf
+            key = self.columns.numpy(column)[rows]  # a copy: negated and NaN-filled in place
+            if descending:
+                np.negative(key, out=key)
+            empty = np.isnan(key)
+            if empty.any():
+                key[empty] = np.inf
             if k < rows.size:
                 rows = rows[key <= np.partition(key, k - 1)[k - 1]]
             order = "descending" if descending else "ascending"
