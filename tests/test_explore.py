@@ -145,16 +145,23 @@ def test_a_partial_sort_finds_the_rows_of_the_full_order(odd_dir, odd_variant, d
     assert vt.cache.peek(("odd", "order", "snr_db", descending)) is None
 
 
-def test_rows_from_row_groups_equal_the_whole_columns_and_the_cache_is_bounded(odd_dir, explorer):
+def test_rows_from_row_groups_equal_the_whole_columns_and_the_cache_is_bounded(odd_dir, explorer, monkeypatch):
     from pandas.testing import assert_frame_equal
 
+    from curate.explore import columns
     from curate.explore.columns import ByteLRU
 
     vt = _variant(odd_dir, explorer.recordings)
     idx = np.array([len(vt) - 1, 0, 8, 8, 15])  # a few rows: from their row groups, in the order asked
     page = vt.take(idx)
+    ids = ["prog/000", "prog/001", "nope"]
+    by_stats = [vt.columns.rows_of(r).tolist() for r in ids]  # row groups whose min/max can hold it
     assert vt.cache.used == 0  # no column read, none kept
-    whole = vt.to_table()  # every row group: read from whole columns (kept)
+    monkeypatch.setattr(columns, "WHOLE_MIN", 0)  # as in a big variant: most row groups → whole columns, kept
+    whole = vt.to_table()
+    rec = whole.column("recording_id").to_numpy(zero_copy_only=False)
+    assert by_stats == [np.flatnonzero(rec == r).tolist() for r in ids] and by_stats[0] and not by_stats[2]
+    assert [vt.columns.rows_of(r).tolist() for r in ids] == by_stats  # now from the kept column
     assert vt.cache.used > 0
     assert_frame_equal(page.to_pandas(), whole.take(idx).to_pandas())  # NaN == NaN here
     vt.mask((Filter("music_ratio", "<", 0.1),))  # a filter keeps its column: a page now takes it from there

@@ -30,7 +30,9 @@ RECORDING_COLUMNS = ("title", "genre")  # joined from recordings.parquet
 SHOWN_FIRST = ("recording_id", "start_s", "duration_s", "speaker", "language", "text", *QUALITY_COLUMNS)
 STORED = [n for n in SEGMENT_SCHEMA.names if n not in SKIPPED]  # the columns read from the variant's files
 CACHE_BYTES = 512 * 2**20  # columns, sort orders and filter masks kept, all variants together
-WHOLE_READ = 0.25  # a page whose row groups hold more than this share of the variant reads whole columns instead
+# a page whose row groups hold more than this share of the variant (and more than WHOLE_MIN rows) reads whole
+# columns instead, kept for the next pages; a small variant is read in one call
+WHOLE_READ, WHOLE_MIN = 0.25, 100_000
 
 
 def shaped_schema(recordings: pa.Schema) -> pa.Schema:
@@ -118,6 +120,7 @@ class VariantColumns:
             starts.append(self.file_start[i] + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
             self.groups += [(i, g) for g in range(len(sizes))]
         self.group_start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+        self._leaf: dict[int, int] = {}  # each file's Parquet column number of recording_id
 
     def _stored(self, name: str) -> pa.Array:
         return self._read([name])[name]
@@ -142,27 +145,35 @@ class VariantColumns:
         return out
 
     def load(self, names: list[str]) -> None:
-        """Read the stored columns of ``names`` not yet kept, in one pass over the files (columns decode in
-        parallel), so a request needing several columns waits for the slowest, not for their sum."""
-        todo = [n for n in dict.fromkeys(names) if n in STORED and n != "language"]
-        todo = [n for n in todo if self.cache.peek((self.name, "column", n)) is None]
-        if len(todo) > 1:
-            for n, col in self._read(todo).items():
-                self.cache.get((self.name, "column", n), lambda col=col: col)
+        """Read the columns of ``names`` not yet kept, in one pass over the files (columns decode in parallel),
+        so a request needing several columns waits for the slowest, not for their sum."""
+        todo = [n for n in dict.fromkeys(names) if self.cache.peek((self.name, "column", n)) is None]
+        stored = [n for n in todo if n in STORED]
+        need_rec = any(n in ("_rec", "language", *RECORDING_COLUMNS) for n in todo)
+        need_rec = need_rec and self.cache.peek((self.name, "rec", None)) is None
+        raw = list(dict.fromkeys(stored + (["recording_id"] if need_rec else [])))
+        if len(raw) < 2:
+            return  # one column: read as it is asked
+        got = self._read(raw)
+        if need_rec:
+            self.cache.get((self.name, "rec", None), lambda: rec_rows(got["recording_id"], self.recordings))
+        for n in todo:
+            self.cache.get((self.name, "column", n), lambda n=n: self._make_column(n, got.get(n)))
 
     def column(self, name: str) -> pa.Array:
         """A column of the page (:func:`shaped_schema`), read on first use and kept in the cache."""
         return self.cache.get((self.name, "column", name), lambda: self._make_column(name))
 
-    def _make_column(self, name: str) -> pa.Array:
+    def _make_column(self, name: str, stored: pa.Array | None = None) -> pa.Array:
+        """``name`` from its stored column (read unless given) and the recordings."""
         if name == "_rec":
             return pc.fill_null(self._rec(), -1).cast(pa.int32())
         if name in RECORDING_COLUMNS:
             return self.recordings.column(name).take(self._rec()).combine_chunks()
+        own = stored if stored is not None else self._stored(name)
         if name == "language":
-            own = self._stored("language")
             return pc.coalesce(own, self.recordings.column("language").take(self._rec()).combine_chunks())
-        return self._stored(name)
+        return own
 
     def _rec(self) -> pa.Array:
         return self.cache.get((self.name, "rec", None), lambda: rec_rows(self._stored("recording_id"), self.recordings))
@@ -174,6 +185,38 @@ class VariantColumns:
             col = col.cast(pa.float64())
         return col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
+    def rows_of(self, recording_id: str) -> np.ndarray:
+        """Row numbers of one recording's segments, reading ``recording_id`` only from the row groups whose
+        min/max statistics can hold it (a run writes a recording's segments together: a few groups of many), or
+        from the kept ``_rec`` column."""
+        sizes = np.diff(np.append(self.group_start, self.num_rows))
+        if self.cache.peek((self.name, "rec", None)) is not None:
+            ids = self.recordings.column("recording_id")
+            row = pc.index(ids, recording_id).as_py()
+            return np.flatnonzero(self.column("_rec").to_numpy() == row) if row >= 0 else np.zeros(0, np.int64)
+        maybe = np.array([k for k, (i, g) in enumerate(self.groups) if self._may_hold(i, g, recording_id)], np.int64)
+        out = []
+        for i, pf in enumerate(self.parts):
+            mine = maybe[[self.groups[k][0] == i for k in maybe]] if maybe.size else maybe
+            if not mine.size:
+                continue
+            col = pf.read_row_groups([self.groups[k][1] for k in mine], columns=["recording_id"]).column(0)
+            hit = np.flatnonzero(pc.equal(col, recording_id).to_numpy(zero_copy_only=False))
+            # a hit's row number: the start of its group plus its place in it
+            ends = np.cumsum(sizes[mine])
+            at = np.searchsorted(ends, hit, side="right")
+            out.append(self.group_start[mine][at] + hit - np.concatenate([[0], ends[:-1]])[at])
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def _may_hold(self, i: int, g: int, value: str) -> bool:
+        meta = self.parts[i].metadata
+        if i not in self._leaf:
+            self._leaf[i] = [meta.schema.column(j).path for j in range(meta.num_columns)].index("recording_id")
+        stats = meta.row_group(g).column(self._leaf[i]).statistics
+        if stats is None or not stats.has_min_max:
+            return True
+        return stats.min <= value <= stats.max
+
     def take(self, idx: np.ndarray) -> pa.Table:
         """The page's rows ``idx`` (row numbers of the variant, in that order), reading only the row groups that
         hold them; when those are most of the variant, from whole (cached) columns instead."""
@@ -184,8 +227,9 @@ class VariantColumns:
         g = np.searchsorted(self.group_start, rows, side="right") - 1
         wanted = np.unique(g)
         sizes = np.diff(np.append(self.group_start, self.num_rows))
-        if sizes[wanted].sum() > WHOLE_READ * self.num_rows:
+        if sizes[wanted].sum() > max(WHOLE_READ * self.num_rows, WHOLE_MIN):
             positions = pa.array(idx)
+            self.load(self.schema.names)
             return pa.table([self.column(f.name).take(positions) for f in self.schema], schema=self.schema)
         # columns already kept are taken from the cache; the others are read from the rows' row groups
         kept = {c: col for c in STORED if (col := self.cache.peek((self.name, "column", c))) is not None}

@@ -222,7 +222,7 @@ class Explorer:
         info.pop("audio_path")
         lanes = {}
         for v in variants or self.variants():
-            t = self.variant(v).of_recording(row).select(["segment_id", "start_s", "end_s", "speaker", "text"])
+            t = self.variant(v).of_recording(recording_id).select(["segment_id", "start_s", "end_s", "speaker", "text"])
             lanes[v] = [
                 [r["start_s"], r["end_s"], r["speaker"], (r["text"] or "")[:120], r["segment_id"]]
                 for r in t.to_pylist()

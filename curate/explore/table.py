@@ -213,9 +213,9 @@ class VariantTable:
         page = self.take(idx).drop_columns(["_rec"])
         return {"total": total, "hours": self.hours(m), "offset": offset, "rows": page.to_pylist()}
 
-    def of_recording(self, rec_row: int) -> pa.Table:
-        """This variant's segments of one recording (by its row in recordings.parquet), in time order."""
-        t = self.take(np.flatnonzero(self.columns.column("_rec").to_numpy() == rec_row))
+    def of_recording(self, recording_id: str) -> pa.Table:
+        """This variant's segments of one recording, in time order."""
+        t = self.take(self.columns.rows_of(recording_id))
         return t.take(pc.sort_indices(t, sort_keys=[("start_s", "ascending")]))
 
 
