@@ -91,6 +91,13 @@ def test_filter_sort_and_page_match_pandas(client, run_dir):
     assert segments(client, filters=[["speaker_change", "==", True]])["total"] == df.speaker_change.sum()
 
 
+def test_the_page_asks_the_first_histogram_with_the_overview():
+    from curate.explore.explorer import HISTOGRAMS
+    from curate.explore.server import asset
+
+    assert f'const FIRST_HISTOGRAM = "{next(iter(HISTOGRAMS))}";' in asset("app.js").decode()
+
+
 def test_the_first_page_reads_no_column_and_equals_the_whole_table(run_dir):
     """An unfiltered, unsorted page equals the whole table's rows; its hours are stats.json's."""
     direct = Explorer(run_dir).page("small", offset=3, limit=5)

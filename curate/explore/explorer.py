@@ -28,6 +28,7 @@ from curate.schema import QUALITY_COLUMNS, SCHEMAS
 RECORDING_FIELDS = ("recording_id", "audio_path", "duration_s", "title", "genre", "language", "published")
 SCORE_KINDS = ("tags", "speakers")  # the saved frame scores a recording view draws as tracks
 MAX_TRACK_POINTS = 2000
+# the first is drawn when the page opens, asked together with the overview (app.js FIRST_HISTOGRAM)
 HISTOGRAMS: dict[str, np.ndarray] = {
     "duration_s": np.array([*range(0, 31), np.inf], dtype=float),
     **{c: np.linspace(0, 1, 21) for c in QUALITY_COLUMNS if c.endswith("_ratio")},
