@@ -378,3 +378,22 @@ def test_a_run_on_object_storage_is_explored_through_its_staging_copy(run_dir, s
     assert res.exit_code == 0, res.output
     data = (tmp_path / "rep" / "data.js").read_text()
     assert '"run": "s3://curate-test/explore-run"' in data and '"big"' in data
+
+
+def test_concurrent_pages_equal_the_same_pages_asked_alone(run_dir):
+    """The server is threaded: pages asked at once (each read with its own Parquet reader) are the pages asked
+    one by one."""
+
+    def ask(e: Explorer, k: int) -> str:
+        f = (parse_filter(["music_ratio", "<", 0.05 + 0.1 * (k % 3)], e.variant("small").schema),)
+        sort = ["snr_db", "avg_logprob", "duration_s", "speaker"][k % 4]
+        return json.dumps(e.page("small", f, sort, descending=bool(k % 2), offset=k, limit=5), default=str)
+
+    alone = [ask(Explorer(run_dir), k) for k in range(8)]
+    shared, got = Explorer(run_dir), [""] * 8
+    threads = [threading.Thread(target=lambda k=k: got.__setitem__(k, ask(shared, k))) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == alone
