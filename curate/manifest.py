@@ -190,12 +190,6 @@ def open_parts(path: str | Path, kind: str) -> list[tuple[Path, pq.ParquetFile]]
     return out
 
 
-def row_counts(path: str | Path, kind: str) -> list[tuple[Path, int]]:
-    """Each file of a manifest with its number of rows, from the Parquet footers only (no data is read): with
-    :func:`read_rows`, a page of a big manifest costs a page."""
-    return [(f, pf.metadata.num_rows) for f, pf in open_parts(path, kind)]
-
-
 def write_records(path: str | Path, records: Iterable[Any], kind: str) -> Path:
     return write_table(path, to_table(records, kind), kind)
 
@@ -290,7 +284,7 @@ __all__ = [
     "writer",
     "PartWriter",
     "read_rows",
-    "row_counts",
+    "open_parts",
     "read_table",
     "iter_batches",
     "read_segments",
