@@ -7,7 +7,7 @@ export HF_HUB_DISABLE_TELEMETRY = 1
 export RAY_USAGE_STATS_ENABLED = 0
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: setup demo demo-ablate test test-fast lint format bench lock clean
+.PHONY: setup demo demo-ablate explore test test-fast lint format bench lock clean
 
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
@@ -17,6 +17,9 @@ demo: setup  ## build the synthetic demo archive and run every pipeline on it (â
 
 demo-ablate: setup  ## tiny two-cell ablation on the demo run (after `make demo`; â‰¤ 5 min on 2 cores)
 	$(PY) -m curate.cli ablate configs/ablations/tiny-demo.yaml --out demo_out/ablation --runner local --threads 1
+
+explore: setup  ## the page over the demo run (after `make demo`): see, hear and filter its segments and cuts
+	$(PY) -m curate.cli explore demo_out/runs/demo
 
 test: setup  ## the full test suite (what CI runs): lint, format check, pytest
 	$(PY) -m ruff check curate tests benchmarks

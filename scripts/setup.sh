@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up for `make demo` / `make test` on a fresh Debian/Ubuntu machine:
-# system packages (ffmpeg, sox, espeak-ng, libchromaprint-tools for fpcalc + libchromaprint1) when missing,
+# system packages (ffmpeg, sox, espeak-ng, libchromaprint-tools for fpcalc + libchromaprint1, chromium for the
+# curate explore browser tests) when missing,
 # then a virtualenv with the pinned stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,12 +9,15 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 
 missing=()
-for tool in ffmpeg sox espeak-ng fpcalc; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in ffmpeg sox espeak-ng fpcalc chromium; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg sox espeak-ng libchromaprint-tools >/dev/null
+  # the browser tests of curate explore (Debian's Chromium; Playwright drives it, `playwright install` never runs)
+  command -v chromium >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
+    || echo "setup: chromium could not be installed; the browser tests of curate explore will be skipped"
 fi
 
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3

@@ -85,6 +85,7 @@ LAYERS = [
     ("curate.export", "curate.corrupt", "curate.w2v2", "curate.ablation", "curate.synth"),
     ("curate.testing",),
     ("curate.demo",),
+    ("curate.explore",),  # the web page over a run: a client of the library, like the CLI
     ("curate.cli",),
 ]
 
@@ -113,6 +114,13 @@ def test_nothing_imports_the_demo_or_the_cli():
     for m, deps in GRAPH.items():
         if not m.startswith(("curate.demo", "curate.cli")):
             assert not any(d.startswith(("curate.demo", "curate.cli")) for d in deps), f"{m} imports {deps}"
+
+
+def test_only_the_cli_starts_the_explorer():
+    """``curate.explore`` (a Flask app and a page) is a client: the library never imports it."""
+    for m, deps in GRAPH.items():
+        if not m.startswith(("curate.explore", "curate.cli")):
+            assert not any(d.startswith("curate.explore") for d in deps), f"{m} imports {deps}"
 
 
 def test_library_code_does_not_import_test_fakes():

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from curate.cli import ablate, corrupt, demo, derive, export, inspect_run, models, pretrain, quality, run
+from curate.cli import ablate, corrupt, demo, derive, explore, export, inspect_run, models, pretrain, quality, run
 from curate.cli.console import console, fail, setup_logging
 
 
@@ -80,7 +80,7 @@ def _main(
 
 
 # Order = order in `curate --help`.
-for _group in (run, demo, ablate, corrupt, derive, export, inspect_run, models, pretrain, quality):
+for _group in (run, demo, ablate, corrupt, derive, export, explore, inspect_run, models, pretrain, quality):
     _group.register(app)
 
 

@@ -119,4 +119,5 @@ def run_demo(
     console.print(held_out_line(result))
     console.print(f"checkpoints and metrics: {out_dir / 'pretrain'}  (tensorboard --logdir {out_dir / 'pretrain'})")
     console.rule(f"[bold]demo finished in {time.perf_counter() - t0:.0f} s")
+    console.print(f"see, hear and filter its segments and cuts in a browser: curate explore {run_dir}", soft_wrap=True)
     return run_dir

@@ -345,9 +345,9 @@ class RunDir(RunState):
         return self.path / REJECTED / stage
 
     def rejected_stages(self) -> list[str]:
-        """The stages that rejected something in this run (their ``rejected_dir`` exists), sorted."""
+        """The stages that wrote rejected segments, sorted (each a folder of ``part-*.parquet`` files)."""
         d = self.path / REJECTED
-        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+        return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
 
     @property
     def calibration(self) -> Path:
