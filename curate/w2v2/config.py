@@ -138,8 +138,9 @@ class DataConfig:
     val_bucket_s: float = 0.0  # validation is never cropped; > 0: lengths within this share a padded batch
     # (faster; GroupNorm then sees the padding), 0: one utterance per batch (exact)
     normalize: bool = False  # per-utterance zero mean / unit variance (fairseq: LARGE only)
-    val_split: str = "median_per_session"  # or "random"
-    val_fraction: float = 0.01  # for val_split=random
+    val_split: str = "median_per_session"  # or speaker, group, share (random): curate.w2v2.heldout
+    val_fraction: float = 0.01  # share of the utterances held out by speaker / group / share
+    val_set: str | None = None  # a shared validation set (JSON of curate.w2v2.heldout): overrides val_split
     num_workers: int = 0  # DataLoader worker processes
     compile_bucket_s: float = 0.5  # with train.compile: crop lengths down to this grid
     corruption: dict[str, Any] | None = None  # {condition: ..., sources: ...} → curate.corrupt at batch time
@@ -170,6 +171,8 @@ class TrainConfig:
     out_dir: str = "pretrain_out"  # checkpoints, metrics.jsonl, tb/ (or --out)
     max_steps: int = 400_000
     max_time_s: float = 0.0  # stop (with checkpoint + validation) after this wall time; 0 = off
+    max_audio_h: float = 0.0  # > 0: the budget is audio hours seen (after cropping), not max_steps: the LR
+    # schedule spans the steps this budget is estimated to take; training stops once it is seen
     accumulation: int = 1
     seed: int = 0
     device: str = "auto"  # auto → cuda when available

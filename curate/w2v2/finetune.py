@@ -335,6 +335,7 @@ def finetune(
         "pretrained_step": ck.get("step"),
         "wer": {k: v["wer"] for k, v in results.items()},
         "cer": {k: v["cer"] for k, v in results.items()},
+        "word_errors": {k: v["word_errors"] for k, v in results.items()},  # per test utterance: [errors, words]
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -374,6 +375,21 @@ def error_rates(refs: list[str], hyps: list[str]) -> tuple[float, float]:
     return 100 * jiwer.wer(r, h), 100 * jiwer.cer(r, h)
 
 
+def word_errors(refs: list[str], hyps: list[str]) -> list[list[int]]:
+    """Per utterance [word errors (S + D + I), reference words]: what a paired bootstrap over test utterances
+    resamples (their sums give the corpus WER of ``error_rates``)."""
+    import jiwer
+
+    out = []
+    for r, h in zip(refs, hyps, strict=True):
+        if not r:
+            out.append([0, 0])
+            continue
+        o = jiwer.process_words(r, h or "")
+        out.append([int(o.substitutions + o.deletions + o.insertions), len(r.split())])
+    return out
+
+
 def evaluate(model, utts, device=None) -> dict[str, Any]:
     hyps = transcribe(model, utts, device)
     refs = [u.text for u in utts]
@@ -382,6 +398,7 @@ def evaluate(model, utts, device=None) -> dict[str, Any]:
         "wer": wer,
         "cer": cer,
         "utterances": len(utts),
+        "word_errors": word_errors(refs, hyps),
         "examples": [{"id": u.id, "ref": u.text, "hyp": h} for u, h in list(zip(utts, hyps, strict=True))[:20]],
     }
 

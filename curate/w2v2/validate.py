@@ -17,6 +17,7 @@ Masks and distractors are seeded by the batch number, so every validation scores
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,47 @@ def held_out_line(result: dict | str) -> str:
         f"held-out accuracy {r['val_accuracy']:.3f} (chance {r['val_accuracy_chance']:.3f}), {state}: "
         f"held-out contrastive {r['val_contrastive']:.3f} (chance {r['val_contrastive_chance']:.3f})"
     )
+
+
+def score_utterances(checkpoint: str | Path, source, device: str = "cpu") -> list[list[float]]:
+    """Per held-out utterance of ``source`` (e.g. an ablation's shared ``ValSetSource``): [contrastive loss sum,
+    masked steps, correct] of the checkpoint's model in eval mode. Masks and distractors depend only on the
+    utterance's position (train.seed fixed to 0), so two checkpoints are scored on identical masked steps:
+    what pairs two variants' losses utterance by utterance."""
+    import dataclasses
+
+    import torch
+
+    from curate.w2v2 import checkpoint as checkpoints
+    from curate.w2v2.config import load_config
+    from curate.w2v2.data import collate
+    from curate.w2v2.loss import sample_negatives, wav2vec2_loss
+    from curate.w2v2.model import Wav2Vec2
+    from curate.w2v2.step import prepare
+
+    ck = checkpoints.load(checkpoint)
+    cfg = load_config(ck["config"])
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0))
+    model = Wav2Vec2(cfg.model).to(device)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    mc = cfg.model
+    tau = max(mc.tau_end, mc.tau_start * mc.tau_decay ** int(ck.get("step", 0)))
+    max_n = int(cfg.data.max_s * SAMPLE_RATE)
+    rng, g, out = np.random.default_rng(0), 0, []
+    with torch.no_grad():
+        for i in range(len(source.lengths)):
+            a = source.read(i)
+            row = [0.0, 0.0, 0.0]
+            for c in np.array_split(a, max(1, math.ceil(a.size / max_n))):
+                wav, lens, _ = collate([c], False, rng, cfg.data.normalize)
+                m = prepare({"wav": wav, "lengths": lens}, cfg, device, VAL_SEED + g)
+                g += 1
+                res = wav2vec2_loss(
+                    model(m["wav"], m["mask"], m["valid"], tau),
+                    sample_negatives(m["mask"], mc.num_negatives, m["gen"]),
+                    mc,
+                )
+                row = [row[0] + float(res["contrastive_sum"]), row[1] + float(res["n"]), row[2] + float(res["correct"])]
+            out.append(row)
+    return out
