@@ -258,7 +258,9 @@ class BatchDataset:
         meta = None
         if self.transform is not None and not self.validation:  # corruption: training batches only
             arrays, meta = self.transform(arrays, epoch, g, False)
-        read_s = float(sum(a.size for a in arrays)) / SAMPLE_RATE  # before cropping/padding
+        read_s = float(sum(self.source.lengths[i] for i in idx.tolist())) / SAMPLE_RATE  # whole segments read
+        if partners is not None:
+            read_s += float(sum(self.source.lengths[j] for j in used if j is not None)) / SAMPLE_RATE
         wav, lens, waste = collate(arrays, self.cfg.crop, rng, self.cfg.normalize, self.bucket)
         return {
             "read_s": read_s,

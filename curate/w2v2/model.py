@@ -247,7 +247,7 @@ class GumbelQuantizer(nn.Module):
 
     def forward(self, x: torch.Tensor, tau: float, return_logits: bool = False) -> tuple[torch.Tensor, ...]:
         """x [N, C] → (quantized [N, G·d], soft-perplexity per codebook [G], hard-perplexity per codebook [G],
-        the picked code of each step [N] as one integer over all codebooks), plus the code logits [N, G, V] with
+        the picked code of each step [N] as one integer over all codebooks, input dependence [G]), plus the code logits [N, G, V] with
         ``return_logits`` (validation measures their input-dependence)."""
         N = x.shape[0]
         with torch.autocast(x.device.type, enabled=False):  # fp32 island
@@ -258,8 +258,11 @@ class GumbelQuantizer(nn.Module):
     def _pick(self, logits: torch.Tensor, N: int, tau: float) -> tuple[torch.Tensor, ...]:
         hard = F.one_hot(logits.argmax(-1), self.V).view(N, self.G, self.V).float()
         code_ppl = torch.exp(-torch.sum(_xlogx(hard.mean(0)), -1))  # [G] (monitoring)
-        avg_probs = torch.softmax(logits.view(N, self.G, self.V), -1).mean(0)  # [G, V] batch average
+        probs = torch.softmax(logits.view(N, self.G, self.V), -1)  # [N, G, V]
+        avg_probs = probs.mean(0)  # [G, V] batch average
         prob_ppl = torch.exp(-torch.sum(_xlogx(avg_probs), -1))  # [G] (diversity loss)
+        # input dependence (monitoring): 1 − mean per-step code entropy / ln V; 0 = the codes ignore the input
+        dep = 1.0 - (-torch.sum(_xlogx(probs.detach()), -1)).mean(0) / math.log(self.V)  # [G]
         if self.training:
             onehot = F.gumbel_softmax(logits, tau=tau, hard=True).view(N, self.G, self.V)
         else:
@@ -268,7 +271,7 @@ class GumbelQuantizer(nn.Module):
         cv = self.codevectors.float().view(self.G, self.V, -1)
         q = torch.bmm(onehot.transpose(0, 1), cv).transpose(0, 1)  # [N, G, d]
         codes = (onehot.argmax(-1) * self.V ** torch.arange(self.G, device=logits.device)).sum(-1)  # [N]
-        return q.reshape(N, -1), prob_ppl, code_ppl, codes
+        return q.reshape(N, -1), prob_ppl, code_ppl, codes, dep
 
 
 def _xlogx(p: torch.Tensor) -> torch.Tensor:
@@ -342,9 +345,10 @@ class Wav2Vec2(nn.Module):
         # Only the masked steps enter the loss: project and quantize N rows, never B×T.
         c = self.final_proj(ctx[mask]).float()  # [N, F]
         y = F.dropout(feats[mask], self.cfg.dropout_features, self.training)  # [N, C]
-        q, prob_ppl, code_ppl, codes, *logits = self.quantizer(y, tau, return_logits=code_logits)  # [N, G·d]
+        q, prob_ppl, code_ppl, codes, dep, *logits = self.quantizer(y, tau, return_logits=code_logits)  # [N, G·d]
         q = self.project_q(q).float()  # [N, F]
         out = {"c": c, "q": q, "prob_ppl": prob_ppl, "code_ppl": code_ppl, "l2": l2, "codes": codes, "mask": mask}
+        out["code_dep"] = dep
         return {**out, "code_logits": logits[0]} if code_logits else out
 
     @torch.no_grad()

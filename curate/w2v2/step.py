@@ -79,7 +79,7 @@ def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, 
     # DDP averages gradients over ranks, hence × world; per_token then divides by the global masked count.
     scale = (world / n_total).float() if cfg.model.loss_reduction == "per_token" else float(world)
     st: dict[str, Any] = {"n": 0, "frames": 0, "n_total": n_total}
-    averaged = ("diversity", "l2", "prob_ppl", "code_ppl")  # per micro-batch means; the rest are sums
+    averaged = ("diversity", "l2", "prob_ppl", "code_ppl", "code_dep")  # per micro-batch means; the rest are sums
     for i, m in enumerate(micro):
         torch.manual_seed(seed_of(cfg.train.seed, 5, m["g"]))  # dropout + Gumbel noise of this batch
         sync = model.no_sync() if (world > 1 and i < len(micro) - 1) else nullcontext()
@@ -91,6 +91,7 @@ def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, 
             (res["loss_sum"] * scale).backward()
         res["loss_sum"], res["correct"] = res["loss_sum"].detach(), res["correct"].double()
         res["prob_ppl"], res["code_ppl"] = out["prob_ppl"].detach(), out["code_ppl"].detach()
+        res["code_dep"] = out["code_dep"].detach()
         for k in ("loss_sum", "contrastive_sum", "correct", "chance_sum", "chance_acc_sum", *averaged):
             v = res[k] / len(micro) if k in averaged else res[k]
             st[k] = st[k] + v if k in st else v

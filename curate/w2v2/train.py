@@ -110,7 +110,7 @@ class Trainer:
 
         from curate.w2v2.health import Health, Remedy
         from curate.w2v2.model import Wav2Vec2, flops_per_audio_second
-        from curate.w2v2.schedule import batch_seconds, heuristic_lr
+        from curate.w2v2.schedule import batch_seconds, heuristic_lr, warmup_steps
         from curate.w2v2.schedule import peak_lr as schedule_peak_lr
 
         self.cfg, self.data, self.out_dir = cfg, data, out_dir
@@ -137,13 +137,13 @@ class Trainer:
             cfg.model.diversity_weight,
             cfg.model.codebooks * cfg.model.codebook_entries,
         )
-        self.health = Health.from_config(cfg, remedy)
         # The budget: max_steps, or audio hours seen (the schedule then spans the steps it is estimated to take)
         self.budget_s, self.total_steps = tc.max_audio_h * 3600, tc.max_steps
         if self.budget_s > 0:
             per_step = data.seen_s_per_batch() * self.world * tc.accumulation
             self.total_steps = max(1, math.ceil(self.budget_s / max(per_step, 1e-9)))
         self.read_s = 0.0  # audio read for training (before cropping): read − seen = crop waste
+        self.health = Health.from_config(cfg, remedy, warmup_steps(oc, self.total_steps))
         self.step, self.audio_s, self.best_val, self.last_val, self.last_rec = 0, 0.0, float("inf"), None, {}
         if resume and (out_dir / "last.pt").exists():
             self._resume(out_dir / "last.pt")
@@ -266,10 +266,10 @@ class Trainer:
         clip = oc.clip_norm if oc.clip_norm > 0 else float("inf")
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         G = len(st["prob_ppl"])  # the step's one host sync: every statistic in one copy
-        v = [sums, torch.stack([gnorm, st["n_total"], st["diversity"], st["l2"]]), st["prob_ppl"], st["code_ppl"]]
-        v = torch.cat([t.double().reshape(-1) for t in v]).cpu()
+        v = [sums, torch.stack([gnorm, st["n_total"], st["diversity"], st["l2"]])]
+        v = torch.cat([t.double().reshape(-1) for t in [*v, st["prob_ppl"], st["code_ppl"], st["code_dep"]]]).cpu()
         sums, (gnorm, n, st["diversity"], st["l2"]) = v[:8], v[8:12].tolist()
-        st["prob_ppl"], st["code_ppl"] = v[12 : 12 + G].numpy(), v[12 + G :].numpy()
+        st["prob_ppl"], st["code_ppl"], st["code_dep"] = (v[12 + k * G : 12 + (k + 1) * G].numpy() for k in range(3))
         self.health.check(
             self.step,
             sums[0].item() / n,
@@ -277,6 +277,9 @@ class Trainer:
             gnorm,
             list(st["prob_ppl"]),
             n / (world * tc.accumulation),
+            chance=sums[6].item() / n,
+            code_ppl=list(st["code_ppl"]),
+            dependence=list(st["code_dep"]),
         )
         self.opt.step()
         self.step += 1
@@ -297,6 +300,7 @@ class Trainer:
             "grad_norm": gnorm,
             **{f"perplexity_{g}": float(p) for g, p in enumerate(st["prob_ppl"])},
             **{f"code_perplexity_{g}": float(p) for g, p in enumerate(st["code_ppl"])},
+            **{f"code_dependence_{g}": float(p) for g, p in enumerate(st["code_dep"])},
             "masked_frac": n / max(1.0, sums[3].item()),
             "padding_waste": sums[5].item() / (world * len(micro_np)),
             "audio_h": self.audio_s / 3600,

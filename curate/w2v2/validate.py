@@ -55,6 +55,19 @@ def build_validation_set(source, ids: np.ndarray, cfg: DataConfig) -> list[dict[
     return batches
 
 
+def _shuffle_within(mask, seed: int):
+    """A permutation of the N masked steps [N] that moves each step's context to another masked step of the same
+    utterance (seeded): the shuffled-context control. A model that beats chance without using the context at a
+    step's position (e.g. by recognising a speaker's codes) scores as well with it; learning is the margin
+    above it."""
+    import torch
+
+    utt = torch.repeat_interleave(torch.arange(mask.shape[0], device=mask.device), mask.sum(1))
+    gen = torch.Generator(device=mask.device).manual_seed(seed)
+    key = utt.double() + torch.rand(utt.shape[0], generator=gen, device=mask.device, dtype=torch.float64)
+    return key.argsort()
+
+
 def _entropy(p, dim: int = -1):
     import torch
 
@@ -70,7 +83,8 @@ def validate(model, batches: list[dict], cfg: PretrainConfig, device, tau: float
 
     mc = cfg.model
     G, V = mc.codebooks, mc.codebook_entries
-    tot = dict.fromkeys(("loss", "contrastive", "chance", "correct", "chance_acc", "n", "audio_s", "waste_s"), 0.0)
+    keys = ("loss", "contrastive", "chance", "correct", "chance_acc", "n", "audio_s", "waste_s")
+    tot = dict.fromkeys((*keys, "shuffled_correct", "shuffled_contrastive"), 0.0)
     counts = torch.zeros(G, V, dtype=torch.float64)
     psum = torch.zeros(G, V, dtype=torch.float64)
     hsum = torch.zeros(G, dtype=torch.float64)
@@ -81,7 +95,11 @@ def validate(model, batches: list[dict], cfg: PretrainConfig, device, tau: float
             m = prepare(b, cfg, device, VAL_SEED + j)
             with autocast():
                 out = model(m["wav"], m["mask"], m["valid"], tau, code_logits=True)
-            res = wav2vec2_loss(out, sample_negatives(m["mask"], mc.num_negatives, m["gen"]), mc)
+            neg = sample_negatives(m["mask"], mc.num_negatives, m["gen"])
+            res = wav2vec2_loss(out, neg, mc)
+            shuf = wav2vec2_loss({**out, "c": out["c"][_shuffle_within(m["mask"], VAL_SEED + j)]}, neg, mc)
+            tot["shuffled_correct"] += float(shuf["correct"])
+            tot["shuffled_contrastive"] += float(shuf["contrastive_sum"])
             for k, src in (
                 ("loss", "loss_sum"),
                 ("contrastive", "contrastive_sum"),
@@ -105,6 +123,8 @@ def validate(model, batches: list[dict], cfg: PretrainConfig, device, tau: float
         "val_contrastive_chance": tot["chance"] / n,
         "val_accuracy": tot["correct"] / n,
         "val_accuracy_chance": tot["chance_acc"] / n,
+        "val_accuracy_shuffled": tot["shuffled_correct"] / n,
+        "val_contrastive_shuffled": tot["shuffled_contrastive"] / n,
         "val_masked_steps": tot["n"],
         "val_scored_s": tot["audio_s"],
         "val_padding_s": tot["waste_s"],
@@ -142,8 +162,12 @@ def held_out_line(result: dict | str) -> str:
     r = result
     b = below_chance(r)
     state = f"{b:.1%} below chance" if b >= 0.02 else "at chance (within 2 %)" if b > -0.02 else "above chance"
+    control = ""
+    if "val_accuracy_shuffled" in r:
+        s = r["val_accuracy_shuffled"]
+        control = f"shuffled-context control {s:.3f}, {r['val_accuracy'] - s:+.3f} over it; "
     return (
-        f"held-out accuracy {r['val_accuracy']:.3f} (chance {r['val_accuracy_chance']:.3f}), {state}: "
+        f"held-out accuracy {r['val_accuracy']:.3f} ({control}chance {r['val_accuracy_chance']:.3f}), {state}: "
         f"held-out contrastive {r['val_contrastive']:.3f} (chance {r['val_contrastive_chance']:.3f})"
     )
 
