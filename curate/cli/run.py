@@ -23,7 +23,7 @@ def load_pipeline_or_exit(path: Path, overrides: list[str] | None):
 
 def staged(out_dir: str) -> Path:
     """Where a run's files are on this machine: the directory, or the staging copy of a URL run directory."""
-    from curate.runners.remote import is_remote, staging_dir
+    from curate.rundir.mirror import is_remote, staging_dir
 
     return staging_dir(out_dir.rstrip("/")) if is_remote(out_dir) else Path(out_dir)
 
@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
         """Ingest, filter, de-duplicate and segment a catalog into a run directory."""
         from curate.catalog import CatalogError
         from curate.errors import RunDirError
+        from curate.rundir import RunDir
         from curate.stats import format_table, load_stats
 
         pipe = load_pipeline_or_exit(pipeline, set_)
@@ -84,7 +85,8 @@ def register(app: typer.Typer) -> None:
         out_console_stats(staged(out), load_stats, format_table, out)
         counts = result["counts"]
         if counts["failed"] and not counts["processed"]:
-            fail(f"every recording failed ({counts['failed']}): see {out.rstrip('/')}/failures.parquet", code=1)
+            failures = RunDir(out).relative(RunDir(out).failures)
+            fail(f"every recording failed ({counts['failed']}): see {out.rstrip('/')}/{failures}", code=1)
 
     @app.command()
     def stats(run_dir: RunDirArgument) -> None:

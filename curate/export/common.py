@@ -25,7 +25,8 @@ from curate import __version__, manifest
 from curate.audio import SAMPLE_RATE
 from curate.export.materialize import DEFAULT_SHARD_BYTES, ROW_COLUMNS
 from curate.export.select import Selection, select, write_selection
-from curate.runners import remote
+from curate.rundir import RunDir
+from curate.rundir import mirror as remote
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def export(
             f"{run_dir}: the selection '{sel.name}' leaves no segments of variant '{variant}' "
             f"(segments after each step: {steps})"
         )
-    recs = manifest.read_table(run_dir / "recordings.parquet", "recordings").to_pandas()
+    recs = manifest.read_table(RunDir(run_dir).recordings, "recordings").to_pandas()
     recs = recs[recs["recording_id"].isin(set(segments["recording_id"]))].sort_values("recording_id")
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from curate import audio, manifest
+from curate.rundir import RunDir
 from curate.schema import Failure, MaterializedSegment
 
 log = logging.getLogger(__name__)
@@ -136,16 +137,13 @@ def segment_audio(audio_path: str, spans: list[tuple[float, float]]) -> Iterator
 # Plan and work units
 
 
-def _progress(out_dir: Path) -> Path:
-    return out_dir / "_progress"
-
-
+# A materialized directory keeps its resume state the way a run directory does (RunDir owns those paths).
 def _marker(out_dir: Path, unit: int) -> Path:
-    return _progress(out_dir) / "done" / f"unit-{unit:05d}.json"
+    return RunDir(out_dir).marker(f"unit-{unit:05d}")
 
 
 def _index_part(out_dir: Path, unit: int) -> Path:
-    return _progress(out_dir) / "index" / f"part-{unit:05d}.parquet"
+    return RunDir(out_dir).progress_part("index", unit)
 
 
 def plan_units(rows: pd.DataFrame, fmt: str, shard_bytes: int) -> list[dict[str, Any]]:
@@ -225,7 +223,7 @@ def materialize_unit(item: dict[str, Any]) -> dict[str, Any]:
         raise
     manifest.write_records(_index_part(out_dir, unit), index, "materialized")
     if failures:
-        manifest.write_records(_progress(out_dir) / "failures" / f"part-{unit:05d}.parquet", failures, "failures")
+        manifest.write_records(RunDir(out_dir).unit_failures(unit), failures, "failures")
     summary = {
         "unit": unit,
         "segments": len(index),
@@ -315,7 +313,7 @@ def materialize(
         segments = load_segments(run_dir, variant)
     units = plan_units(segments, fmt, shard_bytes)
     fp = _fingerprint(units, fmt, shard_bytes)
-    plan_file = _progress(out_dir) / "plan.json"
+    plan_file = RunDir(out_dir).plan_json
     if plan_file.exists():
         old = json.loads(plan_file.read_text())
         if old.get("fingerprint") != fp:
@@ -363,9 +361,9 @@ def _finalize(
     parts = [manifest.read_table(_index_part(out_dir, u["unit"]), "materialized") for u in units]
     table = pa.concat_tables(parts) if parts else manifest.to_table([], "materialized")
     manifest.write_table(out_dir / "index.parquet", table, "materialized")
-    fdir = _progress(out_dir) / "failures"
+    fdir = RunDir(out_dir).unit_failures_dir
     failures = manifest.read_table(fdir, "failures") if fdir.is_dir() else manifest.to_table([], "failures")
-    manifest.write_table(out_dir / "failures.parquet", failures, "failures")
+    manifest.write_table(RunDir(out_dir).failures, failures, "failures")
     ns = table.column("num_samples").to_numpy() if table.num_rows else np.zeros(0)
     info = {
         "format": fmt,

@@ -81,8 +81,7 @@ def derive(
     run = rd.read_run()
     settings = build_dataclass(Settings, (run.get("pipeline") or {}).get("settings") or {}, f"{rd.run_json}: settings")
     recordings = {
-        r["recording_id"]: recording_from_row(r)
-        for r in manifest.read_table(run_dir / "recordings.parquet", "recordings").to_pylist()
+        r["recording_id"]: recording_from_row(r) for r in manifest.read_table(rd.recordings, "recordings").to_pylist()
     }
     roots = sorted(
         {d.source for d in pipeline.derive}

@@ -12,12 +12,11 @@ from pathlib import Path
 
 from curate import audio, manifest
 from curate.catalog import probe_distinct
-from curate.runners.shard import PROGRESS_DIR
+from curate.rundir import RunDir
 from curate.schema import Probe
 
 log = logging.getLogger(__name__)
 
-PROBES_DIR = f"{PROGRESS_DIR}/probes"
 CHUNK_FILES = 2000  # distinct files per probe chunk: one checkpoint file (and one Ray task) each
 
 Item = tuple[str, "str | Path"]  # (key, path to probe)
@@ -53,10 +52,12 @@ def thread_backend(chunks: list[list[Item]]) -> Iterator[list[Probe]]:
 
 class ProbeCheckpoint:
     """The ``probe`` of :func:`curate.catalog.ingest_chunks`: answers from the run directory's stored probes, and
-    probes the rest with ``backend`` in chunks of ``chunk_files``, storing each chunk as it arrives."""
+    probes the rest with ``backend`` in chunks of ``chunk_files``, storing each chunk as it arrives (and
+    publishing it, for a run directory on object storage)."""
 
-    def __init__(self, out_dir: Path, backend: Backend | None = None, chunk_files: int | None = None):
-        self.dir = Path(out_dir) / PROBES_DIR
+    def __init__(self, out_dir: RunDir | Path, backend: Backend | None = None, chunk_files: int | None = None):
+        self.run = RunDir.of(out_dir)
+        self.dir = self.run.probes_dir
         self.backend = backend or thread_backend
         self.chunk_files = chunk_files or CHUNK_FILES
         self.stored = len(list(self.dir.glob("part-*.parquet"))) if self.dir.exists() else 0
@@ -71,10 +72,11 @@ class ProbeCheckpoint:
         todo = [(k, p) for k, p in items if k not in self.known]
         chunks = [todo[i : i + self.chunk_files] for i in range(0, len(todo), self.chunk_files)]
         for rows in self.backend(chunks) if chunks else ():
-            manifest.write_records(self.dir / f"part-{self.stored:05d}.parquet", rows, "probes")
+            manifest.write_records(self.run.probe_part(self.stored), rows, "probes")
             self.stored += 1
+            self.run.checkpoint()
             out.update((r.key, from_probe(r)) for r in rows)
         return out
 
 
-__all__ = ["PROBES_DIR", "CHUNK_FILES", "ProbeCheckpoint", "probe_chunk", "thread_backend", "to_probe", "from_probe"]
+__all__ = ["CHUNK_FILES", "ProbeCheckpoint", "probe_chunk", "thread_backend", "to_probe", "from_probe"]
