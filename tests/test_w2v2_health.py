@@ -174,14 +174,14 @@ def test_a_collapsing_quantizer_is_stopped_from_the_training_statistics_within_t
 
 
 def test_at_chance_and_regression_only_warn_during_the_warm_up_and_stop_after_it():
-    h = Health(window=50, health_from=100, warmup=1000, chance_patience=3)
+    h = Health(window=50, health_from=100, warmup=1000, chance_patience=3, collapse_after=0)
     _feed(h, 1000, gap=0.0)  # at chance through the whole warm-up: one warning, no stop
     assert [(f["name"], f["action"]) for f in h.findings] == [("contrastive_at_chance", "warn")]
     with pytest.raises(TrainingHealthError, match="contrastive_at_chance") as e:
         _feed(h, 200, gap=0.0, start=1000)
     assert e.value.name == "contrastive_at_chance"
 
-    h = Health(window=50, health_from=0, warmup=300, chance_patience=2)
+    h = Health(window=50, health_from=0, warmup=300, chance_patience=2, collapse_after=0)
     _feed(h, 200, gap=0.2)  # learned: 20 % below chance …
     _feed(h, 100, gap=0.05, start=200)  # … climbs back towards chance inside the warm-up: a warning
     assert [(f["name"], f["action"]) for f in h.findings] == [("divergence", "warn")]

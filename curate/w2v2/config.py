@@ -136,7 +136,7 @@ class DataConfig:
     max_s: float = 30.0  # longer segments are cropped to this
     crop: bool = True  # crop each training batch to its shortest member (no padding, no attn mask)
     val_bucket_s: float = 0.0  # validation is never cropped; > 0: lengths within this share a padded batch
-    # (faster; GroupNorm then sees the padding), 0: one utterance per batch (exact)
+    # (faster; padding never changes an utterance's features), 0: one utterance per batch
     normalize: bool = False  # per-utterance zero mean / unit variance (fairseq: LARGE only)
     val_split: str = "median_per_session"  # or speaker, group, share (random): curate.w2v2.heldout
     val_fraction: float = 0.01  # share of the utterances held out by speaker / group / share

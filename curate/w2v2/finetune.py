@@ -124,7 +124,7 @@ def all_hidden_states(w2v, wav, lengths, mask=None):
 
     from curate.w2v2.model import frames_for
 
-    feats, _ = w2v.features(wav)  # [B, T, C]
+    feats, _ = w2v.features(wav, lengths)  # [B, T, C]; padding never changes the valid frames
     T = feats.shape[1]
     flens = torch.clamp(frames_for(lengths, w2v.cfg), max=T)
     valid = torch.arange(T, device=wav.device)[None] < flens[:, None]  # [B, T]

@@ -11,8 +11,8 @@ Checked on the training statistics already logged, per window of ``health_window
 - ``divergence`` (loss climbing back towards chance): the windowed loss had come ≥ 2·``chance_margin`` below
   chance and has since lost more than half of that progress, for ``chance_patience`` windows in a row; or the
   loss above ``spike_factor`` × its running median for ``spike_patience`` steps (blow-up).
-The last two stop only after the warm-up (``warmup`` steps: the schedule's ramp); during the warm-up they are
-recorded once as a warning (a slow healthy start is not a divergence).
+The last two stop only after the warm-up (``warmup`` steps: the schedule's ramp; and not before
+``collapse_after``); before, they are recorded once as a warning (a slow healthy start is not a divergence).
 Checked at every validation after ``collapse_after`` steps (held-out statistics of ``curate.w2v2.validate``):
 the held-out ``quantizer_collapse``; ``diversity_collapse`` (training soft perplexity ≥ 97 % of V in every
 codebook while the held-out contrastive loss has not improved for ``chance_patience`` validations) and the
@@ -129,12 +129,13 @@ class Health:
         log.warning("%s (train.on_health.%s=warn: continuing)", text, name)
 
     def _after_warmup(self, name: str, step: int, message: str) -> None:
-        """Fire after the warm-up; during it, warn once (recorded) and go on."""
-        if step > self.warmup:
+        """Fire after the warm-up (and not before ``collapse_after``); before, warn once (recorded) and go on."""
+        if step > max(self.warmup, self.collapse_after):
             self._fire(name, step, message)
         elif name not in self.warned:
             self.warned.append(name)
-            text = f"{name} at step {step} (in the {self.warmup}-step warm-up: not stopping): {message}"
+            until = max(self.warmup, self.collapse_after)
+            text = f"{name} at step {step} (warm-up: no stop before step {until}): {message}"
             self.findings.append({"name": name, "step": step, "action": "warn", "message": text})
             log.warning(text)
 

@@ -78,7 +78,7 @@ def validate(model, batches: list[dict], cfg: PretrainConfig, device, tau: float
     """Eval mode (no dropout, no Gumbel noise), fixed masks and distractors → the ``val_*`` record."""
     import torch
 
-    from curate.w2v2.loss import sample_negatives, wav2vec2_loss
+    from curate.w2v2.loss import wav2vec2_loss
     from curate.w2v2.step import prepare
 
     mc = cfg.model
@@ -94,8 +94,8 @@ def validate(model, batches: list[dict], cfg: PretrainConfig, device, tau: float
         for j, b in enumerate(batches):
             m = prepare(b, cfg, device, VAL_SEED + j)
             with autocast():
-                out = model(m["wav"], m["mask"], m["valid"], tau, code_logits=True)
-            neg = sample_negatives(m["mask"], mc.num_negatives, m["gen"])
+                out = model(m["wav"], m["mask"], m["valid"], tau, code_logits=True, lengths=m["lengths"])
+            neg = m["neg"]
             res = wav2vec2_loss(out, neg, mc)
             shuf = wav2vec2_loss({**out, "c": out["c"][_shuffle_within(m["mask"], VAL_SEED + j)]}, neg, mc)
             tot["shuffled_correct"] += float(shuf["correct"])
@@ -184,7 +184,7 @@ def score_utterances(checkpoint: str | Path, source, device: str = "cpu") -> lis
     from curate.w2v2 import checkpoint as checkpoints
     from curate.w2v2.config import load_config
     from curate.w2v2.data import collate
-    from curate.w2v2.loss import sample_negatives, wav2vec2_loss
+    from curate.w2v2.loss import wav2vec2_loss
     from curate.w2v2.model import Wav2Vec2
     from curate.w2v2.step import prepare
 
@@ -208,7 +208,7 @@ def score_utterances(checkpoint: str | Path, source, device: str = "cpu") -> lis
                 g += 1
                 res = wav2vec2_loss(
                     model(m["wav"], m["mask"], m["valid"], tau),
-                    sample_negatives(m["mask"], mc.num_negatives, m["gen"]),
+                    m["neg"],
                     mc,
                 )
                 row = [row[0] + float(res["contrastive_sum"]), row[1] + float(res["n"]), row[2] + float(res["correct"])]
