@@ -18,7 +18,7 @@ from curate import manifest
 from curate.cli.app import app
 from curate.config import load_pipeline
 from curate.errors import RunDirError
-from curate.rundir import StagedRunDir
+from curate.rundir import RunDir, StagedRunDir
 from curate.rundir import mirror as remote
 from curate.runners import run_pipeline
 from curate.testing import make_archive, make_catalog
@@ -59,7 +59,9 @@ def segments(run_dir: Path) -> list[tuple]:
 
 
 def local_files(run_dir: Path) -> set[str]:
-    return {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()}
+    """Every file of a local run directory but its lock (a run in a bucket is locked beside its staging copy)."""
+    lock = RunDir(run_dir).lock_file
+    return {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file() and p != lock}
 
 
 def test_a_run_in_a_bucket_holds_the_files_of_a_local_run(catalog, reference, s3, staging):

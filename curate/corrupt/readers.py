@@ -24,7 +24,7 @@ from pathlib import Path
 from curate import audio, manifest
 from curate.corrupt.conditions import Condition
 from curate.corrupt.sources import AudioPool, Clip, Sources, Utterance
-from curate.errors import UnknownVariantError
+from curate.errors import CurateError, UnknownVariantError
 from curate.rundir import RunDir
 from curate.schema import Decision, Failure, Recording, Segment
 
@@ -34,7 +34,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 STAGE = "librispeech"
 
 
-class CorpusError(ValueError):
+class CorpusError(CurateError, ValueError):
     """A corpus directory does not have the expected layout."""
 
 

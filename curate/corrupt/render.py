@@ -26,7 +26,7 @@ from curate.corrupt.readers import run_utterances, scan_librispeech
 from curate.corrupt.sources import Sources, Utterance
 from curate.corrupt.transform import ConcatTransform, CorruptionTransform
 from curate.errors import RunDirError
-from curate.rundir import RunDir
+from curate.rundir import RunDir, safe_name
 from curate.schema import Decision, Failure, Recording, Segment
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ def _render_batch(
     for k, (group, y) in enumerate(zip(items, outs, strict=True)):
         first = segs[group[0]]
         rid = first.segment_id if len(group) == 1 else f"{first.segment_id}+{segs[group[1]].segment_id}"
-        path = (out_dir / "audio" / f"{bi:06d}" / f"{rid}.flac").resolve()
+        path = (out_dir / "audio" / f"{bi:06d}" / safe_name(rid, ".flac")).resolve()
         _write_wav(path, y)
         dur = y.size / audio.SAMPLE_RATE
         total += dur

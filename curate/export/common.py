@@ -23,6 +23,7 @@ import pandas as pd
 
 from curate import __version__, manifest
 from curate.audio import SAMPLE_RATE
+from curate.errors import CurateError
 from curate.export.materialize import DEFAULT_SHARD_BYTES, ROW_COLUMNS
 from curate.export.select import Selection, select, write_selection
 from curate.rundir import RunDir
@@ -37,7 +38,7 @@ SPLITS = ("train", "valid")
 META_COLUMNS = ROW_COLUMNS  # what every export manifest row carries of a segment
 
 
-class ExportError(RuntimeError):
+class ExportError(CurateError, RuntimeError):
     """An export cannot be made as asked (unknown format, empty selection, missing package …)."""
 
 

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from curate.errors import CurateError
 from curate.models import bundled
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ BACKENDS = ("faster-whisper", "whisper", "pyannote", "wav2vec2", "demucs", "rese
 ALIASES = {"openai-whisper": "whisper", "ct2": "faster-whisper", "fw": "faster-whisper"}
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(CurateError, FileNotFoundError):
     """A model is neither a local path, in the model store, nor bundled, and downloading is not allowed."""
 
 

@@ -2,7 +2,16 @@
 :mod:`~curate.rundir.mirror` makes a URL run directory a staged local copy (publish/pull, no-ops locally).
 No other module spells a run-directory path (``tests/test_layout.py``)."""
 
-from curate.rundir.layout import PROGRESS_DIR, RUN_JSON, RunDir, host_info, package_versions, part_name, shard_name
+from curate.rundir.layout import (
+    PROGRESS_DIR,
+    RUN_JSON,
+    RunDir,
+    host_info,
+    package_versions,
+    part_name,
+    safe_name,
+    shard_name,
+)
 from curate.rundir.mirror import StagedRunDir, open_run
 
 __all__ = [
@@ -14,5 +23,6 @@ __all__ = [
     "open_run",
     "package_versions",
     "part_name",
+    "safe_name",
     "shard_name",
 ]

@@ -27,8 +27,11 @@ staging copy, with :meth:`RunDir.publish` and friends doing the uploads (no-ops 
 from __future__ import annotations
 
 import json
+import logging
 import platform
+import shlex
 import socket
+import sys
 import time
 from collections.abc import Iterable
 from importlib import metadata
@@ -37,6 +40,10 @@ from typing import Any
 
 from curate import __version__
 from curate.errors import RunDirError, UnknownVariantError
+from curate.rundir.names import PART, part_name, safe_name, shard_name
+from curate.rundir.state import RunState
+
+log = logging.getLogger(__name__)
 
 RUN_JSON = "run.json"
 PROGRESS_DIR = "_progress"  # plan, completion markers, per-shard failure parts: how a run resumes
@@ -68,16 +75,6 @@ PREPARE_FILES = frozenset(
 )
 
 
-def shard_name(shard_id: int) -> str:
-    """The stem of every file a shard writes (``part-00042``): its parts, its marker, its failure rows."""
-    return f"part-{shard_id:05d}"
-
-
-def part_name(n: int) -> str:
-    """The file name of the ``n``-th part of a Parquet dataset (``part-00042.parquet``)."""
-    return f"{shard_name(n)}.parquet"
-
-
 # Packages whose versions decide what a run produced; recorded in every run.json.
 VERSIONED_PACKAGES = (
     "torch",
@@ -105,7 +102,7 @@ def host_info() -> dict[str, str]:
     return {"name": socket.gethostname(), "python": platform.python_version(), "platform": platform.platform()}
 
 
-class RunDir:
+class RunDir(RunState):
     """A run directory at ``path`` (it need not exist yet)."""
 
     url: str | None = None  # a run directory on object storage: the URL this is the staging copy of
@@ -129,6 +126,9 @@ class RunDir:
     # -- mirroring: no-ops for a local run directory (see curate.rundir.mirror.StagedRunDir) -----------
     def publish(self, paths: Iterable[str | Path], then: Iterable[str | Path] = ()) -> None:
         """Make ``paths`` (then each of ``then``, in order) durable where the run lives. Local: already so."""
+
+    def fetch(self) -> None:
+        """Bring the run's files here before work starts. Local: they are here."""
 
     def checkpoint(self) -> None:
         """Publish whatever changed since the last checkpoint, markers last. Local: nothing to do."""
@@ -243,6 +243,12 @@ class RunDir:
         """The completion marker of a unit of work (a shard id, or a name such as ``unit-00003``)."""
         return self.markers_dir / f"{shard_name(unit) if isinstance(unit, int) else unit}.json"
 
+    def marker_ids(self) -> list[int]:
+        """The shards that have a completion marker."""
+        if not self.markers_dir.is_dir():
+            return []
+        return sorted(int(p.stem.removeprefix(PART)) for p in self.markers_dir.glob(f"{PART}*.json"))
+
     @property
     def unit_failures_dir(self) -> Path:
         """The failure rows of every unit of work, one part per unit (merged into failures.parquet at the end)."""
@@ -281,10 +287,24 @@ class RunDir:
     def lock_file(self) -> Path:
         return self.progress / "lock"
 
+    def has_work(self) -> bool:
+        """Does the directory hold anything but its lock and log (what a new run leaves before it writes)?"""
+        if not self.path.is_dir():
+            return False
+        ignored = {self.lock_file, self.log_file}
+        return any(p.is_file() and p not in ignored for p in self.path.rglob("*"))
+
     def relative(self, path: str | Path) -> str:
         """``path`` relative to the run directory, as a marker lists it (``variants/seq/part-00001.parquet``)."""
         p = Path(path)
         return (p.relative_to(self.path) if p.is_absolute() else p).as_posix()
+
+    def shard_files(self, shard_id: int) -> list[Path]:
+        """Every part a shard may have written (its variants', its rejected segments', its failure rows), found on
+        disk: what is removed before the shard is redone, so no part of an earlier try outlives it."""
+        name = part_name(shard_id)
+        found = [*self.variants_root.glob(f"*/{name}"), *self.path.joinpath(REJECTED).glob(f"*/{name}")]
+        return [p for p in [*found, self.unit_failures(shard_id)] if p.is_file()]
 
     def variant_part(self, variant: str, shard_id: int) -> Path:
         return self.variant_path(variant) / part_name(shard_id)
@@ -314,10 +334,8 @@ class RunDir:
         return self.path / SCORES / kind
 
     def scores_path(self, kind: str, recording_id: str) -> Path:
-        """One recording's frame scores of ``kind``; the id is made file-name safe (``/`` → ``%2F``)."""
-        from urllib.parse import quote
-
-        return self.scores_dir(kind) / f"{quote(recording_id, safe='')}.parquet"
+        """One recording's frame scores of ``kind``; the id is made a safe file name (:func:`safe_name`)."""
+        return self.scores_dir(kind) / safe_name(recording_id, ".parquet")
 
     def read_scores(self, kind: str, recording_id: str) -> Any:
         """One recording's :class:`~curate.schema.Frames` of ``kind``, or ``None`` when the run has none."""
@@ -366,7 +384,7 @@ class RunDir:
 
     def write_run(self, pipeline_name: str, variants: list[str], **fields: Any) -> dict[str, Any]:
         """Write ``run.json`` in its one shape: what made the run (``pipeline_name``), the variants it holds,
-        the schema and package versions, the host and when it finished, plus the maker's own ``fields``
+        the schema and package versions, the host, the command line and when it finished, plus the maker's own ``fields``
         (``pipeline``, ``counts``, ``timings_s``, ``source`` …)."""
         from curate import manifest
         from curate.schema import SCHEMA_VERSION
@@ -377,6 +395,7 @@ class RunDir:
             "schema_version": SCHEMA_VERSION,
             "versions": package_versions(),
             "host": host_info(),
+            "command": shlex.join(sys.argv),  # the command line that made (or last resumed) the run
             **fields,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -394,4 +413,13 @@ class RunDir:
         return run
 
 
-__all__ = ["PROGRESS_DIR", "RUN_JSON", "RunDir", "host_info", "package_versions", "part_name", "shard_name"]
+__all__ = [
+    "PROGRESS_DIR",
+    "RUN_JSON",
+    "RunDir",
+    "host_info",
+    "package_versions",
+    "part_name",
+    "safe_name",
+    "shard_name",
+]

@@ -217,6 +217,15 @@ class StagedRunDir(RunDir):
     def __repr__(self) -> str:
         return f"StagedRunDir({self.url!r}, {str(self.path)!r})"
 
+    @property
+    def lock_file(self) -> Path:  # beside the staging copy, which a fetch replaces
+        return self.path.with_name(f"{self.path.name}.lock")
+
+    def fetch(self) -> None:
+        """Pull the run from the bucket into a fresh staging copy (every file it holds counted as uploaded)."""
+        _pull_for_run(self.url)
+        self._uploaded = snapshot(self.path)
+
     def publish(self, paths: Iterable[str | Path], then: Iterable[str | Path] = ()) -> None:
         push(self.path, self.url, paths, then)
 
@@ -241,14 +250,13 @@ class StagedRunDir(RunDir):
 
 
 def open_run(out: str | Path) -> RunDir:
-    """The run directory a ``curate run --out`` works in: a local path as is; a URL pulled into its staging copy
-    (fresh) as a :class:`StagedRunDir`, every file it holds counted as uploaded."""
+    """The run directory a ``curate run --out`` works in: a local path as is; a URL as a :class:`StagedRunDir`
+    (its :meth:`~StagedRunDir.fetch`, once the run holds its lock, pulls the bucket into the staging copy)."""
     if not is_remote(out):
         return RunDir(out)
     url = str(out).rstrip("/")
-    run = StagedRunDir(url, _pull_for_run(url))
-    run._uploaded = snapshot(run.path)
-    return run
+    check_writable(url)
+    return StagedRunDir(url)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from curate.config import Pipeline, check_models
 from curate.errors import RunDirError
 from curate.rundir import mirror
 from curate.runners.driver import Plan, finalize, prepare
+from curate.runners.resume import repair
 
 RUNNERS = ("ray", "local")
 
@@ -28,8 +29,13 @@ def run_pipeline(
     on_plan: Callable[[Plan], None] | None = None,
     on_ingest: Callable[[int], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) ``pipeline`` on ``catalog`` into ``out_dir``; returns the run.json content.
+
+    A rerun repairs (:mod:`curate.runners.resume`): finished shards are checked and redone when a part is
+    missing or damaged or a recording failed with an error that may have passed; ``retry_failed`` tries every
+    failed recording again. One run holds ``out_dir`` at a time (a second is refused, naming the holder).
 
     ``stage_pools`` (Ray only): every model stage gets its own actor pool sized by its own resources (e.g.
     ASR on GPUs, diarization on CPUs) instead of one pool of workers that each hold every model."""
@@ -46,28 +52,28 @@ def run_pipeline(
 
         probe_backend = ray_runner.probe_backend(ray_address)
     run = mirror.open_run(out_dir)  # a URL: its staging copy, which publishes to the bucket as the run goes
-    with mirror.staged_errors(run):
-        plan = prepare(pipeline, catalog, run, on_ingest=on_ingest, probe_backend=probe_backend)
-    run.checkpoint()  # recordings, decisions …, the plan last
-    t1 = time.perf_counter()
-    if on_plan:
-        on_plan(plan)
-    if runner == "local":
-        from curate.runners import local
+    with run.lock():
+        run.fetch()
+        with mirror.staged_errors(run):
+            plan = prepare(pipeline, catalog, run, on_ingest, probe_backend, retry_failed)
+        run.checkpoint()  # recordings, decisions …, the plan last
+        repair(plan, retry_failed)  # finished shards that cannot stand go back to pending
+        t1 = time.perf_counter()
+        if on_plan:
+            on_plan(plan)
+        if runner == "local":
+            from curate.runners import local
 
-        local.execute(plan, on_done, verify_audio)
-    else:
-        from curate.runners import ray as ray_runner
-
-        if stage_pools:
+            local.execute(plan, on_done, verify_audio)
+        elif stage_pools:
             ray_runner.execute_stage_pools(plan, on_done, verify_audio, address=ray_address)
         else:
             ray_runner.execute(plan, on_done, verify_audio, address=ray_address, num_workers=num_workers)
-    t2 = time.perf_counter()
-    mode = f"{runner}:stage-pools" if runner == "ray" and stage_pools else runner
-    run.pull_others()  # the shards other nodes wrote
-    result = finalize(plan, mode, {"prepare": t1 - t0, "segment": t2 - t1})
-    run.checkpoint()  # run.json last
+        t2 = time.perf_counter()
+        mode = f"{runner}:stage-pools" if runner == "ray" and stage_pools else runner
+        run.pull_others()  # the shards other nodes wrote
+        result = finalize(plan, mode, {"prepare": t1 - t0, "segment": t2 - t1})
+        run.checkpoint()  # run.json last
     return result
 
 

@@ -32,6 +32,7 @@ from curate.errors import RunDirError
 from curate.rundir import RunDir
 from curate.rundir.layout import PREPARE_FILES, PROBE_PARTS
 from curate.runners.probes import Backend, ProbeCheckpoint
+from curate.runners.resume import ingest_to_redo
 from curate.runners.shard import load_marker
 from curate.runners.streaming import (
     GROUP_ROWS,
@@ -69,7 +70,7 @@ class Plan:
         return self.run.path
 
     def pending(self) -> list[int]:
-        return [i for i in range(len(self.shards)) if load_marker(self.run, i) is None]
+        return [i for i in range(len(self.shards)) if not self.run.marker(i).is_file()]
 
     def shard_rows(self, shard_id: int) -> tuple[int, int]:
         """The row range of a shard in the plan's recordings file."""
@@ -158,10 +159,12 @@ def bind_run(pipeline: Pipeline, run: RunDir | Path) -> None:
         st.bind_run(run)
 
 
-def _interrupted_prepare(out_dir: Path) -> bool:
-    """Does ``out_dir`` hold only what an interrupted :func:`prepare` leaves (its files and temp files)?"""
-    for p in out_dir.rglob("*"):
-        rel = p.relative_to(out_dir).as_posix()
+def _interrupted_prepare(run: RunDir) -> bool:
+    """Does ``run`` hold only what an interrupted :func:`prepare` leaves (its files and temp files)?"""
+    for p in run.path.rglob("*"):
+        if p.is_relative_to(run.damaged_dir):
+            continue
+        rel = run.relative(p)
         probes = rel.startswith(f"{PROBE_PARTS}/part-") and rel.endswith(".parquet")
         if rel not in PREPARE_FILES and not probes and not (p.name.startswith(".") and p.name.endswith(".tmp")):
             return False
@@ -229,10 +232,13 @@ def prepare(
     out_dir: RunDir | str | Path,
     on_ingest: Callable[[int], None] | None = None,
     probe_backend: Backend | None = None,
+    retry_failed: bool = False,
 ) -> Plan:
     """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command.
     ``probe_backend``: how distinct audio files are probed (driver threads by default; the Ray runner passes
-    Ray tasks); every probed chunk is checkpointed, so a rerun after a kill probes only what is left."""
+    Ray tasks); every probed chunk is checkpointed, so a rerun after a kill probes only what is left. A plan
+    whose ingest lost recordings to a transient error (every probe error with ``retry_failed``) is made again,
+    probing only those files (:mod:`curate.runners.resume` then redoes the shards whose recordings changed)."""
     if not isinstance(out_dir, RunDir) and audio.is_url(out_dir):
         raise RunDirError(f"{out_dir}: prepare needs a local directory (run_pipeline stages a URL run directory)")
     run = RunDir.of(out_dir)
@@ -247,17 +253,22 @@ def prepare(
         "pipeline": pipeline_fingerprint(pipeline),
     }
     source = json.loads(json.dumps(pipeline.source, default=str))
-    if plan_file.exists():
-        saved = json.loads(plan_file.read_text())
+    saved = run.read_state(plan_file)  # a damaged plan is set aside: the plan is made again
+    if saved is not None:
         refusal = _refusal(out_dir, saved, fp, source)
         if refusal:
             raise RunDirError(refusal)
-        log.info("resuming %s: %d shards planned", out_dir, len(saved["shards"]))
-        return _load_plan(run, pipeline, saved["shards"])
-    if out_dir.exists() and any(out_dir.iterdir()):
+        lost = ingest_to_redo(run, retry_failed)
+        if not lost:
+            log.info("resuming %s: %d shards planned", out_dir, len(saved["shards"]))
+            return _load_plan(run, pipeline, saved["shards"])
+        log.warning(
+            "%s: %d recordings failed ingest with an error that may have passed; ingesting again", out_dir, lost
+        )
+    elif run.has_work():
         # a run killed before its plan: the same command (prepare.json) or only prepare's own files left
-        resumable = started_file.exists() and json.loads(started_file.read_text()).get("fingerprint") == fp
-        if not (resumable or _interrupted_prepare(out_dir)):
+        resumable = (run.read_state(started_file) or {}).get("fingerprint") == fp
+        if not (resumable or _interrupted_prepare(run)):
             raise RunDirError(f"{out_dir} is not empty and holds no curate run plan; choose a new --out")
         log.info("%s: ingest or planning was interrupted before the plan was written; starting them again", out_dir)
         for tmp in out_dir.rglob(".*.tmp"):  # half-written files of the killed prepare
@@ -270,7 +281,7 @@ def prepare(
         run,
         min_duration_s=pipeline.settings.min_duration_s,
         published_format=pipeline.settings.published_format,
-        probe=ProbeCheckpoint(run, probe_backend),
+        probe=ProbeCheckpoint(run, probe_backend, retry_failed=retry_failed),
         on_progress=on_ingest,
     )
     alive = filter_run(run, pipeline.filters)
@@ -315,22 +326,27 @@ def collect_failures(out_dir: RunDir | Path) -> list[Failure]:
     return [Failure(**r) for r in rows]
 
 
-def _mark_failed(run: RunDir, failures: list[Failure], failed: set[str]) -> None:
-    """A kept recording that then failed is not ``kept`` in decisions.parquet: its row names the failing stage
-    and error instead. Idempotent (a resumed run's finalize rewrites the same rows)."""
+def _mark_failed(run: RunDir, planned: set[str], failures: list[Failure], failed: set[str]) -> None:
+    """A planned (kept) recording that then failed is not ``kept`` in decisions.parquet: its row names the failing
+    stage and error instead; one a repairing rerun processed is ``kept`` again. Idempotent."""
     first = {}
     for f in failures:
         if f.severity == "error" and f.recording_id in failed:
             first.setdefault(f.recording_id, f)
     path = run.decisions
     rows = manifest.read_table(path, "decisions").to_pylist()
-    stale = [r for r in rows if r["kept"] and r["recording_id"] in first]
-    if not stale:
-        return
-    for r in stale:
-        f = first[r["recording_id"]]
-        r.update(kept=False, stage=f.stage, reason=f"{f.error_type}: {f.message}")
-    manifest.write_records(path, rows, "decisions")
+    changed = False
+    for r in rows:
+        rid = r["recording_id"]
+        if rid not in planned:
+            continue
+        f = first.get(rid)
+        want = (False, f.stage, f"{f.error_type}: {f.message}") if f else (True, "kept", None)
+        if (r["kept"], r["stage"], r["reason"]) != want:
+            r.update(kept=want[0], stage=want[1], reason=want[2])
+            changed = True
+    if changed:
+        manifest.write_records(path, rows, "decisions")
 
 
 def _correct_durations(run: RunDir, decoded_s: dict[str, float]) -> None:
@@ -364,7 +380,7 @@ def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, An
         for k, v in ((m or {}).get("info") or {}).items():
             info.setdefault(k, v)
     failed = {f.recording_id for f in rows if f.severity == "error"} - set(processed)
-    _mark_failed(run, rows, failed)
+    _mark_failed(run, {r for s in plan.shards for r in s}, rows, failed)
     _correct_durations(run, {r: d for m in markers if m for r, d in (m.get("decoded_s") or {}).items()})
     input_s = plan.processed_s(markers)
     stats = compute_stats(run.path, plan.pipeline.variants(), input_s)

@@ -16,6 +16,7 @@ from typing import Any
 
 from curate.rundir import RunDir
 from curate.runners.driver import Plan
+from curate.runners.runlog import LOG_FILE_ENV, add_run_log
 from curate.runners.shard import PipelineWorker, ShardState, publish
 from curate.runners.streaming import read_shard
 from curate.runners.watchdog import write_crash_note
@@ -65,6 +66,8 @@ def quiet_worker() -> None:
     level = logging.getLevelName(os.environ.get("CURATE_LOG_LEVEL", "WARNING"))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("curate").setLevel(level)
+    if add_run_log(os.environ.get(LOG_FILE_ENV), level):  # the run's log file gets this worker's lines too
+        return
     if level > logging.INFO:
         logging.disable(logging.INFO)
 
@@ -84,8 +87,11 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     for name in ("ray.data", "ray._private.authentication"):
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
     curate_level = logging.getLevelName(logging.getLogger("curate").getEffectiveLevel())
+    curate_level = os.environ.get("CURATE_LOG_LEVEL", curate_level)  # the console's, when a run log is attached
     # workers inherit a quiet warnings filter: library deprecation chatter would bury the progress bars
     env = {"PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::UserWarning", "CURATE_LOG_LEVEL": curate_level}
+    if os.environ.get(LOG_FILE_ENV):
+        env[LOG_FILE_ENV] = os.environ[LOG_FILE_ENV]
     kw: dict[str, Any] = {
         "ignore_reinit_error": True,
         "include_dashboard": False,
@@ -96,10 +102,19 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kw)
     else:
-        from curate.runners.reaper import reaped_children
+        from ray._private import ray_constants
 
-        with reaped_children():  # the local Ray goes when this driver goes, even on SIGKILL
-            ray.init(num_cpus=num_cpus, **kw)
+        from curate.runners.reaper import private_temp_dir, reaped_children
+
+        # a Ray that curate starts is this user's alone: its services listen on loopback only (Ray's own switch
+        # for a machine-local Ray; it maps an explicit 127.0.0.1 to the reachable address), and its session
+        # files live in a folder only this user can enter
+        cluster, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
+        try:
+            with reaped_children():  # the local Ray goes when this driver goes, even on SIGKILL
+                ray.init(num_cpus=num_cpus, _temp_dir=str(private_temp_dir()), **kw)
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster
 
 
 def _start_data(address: str | None) -> None:

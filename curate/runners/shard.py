@@ -9,7 +9,6 @@ killed run resumes and ends with exactly the files of an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections import defaultdict
@@ -18,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from curate import audio, manifest
+from curate.catalog.content import check_content
 from curate.config import Derivation, Pipeline, Settings
-from curate.errors import RecordingError, StageTimeout
+from curate.errors import RecordingError, StageTimeout, one_line
 from curate.rundir import RunDir
+from curate.runners.resume import transient_ids
 from curate.runners.watchdog import Watchdog, poison_failure
 from curate.schema import Failure, Frames, Recording, RejectedSegment, Segment
 from curate.stages.base import RecordingContext, Transform
@@ -138,7 +139,7 @@ def failure_row(rec: Recording, error: Exception) -> Failure:
     """A per-recording error (:class:`~curate.audio.AudioDecodeError`, :class:`RecordingError`) as a failure row;
     a :class:`~curate.errors.StageTimeout` names its stage."""
     stage = getattr(error, "stage", None) or "segment"
-    return Failure(rec.recording_id, stage, type(error).__name__, str(error), rec.audio_path)
+    return Failure(rec.recording_id, stage, type(error).__name__, one_line(error, 4000), rec.audio_path)
 
 
 def process_recording(
@@ -151,6 +152,7 @@ def process_recording(
     is bounded by the stage watchdog (its hard kill leaves a note in the run directory ``run``)."""
     warnings: list[str] = []
     original = rec
+    check_content(rec.audio_path, rec.content)  # the file ingest probed, not one put in its place since
     if verify:
         warnings, rec = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
     ctx = recording_context(pipeline.settings, rec)
@@ -217,6 +219,7 @@ def write_shard(
         "recordings": [r.recording_id for r in recordings],
         "processed": done_ids,
         "failed": sorted({f.recording_id for f in failures if f.severity == "error"}),
+        "retry": transient_ids(failures),  # failed with an error that may pass: a rerun tries them again
         "audio_s": sum(decoded.get(r.recording_id, r.duration_s) for r in recordings),
         # recordings whose audio decoded to another length than the header said: finalize corrects
         # recordings.parquet with these, so hours in the stats are the audio's
@@ -290,6 +293,7 @@ class ShardState:
             ctx = None
             try:
                 if verify:
+                    check_content(rec.audio_path, rec.content)
                     warnings, checked = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
                     self.warnings[rid].extend(warnings)
                     if checked is not rec:
@@ -372,5 +376,6 @@ class PipelineWorker:
 
 
 def load_marker(run: RunDir | Path, shard_id: int) -> dict[str, Any] | None:
-    p = RunDir.of(run).marker(shard_id)
-    return json.loads(p.read_text()) if p.exists() else None
+    """A shard's completion marker, or ``None`` (none yet, or a damaged one, which is set aside)."""
+    run = RunDir.of(run)
+    return run.read_state(run.marker(shard_id))
