@@ -377,6 +377,7 @@ def run_ablation(
     ``threads`` sets torch's CPU threads per cell process (default: torch's own choice)."""
     from curate.ablation.config import check_inputs, load_ablation
     from curate.ablation.table import write_results
+    from curate.errors import ConfigError
     from curate.manifest import atomic_write_text
 
     spec = load_ablation(spec_path)
@@ -388,7 +389,7 @@ def run_ablation(
     names = cells or [c.name for c in spec.cells]
     unknown = set(names) - {c.name for c in spec.cells}
     if unknown:
-        raise ValueError(f"--cell: unknown cell(s) {', '.join(sorted(unknown))} in {spec_path}")
+        raise ConfigError(f"--cell: unknown cell(s) {', '.join(sorted(unknown))} in {spec_path}")
     rows: dict[str, dict[str, Any]] = {}
 
     def collect(row: dict[str, Any]) -> None:
@@ -417,6 +418,6 @@ def run_ablation(
         ):
             collect(row)
     else:
-        raise ValueError(f"runner: expected ray or local, got {runner!r}")
+        raise ConfigError(f"runner: expected ray or local, got {runner!r}")
     write_results(spec, out_dir)
     return [rows[n] for n in names]
