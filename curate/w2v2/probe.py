@@ -85,7 +85,7 @@ class FeatureStore:
 
         k = self._slots[int(i)]
         a, n = self.offsets[k], self.lengths[k]
-        return torch.from_numpy(np.ascontiguousarray(self._map[a : a + n])).permute(1, 0, 2)  # [L+1, T, D]
+        return torch.from_numpy(np.array(self._map[a : a + n])).permute(1, 0, 2)  # a copy: [L+1, T, D]
 
     def remove(self) -> None:
         self._map = None
