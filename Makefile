@@ -15,7 +15,7 @@ setup:
 demo: setup  ## build the synthetic demo archive and run every pipeline on it (≤ 10 min on 2 cores)
 	$(PY) -m curate.cli demo --out demo_out
 
-demo-ablate: setup  ## tiny two-cell ablation on the demo run (after `make demo`; ≤ 5 min on 2 cores)
+demo-ablate: setup  ## tiny two-cell ablation on the demo run, 2 seeds per cell, table with intervals (after `make demo`)
 	$(PY) -m curate.cli ablate configs/ablations/tiny-demo.yaml --out demo_out/ablation --runner local --threads 1
 
 explore: setup  ## the page over the demo run (after `make demo`): see, hear and filter its segments and cuts

@@ -66,15 +66,40 @@ def test_bad_specs_fail_before_any_work(tmp_path, change, message):
         load_ablation(_write(tmp_path, {**BASE, **change}))
 
 
-def test_markdown_layout_marks_div():
+def test_markdown_layout_marks_div_and_shows_intervals():
     rows = [
-        {"condition": "clean", "status": "ok", "ssl_val_loss": 2.5, "ssl_val_step": 5000, "wer_test": 12.34},
-        {"condition": "mix-vocal-10", "status": "DIV", "ssl_val_loss": None, "ssl_val_step": None, "wer_test": None},
+        {
+            "condition": "clean",
+            "status": "ok",
+            "seeds": 2,
+            "seeds_ok": 2,
+            "ssl_val_loss": 2.5,
+            "ssl_val_loss_ci": 0.1,
+            "ssl_val_step": 5000,
+            "audio_h": 10.0,
+            "crop_waste": 0.18,
+            "wer_test": 12.34,
+            "wer_test_ci": 1.26,
+        },
+        {"condition": "mix-vocal-10", "status": "DIV", "seeds": 2, "seeds_ok": 0, "ssl_val_loss": None},
     ]
-    md = to_markdown(rows, ["test"]).splitlines()
-    assert md[0] == "| condition | SSL val. loss | step | WER test |"
-    assert md[2] == "| clean | 2.500 | 5000 | 12.3 |"
-    assert md[3] == "| mix-vocal-10 | DIV | DIV | DIV |"
+    pairs = [
+        {
+            "a": "clean",
+            "b": "x",
+            "metric": "WER test",
+            "diff": -1.0,
+            "lo": -1.5,
+            "hi": -0.5,
+            "utterances": 9,
+            "verdict": "B better",
+        }
+    ]
+    md = to_markdown(rows, ["test"], pairs).splitlines()
+    assert md[0] == "| condition | seeds | SSL val. loss | step | h seen | crop waste | WER test |"
+    assert md[2] == "| clean | 2/2 | 2.500 ± 0.100 | 5000 | 10 | 18.0% | 12.3 ± 1.3 |"
+    assert md[3] == "| mix-vocal-10 | 0/2 | DIV | DIV | DIV | DIV | DIV |"
+    assert "| clean | x | WER test | -1.0000 | [-1.5000, -0.5000] | 9 | B better |" in md
 
 
 # ------------------------------------------------------------------------------------------- end to end
@@ -133,7 +158,8 @@ def test_runner_end_to_end_resume_after_kill_and_div(run_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "curate.cli", "ablate", str(spec), "--out", str(out), "--runner", "local"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    a_done, b_ckpt = out / "cells" / "a" / "result.json", out / "cells" / "b" / "pretrain" / "lr-2e-03" / "last.pt"
+    a_done = out / "cells" / "a" / "result.json"
+    b_ckpt = out / "cells" / "b" / "seed-0" / "pretrain" / "lr-2e-03" / "last.pt"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not (a_done.exists() and b_ckpt.exists()):
         time.sleep(0.05)
@@ -151,16 +177,17 @@ def test_runner_end_to_end_resume_after_kill_and_div(run_dir, tmp_path):
     assert [r["cell"] for r in table] == ["a", "b", "div"]
     for name in ("a", "b"):
         r = rows[name]
-        assert r["status"] == "ok" and r["ssl_val_loss"] > 0 and 1 <= r["ssl_val_step"] <= 12, r
+        assert r["status"] == "ok" and r["ssl_val_loss"] > 0 and 1 <= r["ssl_val_step"] <= 40, r
         assert 0 <= r["wer_synth"] <= 100 and r["probe_wer_synth"] is not None and r["audio_h"] > 0
     assert rows["b"]["condition"] == "second" and rows["b"]["corruption"] == "2spk-mix-50"
     assert rows["div"]["status"] == "DIV" and "diverged" in rows["div"]["error"]
     md = (out / "results.md").read_text()
-    assert "| div | DIV | DIV | DIV | DIV |" in md and "| second |" in md
+    assert "| div | 0/1 | DIV | DIV | DIV | DIV | DIV | DIV |" in md and "| second |" in md
     # The resumed pre-training of b continued from its checkpoint rather than starting over.
-    metrics = (out / "cells" / "b" / "pretrain" / "lr-2e-03" / "metrics.jsonl").read_text().splitlines()
-    steps = [int(yaml.safe_load(x)["step"]) for x in metrics]
-    assert steps == sorted(set(steps)) and steps[-1] == 12
+    metrics = (out / "cells" / "b" / "seed-0" / "pretrain" / "lr-2e-03" / "metrics.jsonl").read_text().splitlines()
+    recs = [yaml.safe_load(x) for x in metrics]
+    steps = [int(r["step"]) for r in recs]
+    assert steps == sorted(set(steps)) and recs[-1]["audio_h"] >= 0.01  # the budget: hours seen
 
 
 # ------------------------------------------------------------------------------------------- notebook
@@ -188,7 +215,7 @@ def test_results_table_parquet_schema(tmp_path):
     out = _fake_results(tmp_path)
     t = pq.read_table(out / "results.parquet")
     assert t.schema.field("ssl_val_step").type == "int64" and t.schema.field("wer_test").type == "double"
-    assert t.schema.metadata[b"curate.results_version"] == b"1"
+    assert t.schema.metadata[b"curate.results_version"] == b"2"
     assert t.column("status").to_pylist() == ["ok", "DIV"]
 
 
@@ -222,6 +249,6 @@ def test_notebook_executes_on_a_tiny_results_dir(tmp_path, monkeypatch):
         if c.cell_type == "code"
         for o in c.outputs
     )
-    assert "| clean | 2.410 | 4000 | 17.5 |" in text and "mix-vocal-10: DIV" in text
+    assert "| clean | 1/1 | 2.410 | 4000 | 10 | 18.0% | 17.5 |" in text and "mix-vocal-10: DIV" in text
     assert "1 validation-loss curves" in text
     assert sum(bool(o.get("data", {}).get("image/png")) for c in nb.cells for o in c.get("outputs", [])) == 2

@@ -149,3 +149,37 @@ def test_mls_and_commonvoice_readers(realaudio, tmp_path):
     (mls / "transcripts.txt").write_text("1234_567_000002\tmissing audio\n")
     with pytest.raises(asr_data.AsrDataError, match="1234_567_000002"):
         asr_data.read_mls(tmp_path / "mls_dutch", "test")
+
+
+def test_dev_selection_keeps_the_best_weights_and_stops_after_patience():
+    import torch
+
+    from curate.w2v2.finetune import _select
+
+    model = torch.nn.Linear(2, 1)
+    best = {"wer": float("inf"), "step": None, "state": None, "bad": 0, "stopped_early": False}
+    for step, wer in ((100, 50.0), (200, 40.0), (300, 45.0)):
+        with torch.no_grad():
+            model.weight.fill_(step)
+        _select(best, model, step, wer, patience=2)
+    assert best["step"] == 200 and float(best["state"]["weight"][0, 0]) == 200 and not best["stopped_early"]
+    _select(best, model, 400, 40.0, patience=2)  # a tie is no improvement: the second in a row
+    assert best["stopped_early"] and best["step"] == 200
+    with pytest.raises(ConfigError, match="eval_every"):
+        FinetuneConfig(max_steps=10, dev="dev").validate()
+
+
+@pytest.mark.slow
+def test_finetuning_selects_its_checkpoint_on_the_dev_set(synth, tmp_path, one_thread):
+    import json
+
+    train, test, ck = synth
+    cfg = load_finetune_config(REPO / "configs" / "finetune" / "tiny-cpu.yaml")
+    cfg = FinetuneConfig(**{**cfg.__dict__, "max_steps": 300, "eval_every": 50, "dev": "dev", "patience": 3})
+    summary = finetune(ck, train, cfg, tmp_path, evals={"dev": test[:6], "test": test[6:]})
+    dev = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    assert dev and all(r["eval"] == "dev" for r in dev)  # only the dev set is decoded during training
+    assert summary["dev_wer"] == min([r["wer"] for r in dev] + [summary["dev_wer"]])
+    assert summary["wer"]["dev"] == summary["dev_wer"]  # the saved model is the selected one
+    with pytest.raises(FinetuneError, match="not one of the evaluation sets"):
+        finetune(ck, train, FinetuneConfig(max_steps=2, eval_every=1, dev="nope", device="cpu"), tmp_path / "x")

@@ -66,3 +66,23 @@ def test_hidden_states_of_all_layers_match_the_model(setup):
     assert len(states) == 1 + model.cfg.layers and bool(valid.all())
     assert int(flens[0]) == states[-1].shape[1] == wav.shape[1] // 320
     torch.testing.assert_close(states[-1], model.hidden_states(wav))
+
+
+def test_features_stream_to_disk_and_read_back_exactly(setup, tmp_path):
+    import torch
+
+    from curate.w2v2.finetune import all_hidden_states
+    from curate.w2v2.probe import extract
+
+    _, utts, model = setup
+    store = extract(model, utts[:5], torch.device("cpu"), batch_s=0.5, path=tmp_path / "f.f16")  # one per batch
+    L, D = 1 + model.cfg.layers, model.cfg.hidden
+    assert len(store) == 5 and (tmp_path / "f.f16").stat().st_size == 2 * L * D * sum(store.lengths)
+    model.eval()
+    for i in (0, 3):
+        wav = torch.from_numpy(utts[i].load())[None]
+        states, _, _ = all_hidden_states(model, wav, torch.tensor([wav.shape[1]]))
+        want = torch.stack(states, 0)[:, 0].half()  # [L+1, T, D], alone in its batch: no padding
+        torch.testing.assert_close(store[i], want, atol=2e-3, rtol=2e-3)
+    store.remove()
+    assert not (tmp_path / "f.f16").exists()

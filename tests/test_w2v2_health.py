@@ -152,3 +152,54 @@ def test_held_out_line_puts_the_loss_beside_its_chance_level(tmp_path):
     assert held_out_line(tmp_path) == line
     assert "no validation ran" in held_out_line({"val": {}})
     assert "at chance (within 2 %)" in held_out_line({"val": {**rec, "val_contrastive": 2.99}})
+
+
+# ------------------------------------------------------------------ training-statistics checks that know the warm-up
+
+
+def _feed(h: Health, steps, gap: float, dep: float = 0.5, chance: float = 3.0, start: int = 0) -> None:
+    """``steps`` training steps whose contrastive loss is ``gap`` below ``chance``, code input-dependence ``dep``."""
+    for s in range(start, start + steps):
+        c = chance * (1 - gap)
+        h.check(s, c, c, 1.0, [20.0, 20.0], chance=chance, code_ppl=[20.0, 20.0], dependence=[dep, dep])
+
+
+def test_a_collapsing_quantizer_is_stopped_from_the_training_statistics_within_two_windows():
+    h = Health(window=50, health_from=100, warmup=10_000)  # long warm-up: collapse stops regardless
+    _feed(h, 300, gap=0.0, dep=0.4)  # a slow start at chance with input-dependent codes: fine
+    assert h.findings == [] or all(f["action"] == "warn" for f in h.findings)
+    with pytest.raises(TrainingHealthError, match="quantizer_collapse at step 399: codebook 0 ignores its input") as e:
+        _feed(h, 200, gap=0.0, dep=0.001, start=300)  # the codes stop depending on the input at step 300
+    assert e.value.name == "quantizer_collapse"
+
+
+def test_at_chance_and_regression_only_warn_during_the_warm_up_and_stop_after_it():
+    h = Health(window=50, health_from=100, warmup=1000, chance_patience=3, collapse_after=0)
+    _feed(h, 1000, gap=0.0)  # at chance through the whole warm-up: one warning, no stop
+    assert [(f["name"], f["action"]) for f in h.findings] == [("contrastive_at_chance", "warn")]
+    with pytest.raises(TrainingHealthError, match="contrastive_at_chance") as e:
+        _feed(h, 200, gap=0.0, start=1000)
+    assert e.value.name == "contrastive_at_chance"
+
+    h = Health(window=50, health_from=0, warmup=300, chance_patience=2, collapse_after=0)
+    _feed(h, 200, gap=0.2)  # learned: 20 % below chance …
+    _feed(h, 100, gap=0.05, start=200)  # … climbs back towards chance inside the warm-up: a warning
+    assert [(f["name"], f["action"]) for f in h.findings] == [("divergence", "warn")]
+    with pytest.raises(TrainingHealthError, match="climbed back towards chance") as e:
+        _feed(h, 100, gap=0.05, start=300)
+    assert e.value.name == "divergence"
+
+
+def test_validation_stall_checks_wait_for_the_warm_up():
+    h = Health(collapse_after=0, chance_patience=2, warmup=500)
+    assert [h.check_validation(s, _val(2.99)) for s in (100, 200, 300, 400, 500, 600)] == [[]] * 6
+    with pytest.raises(TrainingHealthError, match="contrastive_at_chance at step 700"):
+        h.check_validation(700, _val(2.99))  # the second validation at chance after the warm-up
+
+
+def test_health_state_round_trips_for_exact_resume():
+    h = Health(window=50, health_from=0)
+    _feed(h, 170, gap=0.1)
+    h2 = Health(window=50, health_from=0)
+    h2.load_state(h.state())
+    assert h2.state() == h.state() and h2.win["n"] == 20 and h2.best_gap == pytest.approx(0.1)

@@ -179,3 +179,31 @@ def test_bad_config_gives_clear_errors(tmp_path):
         load_config("base", ["model.loss_reduction=mean"])
     with pytest.raises(ConfigError, match="no such config"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_padding_never_changes_an_utterances_features():
+    """The one padding rule (pre-training validation, fine-tuning, evaluation, probing): an utterance's states in a
+    zero-padded batch equal its states alone — GroupNorm over valid frames, padded frames zeroed, attention masked."""
+    from curate.w2v2.config import load_config
+    from curate.w2v2.finetune import all_hidden_states
+    from curate.w2v2.model import Wav2Vec2
+
+    cfg = load_config("tiny-cpu")
+    torch.manual_seed(0)
+    model = Wav2Vec2(cfg.model).eval()
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(1, 16000, generator=g), torch.randn(1, 27000, generator=g)  # 1 s and ~1.7 s
+    batch = torch.zeros(2, 27000)
+    batch[0, :16000], batch[1] = a[0], b[0]
+    lens = torch.tensor([16000, 27000])
+    with torch.no_grad():
+        padded, flens, _ = all_hidden_states(model, batch, lens)
+        for i, x in enumerate((a, b)):
+            alone, fl, _ = all_hidden_states(model, x, torch.tensor([x.shape[1]]))
+            assert int(flens[i]) == int(fl[0])
+            for layer in (0, len(alone) - 1):  # the transformer input and the last layer
+                torch.testing.assert_close(padded[layer][i, : int(fl[0])], alone[layer][0], atol=1e-4, rtol=1e-4)
+        # without the lengths (the old rule: GroupNorm sees the zeros) the short utterance's features move
+        moved, _ = model.features(batch)
+        ref, _ = model.features(a)
+        assert (moved[0, : ref.shape[1]] - ref[0]).abs().max() > 1e-2

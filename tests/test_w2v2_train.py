@@ -149,9 +149,13 @@ def test_divergence_is_named_and_always_stops_on_nan():
     with pytest.raises(TrainingHealthError, match=r"h_sqrt ladder: optim\.lr=7\.90e-05") as e:
         Health(remedy=remedy, actions={"divergence": "warn"}).check(3, float("nan"), 1.0, 1.0, [10.0, 10.0])
     assert e.value.name == "divergence"
-    h = Health(spike_patience=5)
+    h = Health(spike_patience=5, collapse_after=0)  # a blow-up stops after the warm-up (here: none) …
     for s in range(30):
         h.check(s, 3.0, 3.0, 1.0, [10.0, 10.0])
+    warm = Health(spike_patience=5, warmup=1000, collapse_after=0)  # … and only warns inside it
+    for s in range(40):
+        warm.check(s, 3.0 if s < 30 else 50.0, 3.0, 1.0, [10.0, 10.0])
+    assert [(f["name"], f["action"]) for f in warm.findings] == [("divergence", "warn")]
     with pytest.raises(TrainingHealthError, match="running median") as e:
         for s in range(30, 40):
             h.check(s, 50.0, 3.0, 1.0, [10.0, 10.0])

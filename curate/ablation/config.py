@@ -4,8 +4,9 @@ validated dataclasses, before any work starts.
 An ablation file::
 
     name: table13
-    pretrain: {config: base, set: ["train.val_every=5000"], hours: 100, lr: [5e-4]}   # defaults of every cell
+    pretrain: {config: base, set: ["train.val_every=5000"], hours: 100, seeds: [0, 1]}  # defaults of every cell
     data: {run_dir: /data/ls960-run, variant: train-960}                               # the base dataset
+    validation: {rule: auto, fraction: 0.02, max_utterances: 500}                      # shared by every cell
     lr_scan: {lrs: [1e-4, 2e-4, 5e-4, 1e-3], fraction: 0.1, top: 2}                    # used by cells with lr: scan
     measure: [finetune, probe]
     finetune: {config: configs/finetune/10min.yaml, train: {kind: librilight, root: …, amount: 10min}}
@@ -14,7 +15,12 @@ An ablation file::
     cells:
       - {name: baseline}
       - {name: 2spk-mix-10, corruption: 2spk-mix-10}
-      - {name: w-pp-3s, variant: w-pp-3s, hours: 50, lr: scan}
+      - {name: w-pp-3s, variant: w-pp-3s, hours: 50, lr: scan, seeds: [0, 1, 2]}
+
+No LR is pinned by default: each run takes its pre-training config's heuristic (h_sqrt for base/large) at its
+batch size; ``lr: scan`` runs the two-phase scan, a number or list pins it. The validation set is chosen once
+from the base dataset (``data``) and shared by every cell (``curate.w2v2.heldout``): ``rule`` speaker, group
+or share, or ``auto`` (the first of them that holds something out); it is refused before any training when empty.
 
 Paths are used as written (relative ones against the working directory). Existence of data is checked when the
 run starts (``check_inputs``), so templates with placeholder paths still validate.
@@ -33,6 +39,8 @@ from curate.rundir import RunDir
 from curate.yamlconf import build_dataclass
 
 MEASURES = ("finetune", "probe")
+VAL_RULES = ("auto", "speaker", "group", "share")
+VALIDATION_DEFAULTS = {"rule": "auto", "fraction": 0.02, "seed": 0, "max_utterances": 500}
 DATASET_KINDS = ("librispeech", "librilight", "mls", "commonvoice", "synthetic")
 
 
@@ -54,7 +62,8 @@ class Cell:
     variant: str | None = None  # default: data.variant
     corruption: Any = None  # a condition name (configs/corruption/<name>.yaml) or a data.corruption dict
     hours: float | None = None  # pre-training budget in audio hours seen (default: pretrain.hours)
-    lr: Any = None  # a number, a list of choices, or "scan" (default: pretrain.lr)
+    lr: Any = None  # a number, a list of choices, or "scan" (default: pretrain.lr, else the config's heuristic)
+    seeds: list[int] | None = None  # one pre-training (and fine-tuning) run per seed (default: pretrain.seeds)
     set: list[str] = field(default_factory=list)  # extra pre-training overrides SECTION.KEY=VALUE
 
     @property
@@ -73,6 +82,7 @@ class AblationSpec:
     finetune: dict[str, Any] = field(default_factory=dict)
     probe: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, dict[str, Any]] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=lambda: dict(VALIDATION_DEFAULTS))
     description: str = ""
     source: dict[str, Any] = field(default_factory=dict)
 
@@ -89,6 +99,10 @@ class AblationSpec:
         if lr is None:
             return [math.nan]  # NaN = the pre-training config's own LR (or heuristic)
         return [float(x) for x in (lr if isinstance(lr, list) else [lr])]
+
+    def seeds(self, cell: Cell) -> list[int]:
+        seeds = cell.seeds if cell.seeds is not None else self.pretrain.get("seeds", [0])
+        return [int(s) for s in (seeds if isinstance(seeds, list) else [seeds])]
 
     def hours(self, cell: Cell) -> float | None:
         return cell.hours if cell.hours is not None else self.pretrain.get("hours")
@@ -175,10 +189,16 @@ def load_ablation(path: str | Path) -> AblationSpec:
     if bad:
         raise ConfigError(f"{where}: cell names become directory names; use letters, digits, - _ . only: {bad}")
     pre = dict(raw.get("pretrain") or {})
-    unknown = set(pre) - {"config", "set", "hours", "lr"}
+    unknown = set(pre) - {"config", "set", "hours", "lr", "seeds"}
     if unknown:
         raise ConfigError(
-            f"{where}: pretrain: unknown key(s) {', '.join(sorted(unknown))}; valid: config, set, hours, lr"
+            f"{where}: pretrain: unknown key(s) {', '.join(sorted(unknown))}; valid: config, set, hours, lr, seeds"
+        )
+    val = {**VALIDATION_DEFAULTS, **dict(raw.get("validation") or {})}
+    if set(val) - set(VALIDATION_DEFAULTS) or val["rule"] not in VAL_RULES or not 0 < float(val["fraction"]) < 1:
+        raise ConfigError(
+            f"{where}: validation: expected {{rule: {'|'.join(VAL_RULES)}, fraction: (0, 1), seed, max_utterances}}, "
+            f"got {raw.get('validation')!r}"
         )
     spec = AblationSpec(
         name=str(raw["name"]),
@@ -190,6 +210,7 @@ def load_ablation(path: str | Path) -> AblationSpec:
         finetune=dict(raw.get("finetune") or {}),
         probe=dict(raw.get("probe") or {}),
         eval=dict(raw.get("eval") or {}),
+        validation=val,
         description=str(raw.get("description", "")),
         source=raw,
     )
@@ -220,6 +241,9 @@ def load_ablation(path: str | Path) -> AblationSpec:
         lrs = spec.lr_choices(c)
         if lrs != "scan" and any(not (x > 0) for x in lrs if not math.isnan(x)):
             raise ConfigError(f"{w}: lr must be positive numbers or 'scan', got {c.lr!r}")
+        seeds = spec.seeds(c)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"{w}: seeds must be a non-empty list of distinct integers, got {seeds}")
         hours = spec.hours(c)
         if hours is not None and not float(hours) > 0:
             raise ConfigError(f"{w}: hours must be positive, got {hours!r}")

@@ -1,14 +1,18 @@
-"""The ablation runner: per cell, pre-train (one run per LR choice, or the two-phase scan), keep the checkpoint
-with the lowest validation loss, fine-tune and/or probe it, evaluate, and record one result row.
+"""The ablation runner: once, the validation set every cell shares; then per cell and seed, pre-train (one run
+per LR choice, or the two-phase scan) for a budget of audio hours seen, keep the checkpoint with the lowest
+validation loss, score it on every shared held-out utterance, fine-tune and/or probe it, evaluate, and record
+one result row per cell (every seed inside it).
 
 Layout of ``OUT`` (rerun the same command to resume)::
 
-    OUT/ablation.yaml                    the spec as given
-    OUT/cells/<cell>/pretrain/<run>/     one pre-training run (best.pt, last.pt, metrics.jsonl, tb/) + done.json
-    OUT/cells/<cell>/finetune/           finetuned.pt, eval-*.json, summary.json (marker)
-    OUT/cells/<cell>/probe/              probe.json (marker), layers.png
-    OUT/cells/<cell>/result.json         the cell's row (marker of a finished cell; crashed cells are retried)
-    OUT/results.parquet, OUT/results.md  the table (rewritten after every cell)
+    OUT/ablation.yaml                         the spec as given
+    OUT/validation.json                       the shared validation set (curate.w2v2.heldout.ValSet)
+    OUT/cells/<cell>/seed-<s>/pretrain/<run>/ one pre-training run (best.pt, last.pt, metrics.jsonl) + done.json
+    OUT/cells/<cell>/seed-<s>/heldout.json    per held-out utterance: [contrastive sum, masked steps, correct]
+    OUT/cells/<cell>/seed-<s>/finetune/       finetuned.pt, eval-*.json, summary.json (marker)
+    OUT/cells/<cell>/seed-<s>/probe/          probe.json (marker), layers.png
+    OUT/cells/<cell>/result.json              the cell's row (marker of a finished cell; crashed cells are retried)
+    OUT/results.parquet, OUT/results.md       the table with intervals and the paired differences
 
 Resumption is per step: a finished pre-training run (``done.json``) is never repeated, an interrupted one
 continues from its ``last.pt`` (the pre-trainer's exact resume); finished fine-tuning/probing is reused.
@@ -36,7 +40,6 @@ from curate.ablation.config import (
     load_probe_config,
     pretrain_overrides,
 )
-from curate.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +57,16 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def budget_steps(cfg, hours: float) -> int:
-    """Audio hours → optimizer steps, assuming full batches (``batch_samples`` × accumulation per step on one
-    GPU). Batches are rarely full, so the hours actually seen (reported) are somewhat below the budget."""
-    per_step_s = cfg.data.batch_samples * cfg.train.accumulation / SAMPLE_RATE
-    return max(1, math.ceil(hours * 3600 / per_step_s))
-
-
 def _lr_name(lr: float) -> str:
     return "lr-config" if math.isnan(lr) else f"lr-{lr:.0e}".replace("+", "")
 
 
-def pretrain_run(spec: AblationSpec, cell: Cell, run_dir: Path, lr: float, steps: int | None) -> dict[str, Any]:
-    """One pre-training run (resumable); returns and stores its ``done.json``: status ok|DIV|crash, the best
-    validation loss and its step, the checkpoint to use, the hours seen."""
+def pretrain_run(
+    spec: AblationSpec, cell: Cell, run_dir: Path, lr: float, hours: float | None, seed: int, val_set: Path | None
+) -> dict[str, Any]:
+    """One pre-training run (resumable) for ``hours`` of audio seen (None: the config's max_steps); returns and
+    stores its ``done.json``: status ok|DIV|crash, the best validation loss and its step, the checkpoint to use,
+    hours read and seen, crop waste, the validation rule."""
     done = _read_json(run_dir / "done.json")
     if done:
         return done
@@ -75,12 +74,14 @@ def pretrain_run(spec: AblationSpec, cell: Cell, run_dir: Path, lr: float, steps
     from curate.w2v2.health import TrainingHealthError
     from curate.w2v2.train import pretrain
 
-    overrides = pretrain_overrides(spec, cell)
+    overrides = [*pretrain_overrides(spec, cell), f"train.seed={seed}"]
     if not math.isnan(lr):
         overrides.append(f"optim.lr={lr}")
+    if hours:
+        overrides.append(f"train.max_audio_h={hours}")
+    if val_set is not None:
+        overrides.append(f"data.val_set={val_set}")
     cfg = load_config(spec.pretrain.get("config", "base"), overrides)
-    if steps is not None:
-        cfg.train.max_steps = steps
     corruption = corruption_spec(cell.corruption, f"cell {cell.name}")
     if corruption is not None:
         cfg.data.corruption = corruption
@@ -88,13 +89,14 @@ def pretrain_run(spec: AblationSpec, cell: Cell, run_dir: Path, lr: float, steps
     variant = cell.variant or spec.data.get("variant")
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rec: dict[str, Any] = {"lr": None if math.isnan(lr) else lr, "max_steps": cfg.train.max_steps}
+    rec: dict[str, Any] = {"lr": None if math.isnan(lr) else lr, "seed": seed, "budget_h": hours}
     try:
         summary = pretrain(cfg, data, run_dir, variant=variant, resume=True)
-        rec.update(status="ok", audio_h=summary["audio_h"], steps=summary["steps"], peak_lr=summary["peak_lr"])
+        rec.update(status="ok", peak_lr=summary["peak_lr"], steps=summary["steps"])
+        rec.update({k: summary.get(k) for k in ("audio_h", "read_h", "crop_waste", "val_split", "val_segments")})
     except TrainingHealthError as e:
-        log.warning("cell %s: pre-training diverged at lr %s: %s", cell.name, lr, e)
-        rec.update(status="DIV", error=str(e))
+        log.warning("cell %s seed %d: pre-training stopped at lr %s: %s", cell.name, seed, lr, e)
+        rec.update(status="DIV", error=str(e), health=e.name)
     rec["seconds"] = time.perf_counter() - t0
     best = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
     if rec["status"] == "ok" and best.exists():
@@ -144,33 +146,37 @@ def _rank(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(ok, key=lambda r: r["val_loss"])
 
 
-def pretrain_cell(spec: AblationSpec, cell: Cell, cell_dir: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """All pre-training runs of a cell → (the run with the lowest validation loss or None, all runs)."""
-    from curate.w2v2.config import load_config
-
-    cfg = load_config(spec.pretrain.get("config", "base"), pretrain_overrides(spec, cell))
+def pretrain_seed(
+    spec: AblationSpec, cell: Cell, seed_dir: Path, seed: int, val_set: Path | None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """All pre-training runs of one seed of a cell → (the run with the lowest validation loss or None, all runs)."""
     hours = spec.hours(cell)
-    steps = budget_steps(cfg, hours) if hours else None
     lrs = spec.lr_choices(cell)
     runs: list[dict[str, Any]] = []
     if lrs == "scan":
         # Phase 1: every LR of the grid for a fraction of the budget; phase 2: the best `top` for the full budget.
-        full = steps or cfg.train.max_steps
-        short = max(1, int(full * spec.lr_scan.fraction))
+        if not hours:
+            raise ValueError(f"cell {cell.name}: lr: scan needs a budget (pretrain.hours or the cell's hours)")
+        short = hours * spec.lr_scan.fraction
         phase1 = [
-            pretrain_run(spec, cell, cell_dir / "pretrain" / f"scan-{_lr_name(lr)}", lr, short)
+            pretrain_run(spec, cell, seed_dir / "pretrain" / f"scan-{_lr_name(lr)}", lr, short, seed, val_set)
             for lr in spec.lr_scan.lrs
         ]
         for r in phase1:
             r["phase"] = 1
         best = _rank(phase1)[: spec.lr_scan.top]
         runs = phase1 + [
-            dict(pretrain_run(spec, cell, cell_dir / "pretrain" / _lr_name(r["lr"]), r["lr"], full), phase=2)
+            dict(
+                pretrain_run(spec, cell, seed_dir / "pretrain" / _lr_name(r["lr"]), r["lr"], hours, seed, val_set),
+                phase=2,
+            )
             for r in best
         ]
         final = [r for r in runs if r["phase"] == 2]
     else:
-        runs = final = [pretrain_run(spec, cell, cell_dir / "pretrain" / _lr_name(lr), lr, steps) for lr in lrs]
+        runs = final = [
+            pretrain_run(spec, cell, seed_dir / "pretrain" / _lr_name(lr), lr, hours, seed, val_set) for lr in lrs
+        ]
     ranked = _rank(final)
     return (ranked[0] if ranked else None), runs
 
@@ -182,53 +188,133 @@ def _datasets(which: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_cell(spec: AblationSpec, name: str, out_dir: Path) -> dict[str, Any]:
-    """Run (or resume) one cell; never raises for a diverged or crashed cell — the row says what happened."""
+    """Run (or resume) one cell, every seed; never raises for a diverged or crashed cell — the row says what
+    happened. The cell is ``ok`` when every seed produced a checkpoint."""
+    from curate.ablation.stats import mean_ci
+
     cell = spec.cell(name)
     cell_dir = Path(out_dir) / "cells" / name
     done = _read_json(cell_dir / "result.json")
     if done and done["status"] != "crash":
         return done
     cell_dir.mkdir(parents=True, exist_ok=True)
+    val_path = Path(out_dir) / VALSET
+    vs = _read_json(val_path)
     row: dict[str, Any] = {
         "cell": name,
         "condition": cell.label,
         "variant": cell.variant or spec.data.get("variant"),
         "corruption": (corruption_spec(cell.corruption, name) or {}).get("condition"),
         "hours_budget": spec.hours(cell),
+        "validation": _val_record(vs),
         "status": "ok",
         "error": None,
-        "wer": {},
-        "cer": {},
-        "probe_wer": {},
-        "probe_cer": {},
+        "seeds": [],
     }
     t0 = time.perf_counter()
-    try:
-        best, runs = pretrain_cell(spec, cell, cell_dir)
-        row["runs"] = [{k: r.get(k) for k in ("lr", "status", "val_loss", "val_step", "phase", "error")} for r in runs]
-        row["val_curves"] = {str(r.get("lr")): r.get("val_curve", []) for r in runs}
-        if best is None:
-            row["status"] = "DIV" if any(r["status"] == "DIV" for r in runs) else "crash"
-            row["error"] = next((r.get("error") for r in runs if r.get("error")), "no run produced a checkpoint")
-        else:
-            row.update(
-                lr=best["lr"],
-                ssl_val_loss=best["val_loss"],
-                ssl_val_step=best["val_step"],
-                audio_h=best.get("audio_h"),
-                checkpoint=best["checkpoint"],
-            )
-            evals = _datasets(spec.eval)
-            if "finetune" in spec.measure:
-                row.update(_finetune(spec, best["checkpoint"], cell_dir / "finetune", evals))
-            if "probe" in spec.measure:
-                row.update(_probe(spec, best["checkpoint"], cell_dir / "probe", evals))
-    except Exception as e:  # a crashed cell is recorded, the others go on
-        log.error("cell %s crashed: %s", name, e)
-        row.update(status="crash", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
+    for seed in spec.seeds(cell):
+        row["seeds"].append(_run_seed(spec, cell, cell_dir / f"seed-{seed}", seed, val_path if vs else None))
+    status = [s["status"] for s in row["seeds"]]
+    if any(s != "ok" for s in status):
+        row["status"] = "crash" if "crash" in status else "DIV"
+        row["error"] = next(s.get("error") for s in row["seeds"] if s["status"] != "ok")
+    ok = [s for s in row["seeds"] if s["status"] == "ok"]
+    for key in ("ssl_val_loss", "audio_h", "read_h", "crop_waste", "lr"):
+        row[key], row[f"{key}_ci"] = mean_ci([s.get(key) for s in ok if s.get(key) is not None])
+    row["ssl_val_step"] = ok[0].get("ssl_val_step") if ok else None
+    for m in METRICS:
+        tests = sorted({t for s in ok for t in (s.get(m) or {})})
+        row[m] = {t: mean_ci([(s.get(m) or {}).get(t) for s in ok])[0] for t in tests}
+        row[f"{m}_ci"] = {t: mean_ci([(s.get(m) or {}).get(t) for s in ok])[1] for t in tests}
+    row["val_curves"] = {
+        f"seed {s['seed']} lr {r.get('lr')}": r.get("val_curve", [])
+        for s in row["seeds"]
+        for r in s.get("runs_full", [])
+    }
+    for s in row["seeds"]:
+        s.pop("runs_full", None)
     row["seconds"] = time.perf_counter() - t0
     _write_json(cell_dir / "result.json", row)
     return row
+
+
+METRICS = ("wer", "cer", "probe_wer", "probe_cer")
+VALSET = "validation.json"
+
+
+def _val_record(vs: dict | None) -> dict[str, Any] | None:
+    from curate.w2v2.heldout import ValSet
+
+    return ValSet(**vs).record() if vs else None
+
+
+def _run_seed(spec: AblationSpec, cell: Cell, seed_dir: Path, seed: int, val_set: Path | None) -> dict[str, Any]:
+    rec: dict[str, Any] = {"seed": seed, "status": "ok", "error": None}
+    try:
+        best, runs = pretrain_seed(spec, cell, seed_dir, seed, val_set)
+        rec["runs"] = [{k: r.get(k) for k in ("lr", "status", "val_loss", "val_step", "phase", "error")} for r in runs]
+        rec["runs_full"] = runs
+        if best is None:
+            rec["status"] = "DIV" if any(r["status"] == "DIV" for r in runs) else "crash"
+            rec["error"] = next((r.get("error") for r in runs if r.get("error")), "no run produced a checkpoint")
+            return rec
+        rec.update({k: best.get(k) for k in ("lr", "audio_h", "read_h", "crop_waste", "val_split", "checkpoint")})
+        rec.update(ssl_val_step=best["val_step"], ssl_val_loss_run=best["val_loss"])
+        if val_set is not None:  # the shared held-out utterances, scored alike for every cell: the paired metric
+            scores = _heldout(best["checkpoint"], val_set, seed_dir / "heldout.json")
+            rec["ssl_val_loss"] = sum(r[0] for r in scores) / max(1.0, sum(r[1] for r in scores))
+        else:
+            rec["ssl_val_loss"] = best["val_loss"]
+        evals = _datasets(spec.eval)
+        if "finetune" in spec.measure:
+            rec.update(_finetune(spec, best["checkpoint"], seed_dir / "finetune", evals))
+        if "probe" in spec.measure:
+            rec.update(_probe(spec, best["checkpoint"], seed_dir / "probe", evals))
+    except Exception as e:  # a crashed seed is recorded, the others go on
+        log.error("cell %s seed %d crashed: %s", cell.name, seed, e)
+        rec.update(status="crash", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
+    return rec
+
+
+def _heldout(checkpoint: str, val_set: Path, out: Path) -> list[list[float]]:
+    done = _read_json(out)
+    if done:
+        return done["utterances"]
+    from curate.w2v2.heldout import ValSetSource, read_val_set
+    from curate.w2v2.validate import score_utterances
+
+    scores = score_utterances(checkpoint, ValSetSource(read_val_set(val_set)))
+    _write_json(out, {"checkpoint": checkpoint, "utterances": scores})
+    return scores
+
+
+def prepare_validation(spec: AblationSpec, out_dir: Path) -> Path:
+    """Choose the shared validation set once (``OUT/validation.json``) from the base dataset ``data``; raises
+    ConfigError before any training when it would be empty. ``auto`` tries speaker, group, then share."""
+    from curate.errors import ConfigError
+    from curate.w2v2.config import load_config
+    from curate.w2v2.data import open_source
+    from curate.w2v2.heldout import HeldOutError, choose_val_set, write_val_set
+
+    path = Path(out_dir) / VALSET
+    if path.exists():
+        return path
+    v = spec.validation
+    cfg = load_config(spec.pretrain.get("config", "base"), pretrain_overrides(spec, spec.cells[0]))
+    source = open_source(spec.data["run_dir"], spec.data.get("variant") or spec.cells[0].variant)
+    rules = ["speaker", "group", "share"] if v["rule"] == "auto" else [v["rule"]]
+    errors = []
+    for rule in rules:
+        try:
+            vs = choose_val_set(
+                source, rule, float(v["fraction"]), int(v["seed"]), cfg.data.min_s, int(v["max_utterances"])
+            )
+        except HeldOutError as e:
+            errors.append(str(e))
+            continue
+        log.info("validation set: %d utterances (%.2f h) by %s from %s", len(vs.segments), vs.hours, vs.rule, vs.source)
+        return write_val_set(vs, path)
+    raise ConfigError(f"{spec.name}: the shared validation set would be empty:\n  " + "\n  ".join(errors))
 
 
 def _finetune(spec: AblationSpec, checkpoint: str, out: Path, evals: dict) -> dict[str, Any]:
@@ -239,7 +325,7 @@ def _finetune(spec: AblationSpec, checkpoint: str, out: Path, evals: dict) -> di
     if summary is None:
         cfg = load_finetune_config(spec.finetune.get("config") or {})
         summary = finetune(checkpoint, read_dataset(spec.finetune["train"]), cfg, out, evals=evals)
-    return {"wer": summary["wer"], "cer": summary["cer"]}
+    return {"wer": summary["wer"], "cer": summary["cer"], "word_errors": summary.get("word_errors", {})}
 
 
 def _probe(spec: AblationSpec, checkpoint: str, out: Path, evals: dict) -> dict[str, Any]:
@@ -291,6 +377,7 @@ def run_ablation(
     ``threads`` sets torch's CPU threads per cell process (default: torch's own choice)."""
     from curate.ablation.config import check_inputs, load_ablation
     from curate.ablation.table import write_results
+    from curate.errors import ConfigError
     from curate.manifest import atomic_write_text
 
     spec = load_ablation(spec_path)
@@ -298,10 +385,11 @@ def run_ablation(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "ablation.yaml", Path(spec_path).read_text())
+    prepare_validation(spec, out_dir)  # before any training: refused here when it would be empty
     names = cells or [c.name for c in spec.cells]
     unknown = set(names) - {c.name for c in spec.cells}
     if unknown:
-        raise ValueError(f"--cell: unknown cell(s) {', '.join(sorted(unknown))} in {spec_path}")
+        raise ConfigError(f"--cell: unknown cell(s) {', '.join(sorted(unknown))} in {spec_path}")
     rows: dict[str, dict[str, Any]] = {}
 
     def collect(row: dict[str, Any]) -> None:
@@ -330,6 +418,6 @@ def run_ablation(
         ):
             collect(row)
     else:
-        raise ValueError(f"runner: expected ray or local, got {runner!r}")
+        raise ConfigError(f"runner: expected ray or local, got {runner!r}")
     write_results(spec, out_dir)
     return [rows[n] for n in names]

@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
                     threads=threads,
                     on_cell=on_cell,
                 )
-        except (ConfigError, ValueError) as e:
+        except ConfigError as e:
             fail(str(e))
         stdout.print((out / "results.md").read_text())
         console.print(f"results: {out / 'results.parquet'} and {out / 'results.md'}")

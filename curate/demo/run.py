@@ -113,10 +113,11 @@ def run_demo(
 
     t = time.perf_counter()
     result = pretrain_demo(run_dir, out_dir / "pretrain", variant=best)
-    console.print(f"pre-trained on {best} in {time.perf_counter() - t:.0f} s: {_summary(result)}")
+    console.print(f"pre-trained on {result['data']} in {time.perf_counter() - t:.0f} s: {_summary(result)}")
     from curate.w2v2.validate import held_out_line
 
     console.print(held_out_line(result))
+    console.print(f"learning curve: {result['curve_png']}")
     console.print(f"checkpoints and metrics: {out_dir / 'pretrain'}  (tensorboard --logdir {out_dir / 'pretrain'})")
     console.rule(f"[bold]demo finished in {time.perf_counter() - t0:.0f} s")
     console.print(f"see, hear and filter its segments and cuts in a browser: curate explore {run_dir}", soft_wrap=True)

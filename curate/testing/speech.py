@@ -119,3 +119,33 @@ def real_speech_run(
         return None
     manifest.write_records(RunDir(root).variant_part(variant, 0), segments, "segments")
     return root
+
+
+def realaudio_dir() -> Path:
+    """Where the real recordings live (``INVENTORY.csv`` + ``flac/``): ``$CURATE_REALAUDIO``, else
+    ``../shared/data/realaudio`` beside the repository (as tests/conftest.py finds them). May not exist."""
+    import os
+
+    repo = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("CURATE_REALAUDIO", repo.parent / "shared" / "data" / "realaudio"))
+
+
+def real_music_fma(realaudio: str | Path, root: str | Path) -> Path | None:
+    """The music clips of ``realaudio`` (content types music-*) as an FMA-shaped folder ``root/000/<n>.mp3``
+    that ``curate.corrupt`` reads as its music pool; None when there are none."""
+    from curate.testing import write_audio
+
+    inventory = Path(realaudio) / "INVENTORY.csv"
+    if not inventory.exists():
+        return None
+    from curate.audio import load
+
+    with inventory.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["content_type"].startswith("music")]
+    root = Path(root)
+    for k, r in enumerate(rows):
+        path = Path(realaudio) / "flac" / f"{r['id']}.flac"
+        out = root / "000" / f"{k + 1:06d}.mp3"
+        if path.exists() and not out.exists():
+            write_audio(out, load(path))
+    return root if rows else None

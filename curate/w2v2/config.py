@@ -134,10 +134,11 @@ class DataConfig:
     max_s: float = 30.0  # longer segments are cropped to this
     crop: bool = True  # crop each training batch to its shortest member (no padding, no attn mask)
     val_bucket_s: float = 0.0  # validation is never cropped; > 0: lengths within this share a padded batch
-    # (faster; GroupNorm then sees the padding), 0: one utterance per batch (exact)
+    # (faster; padding never changes an utterance's features), 0: one utterance per batch
     normalize: bool = False  # per-utterance zero mean / unit variance (fairseq: LARGE only)
-    val_split: str = "median_per_session"  # or "random"
-    val_fraction: float = 0.01  # for val_split=random
+    val_split: str = "median_per_session"  # or speaker, group, share (random): curate.w2v2.heldout
+    val_fraction: float = 0.01  # share of the utterances held out by speaker / group / share
+    val_set: str | None = None  # a shared validation set (JSON of curate.w2v2.heldout): overrides val_split
     num_workers: int = 0  # DataLoader worker processes
     compile_bucket_s: float = 0.5  # with train.compile: crop lengths down to this grid
     corruption: dict[str, Any] | None = None  # {condition: ..., sources: ...} → curate.corrupt at batch time
@@ -168,6 +169,8 @@ class TrainConfig:
     out_dir: str = "pretrain_out"  # checkpoints, metrics.jsonl, tb/ (or --out)
     max_steps: int = 400_000
     max_time_s: float = 0.0  # stop (with checkpoint + validation) after this wall time; 0 = off
+    max_audio_h: float = 0.0  # > 0: the budget is audio hours seen (after cropping), not max_steps: the LR
+    # schedule spans the steps this budget is estimated to take; training stops once it is seen
     accumulation: int = 1
     seed: int = 0
     device: str = "auto"  # auto → cuda when available
@@ -184,9 +187,11 @@ class TrainConfig:
     spike_factor: float = 3.0  # divergence: loss > factor × running median …
     spike_patience: int = 50  # … for this many consecutive steps
     collapse_after: int = 5000  # the collapse/stall checks (at validations) start at this step
+    health_window: int = 50  # training-statistics health checks: window of steps …
+    health_from: int = 100  # … from this step on (at-chance / divergence stop only after the LR warm-up)
     chance_margin: float = 0.02  # held-out contrastive ≥ (1 − margin) × its chance level = "at chance"
     chance_patience: int = 3  # validations in a row at chance (or not improving) before a check fires
-    min_code_dependence: float = 0.01  # quantizer collapse: 1 − mean per-frame code entropy / ln V below this …
+    min_code_dependence: float = 0.05  # quantizer collapse: 1 − mean per-frame code entropy / ln V below this …
     min_perplexity: float = 2.0  # … or a codebook's held-out code perplexity below this
 
     def validate(self) -> None:

@@ -151,27 +151,15 @@ def open_source(path: str | Path, variant: str | None) -> VariantSource | ShardS
 def split_train_val(
     sessions: np.ndarray, lengths: np.ndarray, rule: str, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val). ``median_per_session`` (thesis): one median-length utterance per session with ≥ 2
-    utterances; ``random``: a seeded random fraction."""
-    idx = np.arange(len(lengths))
-    if rule == "random":
-        rng = np.random.default_rng(seed)
-        val = (
-            np.sort(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False))
-            if len(idx) > 1
-            else idx[:0]
-        )
-    elif rule == "median_per_session":
-        order = np.lexsort((idx, lengths, sessions.astype(str)))  # by session, then length, then index
-        s_sorted = sessions[order].astype(str)
-        starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        val = np.sort(
-            np.array([order[(a + b - 1) // 2] for a, b in zip(starts, ends, strict=True) if b - a >= 2], dtype=np.int64)
-        )
-    else:
-        raise ConfigError(f"data.val_split: expected median_per_session or random, got {rule!r}")
-    return np.setdiff1d(idx, val), val
+    """Indices (train, val) with ``sessions`` as the grouping keys (``curate.w2v2.heldout.split``): one
+    median-length utterance per session with ≥ 2 (``median_per_session``), whole sessions (``group``) or a seeded
+    share of the utterances (``share`` / ``random``)."""
+    from curate.w2v2.heldout import split
+
+    keys = np.asarray([str(s) for s in sessions], dtype=object)
+    if rule in ("share", "random"):
+        keys = np.asarray([str(i) for i in range(len(keys))], dtype=object)
+    return split(keys, np.asarray(lengths), rule, fraction, seed)
 
 
 def collate(
@@ -270,8 +258,12 @@ class BatchDataset:
         meta = None
         if self.transform is not None and not self.validation:  # corruption: training batches only
             arrays, meta = self.transform(arrays, epoch, g, False)
+        read_s = float(sum(self.source.lengths[i] for i in idx.tolist())) / SAMPLE_RATE  # whole segments read
+        if partners is not None:
+            read_s += float(sum(self.source.lengths[j] for j in used if j is not None)) / SAMPLE_RATE
         wav, lens, waste = collate(arrays, self.cfg.crop, rng, self.cfg.normalize, self.bucket)
         return {
+            "read_s": read_s,
             "wav": wav,
             "lengths": lens,
             "waste": waste,

@@ -55,6 +55,8 @@ class FinetuneConfig:
     max_s: float = 30.0  # longer utterances are skipped
     clip_norm: float = 0.0
     eval_every: int = 0  # 0 → only at the end
+    dev: str | None = None  # an `evals` set that selects the checkpoint: the one with the lowest dev WER …
+    patience: int = 0  # … and stops after this many evaluations without improvement (0: no early stopping)
     log_every: int = 100
     seed: int = 0
     device: str = "auto"
@@ -74,6 +76,8 @@ class FinetuneConfig:
             raise ConfigError(f"finetune.max_steps must be positive, got {self.steps()}")
         if not 0 <= self.mask_prob < 1 or not 0 <= self.dropout < 1:
             raise ConfigError("finetune: mask_prob and dropout must be in [0, 1)")
+        if self.dev is not None and self.eval_every <= 0:
+            raise ConfigError("finetune.dev selects a checkpoint at evaluations: set eval_every > 0")
         if self.lr <= 0 or self.batch_s <= 0:
             raise ConfigError("finetune: lr and batch_s must be positive")
         if self.stage_ratios is not None and (len(self.stage_ratios) != 3 or abs(sum(self.stage_ratios) - 1) > 1e-6):
@@ -120,7 +124,7 @@ def all_hidden_states(w2v, wav, lengths, mask=None):
 
     from curate.w2v2.model import frames_for
 
-    feats, _ = w2v.features(wav)  # [B, T, C]
+    feats, _ = w2v.features(wav, lengths)  # [B, T, C]; padding never changes the valid frames
     T = feats.shape[1]
     flens = torch.clamp(frames_for(lengths, w2v.cfg), max=T)
     valid = torch.arange(T, device=wav.device)[None] < flens[:, None]  # [B, T]
@@ -255,8 +259,11 @@ def finetune(
     gen = torch.Generator().manual_seed(cfg.seed)
     metrics = (out_dir / "metrics.jsonl").open("w")
     step, batches, t0, audio_s, results = 0, [], time.perf_counter(), 0.0, {}
+    if cfg.dev is not None and cfg.dev not in (evals or {}):
+        raise FinetuneError(f"finetune.dev={cfg.dev!r} is not one of the evaluation sets {sorted(evals or {})}")
+    best: dict[str, Any] = {"wer": math.inf, "step": None, "state": None, "bad": 0, "stopped_early": False}
     model.train()
-    while step < total:
+    while step < total and not best["stopped_early"]:
         if not batches:
             batches = make_batches(durations, cfg.batch_s, rng)
         idx = batches.pop()
@@ -312,8 +319,16 @@ def finetune(
                 on_log(rec)
         if evals and cfg.eval_every and step % cfg.eval_every == 0 and step < total:
             for name, utts in evals.items():
+                if cfg.dev is not None and name != cfg.dev:
+                    continue  # with a dev set, only it is decoded during training
                 r = evaluate(model, utts, device)
                 metrics.write(json.dumps({"step": step, "eval": name, "wer": r["wer"], "cer": r["cer"]}) + "\n")
+                if name == cfg.dev:
+                    _select(best, model, step, r["wer"], cfg.patience)
+    if cfg.dev is not None:  # the final model competes too; the best dev WER wins
+        _select(best, model, step, evaluate(model, evals[cfg.dev], device)["wer"], 0)
+        if best["state"] is not None:
+            model.load_state_dict(best["state"])
     metrics.close()
     finetuned = {
         "config": ck["config"],
@@ -335,6 +350,11 @@ def finetune(
         "pretrained_step": ck.get("step"),
         "wer": {k: v["wer"] for k, v in results.items()},
         "cer": {k: v["cer"] for k, v in results.items()},
+        "word_errors": {k: v["word_errors"] for k, v in results.items()},  # per test utterance: [errors, words]
+        "dev": cfg.dev,
+        "dev_wer": None if best["step"] is None else best["wer"],
+        "selected_step": best["step"] if cfg.dev is not None else step,
+        "stopped_early": best["stopped_early"],
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -374,6 +394,31 @@ def error_rates(refs: list[str], hyps: list[str]) -> tuple[float, float]:
     return 100 * jiwer.wer(r, h), 100 * jiwer.cer(r, h)
 
 
+def _select(best: dict, model, step: int, wer: float, patience: int) -> None:
+    """Dev-set checkpoint selection: keep a copy of the weights with the lowest dev WER (ties: the earlier);
+    after ``patience`` evaluations without improvement, ask the loop to stop."""
+    if wer < best["wer"]:
+        best.update(wer=wer, step=step, bad=0, state={k: v.detach().clone() for k, v in model.state_dict().items()})
+    else:
+        best["bad"] += 1
+        best["stopped_early"] = bool(patience) and best["bad"] >= patience
+
+
+def word_errors(refs: list[str], hyps: list[str]) -> list[list[int]]:
+    """Per utterance [word errors (S + D + I), reference words]: what a paired bootstrap over test utterances
+    resamples (their sums give the corpus WER of ``error_rates``)."""
+    import jiwer
+
+    out = []
+    for r, h in zip(refs, hyps, strict=True):
+        if not r:
+            out.append([0, 0])
+            continue
+        o = jiwer.process_words(r, h or "")
+        out.append([int(o.substitutions + o.deletions + o.insertions), len(r.split())])
+    return out
+
+
 def evaluate(model, utts, device=None) -> dict[str, Any]:
     hyps = transcribe(model, utts, device)
     refs = [u.text for u in utts]
@@ -382,6 +427,7 @@ def evaluate(model, utts, device=None) -> dict[str, Any]:
         "wer": wer,
         "cer": cer,
         "utterances": len(utts),
+        "word_errors": word_errors(refs, hyps),
         "examples": [{"id": u.id, "ref": u.text, "hyp": h} for u, h in list(zip(utts, hyps, strict=True))[:20]],
     }
 

@@ -59,15 +59,29 @@ class FeatureEncoder(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.layout = cfg.cnn_layout
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        if self.layout == "nlc" or (self.layout == "auto" and wav.device.type == "cuda"):
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths`` [B] valid samples of a zero-padded batch: the padding rule shared by pre-training,
+        validation, fine-tuning and evaluation is that padding never changes an utterance's features — the
+        GroupNorm statistics are taken over each utterance's valid frames only, and every layer's frames past
+        the valid length are zeroed (as the conv's own zero padding of an utterance alone), so the valid
+        frames equal those of the utterance run alone. Cropped batches (pre-training) have no padding."""
+        padded = lengths is not None and bool((lengths < wav.shape[1]).any())
+        if not padded and (self.layout == "nlc" or (self.layout == "auto" and wav.device.type == "cuda")):
             return self._forward_nlc(wav)
         x = wav.unsqueeze(1)  # [B, 1, S]
+        n = lengths.to(wav.device) if padded else None
         for layer in self.layers:
             x = layer.conv(x)
+            valid = None
+            if n is not None:
+                (k,), (st,), (p,) = layer.conv.kernel_size, layer.conv.stride, layer.conv.padding
+                n = torch.div(n + 2 * p - k, st, rounding_mode="floor") + 1
+                valid = (torch.arange(x.shape[-1], device=x.device)[None] < n[:, None]).unsqueeze(1)  # [B, 1, T]
             if layer.norm is not None:  # fp32 island: per-channel stats over time
-                x = F.group_norm(x.float(), layer.norm.num_groups, layer.norm.weight, layer.norm.bias, layer.norm.eps)
+                x = _group_norm(x.float(), layer.norm, valid)
             x = F.gelu(x)
+            if valid is not None:
+                x = x * valid
         return x  # [B, C, T]
 
     def _forward_nlc(self, wav: torch.Tensor) -> torch.Tensor:
@@ -86,6 +100,17 @@ class FeatureEncoder(nn.Module):
             else:
                 x = F.gelu(x)
         return x.squeeze(2)  # [B, C, T] (a strided view of [B, T, C] memory)
+
+
+def _group_norm(x: torch.Tensor, norm: nn.GroupNorm, valid: torch.Tensor | None) -> torch.Tensor:
+    """One group per channel over time; with ``valid`` [B, 1, T] the statistics of the valid frames only."""
+    if valid is None:
+        return F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
+    v = valid.to(x.dtype)
+    cnt = v.sum(-1, keepdim=True).clamp_min(1.0)  # [B, 1, 1]
+    mean = (x * v).sum(-1, keepdim=True) / cnt
+    var = (((x - mean) * v) ** 2).sum(-1, keepdim=True) / cnt
+    return (x - mean) / torch.sqrt(var + norm.eps) * norm.weight[:, None] + norm.bias[:, None]
 
 
 NORM_CHUNK = 2**27  # elements per fp32 temporary of ChannelNormGELU (512 MiB)
@@ -247,7 +272,7 @@ class GumbelQuantizer(nn.Module):
 
     def forward(self, x: torch.Tensor, tau: float, return_logits: bool = False) -> tuple[torch.Tensor, ...]:
         """x [N, C] → (quantized [N, G·d], soft-perplexity per codebook [G], hard-perplexity per codebook [G],
-        the picked code of each step [N] as one integer over all codebooks), plus the code logits [N, G, V] with
+        the picked code of each step [N] as one integer over all codebooks, input dependence [G]), plus the code logits [N, G, V] with
         ``return_logits`` (validation measures their input-dependence)."""
         N = x.shape[0]
         with torch.autocast(x.device.type, enabled=False):  # fp32 island
@@ -258,8 +283,11 @@ class GumbelQuantizer(nn.Module):
     def _pick(self, logits: torch.Tensor, N: int, tau: float) -> tuple[torch.Tensor, ...]:
         hard = F.one_hot(logits.argmax(-1), self.V).view(N, self.G, self.V).float()
         code_ppl = torch.exp(-torch.sum(_xlogx(hard.mean(0)), -1))  # [G] (monitoring)
-        avg_probs = torch.softmax(logits.view(N, self.G, self.V), -1).mean(0)  # [G, V] batch average
+        probs = torch.softmax(logits.view(N, self.G, self.V), -1)  # [N, G, V]
+        avg_probs = probs.mean(0)  # [G, V] batch average
         prob_ppl = torch.exp(-torch.sum(_xlogx(avg_probs), -1))  # [G] (diversity loss)
+        # input dependence (monitoring): 1 − mean per-step code entropy / ln V; 0 = the codes ignore the input
+        dep = 1.0 - (-torch.sum(_xlogx(probs.detach()), -1)).mean(0) / math.log(self.V)  # [G]
         if self.training:
             onehot = F.gumbel_softmax(logits, tau=tau, hard=True).view(N, self.G, self.V)
         else:
@@ -268,7 +296,7 @@ class GumbelQuantizer(nn.Module):
         cv = self.codevectors.float().view(self.G, self.V, -1)
         q = torch.bmm(onehot.transpose(0, 1), cv).transpose(0, 1)  # [N, G, d]
         codes = (onehot.argmax(-1) * self.V ** torch.arange(self.G, device=logits.device)).sum(-1)  # [N]
-        return q.reshape(N, -1), prob_ppl, code_ppl, codes
+        return q.reshape(N, -1), prob_ppl, code_ppl, codes, dep
 
 
 def _xlogx(p: torch.Tensor) -> torch.Tensor:
@@ -295,9 +323,10 @@ class Wav2Vec2(nn.Module):
                 nn.init.normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
-    def features(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, S] → (normalized CNN features [B, T, C], L2 penalty scalar fp32)."""
-        f = self.feature_extractor(wav)
+    def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, S] (+ valid sample lengths [B] of a padded batch) → (normalized CNN features [B, T, C], L2 penalty
+        scalar fp32)."""
+        f = self.feature_extractor(wav, lengths)
         if self.training and self.cfg.feature_grad_mult != 1.0:
             f = GradMultiply.apply(f, self.cfg.feature_grad_mult)
         f = f.transpose(1, 2)  # [B, T, C]
@@ -328,13 +357,14 @@ class Wav2Vec2(nn.Module):
         valid: torch.Tensor | None = None,
         tau: float = 2.0,
         code_logits: bool = False,
+        lengths: torch.Tensor | None = None,
     ) -> dict:
         """wav [B, S]; mask [B, T] bool (masked steps); valid [B, T] bool or None (no padding).
 
         Returns context projections and quantized targets for the N masked steps only (in batch order);
         with ``code_logits`` also the quantizer's logits of those steps [N, G, V].
         """
-        feats, l2 = self.features(wav)  # [B, T, C]
+        feats, l2 = self.features(wav, lengths)  # [B, T, C]
         x = F.dropout(self.post_extract_proj(feats), self.cfg.dropout_input, self.training)  # [B, T, D]
         x = torch.where(mask.unsqueeze(-1), self.mask_emb.to(x.dtype), x)
         key_mask = None if valid is None else valid[:, None, None, :]
@@ -342,9 +372,10 @@ class Wav2Vec2(nn.Module):
         # Only the masked steps enter the loss: project and quantize N rows, never B×T.
         c = self.final_proj(ctx[mask]).float()  # [N, F]
         y = F.dropout(feats[mask], self.cfg.dropout_features, self.training)  # [N, C]
-        q, prob_ppl, code_ppl, codes, *logits = self.quantizer(y, tau, return_logits=code_logits)  # [N, G·d]
+        q, prob_ppl, code_ppl, codes, dep, *logits = self.quantizer(y, tau, return_logits=code_logits)  # [N, G·d]
         q = self.project_q(q).float()  # [N, F]
         out = {"c": c, "q": q, "prob_ppl": prob_ppl, "code_ppl": code_ppl, "l2": l2, "codes": codes, "mask": mask}
+        out["code_dep"] = dep
         return {**out, "code_logits": logits[0]} if code_logits else out
 
     @torch.no_grad()

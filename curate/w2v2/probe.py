@@ -1,6 +1,7 @@
 """Fast probe of a frozen checkpoint: SUPERB-style weighted layer sum + linear CTC head, and per-layer probes.
 
-The encoder runs once over the probe set (no gradients; hidden states of all L+1 layers cached in fp16), then
+The encoder runs once over the probe set (no gradients; hidden states of all L+1 layers streamed to an fp16 file
+on disk, one batch in memory at a time: the Table-13 test sets would need ≈ 77 GB of RAM otherwise), then
 three things train together on the cached states for ``steps`` Adam steps:
 - the **weighted probe**: softmax-normalized weights w (one per layer, learned) → Σ_l w_l · LN(h_l) → linear CTC
   head over letters (SUPERB's ASR-on-frozen-upstream recipe, with a linear instead of a BiLSTM downstream);
@@ -46,23 +47,74 @@ class ProbeConfig:
         return self
 
 
-def extract(w2v, utts, device, batch_s: float = 100.0) -> list[Any]:
-    """Frozen encoder → per utterance a [L+1, T, D] fp16 CPU tensor of all hidden states."""
+class FeatureStore:
+    """Hidden states of all layers per utterance, on disk: an fp16 file of [frames, L+1, D] rows appended batch
+    by batch, read back through ``np.memmap``. ``store[i]`` → a [L+1, T, D] fp16 tensor of utterance i."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = self.path.open("wb")
+        self.offsets: list[int] = []
+        self.lengths: list[int] = []
+        self.shape: tuple[int, int] | None = None  # (L+1, D)
+        self._rows, self._map = 0, None
+        self._slots: dict[int, int] = {}
+
+    def add(self, i: int, h) -> None:
+        """Append utterance ``i``'s states ``h`` [L+1, T, D] (any float tensor)."""
+        rows = h.permute(1, 0, 2).contiguous().half().numpy()  # [T, L+1, D]
+        self.shape = self.shape or (rows.shape[1], rows.shape[2])
+        self._f.write(rows.tobytes())
+        self._slots[i] = len(self.offsets)
+        self.offsets.append(self._rows)
+        self.lengths.append(rows.shape[0])
+        self._rows += rows.shape[0]
+
+    def close(self) -> FeatureStore:
+        self._f.close()
+        if self._rows:
+            self._map = np.memmap(self.path, dtype=np.float16, mode="r", shape=(self._rows, *self.shape))
+        return self
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        k = self._slots[int(i)]
+        a, n = self.offsets[k], self.lengths[k]
+        return torch.from_numpy(np.array(self._map[a : a + n])).permute(1, 0, 2)  # a copy: [L+1, T, D]
+
+    def remove(self) -> None:
+        self._map = None
+        self.path.unlink(missing_ok=True)
+
+
+def extract(w2v, utts, device, batch_s: float = 100.0, path: str | Path | None = None) -> FeatureStore:
+    """Frozen encoder → a :class:`FeatureStore` at ``path`` (default: a temporary file) holding per utterance
+    its [L+1, T, D] hidden states in fp16; only one batch of states is in memory at a time."""
+    import tempfile
+
     import torch
 
     from curate.w2v2.finetune import AudioCache, _collate, all_hidden_states
 
     w2v.eval()
-    out: list[Any] = [None] * len(utts)
+    if path is None:
+        fd, path = tempfile.mkstemp(suffix=".f16", prefix="probe-features-")
+        __import__("os").close(fd)
+    store = FeatureStore(Path(path))
     cache = AudioCache(utts, max_h=0)
     for idx in make_batches(np.array([u.duration_s for u in utts]), batch_s, np.random.default_rng(0)):
         wav, lens = _collate([cache(int(i)) for i in idx])
         with torch.no_grad():
             states, flens, _ = all_hidden_states(w2v, wav.to(device), lens.to(device))
-        h = torch.stack(states, 0).half().cpu()  # [L+1, B, T, D]
+        h = torch.stack(states, 0).cpu()  # [L+1, B, T, D]
         for j, i in enumerate(idx):
-            out[int(i)] = h[:, j, : int(flens[j])].clone()
-    return out
+            store.add(int(i), h[:, j, : int(flens[j])])
+    return store.close()
 
 
 def _heads(n_layers: int, dim: int):
@@ -123,8 +175,11 @@ def probe(
     train = [u for u in train if u.text and u.duration_s <= cfg.max_s]
     if not train:
         raise ConfigError("probe: the training split is empty")
-    states = extract(w2v, train, device, cfg.batch_s)
-    eval_states = {name: extract(w2v, utts, device, cfg.batch_s) for name, utts in evals.items()}
+    states = extract(w2v, train, device, cfg.batch_s, out_dir / "features-train.f16")
+    eval_states = {
+        name: extract(w2v, utts, device, cfg.batch_s, out_dir / f"features-eval-{k}.f16")
+        for k, (name, utts) in enumerate(evals.items())
+    }
     t_extract = time.perf_counter() - t0
     del w2v
     n_layers, dim = states[0].shape[0], states[0].shape[2]
@@ -155,6 +210,8 @@ def probe(
     results: dict[str, Any] = {}
     for name, utts in evals.items():
         results[name] = _evaluate(heads, eval_states[name], [u.text for u in utts], device)
+    for store in (states, *eval_states.values()):  # the features are large: only the report stays
+        store.remove()
     report = {
         "checkpoint": str(checkpoint),
         "pretrained_step": ck.get("step"),
@@ -185,7 +242,8 @@ def _evaluate(heads, states, refs: list[str], device) -> dict[str, Any]:
     hyps: list[str] = [""] * len(states)
     layer_hyps = [[""] * len(states) for _ in range(n_layers)]
     with torch.no_grad():
-        for i, s in enumerate(states):
+        for i in range(len(states)):
+            s = states[i]
             mixed, per_layer = heads(s.float()[:, None].to(device))
             hyps[i] = txt.ctc_greedy(mixed[0].argmax(-1).tolist())
             for lay, lp in enumerate(per_layer):

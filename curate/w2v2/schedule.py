@@ -71,6 +71,18 @@ def warmup_cosine(step: int, max_lr: float, total: int, warmup: int, min_ratio: 
     return lo + (max_lr - lo) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def warmup_steps(cfg: OptimConfig, total: int) -> int:
+    """Steps of the schedule's first ramp up to the peak LR (tri_cyclic: ``cycle_up``; cosine: ``warmup_steps``;
+    tri_stage: its first stage; constant: 0): health checks that would stop a slow start wait for its end."""
+    if cfg.schedule == "tri_cyclic":
+        return cfg.cycle_up
+    if cfg.schedule == "cosine":
+        return cfg.warmup_steps
+    if cfg.schedule == "tri_stage":
+        return int(total * cfg.stage_ratios[0])
+    return 0
+
+
 def lr_at(step: int, cfg: OptimConfig, peak: float, total: int) -> float:
     if cfg.schedule == "tri_cyclic":
         return tri_cyclic(step, peak, cfg.cycle_up, cfg.cycle_down, cfg.min_ratio)

@@ -47,21 +47,34 @@ def init_distributed(device_name: str):
 
 
 def prepare(batch: dict, cfg, device, g: int):
-    """Collated numpy batch → tensors, frame lengths, the span mask and its generator (seeded by g)."""
+    """Collated numpy batch → tensors, frame lengths, the span mask and the distractor indices (seeded by g).
+    The mask and the distractors are drawn on the host (a CPU generator) and copied asynchronously: no
+    micro-batch waits on the device for them, and the draws are the same on every device."""
     import torch
 
-    from curate.w2v2.loss import compute_mask
+    from curate.w2v2.loss import compute_mask, sample_negatives
     from curate.w2v2.model import frames_for
 
     wav = torch.as_tensor(batch["wav"]).to(device, non_blocking=True)  # async when the loader pinned it
     flens = frames_for(torch.from_numpy(batch["lengths"]), cfg.model)  # on the host: no device sync
     T = int(frames_for(wav.shape[1], cfg.model))
     valid = None if bool((flens == T).all()) else (torch.arange(T)[None] < flens[:, None]).to(device, non_blocking=True)
-    gen = torch.Generator(device=device).manual_seed(seed_of(cfg.train.seed, 3, g))
-    mask = compute_mask(
-        flens.to(device, non_blocking=True), T, cfg.model.span_p, cfg.model.mask_length, gen, min_spans=2
-    )
-    return {"wav": wav, "valid": valid, "mask": mask, "gen": gen, "g": g, "frames": int(flens.sum()), "batch": batch}
+    gen = torch.Generator().manual_seed(seed_of(cfg.train.seed, 3, g))
+    mask_host = compute_mask(flens, T, cfg.model.span_p, cfg.model.mask_length, gen, min_spans=2)
+    neg = sample_negatives(mask_host, cfg.model.num_negatives, gen)  # [N, K]
+    mask, neg = mask_host.to(device, non_blocking=True), neg.to(device, non_blocking=True)
+    lengths = None if valid is None else torch.from_numpy(batch["lengths"]).to(device, non_blocking=True)
+    return {
+        "wav": wav,
+        "valid": valid,
+        "lengths": lengths,  # sample lengths of a padded batch (None: no padding)
+        "mask": mask,
+        "neg": neg,
+        "gen": gen,
+        "g": g,
+        "frames": int(flens.sum()),
+        "batch": batch,
+    }
 
 
 def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, autocast) -> dict[str, Any]:
@@ -71,7 +84,7 @@ def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, 
     import torch
     import torch.distributed as dist
 
-    from curate.w2v2.loss import sample_negatives, wav2vec2_loss
+    from curate.w2v2.loss import wav2vec2_loss
 
     n_total = torch.stack([m["mask"].sum() for m in micro]).sum().double()
     if world > 1:
@@ -79,18 +92,19 @@ def accumulate_gradients(model, micro: list[dict], cfg, tau: float, world: int, 
     # DDP averages gradients over ranks, hence × world; per_token then divides by the global masked count.
     scale = (world / n_total).float() if cfg.model.loss_reduction == "per_token" else float(world)
     st: dict[str, Any] = {"n": 0, "frames": 0, "n_total": n_total}
-    averaged = ("diversity", "l2", "prob_ppl", "code_ppl")  # per micro-batch means; the rest are sums
+    averaged = ("diversity", "l2", "prob_ppl", "code_ppl", "code_dep")  # per micro-batch means; the rest are sums
     for i, m in enumerate(micro):
         torch.manual_seed(seed_of(cfg.train.seed, 5, m["g"]))  # dropout + Gumbel noise of this batch
         sync = model.no_sync() if (world > 1 and i < len(micro) - 1) else nullcontext()
         with sync:
             with autocast():
-                out = model(m["wav"], m["mask"], m["valid"], tau)
-            neg = sample_negatives(m["mask"], cfg.model.num_negatives, m["gen"])
+                out = model(m["wav"], m["mask"], m["valid"], tau, lengths=m["lengths"])
+            neg = m["neg"]
             res = wav2vec2_loss(out, neg, cfg.model)
             (res["loss_sum"] * scale).backward()
         res["loss_sum"], res["correct"] = res["loss_sum"].detach(), res["correct"].double()
         res["prob_ppl"], res["code_ppl"] = out["prob_ppl"].detach(), out["code_ppl"].detach()
+        res["code_dep"] = out["code_dep"].detach()
         for k in ("loss_sum", "contrastive_sum", "correct", "chance_sum", "chance_acc_sum", *averaged):
             v = res[k] / len(micro) if k in averaged else res[k]
             st[k] = st[k] + v if k in st else v

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -39,21 +40,30 @@ class TrainingData:
     stream: Any  # BatchStream over the training ids
     train_ds: Any  # BatchDataset: loads a planned batch
     val_items: list[dict]
+    val_rule: str = ""  # the held-out rule used (curate.w2v2.heldout), or "val_set" for a shared set
 
     @classmethod
     def build(cls, cfg: PretrainConfig, data: str | Path, transform: Callable | None = None) -> TrainingData:
         from curate.w2v2.batching import BatchStream
-        from curate.w2v2.data import BatchDataset, EpochPairs, build_transforms, open_source, split_train_val
+        from curate.w2v2.data import BatchDataset, EpochPairs, build_transforms, open_source
+        from curate.w2v2.heldout import ValSetSource, exclude_held_out, read_val_set, split_source
         from curate.w2v2.validate import build_validation_set
 
         dc, seed = cfg.data, cfg.train.seed
         source = open_source(data, dc.variant)
         lengths = np.minimum(source.lengths, int(dc.max_s * SAMPLE_RATE))
         usable = np.flatnonzero(lengths >= int(dc.min_s * SAMPLE_RATE))
-        tr, va = split_train_val(source.sessions[usable], lengths[usable], dc.val_split, dc.val_fraction, seed)
-        train_ids, val_ids = usable[tr], usable[va]
-        if len(train_ids) == 0:
+        if len(usable) == 0:
             raise ValueError(f"{source.name}: no segments of at least data.min_s={dc.min_s} s to train on")
+        if dc.val_set:  # a validation set shared with other runs (an ablation's cells): never trained on
+            vs = read_val_set(dc.val_set)
+            train_ids, val_source, val_rule = exclude_held_out(source, usable, vs), ValSetSource(vs), vs.rule
+            val_ids = np.arange(len(val_source.lengths))
+            if len(train_ids) == 0:
+                raise ValueError(f"{source.name}: every segment overlaps the validation set {dc.val_set}")
+        else:  # refused here (HeldOutError) when it would hold out nothing
+            train_ids, val_ids, val_rule = split_source(source, usable, lengths, dc.val_split, dc.val_fraction, seed)
+            val_source = source
         concat, batch_transform = build_transforms(dc, seed)
         # 1spk/2spk-concat: each epoch pairs the training utterances; the batcher plans with the concatenated lengths
         pairs = EpochPairs(concat, source.utterances(), train_ids, lengths) if concat is not None else None
@@ -68,8 +78,18 @@ class TrainingData:
         )
         bucket = int(dc.compile_bucket_s * SAMPLE_RATE) if cfg.train.compile else 0
         train_ds = BatchDataset(source, dc, seed, transform or batch_transform, bucket=bucket, pairs=pairs)
-        val_items = build_validation_set(source, val_ids, dc)  # whole utterances, padding masked, never cropped
-        return cls(source, train_ids, val_ids, stream, train_ds, val_items)
+        val_items = build_validation_set(val_source, val_ids, dc)  # whole utterances, padding masked, never cropped
+        return cls(source, train_ids, val_ids, stream, train_ds, val_items, val_rule)
+
+    def seen_s_per_batch(self) -> float:
+        """Audio seconds one planned batch shows the model after cropping to its shortest member (this epoch's
+        plan; concatenated examples count whole): what converts a budget in hours seen into steps."""
+        st = self.stream
+        lens = st.lengths(st.epoch) if callable(st.lengths) else st.lengths  # aligned with st.ids
+        pos = np.empty(int(st.ids.max()) + 1, dtype=np.int64)
+        pos[st.ids] = np.arange(len(st.ids))
+        sizes = [len(b) * int(lens[pos[b]].min()) for b in st.plan().batches]
+        return float(np.mean(sizes)) / SAMPLE_RATE if sizes else 0.0
 
 
 def check_budget(cfg: PretrainConfig) -> None:
@@ -90,7 +110,7 @@ class Trainer:
 
         from curate.w2v2.health import Health, Remedy
         from curate.w2v2.model import Wav2Vec2, flops_per_audio_second
-        from curate.w2v2.schedule import batch_seconds, heuristic_lr
+        from curate.w2v2.schedule import batch_seconds, heuristic_lr, warmup_steps
         from curate.w2v2.schedule import peak_lr as schedule_peak_lr
 
         self.cfg, self.data, self.out_dir = cfg, data, out_dir
@@ -117,7 +137,13 @@ class Trainer:
             cfg.model.diversity_weight,
             cfg.model.codebooks * cfg.model.codebook_entries,
         )
-        self.health = Health.from_config(cfg, remedy)
+        # The budget: max_steps, or audio hours seen (the schedule then spans the steps it is estimated to take)
+        self.budget_s, self.total_steps = tc.max_audio_h * 3600, tc.max_steps
+        if self.budget_s > 0:
+            per_step = data.seen_s_per_batch() * self.world * tc.accumulation
+            self.total_steps = max(1, math.ceil(self.budget_s / max(per_step, 1e-9)))
+        self.read_s = 0.0  # audio read for training (before cropping): read − seen = crop waste
+        self.health = Health.from_config(cfg, remedy, warmup_steps(oc, self.total_steps))
         self.step, self.audio_s, self.best_val, self.last_val, self.last_rec = 0, 0.0, float("inf"), None, {}
         if resume and (out_dir / "last.pt").exists():
             self._resume(out_dir / "last.pt")
@@ -163,6 +189,7 @@ class Trainer:
             ck["val_loss"],
         )
         self.last_rec = ck.get("val", {})
+        self.read_s = ck.get("read_s", self.audio_s)
         log.info("resumed from %s at step %d", path, self.step)
 
     # -- outputs ---------------------------------------------------------------------------------------
@@ -178,6 +205,7 @@ class Trainer:
                     "health": self.health.state(),
                     "step": self.step,
                     "audio_s": self.audio_s,
+                    "read_s": self.read_s,
                     "best_val": self.best_val,
                     "val_loss": self.last_val,
                     "val": self.last_rec,
@@ -221,7 +249,7 @@ class Trainer:
         from curate.w2v2.schedule import lr_at
 
         cfg, world, tc, oc = self.cfg, self.world, self.cfg.train, self.cfg.optim
-        lr = lr_at(self.step, oc, self.peak_lr, tc.max_steps)
+        lr = lr_at(self.step, oc, self.peak_lr, self.total_steps)
         for group in self.opt.param_groups:
             group["lr"] = lr
         micro = [prepare(b, cfg, self.device, b["index"]) for b in micro_np]
@@ -238,10 +266,10 @@ class Trainer:
         clip = oc.clip_norm if oc.clip_norm > 0 else float("inf")
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         G = len(st["prob_ppl"])  # the step's one host sync: every statistic in one copy
-        v = [sums, torch.stack([gnorm, st["n_total"], st["diversity"], st["l2"]]), st["prob_ppl"], st["code_ppl"]]
-        v = torch.cat([t.double().reshape(-1) for t in v]).cpu()
+        v = [sums, torch.stack([gnorm, st["n_total"], st["diversity"], st["l2"]])]
+        v = torch.cat([t.double().reshape(-1) for t in [*v, st["prob_ppl"], st["code_ppl"], st["code_dep"]]]).cpu()
         sums, (gnorm, n, st["diversity"], st["l2"]) = v[:8], v[8:12].tolist()
-        st["prob_ppl"], st["code_ppl"] = v[12 : 12 + G].numpy(), v[12 + G :].numpy()
+        st["prob_ppl"], st["code_ppl"], st["code_dep"] = (v[12 + k * G : 12 + (k + 1) * G].numpy() for k in range(3))
         self.health.check(
             self.step,
             sums[0].item() / n,
@@ -249,11 +277,15 @@ class Trainer:
             gnorm,
             list(st["prob_ppl"]),
             n / (world * tc.accumulation),
+            chance=sums[6].item() / n,
+            code_ppl=list(st["code_ppl"]),
+            dependence=list(st["code_dep"]),
         )
         self.opt.step()
         self.step += 1
         self.tau = max(cfg.model.tau_end, self.tau * cfg.model.tau_decay)
         self.audio_s += sums[4].item()
+        self.read_s += sum(b.get("read_s", b["audio_s"]) for b in micro_np) * world
         return {
             "step": self.step,
             "loss": sums[0].item() / n,
@@ -268,9 +300,11 @@ class Trainer:
             "grad_norm": gnorm,
             **{f"perplexity_{g}": float(p) for g, p in enumerate(st["prob_ppl"])},
             **{f"code_perplexity_{g}": float(p) for g, p in enumerate(st["code_ppl"])},
+            **{f"code_dependence_{g}": float(p) for g, p in enumerate(st["code_dep"])},
             "masked_frac": n / max(1.0, sums[3].item()),
             "padding_waste": sums[5].item() / (world * len(micro_np)),
             "audio_h": self.audio_s / 3600,
+            "read_h": self.read_s / 3600,
             "epochs": epochs,
             "_audio_s": sums[4].item(),
         }
@@ -278,7 +312,8 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None, on_log: Callable[[dict], None] | None = None) -> dict[str, Any]:
         tc, data = self.cfg.train, self.data
-        end = min(tc.max_steps, stop_at) if stop_at is not None else tc.max_steps
+        end = tc.max_steps if not self.budget_s else 2 * self.total_steps + 10  # budget in hours: a guard only
+        end = min(end, stop_at) if stop_at is not None else end
         self.model.train()
         pin = self.device.type == "cuda"  # page-locked audio: asynchronous copies to the GPU
         loader = read_ahead(
@@ -306,6 +341,8 @@ class Trainer:
             first = first or rec
             last = rec
             step = self.step
+            if self.budget_s and self.audio_s >= self.budget_s and (stop_at is None or step < stop_at):
+                end = step  # the budget of audio hours seen is spent
             validated = bool(data.val_items) and (step % tc.val_every == 0 or step == end)
             if step % tc.log_every == 0 or step == end or validated:  # a validation step is always logged
                 dt = time.perf_counter() - t_last
@@ -342,12 +379,17 @@ class Trainer:
             "val": self.last_rec,
             "health": self.health.findings,
             "audio_h": self.audio_s / 3600,
+            "read_h": self.read_s / 3600,
+            "crop_waste": 1 - self.audio_s / self.read_s if self.read_s else 0.0,
+            "budget_h": self.budget_s / 3600 or None,
+            "schedule_steps": self.total_steps,
             "epochs": stream.epochs_done,
             "dropped_batches": stream.dropped_total + stream.plan().dropped,
             "peak_lr": self.peak_lr,
             "batch_s": self.batch_s,
             "train_segments": len(self.data.train_ids),
             "val_segments": len(self.data.val_ids),
+            "val_split": self.data.val_rule,
             "out_dir": str(self.out_dir),
         }
         if self.rank == 0:

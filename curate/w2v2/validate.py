@@ -17,6 +17,7 @@ Masks and distractors are seeded by the batch number, so every validation scores
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,19 @@ def build_validation_set(source, ids: np.ndarray, cfg: DataConfig) -> list[dict[
     return batches
 
 
+def _shuffle_within(mask, seed: int):
+    """A permutation of the N masked steps [N] that moves each step's context to another masked step of the same
+    utterance (seeded): the shuffled-context control. A model that beats chance without using the context at a
+    step's position (e.g. by recognising a speaker's codes) scores as well with it; learning is the margin
+    above it."""
+    import torch
+
+    utt = torch.repeat_interleave(torch.arange(mask.shape[0], device=mask.device), mask.sum(1))
+    gen = torch.Generator(device=mask.device).manual_seed(seed)
+    key = utt.double() + torch.rand(utt.shape[0], generator=gen, device=mask.device, dtype=torch.float64)
+    return key.argsort()
+
+
 def _entropy(p, dim: int = -1):
     import torch
 
@@ -64,12 +78,13 @@ def validate(model, batches: list[dict], cfg: PretrainConfig, device, tau: float
     """Eval mode (no dropout, no Gumbel noise), fixed masks and distractors → the ``val_*`` record."""
     import torch
 
-    from curate.w2v2.loss import sample_negatives, wav2vec2_loss
+    from curate.w2v2.loss import wav2vec2_loss
     from curate.w2v2.step import prepare
 
     mc = cfg.model
     G, V = mc.codebooks, mc.codebook_entries
-    tot = dict.fromkeys(("loss", "contrastive", "chance", "correct", "chance_acc", "n", "audio_s", "waste_s"), 0.0)
+    keys = ("loss", "contrastive", "chance", "correct", "chance_acc", "n", "audio_s", "waste_s")
+    tot = dict.fromkeys((*keys, "shuffled_correct", "shuffled_contrastive"), 0.0)
     counts = torch.zeros(G, V, dtype=torch.float64)
     psum = torch.zeros(G, V, dtype=torch.float64)
     hsum = torch.zeros(G, dtype=torch.float64)
@@ -79,8 +94,12 @@ def validate(model, batches: list[dict], cfg: PretrainConfig, device, tau: float
         for j, b in enumerate(batches):
             m = prepare(b, cfg, device, VAL_SEED + j)
             with autocast():
-                out = model(m["wav"], m["mask"], m["valid"], tau, code_logits=True)
-            res = wav2vec2_loss(out, sample_negatives(m["mask"], mc.num_negatives, m["gen"]), mc)
+                out = model(m["wav"], m["mask"], m["valid"], tau, code_logits=True, lengths=m["lengths"])
+            neg = m["neg"]
+            res = wav2vec2_loss(out, neg, mc)
+            shuf = wav2vec2_loss({**out, "c": out["c"][_shuffle_within(m["mask"], VAL_SEED + j)]}, neg, mc)
+            tot["shuffled_correct"] += float(shuf["correct"])
+            tot["shuffled_contrastive"] += float(shuf["contrastive_sum"])
             for k, src in (
                 ("loss", "loss_sum"),
                 ("contrastive", "contrastive_sum"),
@@ -104,6 +123,8 @@ def validate(model, batches: list[dict], cfg: PretrainConfig, device, tau: float
         "val_contrastive_chance": tot["chance"] / n,
         "val_accuracy": tot["correct"] / n,
         "val_accuracy_chance": tot["chance_acc"] / n,
+        "val_accuracy_shuffled": tot["shuffled_correct"] / n,
+        "val_contrastive_shuffled": tot["shuffled_contrastive"] / n,
         "val_masked_steps": tot["n"],
         "val_scored_s": tot["audio_s"],
         "val_padding_s": tot["waste_s"],
@@ -141,7 +162,55 @@ def held_out_line(result: dict | str) -> str:
     r = result
     b = below_chance(r)
     state = f"{b:.1%} below chance" if b >= 0.02 else "at chance (within 2 %)" if b > -0.02 else "above chance"
+    control = ""
+    if "val_accuracy_shuffled" in r:
+        s = r["val_accuracy_shuffled"]
+        control = f"shuffled-context control {s:.3f}, {r['val_accuracy'] - s:+.3f} over it; "
     return (
-        f"held-out accuracy {r['val_accuracy']:.3f} (chance {r['val_accuracy_chance']:.3f}), {state}: "
+        f"held-out accuracy {r['val_accuracy']:.3f} ({control}chance {r['val_accuracy_chance']:.3f}), {state}: "
         f"held-out contrastive {r['val_contrastive']:.3f} (chance {r['val_contrastive_chance']:.3f})"
     )
+
+
+def score_utterances(checkpoint: str | Path, source, device: str = "cpu") -> list[list[float]]:
+    """Per held-out utterance of ``source`` (e.g. an ablation's shared ``ValSetSource``): [contrastive loss sum,
+    masked steps, correct] of the checkpoint's model in eval mode. Masks and distractors depend only on the
+    utterance's position (train.seed fixed to 0), so two checkpoints are scored on identical masked steps:
+    what pairs two variants' losses utterance by utterance."""
+    import dataclasses
+
+    import torch
+
+    from curate.w2v2 import checkpoint as checkpoints
+    from curate.w2v2.config import load_config
+    from curate.w2v2.data import collate
+    from curate.w2v2.loss import wav2vec2_loss
+    from curate.w2v2.model import Wav2Vec2
+    from curate.w2v2.step import prepare
+
+    ck = checkpoints.load(checkpoint)
+    cfg = load_config(ck["config"])
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0))
+    model = Wav2Vec2(cfg.model).to(device)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    mc = cfg.model
+    tau = max(mc.tau_end, mc.tau_start * mc.tau_decay ** int(ck.get("step", 0)))
+    max_n = int(cfg.data.max_s * SAMPLE_RATE)
+    rng, g, out = np.random.default_rng(0), 0, []
+    with torch.no_grad():
+        for i in range(len(source.lengths)):
+            a = source.read(i)
+            row = [0.0, 0.0, 0.0]
+            for c in np.array_split(a, max(1, math.ceil(a.size / max_n))):
+                wav, lens, _ = collate([c], False, rng, cfg.data.normalize)
+                m = prepare({"wav": wav, "lengths": lens}, cfg, device, VAL_SEED + g)
+                g += 1
+                res = wav2vec2_loss(
+                    model(m["wav"], m["mask"], m["valid"], tau),
+                    m["neg"],
+                    mc,
+                )
+                row = [row[0] + float(res["contrastive_sum"]), row[1] + float(res["n"]), row[2] + float(res["correct"])]
+            out.append(row)
+    return out
