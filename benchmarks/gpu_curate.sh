@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The GPU figures of issue 26 in one call (≤ 9 min): curate's WhisperX path (wx-3s; see benchmarks/gpu_curate.py
+# for what is substituted or skipped) with backend: transformers on ≥ 1 h of real recordings.
+#   here:  python -m benchmarks.gpu_curate pack --out bench_pack        # ≤ 64 MiB, git-ignored; needs the venv
+#   there: bash benchmarks/gpu_curate.sh [PACK_DIR] [OUT_DIR]           # torch, transformers, numpy, pyarrow, pyyaml
+# SMOKE=1 runs it on CPU with a few seconds of audio (the tests do this).
+set -uo pipefail
+PACK=${1:-bench_pack}
+OUT=${2:-${OUT:-bench_out}}
+mkdir -p "$OUT"
+PY=${PYTHON:-python}
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+unset PYTHONPATH  # the packed curate code, not a checkout's
+if [ -n "${SMOKE:-}" ]; then
+    ARGS="--device cpu --hours ${HOURS:-0.002} --beam-size 1 --batch-size 4 --threads 1"
+else
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+    ARGS="--device cuda --hours ${HOURS:-1.0}"
+fi
+$PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
+    | tee -a "$OUT/gpu.txt"
+# shellcheck disable=SC2086
+timeout "${LIMIT_S:-500}" $PY "$PACK/code/benchmarks/gpu_curate.py" run --dir "$PACK" --out "$OUT" $ARGS \
+    2>&1 | grep -v "generation_config\|custom logits processor\|attention mask" | tee "$OUT/gpu_curate.txt"
+exit "${PIPESTATUS[0]}"
