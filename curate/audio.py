@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from curate.errors import CurateError, one_line
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
@@ -34,7 +36,7 @@ SIGNED_URL_S = 6 * 3600  # a presigned object URL handed to ffmpeg stays valid t
 STDERR_TAIL_BYTES = 8192  # how much of ffmpeg's stderr is kept for an error message (it may print megabytes)
 
 
-class AudioDecodeError(RuntimeError):
+class AudioDecodeError(CurateError, RuntimeError):
     """A recording's audio cannot be read. Becomes a failure row; the run goes on."""
 
     def __init__(self, path: str | Path, problem: str):
@@ -54,6 +56,7 @@ class AudioInfo:
     num_channels: int
     codec: str
     header_duration_s: float | None = None  # what the header claims, when it claims more than the file holds
+    content: str | None = None  # the file's content fingerprint (curate.catalog.content), set by ingest's probe
 
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -64,7 +67,8 @@ def is_url(path: str | Path) -> bool:
     return isinstance(path, str) and bool(_URL.match(path)) and not path.startswith("file://")
 
 
-def _local(path: str | Path) -> str | Path:
+def local_path(path: str | Path) -> str | Path:
+    """A catalog's audio path as curate opens it: a URL stays a string, anything else (``file://`` too) a Path."""
     return path if is_url(path) else Path(path.removeprefix("file://") if isinstance(path, str) else path)
 
 
@@ -111,13 +115,17 @@ def _ffmpeg() -> str:
 
 def _check_file(path: str | Path) -> None:
     if is_url(path):
-        fs, p = url_fs(path)
+        try:
+            fs, p = url_fs(path)
+        except Exception as e:  # no such scheme, no backend for it, or one that connects when made (ftp, hdfs)
+            why = f"unsupported or unreachable URL scheme {str(path).split('://', 1)[0]}://"
+            raise AudioDecodeError(path, f"{why} ({type(e).__name__}: {one_line(e)})") from None
         try:
             size = fs.info(p).get("size")
         except FileNotFoundError:
             raise AudioDecodeError(path, "object not found") from None
-        except OSError as e:
-            raise AudioDecodeError(path, f"cannot open it: {e}") from None
+        except Exception as e:  # a backend's own errors (no credentials, refused, unreachable): one failure row
+            raise AudioDecodeError(path, f"cannot open it ({type(e).__name__}: {one_line(e)})") from None
         if size == 0:
             raise AudioDecodeError(path, "empty file (0 bytes)")
         return
@@ -171,7 +179,7 @@ def _wav_claimed_frames(path: str | Path, info) -> int | None:
 
 def probe(path: str | Path) -> AudioInfo:
     """Duration, native rate, channels and codec, from the header only (no decoding)."""
-    path = _local(path)
+    path = local_path(path)
     _check_file(path)
     info = _sf_info(path)
     if info is not None and info.frames > 0:
@@ -344,7 +352,7 @@ def load(
 ) -> np.ndarray:
     """Decode ``[start_s, end_s)`` of ``path`` to mono float32 at ``sr`` (the whole file by default).
     ``timeout_s``: an ffmpeg decode running longer is killed (:class:`DecodeTimeout`)."""
-    path = _local(path)
+    path = local_path(path)
     _check_file(path)
     if end_s is not None and end_s <= start_s:
         return np.zeros(0, dtype=np.float32)
@@ -375,7 +383,7 @@ def stream(
     ``timeout_s``: the whole decode (including the caller's time between blocks) is killed after this many
     seconds and raises :class:`DecodeTimeout`. ``diagnostics`` (a dict) receives ``stderr_bytes`` and
     ``last_error``: what the decoder reported about damaged data."""
-    path = _local(path)
+    path = local_path(path)
     _check_file(path)
     cmd = [_ffmpeg(), "-nostdin", "-v", "error", "-i", _ffmpeg_input(path), *_pcm_out(sr)]
     block_bytes = int(block_s * sr) * 4

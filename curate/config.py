@@ -28,12 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from curate import registry
 from curate.errors import ConfigError
 from curate.stages.base import Aggregate, AudioPass, Filter, Stage, Transform
-from curate.yamlconf import build_dataclass, read_yaml_mapping
+from curate.yamlconf import build_dataclass, parse_set, read_yaml_mapping
 
 
 @dataclass
@@ -157,15 +155,12 @@ def check_models(pipeline: Pipeline) -> None:
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """``stage.param=value`` sets ``param`` on every stage named ``stage``; ``settings.key=value`` too.
     Values are parsed as YAML (``3``, ``true``, ``[a, b]``)."""
-    for item in overrides:
-        key, sep, value = item.partition("=")
+    shape = "STAGE.PARAM=VALUE or settings.KEY=VALUE"
+    for key, parsed in parse_set(overrides, shape):
+        item = key
         target, dot, param = key.partition(".")
-        if not sep or not dot or not param:
-            raise ConfigError(f"--set {item!r}: expected STAGE.PARAM=VALUE or settings.KEY=VALUE")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:  # not YAML (e.g. a strptime format "%d/%m/%Y"): the text itself
-            parsed = value
+        if not dot or not param:
+            raise ConfigError(f"--set {key!r}: expected {shape}")
         if target == "settings":
             raw.setdefault("settings", {})[param] = parsed
             continue

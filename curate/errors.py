@@ -11,12 +11,58 @@ their module; these cross every boundary, so they live here and nothing below th
 
 from __future__ import annotations
 
+import re
 
-class ConfigError(ValueError):
+# What a failure that may not happen again looks like (a file or a mount away for a while, an I/O or network
+# error, a decode that stalled on slow storage): a rerun of the same command tries these recordings again.
+# Everything else (damaged audio, a stage's own error, the stage watchdog's kill) is remembered.
+TRANSIENT_PROBLEMS = (
+    "file not found",
+    "object not found",
+    "cannot open it",
+    "reading it failed",
+    "decoding took longer than",
+    "no such file or directory",
+    "input/output error",
+    "stale file handle",
+    "connection",
+    "timed out",
+    "temporary failure",
+    "network",
+)
+TRANSIENT_TYPES = ("FileNotFoundError", "ConnectionError", "TimeoutError", "DecodeTimeout", "OSError", "IOError")
+
+
+def is_transient(error_type: str, message: str) -> bool:
+    """Is a failure row (its ``error_type`` and ``message``) one a rerun should try again? The one rule."""
+    if error_type in ("StageTimeout", "WorkerCrash", "Warning"):
+        return False
+    text = message.lower()
+    return error_type in TRANSIENT_TYPES or any(p in text for p in TRANSIENT_PROBLEMS)
+
+
+_POINTER = re.compile(r"\b0x[0-9a-fA-F]{6,16}\b")
+
+
+def one_line(e: BaseException | str, limit: int = 200) -> str:
+    """A message as one short line that is the same in every run: whitespace collapsed (a backend's message may
+    run to many lines), pointer addresses (``0x7f3a…``, which differ between identical runs) replaced by
+    ``0x…``, cut at ``limit`` characters."""
+    text = " ".join(_POINTER.sub("0x…", str(e)).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class CurateError(Exception):
+    """The base of every error curate raises on purpose: its message says what was expected, where, and how to
+    fix it, so the command line prints it as one line (``error: …``) and exits 2, without a traceback. Anything
+    else is a bug and keeps its traceback."""
+
+
+class ConfigError(CurateError, ValueError):
     """A pipeline or stage configuration is invalid. Raised before any data moves."""
 
 
-class RecordingError(RuntimeError):
+class RecordingError(CurateError, RuntimeError):
     """A problem with one recording (its audio, its metadata). Becomes a failure row; the run goes on."""
 
 
@@ -33,7 +79,7 @@ class StageTimeout(RecordingError):
         return (type(self), (str(self), self.stage))
 
 
-class RunDirError(RuntimeError):
+class RunDirError(CurateError, RuntimeError):
     """The output directory holds something else, or a different run."""
 
 
@@ -41,4 +87,13 @@ class UnknownVariantError(RunDirError, FileNotFoundError):
     """A run directory has no variant of that name; the message lists the variants it has."""
 
 
-__all__ = ["ConfigError", "RecordingError", "StageTimeout", "RunDirError", "UnknownVariantError"]
+__all__ = [
+    "is_transient",
+    "one_line",
+    "CurateError",
+    "ConfigError",
+    "RecordingError",
+    "StageTimeout",
+    "RunDirError",
+    "UnknownVariantError",
+]

@@ -1,8 +1,8 @@
 """The only Parquet reader/writer of the project.
 
 Every write passes an explicit schema from :mod:`curate.schema`, stamps the schema version into the
-Parquet key-value metadata, and is atomic (temp file in the same directory, then ``os.replace``). Files get
-the mode a plain ``open()`` would give them (0666 minus the umask), so a group-readable umask shares runs.
+Parquet key-value metadata, and is atomic and durable (temp file in the same directory, fsync, ``os.replace``,
+fsync of the directory). Files get the mode a plain ``open()`` would give them (0666 minus the umask), so a group-readable umask shares runs.
 Readers refuse a file whose schema version differs, with a message that says what to do.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.errors import CurateError
 from curate.schema import (
     KIND_KEY,
     SCHEMA_VERSION,
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 _told: set[str] = set()  # directories already told that they hold an older schema version
 
 
-class SchemaMismatchError(RuntimeError):
+class SchemaMismatchError(CurateError, RuntimeError):
     """A manifest was written by another schema version (or is not a curate manifest)."""
 
 
@@ -75,6 +76,28 @@ def _atomic_path(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
+def _durable_replace(tmp: str, path: Path) -> None:
+    """Move a finished temp file into place so that it survives a crash: its bytes are on disk before the
+    rename, and the rename is on disk before we return (a completion marker never names a part that a power
+    loss could leave empty)."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a platform without directory handles: the rename is as durable as it gets
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     with writing(path):
@@ -82,7 +105,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            os.replace(tmp, path)
+            _durable_replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -107,6 +130,9 @@ def write_table(path: str | Path, table: pa.Table, kind: str) -> Path:
     """Write ``table`` atomically, cast to the schema of ``kind``, stamped with the schema version."""
     path = Path(path)
     schema = SCHEMAS[kind]
+    for f in schema:  # a nullable column an older file lacks (read, then rewritten) is written empty
+        if f.name not in table.schema.names and f.nullable:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
     if table.schema.names != schema.names:
         table = table.select(schema.names) if set(schema.names) <= set(table.schema.names) else table
     table = table.cast(schema).replace_schema_metadata(
@@ -117,7 +143,7 @@ def write_table(path: str | Path, table: pa.Table, kind: str) -> Path:
         os.close(fd)
         try:
             pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, path)
+            _durable_replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -153,7 +179,7 @@ def writer(path: str | Path, kind: str, row_group_rows: int | None = None) -> It
         try:
             with pq.ParquetWriter(tmp, schema, compression="zstd") as w:
                 yield PartWriter(w, kind, row_group_rows)
-            os.replace(tmp, path)
+            _durable_replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

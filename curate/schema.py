@@ -46,6 +46,7 @@ class Recording:
     published: str | None = None  # ISO 8601 as given, normalised to YYYY-MM-DD[THH:MM:SS]
     language: str | None = None
     metadata: str | None = None  # JSON object of every other catalog column
+    content: str | None = None  # the file's content fingerprint at ingest (curate.audio.content_fingerprint)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Probe:
     header_duration_s: float | None = None
     error_path: str | None = None
     error: str | None = None
+    content: str | None = None  # the file's content fingerprint (curate.audio.content_fingerprint)
 
 
 @dataclass(frozen=True)

@@ -173,8 +173,9 @@ def format_table(stats: dict[str, Any]) -> str:
 
 
 def write_stats(out_dir: Path, stats: dict[str, Any]) -> None:
-    manifest.write_json(out_dir / "stats.json", stats)
-    manifest.atomic_write_text(out_dir / "stats.md", format_table(stats))
+    run = RunDir(out_dir)
+    manifest.write_json(run.stats_json, stats)
+    manifest.atomic_write_text(run.stats_md, format_table(stats))
 
 
 # The variant a demo or a quick pre-training uses when none is named: the thesis' best pre-training data
@@ -191,7 +192,7 @@ def best_variant(stats: dict[str, Any]) -> str:
 
 
 def load_stats(out_dir: str | Path) -> dict[str, Any]:
-    p = Path(out_dir) / "stats.json"
+    p = RunDir(out_dir).stats_json
     if not p.exists():
         raise FileNotFoundError(f"{out_dir}: no stats.json (is this a finished curate run directory?)")
     return json.loads(p.read_text())

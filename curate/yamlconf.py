@@ -88,13 +88,64 @@ def build_dataclass(cls: type, params: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {e}") from None
 
 
+MAX_YAML_NODES = 200_000  # a config is a few hundred nodes; a 1 KB alias bomb expands to billions
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for once every alias is expanded (shared nodes counted each time)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a recursive alias counts once
+    if isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_expanded_size(c, memo) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        n = 1
+    memo[key] = n
+    return n
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing a document whose aliases expand past ``MAX_YAML_NODES`` (a "billion laughs"
+    document, which would cost minutes and gigabytes in whatever walks it)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise yaml.YAMLError(f"its aliases expand to more than {MAX_YAML_NODES:,} values")
+        return super().construct_document(node)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text → Python values: the safe loader, with aliases bounded (every YAML curate reads goes here)."""
+    return yaml.load(text, Loader=_BoundedLoader)
+
+
+def parse_set(items: list[str] | None, shape: str = "KEY=VALUE") -> list[tuple[str, Any]]:
+    """The one ``--set`` parser: each ``KEY=VALUE`` → ``(KEY, value)``, the value read as YAML (``3``, ``true``,
+    ``[a, b]``) or, when it is not YAML (a strptime format ``%d/%m/%Y``), as its text. ``shape`` names the form
+    the command expects, for the error. Each caller says what a KEY addresses."""
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected {shape}")
+        try:
+            parsed = load_yaml(value)
+        except yaml.YAMLError:
+            parsed = value
+        out.append((key.strip(), parsed))
+    return out
+
+
 def read_yaml_mapping(path: str | Path, what: str = "config", error: type[Exception] = ConfigError) -> dict[str, Any]:
     """A YAML file whose top level is a mapping (empty file → ``{}``), or ``error`` naming the file and problem."""
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: {what} file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise error(f"{path}: not valid YAML ({e})") from None
     if not isinstance(raw, dict):
@@ -102,4 +153,4 @@ def read_yaml_mapping(path: str | Path, what: str = "config", error: type[Except
     return raw
 
 
-__all__ = ["build_dataclass", "read_yaml_mapping"]
+__all__ = ["build_dataclass", "load_yaml", "parse_set", "read_yaml_mapping"]

@@ -9,6 +9,7 @@ import pytest
 from curate import audio, manifest
 from curate.catalog import ingest
 from curate.config import load_pipeline, parse_pipeline
+from curate.rundir import RunDir
 from curate.runners import probes, streaming
 from curate.runners.driver import collect_failures, plan_shards, prepare, run_filters
 from curate.schema import recording_from_row
@@ -83,7 +84,7 @@ def test_chunked_prepare_equals_the_in_memory_path(messy, tmp_path, monkeypatch)
         assert plan.shard_recordings(i) == [by_id[r] for r in shard]
         assert plan.shard_duration_s(i).tolist() == [by_id[r].duration_s for r in shard]
     assert plan.num_recordings == len(res.recordings)
-    assert len(list((out / probes.PROBES_DIR).glob("part-*.parquet"))) == 5  # one checkpoint per distinct file
+    assert len(list(RunDir(out).probes_dir.glob("part-*.parquet"))) == 5  # one checkpoint per distinct file
 
 
 class Killed(RuntimeError):
@@ -107,7 +108,7 @@ def test_a_killed_ingest_probes_only_the_files_left(tmp_path, monkeypatch):
     out = tmp_path / "run"
     with pytest.raises(Killed):
         prepare(pipe, catalog, out)
-    assert len(list((out / probes.PROBES_DIR).glob("part-*.parquet"))) == 2
+    assert len(list(RunDir(out).probes_dir.glob("part-*.parquet"))) == 2
     assert not (out / "recordings.parquet").exists() and not list(out.rglob("*.tmp"))
 
     calls.clear()
@@ -131,7 +132,7 @@ def test_a_plan_without_its_recordings_file_resumes(tmp_path):
     catalog = make_archive(tmp_path / "arch", n=5, duration_s=3.0)
     pipe = load_pipeline(SEQ, ["settings.shard_size=2"])
     first = prepare(pipe, catalog, tmp_path / "run")
-    (tmp_path / "run" / streaming.PLAN_RECORDINGS).unlink()
+    RunDir(tmp_path / "run").plan_recordings.unlink()
     again = prepare(pipe, catalog, tmp_path / "run")
     want = {
         r["recording_id"]: recording_from_row(r) for r in _rows(tmp_path / "run" / "recordings.parquet", "recordings")
@@ -178,9 +179,9 @@ def test_ray_probes_give_the_recordings_of_thread_probes(messy, tmp_path):
     for name, kind in [("recordings.parquet", "recordings"), ("decisions.parquet", "decisions")]:
         assert _rows(tmp_path / "ray" / name, kind) == _rows(tmp_path / "threads" / name, kind)
     assert collect_failures(tmp_path / "ray") == collect_failures(tmp_path / "threads")
-    stored = _rows(tmp_path / "ray" / probes.PROBES_DIR, "probes")
+    stored = _rows(RunDir(tmp_path / "ray").probes_dir, "probes")
     assert sorted(json.dumps(r, sort_keys=True) for r in stored) == sorted(
-        json.dumps(r, sort_keys=True) for r in _rows(tmp_path / "threads" / probes.PROBES_DIR, "probes")
+        json.dumps(r, sort_keys=True) for r in _rows(RunDir(tmp_path / "threads").probes_dir, "probes")
     )
 
 

@@ -145,3 +145,73 @@ def test_no_merge_conflict_markers_left():
                 if line.startswith(("<<<<<<< ", ">>>>>>> ")):
                     bad.append(f"{p.relative_to(repo)}:{n}")
     assert not bad, bad
+
+
+# The run directory's names (curate/rundir/layout.py owns them): a file name spelled whole anywhere, a folder
+# name joined onto a path (``x / "variants"``, ``joinpath("_progress")``) or leading a relative path string.
+RUN_FILES = {
+    "run.json",
+    "recordings.parquet",
+    "decisions.parquet",
+    "failures.parquet",
+    "warnings.parquet",
+    "repeats.parquet",
+    "stats.json",
+    "stats.md",
+    "quality.json",
+    "plan.json",
+    "prepare.json",
+    "plan_recordings.parquet",
+    "ingest_failures.parquet",
+    "ingest_probe_failures.parquet",
+    "audio_pass_failures.parquet",
+    "curate.log",
+}
+RUN_DIRS = {"_progress", "variants", "rejected", "scores", "fingerprints", "done", "poison", "running", "probes"}
+# Modules whose own output folders are not run directories and reuse one of these words for themselves.
+RUN_PATH_ALLOWED: dict[str, set[str]] = {}
+
+
+def run_path_spellings(path: Path) -> list[str]:
+    """Every place in ``path`` that spells a run-directory path, as ``line: text``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+
+    def text(node: ast.AST) -> str | None:
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+    for node in ast.walk(tree):
+        s = text(node)
+        if s is not None:
+            stripped = s.strip("/")
+            head = stripped.split("/", 1)[0]
+            a_file = stripped in RUN_FILES or ("/" in stripped and stripped.rsplit("/", 1)[-1] in RUN_FILES)
+            a_folder = "/" in stripped and head in RUN_DIRS and " " not in stripped
+            if a_file or a_folder:
+                found.append((node.lineno, s))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and text(node.right) in RUN_DIRS:
+            found.append((node.lineno, text(node.right)))
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("joinpath", "join"):
+            found += [(a.lineno, text(a)) for a in node.args if text(a) in RUN_DIRS]
+    return [f"{n}: {s!r}" for n, s in sorted(found)]
+
+
+@pytest.mark.parametrize(
+    "module", sorted(m for m in MODULES if m != "curate.rundir" and not m.startswith("curate.rundir."))
+)
+def test_only_the_run_directory_spells_its_paths(module):
+    """``RunDir`` owns the layout: every other module asks it for paths (add a method there if one is missing)."""
+    bad = [
+        s for s in run_path_spellings(MODULES[module]) if s.split(": ", 1)[1] not in RUN_PATH_ALLOWED.get(module, ())
+    ]
+    assert not bad, f"{module} spells run-directory paths (ask curate.rundir.RunDir): {bad}"
+
+
+def test_the_run_path_rule_catches_spellings(tmp_path):
+    """The rule sees the ways a path gets spelled (so the test above can fail)."""
+    src = tmp_path / "m.py"
+    src.write_text(
+        'a = out / "_progress" / "done"\nb = out / "run.json"\nc = f"{root}/variants/seq"\n'
+        'd = p.joinpath("scores")\ne = "_progress/plan.json"\nok = stats["variants"]\nmsg = "no run.json here"\n'
+    )
+    assert [s.split(":")[0] for s in run_path_spellings(src)] == ["1", "1", "2", "3", "4", "5"]

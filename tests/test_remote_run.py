@@ -18,8 +18,9 @@ from curate import manifest
 from curate.cli.app import app
 from curate.config import load_pipeline
 from curate.errors import RunDirError
-from curate.runners import remote, run_pipeline
-from curate.runners.shard import node_run_dir
+from curate.rundir import RunDir, StagedRunDir
+from curate.rundir import mirror as remote
+from curate.runners import run_pipeline
 from curate.testing import make_archive, make_catalog
 
 BUCKET = "curate-test"
@@ -58,7 +59,9 @@ def segments(run_dir: Path) -> list[tuple]:
 
 
 def local_files(run_dir: Path) -> set[str]:
-    return {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()}
+    """Every file of a local run directory but its lock (a run in a bucket is locked beside its staging copy)."""
+    lock = RunDir(run_dir).lock_file
+    return {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file() and p != lock}
 
 
 def test_a_run_in_a_bucket_holds_the_files_of_a_local_run(catalog, reference, s3, staging):
@@ -309,7 +312,7 @@ def test_a_worker_on_another_node_fetches_the_prepared_files_not_the_shards(cata
     url = f"s3://{BUCKET}/runs/node"
     run_pipeline(load_pipeline("pipelines/seq.yaml", SHARDS), catalog, url, runner="local")
     monkeypatch.setenv(remote.STAGING_ENV, str(staging.parent / "other-node"))
-    local = node_run_dir("/the/driver/staging/copy", url)
+    local = StagedRunDir(url, "/the/driver/staging/copy").on_node().path
     assert local == remote.staging_dir(url) and local.is_relative_to(staging.parent / "other-node")
     assert (local / "_progress" / "plan.json").is_file() and (local / "recordings.parquet").is_file()
     assert not (local / "variants").exists() and not (local / "_progress" / "done").exists()

@@ -132,20 +132,21 @@ def test_ray_worker_blocked_in_native_code_is_killed_and_the_retried_shard_finis
 def test_a_recording_with_a_poison_note_is_not_tried_again(tmp_path, path):
     """Both shard paths (one worker runs every stage; a pool per stage) read the note before calling the stage:
     the stage never runs on that recording again (it would time out after 2 s with another message)."""
-    from curate.runners.shard import ShardState, poison_dir, process_shard
+    from curate.rundir import RunDir
+    from curate.runners.shard import ShardState, process_shard
     from curate.runners.watchdog import note_path
     from curate.testing import fake_recording
 
     _, pipe = stall_pipeline()
     recs = [fake_recording(rid, 5.0 + i) for i, rid in enumerate(["a", "stuck", "b"])]
     note = {"recording_id": "stuck", "stage": "test_stall", "limit_s": 2.0, "grace_s": 1.0, "duration_s": 6.0}
-    manifest.write_json(note_path(poison_dir(tmp_path), "stuck"), note)
+    manifest.write_json(note_path(RunDir(tmp_path).poison_dir, "stuck"), note)
     for stage in pipe.transforms():
         stage.bind(pipe.settings)
     if path == "process_shard":
         summary = process_shard(pipe, 0, recs, tmp_path, verify=False)
     else:
-        state = ShardState(0, recs, out_dir=str(tmp_path))
+        state = ShardState(0, recs, run=RunDir(tmp_path))
         state.apply(pipe, pipe.passes[0].stages[0], first_of_pass=True, verify=False)
         summary = state.finish(pipe, tmp_path, 0.0)
     assert summary["processed"] == ["a", "b"] and summary["failed"] == ["stuck"]
@@ -204,7 +205,7 @@ def test_a_real_model_stage_is_stopped_and_its_model_still_works(realaudio, tmp_
 def test_a_watchdog_kill_in_a_bucket_run_leaves_its_note_in_the_bucket(catalog, tmp_path, s3, monkeypatch):
     """A run directory on object storage is pulled afresh by the rerun: the note must be in the bucket, or the
     rerun would hang on the same recording and be killed again."""
-    from curate.runners import remote
+    from curate.rundir import mirror as remote
 
     monkeypatch.setenv(remote.STAGING_ENV, str(tmp_path / "staging"))
     raw, _ = stall_pipeline(how="native", watchdog_grace_s=1.0)

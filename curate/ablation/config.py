@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import ConfigError
+from curate.rundir import RunDir
 from curate.yamlconf import build_dataclass
 
 MEASURES = ("finetune", "probe")
@@ -235,7 +236,7 @@ def check_inputs(spec: AblationSpec) -> None:
     for c in spec.cells:
         run_dir = Path(c.run_dir or spec.data["run_dir"])
         variant = c.variant or spec.data.get("variant")
-        target = run_dir / "variants" / variant if variant else run_dir
+        target = RunDir(run_dir).variant_path(variant) if variant else run_dir
         if not target.exists():
             problems.append(f"cell {c.name}: {target} does not exist")
     datasets = dict(spec.eval)

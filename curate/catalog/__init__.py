@@ -10,6 +10,7 @@ resolved against the catalog's directory, local or URL. URLs stay strings (``Pat
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -23,7 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from curate import audio
+from curate.catalog.content import fingerprint_or_none
 from curate.catalog.read import REQUIRED, CatalogError, clean_column, iter_catalog, read_catalog
+from curate.errors import one_line
 from curate.schema import Failure, Recording
 
 log = logging.getLogger(__name__)
@@ -100,9 +103,10 @@ def probe_distinct(
 
     def one(path: str | Path) -> audio.AudioInfo | audio.AudioDecodeError:
         try:
-            return audio.probe(path)
+            info = audio.probe(path)
         except audio.AudioDecodeError as e:
             return e
+        return dataclasses.replace(info, content=fingerprint_or_none(path))  # checked before the audio is used
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         return dict(zip((k for k, _ in items), pool.map(one, [p for _, p in items]), strict=True))
@@ -121,7 +125,7 @@ def _row_recording(
     path or URL stored in the Recording."""
     rid = str(row["recording_id"]).strip()
     if isinstance(info, audio.AudioDecodeError):
-        return None, [Failure(rid, STAGE, "AudioDecodeError", str(info), str(path))]
+        return None, [Failure(rid, STAGE, "AudioDecodeError", one_line(info, 4000), str(path))]
     if info.duration_s < min_duration_s:
         msg = f"{path}: {info.duration_s:.2f} s of audio, shorter than {min_duration_s} s"
         return None, [Failure(rid, STAGE, "TooShort", msg, str(path))]
@@ -158,6 +162,7 @@ def _row_recording(
         published=published,
         language=row.get("language"),
         metadata=json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None,
+        content=info.content,
     )
     return rec, out
 

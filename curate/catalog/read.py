@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from curate import audio
+from curate.errors import CurateError
 
 REQUIRED = ("recording_id", "audio_path")
 
 
-class CatalogError(ValueError):
+class CatalogError(CurateError, ValueError):
     """The catalog as a whole cannot be used (unreadable, wrong format, required column missing)."""
 
 

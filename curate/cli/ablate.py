@@ -27,9 +27,10 @@ def _dataset(text: str, what: str) -> dict[str, Any]:
     from curate.ablation.config import check_dataset
     from curate.cli.console import fail
     from curate.errors import ConfigError
+    from curate.yamlconf import load_yaml
 
     try:
-        return check_dataset(yaml.safe_load(text), what)
+        return check_dataset(load_yaml(text), what)
     except (yaml.YAMLError, ConfigError) as e:
         fail(f"{what}: {e}")
     raise AssertionError("unreachable")
@@ -210,20 +211,17 @@ def register(app: typer.Typer) -> None:
 
 
 def _config_dict(path: Path | None, overrides: list[str] | None) -> dict[str, Any]:
-    import yaml
-
     from curate.errors import ConfigError
+    from curate.yamlconf import load_yaml
 
     raw: dict[str, Any] = {}
     if path is not None:
         if not path.is_file():
             raise ConfigError(f"{path}: no such fine-tuning config")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path.read_text()) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping")
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        raw[key] = yaml.safe_load(value)
+    from curate.yamlconf import parse_set
+
+    raw.update(parse_set(overrides))
     return raw

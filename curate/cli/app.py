@@ -14,7 +14,7 @@ import typer
 import typer.core
 
 from curate.cli import ablate, corrupt, demo, derive, export, models, pretrain, quality, run
-from curate.cli.console import console, setup_logging
+from curate.cli.console import console, fail, setup_logging
 
 
 def _flag_type_rich(self, ctx) -> str | None:
@@ -26,7 +26,22 @@ def _flag_type_rich(self, ctx) -> str | None:
 _option_type_rich = typer.core.TyperOption.display_type_rich
 typer.core.TyperOption.display_type_rich = _flag_type_rich
 
+
+class _Commands(typer.core.TyperGroup):
+    """Every command's :class:`~curate.errors.CurateError` is caught here, once: one ``error: …`` line and exit
+    status 2 (the message says what to fix); any other exception is a bug and keeps its traceback."""
+
+    def invoke(self, ctx):
+        from curate.errors import CurateError
+
+        try:
+            return super().invoke(ctx)
+        except CurateError as e:
+            fail(str(e))
+
+
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

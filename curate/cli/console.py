@@ -52,7 +52,7 @@ RunDirArgument = Annotated[
 def run_dir_here(run_dir: str) -> Path:
     """A run-directory argument as a local directory: a URL is pulled into its read-only staging copy."""
     from curate.errors import RunDirError
-    from curate.runners.remote import local_copy
+    from curate.rundir.mirror import local_copy
 
     try:
         return local_copy(run_dir)
@@ -65,7 +65,7 @@ def run_dir_edited(run_dir: str) -> Iterator[Path]:
     """A run-directory argument that a command adds files to (derive, quality): a URL is pulled into its staging
     copy and what the command writes is pushed back when it succeeds."""
     from curate.errors import RunDirError
-    from curate.runners.remote import edited
+    from curate.rundir.mirror import edited
 
     try:
         with edited(run_dir) as local:

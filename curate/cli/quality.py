@@ -61,8 +61,10 @@ def _quality(
     """``shown``: the run directory as the user named it (a URL run is worked on in its staging copy)."""
     from curate import manifest
     from curate.cli.console import fail, out
+    from curate.rundir import RunDir
 
-    if not (run_dir / "decisions.parquet").is_file():
+    run = RunDir(run_dir)
+    if not run.decisions.is_file():
         fail(f"{run_dir}: not a curate run directory (no decisions.parquet)")
     results = None
     if reference is not None:
@@ -71,11 +73,11 @@ def _quality(
         if not reference.is_file():
             fail(f"{reference}: reference timeline not found")
         results = evaluate_run(run_dir, load_ground_truth(reference))
-        manifest.write_json(run_dir / "quality.json", as_dict(results))
+        manifest.write_json(run.quality_json, as_dict(results))
         out.print(format_quality(results, Targets()), soft_wrap=True)
-        out.print(f"written: {shown.rstrip('/')}/quality.json")
+        out.print(f"written: {shown.rstrip('/')}/{run.relative(run.quality_json)}")
     duplicates = duplicates or (reference.parent / "duplicates.json" if reference is not None else None)
-    if duplicates is not None and duplicates.is_file() and (run_dir / "repeats.parquet").is_file():
+    if duplicates is not None and duplicates.is_file() and run.repeats.is_file():
         import dataclasses
         import json
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,7 @@ def load_pipeline_or_exit(path: Path, overrides: list[str] | None):
 
 def staged(out_dir: str) -> Path:
     """Where a run's files are on this machine: the directory, or the staging copy of a URL run directory."""
-    from curate.runners.remote import is_remote, staging_dir
+    from curate.rundir.mirror import is_remote, staging_dir
 
     return staging_dir(out_dir.rstrip("/")) if is_remote(out_dir) else Path(out_dir)
 
@@ -62,29 +63,43 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Ray: one actor pool per model stage, each with its own resources")
         ] = False,
         set_: Annotated[list[str] | None, typer.Option("--set", help="override STAGE.PARAM=VALUE (repeatable)")] = None,
+        retry_failed: Annotated[
+            bool,
+            typer.Option(
+                help="resume and try every failed recording again (a rerun already retries files that were away)"
+            ),
+        ] = False,
     ) -> None:
         """Ingest, filter, de-duplicate and segment a catalog into a run directory."""
         from curate.catalog import CatalogError
         from curate.errors import RunDirError
+        from curate.rundir import RunDir
+        from curate.rundir.mirror import is_remote
+        from curate.runners.runlog import run_log
         from curate.stats import format_table, load_stats
 
         pipe = load_pipeline_or_exit(pipeline, set_)
+        # a local run logs into RUN/logs/curate.log (a bucket run's staging copy is replaced when it starts)
+        logging_to = run_log(RunDir(out).log_file) if not is_remote(out) else contextlib.nullcontext()
         try:
-            result = run_with_progress(
-                pipe,
-                catalog,
-                out,
-                runner=runner.value,
-                ray_address=ray_address,
-                num_workers=workers,
-                stage_pools=stage_pools,
-            )
+            with logging_to:
+                result = run_with_progress(
+                    pipe,
+                    catalog,
+                    out,
+                    runner=runner.value,
+                    ray_address=ray_address,
+                    num_workers=workers,
+                    stage_pools=stage_pools,
+                    retry_failed=retry_failed,
+                )
         except (CatalogError, RunDirError, ValueError) as e:
             fail(str(e))
         out_console_stats(staged(out), load_stats, format_table, out)
         counts = result["counts"]
         if counts["failed"] and not counts["processed"]:
-            fail(f"every recording failed ({counts['failed']}): see {out.rstrip('/')}/failures.parquet", code=1)
+            failures = RunDir(out).relative(RunDir(out).failures)
+            fail(f"every recording failed ({counts['failed']}): see {out.rstrip('/')}/{failures}", code=1)
 
     @app.command()
     def stats(run_dir: RunDirArgument) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from curate.errors import CurateError
+
 KINDS = ("concat", "mix", "sub")
 MIX_SOURCES = ("speech", "noise", "music", "instrumental", "vocals")
 SUB_SOURCES = ("noise", "music")
@@ -25,7 +27,7 @@ PAIRINGS = ("same-session", "different-speaker")
 _EPS = 1e-12
 
 
-class ConditionError(ValueError):
+class ConditionError(CurateError, ValueError):
     """A corruption condition (name or YAML preset) is invalid. Raised before any audio is touched."""
 
 

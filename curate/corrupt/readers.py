@@ -24,7 +24,7 @@ from pathlib import Path
 from curate import audio, manifest
 from curate.corrupt.conditions import Condition
 from curate.corrupt.sources import AudioPool, Clip, Sources, Utterance
-from curate.errors import UnknownVariantError
+from curate.errors import CurateError, UnknownVariantError
 from curate.rundir import RunDir
 from curate.schema import Decision, Failure, Recording, Segment
 
@@ -34,7 +34,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 STAGE = "librispeech"
 
 
-class CorpusError(ValueError):
+class CorpusError(CurateError, ValueError):
     """A corpus directory does not have the expected layout."""
 
 
@@ -121,7 +121,8 @@ def librispeech_run_dir(
     from curate.stats import compute_stats, write_stats
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "run.json").exists():
+    run = RunDir(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not run.is_run():
         raise CorpusError(f"{out_dir} is not empty and is not a run directory; choose a new --out")
     t0 = time.time()
     utts, failures = scan_librispeech(root, subsets)
@@ -159,14 +160,14 @@ def librispeech_run_dir(
                     u.utterance_id, u.path, 0.0, info.duration_s, variant, text=u.text, language="en", speaker=u.speaker
                 )
             )
-    manifest.write_records(out_dir / "recordings.parquet", recs, "recordings")
-    manifest.write_records(out_dir / "decisions.parquet", decisions, "decisions")
-    manifest.write_records(out_dir / "failures.parquet", failures, "failures")
-    vdir = RunDir(out_dir).variant_path(variant)
+    manifest.write_records(run.recordings, recs, "recordings")
+    manifest.write_records(run.decisions, decisions, "decisions")
+    manifest.write_records(run.failures, failures, "failures")
+    vdir = run.variant_path(variant)
     for old in vdir.glob("part-*.parquet") if vdir.exists() else []:
         old.unlink()
     for k in range(0, max(len(segs), 1), part_rows):
-        manifest.write_records(vdir / f"part-{k // part_rows:05d}.parquet", segs[k : k + part_rows], "segments")
+        manifest.write_records(run.variant_part(variant, k // part_rows), segs[k : k + part_rows], "segments")
     input_s = sum(r.duration_s for r in recs)
     write_stats(out_dir, compute_stats(out_dir, [variant], input_s))
     catalog = pd.DataFrame(
@@ -180,8 +181,8 @@ def librispeech_run_dir(
             for r in recs
         ]
     )
-    manifest.atomic_write_text(out_dir / "catalog.csv", catalog.to_csv(index=False))
-    RunDir(out_dir).write_run(
+    manifest.atomic_write_text(run.catalog_csv, catalog.to_csv(index=False))
+    run.write_run(
         "librispeech-import",
         [variant],
         source=str(Path(root).resolve()),
@@ -205,7 +206,7 @@ def run_utterances(run_dir: str | Path, variant: str) -> tuple[list[Segment], li
     segs = manifest.read_segments(vdir)
     meta: dict[str, dict] = {}
     for row in manifest.read_table(
-        run_dir / "recordings.parquet", "recordings", columns=["recording_id", "metadata"]
+        RunDir(run_dir).recordings, "recordings", columns=["recording_id", "metadata"]
     ).to_pylist():
         meta[row["recording_id"]] = json.loads(row["metadata"]) if row["metadata"] else {}
     utts = []

@@ -26,7 +26,7 @@ from curate.corrupt.readers import run_utterances, scan_librispeech
 from curate.corrupt.sources import Sources, Utterance
 from curate.corrupt.transform import ConcatTransform, CorruptionTransform
 from curate.errors import RunDirError
-from curate.rundir import RunDir
+from curate.rundir import RunDir, safe_name
 from curate.schema import Decision, Failure, Recording, Segment
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def speech_segments(
     """Segments + pairing keys from a run directory (``variant``: default its only variant) or a LibriSpeech
     root (``limit`` utterances drawn with ``seed``, probed on the fly: enough for a preview)."""
     speech = Path(speech)
-    if (speech / "recordings.parquet").is_file():
+    if RunDir(speech).recordings.is_file():
         if variant is None:
             try:
                 variant = RunDir(speech).only_variant()
@@ -177,8 +177,7 @@ def render(
     order = batch_rng(seed, 0, 0, stream=3).permutation(len(groups))  # batches mix speakers, as in training
     groups = [groups[k] for k in order]
     batches = [groups[k : k + batch_size] for k in range(0, len(groups), batch_size)]
-    prog = out_dir / "_progress"
-    vdir = RunDir(out_dir).variant_path(new_variant)
+    run = RunDir(out_dir)
     fingerprint = {
         "condition": dataclasses.asdict(condition),
         "seed": seed,
@@ -187,7 +186,7 @@ def render(
         "variant": variant,
         "segments": len(segs),
     }
-    fp_file = prog / "render.json"
+    fp_file = run.progress_file("render.json")
     if fp_file.exists():
         saved = json.loads(fp_file.read_text())
         if saved != json.loads(json.dumps(fingerprint)):
@@ -200,8 +199,8 @@ def render(
     else:
         manifest.write_json(fp_file, fingerprint)
     for c in range(0, len(batches), chunk_batches):
-        part = f"part-{c // chunk_batches:05d}.parquet"
-        if (vdir / part).exists():
+        n = c // chunk_batches
+        if run.variant_part(new_variant, n).exists():
             if on_progress:
                 for b in batches[c : c + chunk_batches]:
                     on_progress(len(b), 0.0)
@@ -215,14 +214,14 @@ def render(
             )
             if on_progress:
                 on_progress(len(batches[bi]), audio_s)
-        manifest.write_records(prog / "recordings" / part, recs, "recordings")
-        manifest.write_records(prog / "failures" / part, fails, "failures")
-        manifest.write_records(vdir / part, out_segs, "segments")  # last: the chunk's completion marker
-    recs_t = manifest.read_table(prog / "recordings", "recordings")
-    manifest.write_table(out_dir / "recordings.parquet", recs_t, "recordings")
-    manifest.write_table(out_dir / "failures.parquet", manifest.read_table(prog / "failures", "failures"), "failures")
+        manifest.write_records(run.progress_part("recordings", n), recs, "recordings")
+        manifest.write_records(run.unit_failures(n), fails, "failures")
+        manifest.write_records(run.variant_part(new_variant, n), out_segs, "segments")  # last: the chunk's marker
+    recs_t = manifest.read_table(run.progress_parts("recordings"), "recordings")
+    manifest.write_table(run.recordings, recs_t, "recordings")
+    manifest.write_table(run.failures, manifest.read_table(run.unit_failures_dir, "failures"), "failures")
     manifest.write_records(
-        out_dir / "decisions.parquet",
+        run.decisions,
         [Decision(r, True, "kept") for r in recs_t.column("recording_id").to_pylist()],
         "decisions",
     )
@@ -277,7 +276,7 @@ def _render_batch(
     for k, (group, y) in enumerate(zip(items, outs, strict=True)):
         first = segs[group[0]]
         rid = first.segment_id if len(group) == 1 else f"{first.segment_id}+{segs[group[1]].segment_id}"
-        path = (out_dir / "audio" / f"{bi:06d}" / f"{rid}.flac").resolve()
+        path = (out_dir / "audio" / f"{bi:06d}" / safe_name(rid, ".flac")).resolve()
         _write_wav(path, y)
         dur = y.size / audio.SAMPLE_RATE
         total += dur

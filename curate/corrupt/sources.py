@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from curate import audio
+from curate.errors import CurateError
 
 log = logging.getLogger(__name__)
 
 
-class MissingSourceError(ValueError):
+class MissingSourceError(CurateError, ValueError):
     """A condition needs a source (noise, music, stems …) that was not given, or is empty."""
 
 

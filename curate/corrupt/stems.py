@@ -30,6 +30,7 @@ import numpy as np
 
 from curate import audio, manifest
 from curate.corrupt.sources import AudioPool, Clip
+from curate.errors import CurateError
 from curate.models.device import cuda_available, pick_device
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def stems_schema():
     return pa.schema([pa.field(n, getattr(pa, t)(), nullable=n in ("speech_ratio", "genre_top")) for n, t in _FIELDS])
 
 
-class StemsError(RuntimeError):
+class StemsError(CurateError, RuntimeError):
     """The separation model or the VAD model cannot be loaded, or a stems folder is not one."""
 
 

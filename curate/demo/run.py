@@ -82,9 +82,10 @@ def run_demo(
     console.rule("[bold]3. what the segments contain (against the archive's ground truth)")
     from curate import manifest
     from curate.quality import Targets, as_dict, evaluate_run, format_quality, load_ground_truth
+    from curate.rundir import RunDir
 
     quality = evaluate_run(run_dir, load_ground_truth(catalog.parent / "ground_truth.json"))
-    manifest.write_json(run_dir / "quality.json", as_dict(quality))
+    manifest.write_json(RunDir(run_dir).quality_json, as_dict(quality))
     console.print(format_quality(quality, Targets()), soft_wrap=True)
     console.print(
         "clean 1-spk: clean speech of each segment's main speaker; music includes speech over music; "

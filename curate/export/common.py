@@ -23,9 +23,11 @@ import pandas as pd
 
 from curate import __version__, manifest
 from curate.audio import SAMPLE_RATE
+from curate.errors import CurateError
 from curate.export.materialize import DEFAULT_SHARD_BYTES, ROW_COLUMNS
 from curate.export.select import Selection, select, write_selection
-from curate.runners import remote
+from curate.rundir import RunDir
+from curate.rundir import mirror as remote
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ SPLITS = ("train", "valid")
 META_COLUMNS = ROW_COLUMNS  # what every export manifest row carries of a segment
 
 
-class ExportError(RuntimeError):
+class ExportError(CurateError, RuntimeError):
     """An export cannot be made as asked (unknown format, empty selection, missing package …)."""
 
 
@@ -211,7 +213,7 @@ def export(
             f"{run_dir}: the selection '{sel.name}' leaves no segments of variant '{variant}' "
             f"(segments after each step: {steps})"
         )
-    recs = manifest.read_table(run_dir / "recordings.parquet", "recordings").to_pandas()
+    recs = manifest.read_table(RunDir(run_dir).recordings, "recordings").to_pandas()
     recs = recs[recs["recording_id"].isin(set(segments["recording_id"]))].sort_values("recording_id")
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(

@@ -13,6 +13,7 @@ path for 16 kHz mono WAV sources and an ``ffmpeg … |`` pipe for everything els
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import shlex
@@ -23,7 +24,7 @@ from curate import manifest
 from curate.export.common import ExportContext, meta_records
 
 log = logging.getLogger(__name__)
-_BAD = re.compile(r"\s")
+_BAD = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 _ILLEGAL = {"<s>", "</s>", "#0"}
@@ -44,7 +45,13 @@ def kaldi_text(text: str | None) -> str:
 
 
 def kaldi_id(s: str) -> str:
-    return _BAD.sub("_", str(s))
+    """A Kaldi id of a free-text id: whitespace and control characters become ``_`` (Kaldi splits lines on
+    whitespace), and an id that had any gains a short hash of the original, so two ids never collide."""
+    s = str(s)
+    out = _BAD.sub("_", s)
+    if out == s and out:
+        return out
+    return f"{out}_{hashlib.sha256(s.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 def wav_entry(path: str, sample_rate: int, num_channels: int) -> str:

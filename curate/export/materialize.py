@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +33,10 @@ import numpy as np
 import pandas as pd
 
 from curate import audio, manifest
+from curate.catalog.content import check_content
+from curate.errors import CurateError
+from curate.rundir import RunDir
+from curate.rundir import safe_name as rundir_safe_name
 from curate.schema import Failure, MaterializedSegment
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,6 @@ log = logging.getLogger(__name__)
 FORMATS = ("flac", "pcm16")
 SR = audio.SAMPLE_RATE
 DEFAULT_SHARD_BYTES = 1 << 30  # a new shard once this many bytes are written (materialize, webdataset)
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 ROW_COLUMNS = (  # the segment fields an index row / export manifest row carries
     "segment_id",
     "recording_id",
@@ -56,14 +58,13 @@ ROW_COLUMNS = (  # the segment fields an index row / export manifest row carries
 )
 
 
-class MaterializeError(RuntimeError):
+class MaterializeError(CurateError, RuntimeError):
     """The output directory holds another materialization, or the request is invalid."""
 
 
 def safe_name(name: str) -> str:
-    """A file-name-safe form of an id (no path separators, no leading dots)."""
-    out = _SAFE.sub("_", str(name)).lstrip(".")
-    return out or "_"
+    """A file-name-safe form of an id: :func:`curate.rundir.safe_name` (the one rule)."""
+    return rundir_safe_name(name)
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:
@@ -136,16 +137,26 @@ def segment_audio(audio_path: str, spans: list[tuple[float, float]]) -> Iterator
 # Plan and work units
 
 
-def _progress(out_dir: Path) -> Path:
-    return out_dir / "_progress"
-
-
+# A materialized directory keeps its resume state the way a run directory does (RunDir owns those paths).
 def _marker(out_dir: Path, unit: int) -> Path:
-    return _progress(out_dir) / "done" / f"unit-{unit:05d}.json"
+    return RunDir(out_dir).marker(f"unit-{unit:05d}")
 
 
 def _index_part(out_dir: Path, unit: int) -> Path:
-    return _progress(out_dir) / "index" / f"part-{unit:05d}.parquet"
+    return RunDir(out_dir).progress_part("index", unit)
+
+
+def _add_content(units: list[dict[str, Any]], run: RunDir) -> None:
+    """Give every row its recording's content fingerprint (``None`` for a run ingested before fingerprints)."""
+    import pyarrow.parquet as pq
+
+    if not run.recordings.is_file() or "content" not in pq.read_schema(run.recordings).names:
+        return
+    table = manifest.read_table(run.recordings, "recordings", ["recording_id", "content"])
+    content = dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+    for u in units:
+        for r in u["rows"]:
+            r["content"] = content.get(r["recording_id"])
 
 
 def plan_units(rows: pd.DataFrame, fmt: str, shard_bytes: int) -> list[dict[str, Any]]:
@@ -200,6 +211,7 @@ def materialize_unit(item: dict[str, Any]) -> dict[str, Any]:
         for rec_id, segs in by_rec.items():
             spans = [(r["start_s"], r["end_s"]) for r in segs]
             try:
+                check_content(segs[0]["audio_path"], segs[0].get("content"))
                 decoded = list(
                     _write_recording(
                         segs, segment_audio(segs[0]["audio_path"], spans), fmt, out_dir, sink, offset, shard_name
@@ -225,7 +237,7 @@ def materialize_unit(item: dict[str, Any]) -> dict[str, Any]:
         raise
     manifest.write_records(_index_part(out_dir, unit), index, "materialized")
     if failures:
-        manifest.write_records(_progress(out_dir) / "failures" / f"part-{unit:05d}.parquet", failures, "failures")
+        manifest.write_records(RunDir(out_dir).unit_failures(unit), failures, "failures")
     summary = {
         "unit": unit,
         "segments": len(index),
@@ -315,7 +327,9 @@ def materialize(
         segments = load_segments(run_dir, variant)
     units = plan_units(segments, fmt, shard_bytes)
     fp = _fingerprint(units, fmt, shard_bytes)
-    plan_file = _progress(out_dir) / "plan.json"
+    if run_dir is not None:  # each recording's content fingerprint from ingest: replaced audio is noticed
+        _add_content(units, RunDir(run_dir))
+    plan_file = RunDir(out_dir).plan_json
     if plan_file.exists():
         old = json.loads(plan_file.read_text())
         if old.get("fingerprint") != fp:
@@ -363,9 +377,9 @@ def _finalize(
     parts = [manifest.read_table(_index_part(out_dir, u["unit"]), "materialized") for u in units]
     table = pa.concat_tables(parts) if parts else manifest.to_table([], "materialized")
     manifest.write_table(out_dir / "index.parquet", table, "materialized")
-    fdir = _progress(out_dir) / "failures"
+    fdir = RunDir(out_dir).unit_failures_dir
     failures = manifest.read_table(fdir, "failures") if fdir.is_dir() else manifest.to_table([], "failures")
-    manifest.write_table(out_dir / "failures.parquet", failures, "failures")
+    manifest.write_table(RunDir(out_dir).failures, failures, "failures")
     ns = table.column("num_samples").to_numpy() if table.num_rows else np.zeros(0)
     info = {
         "format": fmt,

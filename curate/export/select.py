@@ -40,6 +40,7 @@ import yaml
 from curate import manifest
 from curate.errors import ConfigError
 from curate.rundir import RunDir
+from curate.yamlconf import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def parse_predicate(spec: Any, where: str) -> Predicate:
                 f"{', '.join([*_OPS, *_SET_OPS, *_NULL_OPS])}"
             )
         column, op, rest = m.groups()
-        value = yaml.safe_load(rest) if rest.strip() else None
+        value = load_yaml(rest) if rest.strip() else None
     elif isinstance(spec, dict) and "column" in spec and "op" in spec:
         column, op, value = spec["column"], spec["op"], spec.get("value")
     else:
@@ -167,11 +168,9 @@ def load_selection(path: str | Path | None = None, overrides: list[str] | None =
 
         raw = read_yaml_mapping(presets.locate("selection", path), "selection")
         origin = str(path)
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE or split.KEY=VALUE")
-        parsed = yaml.safe_load(value)
+    from curate.yamlconf import parse_set
+
+    for key, parsed in parse_set(overrides, "KEY=VALUE or split.KEY=VALUE"):
         if key.startswith("split."):
             raw.setdefault("split", {})[key[6:]] = parsed
         else:

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from curate.errors import CurateError
 from curate.models import bundled
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ BACKENDS = (
 ALIASES = {"openai-whisper": "whisper", "ct2": "faster-whisper", "fw": "faster-whisper", "hf": "transformers"}
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(CurateError, FileNotFoundError):
     """A model is neither a local path, in the model store, nor bundled, and downloading is not allowed."""
 
 

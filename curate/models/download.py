@@ -8,10 +8,12 @@ import os
 import shutil
 from pathlib import Path
 
+from curate.errors import CurateError
+
 log = logging.getLogger(__name__)
 
 
-class ModelFetchError(RuntimeError):
+class ModelFetchError(CurateError, RuntimeError):
     """A download failed (no internet, unknown name, gated repository …)."""
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from curate import manifest
 from curate.config import Pipeline, Settings, apply_overrides, parse_pipeline
-from curate.errors import ConfigError
+from curate.errors import ConfigError, CurateError
 from curate.rundir import RunDir
 from curate.runners.shard import RecordingOutput, derive_recording, recording_context
 from curate.schema import RejectedSegment, Segment, recording_from_row, segment_from_row
@@ -30,7 +30,7 @@ from curate.yamlconf import build_dataclass
 log = logging.getLogger(__name__)
 
 
-class DeriveError(RuntimeError):
+class DeriveError(CurateError, RuntimeError):
     """The run directory or the requested derivation does not fit."""
 
 
@@ -81,8 +81,7 @@ def derive(
     run = rd.read_run()
     settings = build_dataclass(Settings, (run.get("pipeline") or {}).get("settings") or {}, f"{rd.run_json}: settings")
     recordings = {
-        r["recording_id"]: recording_from_row(r)
-        for r in manifest.read_table(run_dir / "recordings.parquet", "recordings").to_pylist()
+        r["recording_id"]: recording_from_row(r) for r in manifest.read_table(rd.recordings, "recordings").to_pylist()
     }
     roots = sorted(
         {d.source for d in pipeline.derive}

@@ -30,14 +30,12 @@ from curate import audio, manifest
 from curate.config import Pipeline
 from curate.errors import RunDirError
 from curate.rundir import RunDir
-from curate.runners.probes import PROBES_DIR, Backend, ProbeCheckpoint
-from curate.runners.shard import PROGRESS_DIR, load_marker
+from curate.rundir.layout import PREPARE_FILES, PROBE_PARTS
+from curate.runners.probes import Backend, ProbeCheckpoint
+from curate.runners.resume import ingest_to_redo
+from curate.runners.shard import load_marker
 from curate.runners.streaming import (
-    AUDIO_PASS_FAILURES,
     GROUP_ROWS,
-    INGEST_CHECKS,
-    INGEST_PROBED,
-    PLAN_RECORDINGS,
     filter_run,
     ingest_to_run,
     positions_of,
@@ -57,18 +55,22 @@ class Plan:
     file, in shard order): the driver holds their ids and durations, and a shard's recordings are read when the
     shard is dispatched (:meth:`shard_recordings`)."""
 
-    out_dir: Path
+    run: RunDir  # the run directory (for a URL run, its staging copy, which publishes to the bucket)
     pipeline: Pipeline
     shards: list[list[str]]  # recording ids per shard, deterministic
     durations_s: np.ndarray  # of the kept recordings, in shard order
     num_recordings: int  # every ingested recording (kept or not)
-    remote: str | None = None  # a run directory on object storage, whose staging copy ``out_dir`` is
 
     def __post_init__(self) -> None:
+        self.run = RunDir.of(self.run)
         self.offsets = np.concatenate([[0], np.cumsum([len(s) for s in self.shards], dtype=np.int64)])
 
+    @property
+    def out_dir(self) -> Path:
+        return self.run.path
+
     def pending(self) -> list[int]:
-        return [i for i in range(len(self.shards)) if load_marker(self.out_dir, i) is None]
+        return [i for i in range(len(self.shards)) if not self.run.marker(i).is_file()]
 
     def shard_rows(self, shard_id: int) -> tuple[int, int]:
         """The row range of a shard in the plan's recordings file."""
@@ -85,7 +87,7 @@ class Plan:
         block = getattr(self, "_block", None)
         if block is None or not (block[0] <= start and stop <= block[1]):
             end = max(stop, min(start + GROUP_ROWS, int(self.offsets[-1])))
-            block = self._block = (start, end, read_shard(self.out_dir, start, end))
+            block = self._block = (start, end, read_shard(self.run, start, end))
         return block[2][start - block[0] : stop - block[0]]
 
     def processed_s(self, markers: list[dict[str, Any] | None]) -> float:
@@ -150,32 +152,20 @@ def apply_filters(df: pd.DataFrame, stages: list) -> list[Decision]:
     return run_filters(df, stages)[0]
 
 
-def bind_run(pipeline: Pipeline, out_dir: Path) -> None:
+def bind_run(pipeline: Pipeline, run: RunDir | Path) -> None:
     """Give every stage its run directory (stages that read or write run files, e.g. fingerprints, repeats)."""
-    run = RunDir(out_dir)
+    run = RunDir.of(run)
     for st in [*pipeline.filters, *pipeline.transforms()]:
         st.bind_run(run)
 
 
-# What prepare() writes before plan.json: a directory holding only these is a prepare that was killed
-PREPARE_FILES = {
-    "recordings.parquet",
-    "decisions.parquet",
-    PROGRESS_DIR,
-    INGEST_CHECKS,
-    INGEST_PROBED,
-    PLAN_RECORDINGS,
-    PROBES_DIR,
-    f"{PROGRESS_DIR}/prepare.json",
-    f"{PROGRESS_DIR}/{AUDIO_PASS_FAILURES}",
-}
-
-
-def _interrupted_prepare(out_dir: Path) -> bool:
-    """Does ``out_dir`` hold only what an interrupted :func:`prepare` leaves (its files and temp files)?"""
-    for p in out_dir.rglob("*"):
-        rel = p.relative_to(out_dir).as_posix()
-        probes = rel.startswith(f"{PROBES_DIR}/part-") and rel.endswith(".parquet")
+def _interrupted_prepare(run: RunDir) -> bool:
+    """Does ``run`` hold only what an interrupted :func:`prepare` leaves (its files and temp files)?"""
+    for p in run.path.rglob("*"):
+        if p.is_relative_to(run.damaged_dir):
+            continue
+        rel = run.relative(p)
+        probes = rel.startswith(f"{PROBE_PARTS}/part-") and rel.endswith(".parquet")
         if rel not in PREPARE_FILES and not probes and not (p.name.startswith(".") and p.name.endswith(".tmp")):
             return False
     return True
@@ -239,62 +229,71 @@ def plan_shards(
 def prepare(
     pipeline: Pipeline,
     catalog: str | Path,
-    out_dir: str | Path,
+    out_dir: RunDir | str | Path,
     on_ingest: Callable[[int], None] | None = None,
     probe_backend: Backend | None = None,
+    retry_failed: bool = False,
 ) -> Plan:
     """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command.
     ``probe_backend``: how distinct audio files are probed (driver threads by default; the Ray runner passes
-    Ray tasks); every probed chunk is checkpointed, so a rerun after a kill probes only what is left."""
-    if audio.is_url(out_dir):
+    Ray tasks); every probed chunk is checkpointed, so a rerun after a kill probes only what is left. A plan
+    whose ingest lost recordings to a transient error (every probe error with ``retry_failed``) is made again,
+    probing only those files (:mod:`curate.runners.resume` then redoes the shards whose recordings changed)."""
+    if not isinstance(out_dir, RunDir) and audio.is_url(out_dir):
         raise RunDirError(f"{out_dir}: prepare needs a local directory (run_pipeline stages a URL run directory)")
-    out_dir = Path(out_dir)
+    run = RunDir.of(out_dir)
+    out_dir = run.path
     catalog = catalog if audio.is_url(catalog) else Path(catalog).resolve()
-    plan_file = out_dir / PROGRESS_DIR / "plan.json"
-    started_file = out_dir / PROGRESS_DIR / "prepare.json"
-    bind_run(pipeline, out_dir)
+    plan_file = run.plan_json
+    started_file = run.prepare_json
+    bind_run(pipeline, run)
     fp = {
         "catalog": str(catalog),
         "catalog_sha256": _sha256(catalog) if audio.is_url(catalog) or catalog.is_file() else None,
         "pipeline": pipeline_fingerprint(pipeline),
     }
     source = json.loads(json.dumps(pipeline.source, default=str))
-    if plan_file.exists():
-        saved = json.loads(plan_file.read_text())
+    saved = run.read_state(plan_file)  # a damaged plan is set aside: the plan is made again
+    if saved is not None:
         refusal = _refusal(out_dir, saved, fp, source)
         if refusal:
             raise RunDirError(refusal)
-        log.info("resuming %s: %d shards planned", out_dir, len(saved["shards"]))
-        return _load_plan(out_dir, pipeline, saved["shards"])
-    if out_dir.exists() and any(out_dir.iterdir()):
+        lost = ingest_to_redo(run, retry_failed)
+        if not lost:
+            log.info("resuming %s: %d shards planned", out_dir, len(saved["shards"]))
+            return _load_plan(run, pipeline, saved["shards"])
+        log.warning(
+            "%s: %d recordings failed ingest with an error that may have passed; ingesting again", out_dir, lost
+        )
+    elif run.has_work():
         # a run killed before its plan: the same command (prepare.json) or only prepare's own files left
-        resumable = started_file.exists() and json.loads(started_file.read_text()).get("fingerprint") == fp
-        if not (resumable or _interrupted_prepare(out_dir)):
+        resumable = (run.read_state(started_file) or {}).get("fingerprint") == fp
+        if not (resumable or _interrupted_prepare(run)):
             raise RunDirError(f"{out_dir} is not empty and holds no curate run plan; choose a new --out")
         log.info("%s: ingest or planning was interrupted before the plan was written; starting them again", out_dir)
         for tmp in out_dir.rglob(".*.tmp"):  # half-written files of the killed prepare
             tmp.unlink()
         if not resumable:  # another command's probes: its catalog may name other files
-            shutil.rmtree(out_dir / PROBES_DIR, ignore_errors=True)
+            shutil.rmtree(run.probes_dir, ignore_errors=True)
     manifest.write_json(started_file, {"fingerprint": fp})  # a run killed before its plan resumes from here
     ingest_to_run(
         catalog,
-        out_dir,
+        run,
         min_duration_s=pipeline.settings.min_duration_s,
         published_format=pipeline.settings.published_format,
-        probe=ProbeCheckpoint(out_dir, probe_backend),
+        probe=ProbeCheckpoint(run, probe_backend, retry_failed=retry_failed),
         on_progress=on_ingest,
     )
-    alive = filter_run(out_dir, pipeline.filters)
-    shards, positions = _plan(out_dir, alive, pipeline)
-    write_plan_recordings(out_dir, positions)
+    alive = filter_run(run, pipeline.filters)
+    shards, positions = _plan(run, alive, pipeline)
+    write_plan_recordings(run, positions)
     manifest.write_json(plan_file, {"fingerprint": fp, "pipeline_source": source, "shards": shards})
-    return _load_plan(out_dir, pipeline, shards)
+    return _load_plan(run, pipeline, shards)
 
 
-def _plan(out_dir: Path, alive: np.ndarray, pipeline: Pipeline) -> tuple[list[list[str]], np.ndarray]:
+def _plan(run: RunDir, alive: np.ndarray, pipeline: Pipeline) -> tuple[list[list[str]], np.ndarray]:
     """Shards of the kept recordings (sorted by id) and their row positions in recordings.parquet, in plan order."""
-    table = manifest.read_table(out_dir / "recordings.parquet", "recordings", ["recording_id", "duration_s"])
+    table = manifest.read_table(run.recordings, "recordings", ["recording_id", "duration_s"])
     positions = np.flatnonzero(alive)
     kept = table.take(pa.array(positions))
     order = np.asarray(pc.sort_indices(kept, [("recording_id", "ascending")]))
@@ -304,51 +303,57 @@ def _plan(out_dir: Path, alive: np.ndarray, pipeline: Pipeline) -> tuple[list[li
     return plan_shards(ids, durations.tolist(), settings.shard_size, settings.shard_hours), positions[order]
 
 
-def _load_plan(out_dir: Path, pipeline: Pipeline, shards: list[list[str]]) -> Plan:
+def _load_plan(run: RunDir, pipeline: Pipeline, shards: list[list[str]]) -> Plan:
     """The plan of ``shards``, with its recordings file (written now for a plan made before that file existed)."""
-    if not (out_dir / PLAN_RECORDINGS).exists():
-        write_plan_recordings(out_dir, positions_of(out_dir, [r for s in shards for r in s]))
-    durations = manifest.read_table(out_dir / PLAN_RECORDINGS, "recordings", ["duration_s"]).column(0).to_numpy()
-    n = pq.ParquetFile(out_dir / "recordings.parquet").metadata.num_rows
-    return Plan(out_dir, pipeline, shards, durations, n)
+    if not run.plan_recordings.exists():
+        write_plan_recordings(run, positions_of(run, [r for s in shards for r in s]))
+    durations = manifest.read_table(run.plan_recordings, "recordings", ["duration_s"]).column(0).to_numpy()
+    n = pq.ParquetFile(run.recordings).metadata.num_rows
+    return Plan(run, pipeline, shards, durations, n)
 
 
-def collect_failures(out_dir: Path) -> list[Failure]:
-    tables = [manifest.read_table(out_dir / INGEST_CHECKS, "failures")]
-    if (out_dir / INGEST_PROBED).exists():  # runs prepared before the probe rows had their own file lack it
-        tables.append(manifest.read_table(out_dir / INGEST_PROBED, "failures"))
-    if (out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES).exists():
-        tables.append(manifest.read_table(out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES, "failures"))
-    part_dir = out_dir / PROGRESS_DIR / "failures"
+def collect_failures(out_dir: RunDir | Path) -> list[Failure]:
+    run = RunDir.of(out_dir)
+    tables = [manifest.read_table(run.ingest_checks, "failures")]
+    if run.ingest_probed.exists():  # runs prepared before the probe rows had their own file lack it
+        tables.append(manifest.read_table(run.ingest_probed, "failures"))
+    if run.audio_pass_failures.exists():
+        tables.append(manifest.read_table(run.audio_pass_failures, "failures"))
+    part_dir = run.unit_failures_dir
     if part_dir.exists():
         tables.append(manifest.read_table(part_dir, "failures"))
     rows = [r for t in tables for r in t.to_pylist()]
     return [Failure(**r) for r in rows]
 
 
-def _mark_failed(out_dir: Path, failures: list[Failure], failed: set[str]) -> None:
-    """A kept recording that then failed is not ``kept`` in decisions.parquet: its row names the failing stage
-    and error instead. Idempotent (a resumed run's finalize rewrites the same rows)."""
+def _mark_failed(run: RunDir, planned: set[str], failures: list[Failure], failed: set[str]) -> None:
+    """A planned (kept) recording that then failed is not ``kept`` in decisions.parquet: its row names the failing
+    stage and error instead; one a repairing rerun processed is ``kept`` again. Idempotent."""
     first = {}
     for f in failures:
         if f.severity == "error" and f.recording_id in failed:
             first.setdefault(f.recording_id, f)
-    path = RunDir(out_dir).decisions
+    path = run.decisions
     rows = manifest.read_table(path, "decisions").to_pylist()
-    stale = [r for r in rows if r["kept"] and r["recording_id"] in first]
-    if not stale:
-        return
-    for r in stale:
-        f = first[r["recording_id"]]
-        r.update(kept=False, stage=f.stage, reason=f"{f.error_type}: {f.message}")
-    manifest.write_records(path, rows, "decisions")
+    changed = False
+    for r in rows:
+        rid = r["recording_id"]
+        if rid not in planned:
+            continue
+        f = first.get(rid)
+        want = (False, f.stage, f"{f.error_type}: {f.message}") if f else (True, "kept", None)
+        if (r["kept"], r["stage"], r["reason"]) != want:
+            r.update(kept=want[0], stage=want[1], reason=want[2])
+            changed = True
+    if changed:
+        manifest.write_records(path, rows, "decisions")
 
 
-def _correct_durations(out_dir: Path, decoded_s: dict[str, float]) -> None:
+def _correct_durations(run: RunDir, decoded_s: dict[str, float]) -> None:
     """recordings.parquet says what each file's audio holds: a recording whose audio decoded to another length
     than its header claimed (a warning row says both) gets the decoded duration. Idempotent; a no-op (no
     rewrite) when every header was right."""
-    path = out_dir / "recordings.parquet"
+    path = run.recordings
     if not decoded_s:
         return
     table = manifest.read_table(path, "recordings")
@@ -364,24 +369,23 @@ def finalize(plan: Plan, runner: str, timings: dict[str, float]) -> dict[str, An
     """Merge failures, compute stats, write run.json. Idempotent."""
     from curate.stats import compute_stats, write_stats
 
-    out_dir = plan.out_dir
-    rows = collect_failures(out_dir)  # errors lost a recording; warnings are notes on one that went on
-    run = RunDir(out_dir)
+    run = plan.run
+    rows = collect_failures(run)  # errors lost a recording; warnings are notes on one that went on
     manifest.write_records(run.failures, [f for f in rows if f.severity != "warning"], "failures")
     manifest.write_records(run.warnings, [f for f in rows if f.severity == "warning"], "warnings")
-    markers = [load_marker(out_dir, i) for i in range(len(plan.shards))]
+    markers = [load_marker(run, i) for i in range(len(plan.shards))]
     processed = [rid for m in markers if m for rid in m["processed"]]
     info: dict[str, Any] = {}
     for m in markers:
         for k, v in ((m or {}).get("info") or {}).items():
             info.setdefault(k, v)
     failed = {f.recording_id for f in rows if f.severity == "error"} - set(processed)
-    _mark_failed(out_dir, rows, failed)
-    _correct_durations(out_dir, {r: d for m in markers if m for r, d in (m.get("decoded_s") or {}).items()})
+    _mark_failed(run, {r for s in plan.shards for r in s}, rows, failed)
+    _correct_durations(run, {r: d for m in markers if m for r, d in (m.get("decoded_s") or {}).items()})
     input_s = plan.processed_s(markers)
-    stats = compute_stats(out_dir, plan.pipeline.variants(), input_s)
-    write_stats(out_dir, stats)
-    return RunDir(out_dir).write_run(
+    stats = compute_stats(run.path, plan.pipeline.variants(), input_s)
+    write_stats(run.path, stats)
+    return run.write_run(
         plan.pipeline.name,
         plan.pipeline.variants(),
         pipeline=plan.pipeline.source,

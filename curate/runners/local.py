@@ -13,7 +13,7 @@ def execute(plan: Plan, on_done: Callable[[dict[str, Any]], None] | None = None,
     pending = plan.pending()
     if not pending:
         return
-    worker = PipelineWorker(plan.pipeline, plan.out_dir, verify, plan.remote)
+    worker = PipelineWorker(plan.pipeline, plan.run, verify)
     try:
         for shard_id in pending:
             summary = worker(shard_id, plan.shard_recordings(shard_id))

@@ -14,8 +14,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from curate.rundir import RunDir
 from curate.runners.driver import Plan
-from curate.runners.shard import PipelineWorker, ShardState, node_run_dir, poison_dir, publish, running_path
+from curate.runners.runlog import LOG_FILE_ENV, add_run_log
+from curate.runners.shard import PipelineWorker, ShardState, publish
 from curate.runners.streaming import read_shard
 from curate.runners.watchdog import write_crash_note
 
@@ -32,8 +34,8 @@ def _resources(plan: Plan) -> tuple[float, float]:
 class _ShardActor:
     """One worker of a model pipeline: its models load on the first shard and stay for the next ones."""
 
-    def __init__(self, pipeline, out_dir: str, verify: bool, remote: str | None = None):
-        self.worker = PipelineWorker(pipeline, out_dir, verify, remote)
+    def __init__(self, pipeline, run: RunDir, verify: bool):
+        self.worker = PipelineWorker(pipeline, run, verify)
 
     def ready(self) -> bool:
         return True
@@ -49,9 +51,9 @@ def _shard_items(plan: Plan, pending: list[int]) -> list[dict[str, Any]]:
 
 
 def _run_shards(worker: PipelineWorker, batch: dict[str, Any]) -> dict[str, Any]:
-    worker.setup()  # its out_dir is now this node's run directory (a staging copy for a URL run)
+    worker.setup()  # its run is now this node's run directory (a staging copy for a URL run)
     out = [
-        json.dumps(worker(int(shard_id), read_shard(worker.out_dir, int(start), int(stop))))
+        json.dumps(worker(int(shard_id), read_shard(worker.run, int(start), int(stop))))
         for shard_id, start, stop in zip(batch["shard_id"], batch["start"], batch["stop"], strict=True)
     ]
     return {"summary": out}
@@ -64,6 +66,8 @@ def quiet_worker() -> None:
     level = logging.getLevelName(os.environ.get("CURATE_LOG_LEVEL", "WARNING"))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("curate").setLevel(level)
+    if add_run_log(os.environ.get(LOG_FILE_ENV), level):  # the run's log file gets this worker's lines too
+        return
     if level > logging.INFO:
         logging.disable(logging.INFO)
 
@@ -83,8 +87,11 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     for name in ("ray.data", "ray._private.authentication"):
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
     curate_level = logging.getLevelName(logging.getLogger("curate").getEffectiveLevel())
+    curate_level = os.environ.get("CURATE_LOG_LEVEL", curate_level)  # the console's, when a run log is attached
     # workers inherit a quiet warnings filter: library deprecation chatter would bury the progress bars
     env = {"PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::UserWarning", "CURATE_LOG_LEVEL": curate_level}
+    if os.environ.get(LOG_FILE_ENV):
+        env[LOG_FILE_ENV] = os.environ[LOG_FILE_ENV]
     kw: dict[str, Any] = {
         "ignore_reinit_error": True,
         "include_dashboard": False,
@@ -95,10 +102,19 @@ def init(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kw)
     else:
-        from curate.runners.reaper import reaped_children
+        from ray._private import ray_constants
 
-        with reaped_children():  # the local Ray goes when this driver goes, even on SIGKILL
-            ray.init(num_cpus=num_cpus, **kw)
+        from curate.runners.reaper import private_temp_dir, reaped_children
+
+        # a Ray that curate starts is this user's alone: its services listen on loopback only (Ray's own switch
+        # for a machine-local Ray; it maps an explicit 127.0.0.1 to the reachable address), and its session
+        # files live in a folder only this user can enter
+        cluster, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
+        try:
+            with reaped_children():  # the local Ray goes when this driver goes, even on SIGKILL
+                ray.init(num_cpus=num_cpus, _temp_dir=str(private_temp_dir()), **kw)
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster
 
 
 def _start_data(address: str | None) -> None:
@@ -137,7 +153,7 @@ def execute(
         return
     items = _shard_items(plan, pending)
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    worker = PipelineWorker(plan.pipeline, plan.out_dir, verify, plan.remote)
+    worker = PipelineWorker(plan.pipeline, plan.run, verify)
     ds = ds.map_batches(lambda batch: _run_shards(worker, batch), batch_size=1, num_cpus=1)
     for row in ds.iter_rows():
         if on_done:
@@ -152,13 +168,13 @@ def _note_crash(plan: Plan, shard_id: int, deaths: dict[str, int]) -> None:
     running note); at the second, leave the note that makes the retried shard record that recording as a
     failure row instead of dying on it again. A run directory on object storage keeps running notes on the
     worker's node, out of the driver's sight: its shard is retried until it stops the run."""
-    note = running_path(plan.out_dir, shard_id)
-    if plan.remote is not None or not note.exists():
+    note = plan.run.running(shard_id)
+    if plan.run.url is not None or not note.exists():
         return
     rid = json.loads(note.read_text())["recording_id"]
     deaths[rid] = deaths.get(rid, 0) + 1
     if deaths[rid] >= CRASHES_BEFORE_POISON:
-        path = write_crash_note(poison_dir(plan.out_dir), rid, deaths[rid])
+        path = write_crash_note(plan.run.poison_dir, rid, deaths[rid])
         log.warning(
             "recording %s: its worker died %d times on it; it becomes a failure row (%s)", rid, deaths[rid], path
         )
@@ -190,7 +206,7 @@ def _run_actor_pool(
     actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(_ShardActor)
 
     def start() -> Any:
-        actor = actor_cls.remote(plan.pipeline, str(plan.out_dir), verify, plan.remote)
+        actor = actor_cls.remote(plan.pipeline, plan.run, verify)
         starting[actor.ready.remote()] = actor
         return actor
 
@@ -350,10 +366,10 @@ def _map_states(batch: dict[str, Any], fn: Callable[[Any], None]) -> dict[str, A
 class _StagePoolActor:
     """One model stage: its model loads once per worker; shards pass through it one at a time."""
 
-    def __init__(self, stage, pipeline, first_of_pass: bool, verify_first: bool, run: tuple[str, str | None]):
+    def __init__(self, stage, pipeline, first_of_pass: bool, verify_first: bool, run: RunDir):
         self.stage, self.pipeline = stage, pipeline
         self.first_of_pass, self.verify_first = first_of_pass, verify_first
-        node_run_dir(*run, [stage])  # on another node, the staging copy of a remote run directory
+        run.on_node([stage])  # on another node, the staging copy of a remote run directory
         self.stage.bind(pipeline.settings)
         self.stage.setup()
 
@@ -379,12 +395,12 @@ def execute_stage_pools(
     cluster_cpus, cluster_gpus = int(res.get("CPU", 1)), int(res.get("GPU", 0))
     t0 = time.time()
     items = _shard_items(plan, pending)
-    out_dir, pipeline, remote = str(plan.out_dir), plan.pipeline, plan.remote
+    run, pipeline = plan.run, plan.pipeline
 
     def load(batch: dict[str, Any]) -> dict[str, Any]:  # a shard's recordings, read on the worker
-        local = node_run_dir(out_dir, remote)
+        local = run.on_node()
         states = [
-            cloudpickle.dumps(ShardState(int(i), read_shard(local, int(a), int(b)), out_dir=str(local), remote=remote))
+            cloudpickle.dumps(ShardState(int(i), read_shard(local, int(a), int(b)), run=local))
             for i, a, b in zip(batch["shard_id"], batch["start"], batch["stop"], strict=True)
         ]
         return {"shard_id": batch["shard_id"], "state": states}
@@ -394,7 +410,7 @@ def execute_stage_pools(
     for p in plan.pipeline.passes:
         for k, stage in enumerate(p.stages):
             kw = {"stage": stage, "pipeline": plan.pipeline, "first_of_pass": k == 0, "verify_first": verify and first}
-            kw["run"] = (str(plan.out_dir), plan.remote)
+            kw["run"] = plan.run
             first = False
             if stage.uses_model:
                 gpus = stage.resources.gpus if cluster_gpus else 0.0
@@ -410,18 +426,18 @@ def execute_stage_pools(
                 )
             else:
 
-                def run(batch: dict[str, Any], kw=kw) -> dict[str, Any]:
-                    node_run_dir(*kw["run"], [kw["stage"]])
+                def apply_stage(batch: dict[str, Any], kw=kw) -> dict[str, Any]:
+                    kw["run"].on_node([kw["stage"]])
                     return _map_states(
                         batch, lambda st: st.apply(kw["pipeline"], kw["stage"], kw["first_of_pass"], kw["verify_first"])
                     )
 
-                ds = ds.map_batches(run, batch_size=1, num_cpus=1)
+                ds = ds.map_batches(apply_stage, batch_size=1, num_cpus=1)
 
     def write(batch: dict[str, Any]) -> dict[str, Any]:
-        local = node_run_dir(out_dir, remote)
+        local = run.on_node()
         out = [
-            json.dumps(publish(cloudpickle.loads(b).finish(pipeline, local, time.time() - t0), local, remote))
+            json.dumps(publish(cloudpickle.loads(b).finish(pipeline, local, time.time() - t0), local))
             for b in batch["state"]
         ]
         return {"summary": out}

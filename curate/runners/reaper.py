@@ -20,6 +20,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -151,6 +152,17 @@ def watch(token: str, every_s: float = 1.0) -> Family:
         if ready and not os.read(fd, 4096):
             return known
         known = family(token, known)
+
+
+def private_temp_dir() -> Path:
+    """Where a local Ray keeps its session files: ``$RAY_TMPDIR`` when set, else ``$TMPDIR/curate-ray-<uid>``;
+    mode 0700 either way (Ray's own default, ``/tmp/ray``, is shared and world-writable)."""
+    path = Path(os.environ.get("RAY_TMPDIR") or Path(tempfile.gettempdir()) / f"curate-ray-{os.getuid()}")
+    path.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_uid != os.getuid():
+        raise RuntimeError(f"{path} belongs to another user; set TMPDIR to a folder of your own")
+    path.chmod(0o700)
+    return path
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ killed run resumes and ends with exactly the files of an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections import defaultdict
@@ -17,34 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import curate.runners.remote as storage
 from curate import audio, manifest
+from curate.catalog.content import check_content
 from curate.config import Derivation, Pipeline, Settings
-from curate.errors import RecordingError, StageTimeout
-from curate.rundir import PROGRESS_DIR, RunDir
+from curate.errors import RecordingError, StageTimeout, one_line
+from curate.rundir import RunDir
+from curate.runners.resume import transient_ids
 from curate.runners.watchdog import Watchdog, poison_failure
 from curate.schema import Failure, Frames, Recording, RejectedSegment, Segment
 from curate.stages.base import RecordingContext, Transform
 
 log = logging.getLogger(__name__)
-
-
-def shard_name(shard_id: int) -> str:
-    return f"part-{shard_id:05d}"
-
-
-def marker_path(out_dir: Path, shard_id: int) -> Path:
-    return out_dir / PROGRESS_DIR / "done" / f"{shard_name(shard_id)}.json"
-
-
-def running_path(out_dir: str | Path, shard_id: int) -> Path:
-    """The recording a worker is processing in a shard right now: if the worker dies, the runner knows which."""
-    return Path(out_dir) / PROGRESS_DIR / "running" / f"{shard_name(shard_id)}.json"
-
-
-def poison_dir(out_dir: str | Path) -> Path:
-    """Where the stage watchdog leaves a note for a recording whose stage it killed with its worker process."""
-    return Path(out_dir) / PROGRESS_DIR / "poison"
 
 
 @dataclass
@@ -143,45 +125,38 @@ def recording_context(settings: Settings, rec: Recording) -> RecordingContext:
     return ctx
 
 
-def stage_watchdog(
-    settings: Settings, rec: Recording, out_dir: str | Path | None, remote: str | None = None
-) -> Watchdog:
+def stage_watchdog(settings: Settings, rec: Recording, run: RunDir | None) -> Watchdog:
     """The watchdog every runner puts on a recording's stages: the settings' limits; a hard kill leaves its
-    note in the run directory ``out_dir`` (``None``: no note), and uploads it to ``remote`` (a run directory on
-    object storage, whose staging copy ``out_dir`` is), so the rerun that pulls the run afresh sees it."""
-    note_dir = poison_dir(out_dir) if out_dir is not None else None
-    on_note = None
-    if remote is not None and out_dir is not None:
-        root = Path(out_dir)
-
-        def on_note(path: Path) -> None:
-            storage.push(root, remote, [path])
-
-    return Watchdog(rec, settings.stage_timeout_s(rec.duration_s), settings.watchdog_grace_s, note_dir, on_note)
+    note in the run directory ``run`` (``None``: no note) and publishes it (a run on object storage uploads
+    it), so the rerun that pulls the run afresh sees it."""
+    if run is None:
+        return Watchdog(rec, settings.stage_timeout_s(rec.duration_s), settings.watchdog_grace_s)
+    limit_s = settings.stage_timeout_s(rec.duration_s)
+    return Watchdog(rec, limit_s, settings.watchdog_grace_s, run.poison_dir, lambda note: run.publish([note]))
 
 
 def failure_row(rec: Recording, error: Exception) -> Failure:
     """A per-recording error (:class:`~curate.audio.AudioDecodeError`, :class:`RecordingError`) as a failure row;
     a :class:`~curate.errors.StageTimeout` names its stage."""
     stage = getattr(error, "stage", None) or "segment"
-    return Failure(rec.recording_id, stage, type(error).__name__, str(error), rec.audio_path)
+    return Failure(rec.recording_id, stage, type(error).__name__, one_line(error, 4000), rec.audio_path)
 
 
 def process_recording(
     pipeline: Pipeline,
     rec: Recording,
     verify: bool = True,
-    out_dir: str | Path | None = None,
-    remote: str | None = None,
+    run: RunDir | None = None,
 ) -> tuple[RecordingOutput, list[str]]:
     """Every pass and derivation on one recording, its audio decoded once for all of them. Every stage call
-    is bounded by the stage watchdog (its hard kill leaves a note in the run directory ``out_dir``)."""
+    is bounded by the stage watchdog (its hard kill leaves a note in the run directory ``run``)."""
     warnings: list[str] = []
     original = rec
+    check_content(rec.audio_path, rec.content)  # the file ingest probed, not one put in its place since
     if verify:
         warnings, rec = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
     ctx = recording_context(pipeline.settings, rec)
-    watchdog = stage_watchdog(pipeline.settings, rec, out_dir, remote)
+    watchdog = stage_watchdog(pipeline.settings, rec, run)
     out = RecordingOutput(decoded_s=rec.duration_s if verify and rec is not original else None)
     try:
         for p in pipeline.passes:
@@ -200,15 +175,14 @@ def write_shard(
     recordings: list[Recording],
     outputs: dict[str, tuple[RecordingOutput, list[str]]],
     failures: list[Failure],
-    out_dir: str | Path,
+    out_dir: RunDir | str | Path,
     seconds: float,
 ) -> dict[str, Any]:
     """Write a shard's variant and rejected parts, its failure rows and, last, its completion marker.
 
     ``outputs``: recording_id → (what its stages produced, its warnings) for the recordings that succeeded.
     Returns the marker's summary. Shared by both runners, so their files are identical."""
-    out_dir = Path(out_dir)
-    run = RunDir(out_dir)
+    run = RunDir.of(out_dir)
     variants: dict[str, list[Segment]] = {v: [] for v in pipeline.variants()}
     rejected: dict[str, list[RejectedSegment]] = defaultdict(list)
     failures = list(failures)
@@ -233,20 +207,19 @@ def write_shard(
         for kind, frames in out.frames.items():
             written.append(manifest.write_table(run.scores_path(kind, rec.recording_id), frames.to_arrow(), kind))
     decoded = {rid: out.decoded_s for rid, (out, _) in outputs.items() if out.decoded_s is not None}
-    name = shard_name(shard_id)
     for v, segs in variants.items():
         if segs:
-            written.append(manifest.write_records(run.variant_path(v) / f"{name}.parquet", segs, "segments"))
+            written.append(manifest.write_records(run.variant_part(v, shard_id), segs, "segments"))
     for st, rej in rejected.items():
-        written.append(manifest.write_records(run.rejected_dir(st) / f"{name}.parquet", rej, "rejected"))
+        written.append(manifest.write_records(run.rejected_part(st, shard_id), rej, "rejected"))
     if failures:
-        path = out_dir / PROGRESS_DIR / "failures" / f"{name}.parquet"
-        written.append(manifest.write_records(path, failures, "failures"))
+        written.append(manifest.write_records(run.unit_failures(shard_id), failures, "failures"))
     summary = {
         "shard_id": shard_id,
         "recordings": [r.recording_id for r in recordings],
         "processed": done_ids,
         "failed": sorted({f.recording_id for f in failures if f.severity == "error"}),
+        "retry": transient_ids(failures),  # failed with an error that may pass: a rerun tries them again
         "audio_s": sum(decoded.get(r.recording_id, r.duration_s) for r in recordings),
         # recordings whose audio decoded to another length than the header said: finalize corrects
         # recordings.parquet with these, so hours in the stats are the audio's
@@ -254,9 +227,9 @@ def write_shard(
         "segments": {v: len(s) for v, s in variants.items()},
         "seconds": seconds,
         "info": info,
-        "files": [Path(p).relative_to(out_dir).as_posix() for p in written],  # the marker lists its parts
+        "files": [run.relative(p) for p in written],  # the marker lists its parts
     }
-    manifest.write_json(marker_path(out_dir, shard_id), summary)
+    manifest.write_json(run.marker(shard_id), summary)
     return summary
 
 
@@ -264,27 +237,26 @@ def process_shard(
     pipeline: Pipeline,
     shard_id: int,
     recordings: list[Recording],
-    out_dir: str | Path,
+    out_dir: RunDir | str | Path,
     verify: bool = True,
-    remote: str | None = None,
 ) -> dict[str, Any]:
     """Process one shard and write its parts and marker. Returns the marker's summary. Stages must be set up."""
+    run = RunDir.of(out_dir)
     t0 = time.perf_counter()
     outputs: dict[str, tuple[RecordingOutput, list[str]]] = {}
     failures: list[Failure] = []
-    notes = poison_dir(out_dir)
     for rec in recordings:
-        poisoned = poison_failure(notes, rec)  # an earlier try was killed on it by the watchdog: not again
+        poisoned = poison_failure(run.poison_dir, rec)  # an earlier try was killed on it by the watchdog: not again
         if poisoned is not None:
             failures.append(poisoned)
             continue
-        manifest.write_json(running_path(out_dir, shard_id), {"recording_id": rec.recording_id})
+        manifest.write_json(run.running(shard_id), {"recording_id": rec.recording_id})
         try:
-            outputs[rec.recording_id] = process_recording(pipeline, rec, verify, out_dir, remote)
+            outputs[rec.recording_id] = process_recording(pipeline, rec, verify, run)
         except (audio.AudioDecodeError, RecordingError) as e:
             failures.append(failure_row(rec, e))
-    summary = write_shard(pipeline, shard_id, recordings, outputs, failures, out_dir, time.perf_counter() - t0)
-    running_path(out_dir, shard_id).unlink(missing_ok=True)
+    summary = write_shard(pipeline, shard_id, recordings, outputs, failures, run, time.perf_counter() - t0)
+    run.running(shard_id).unlink(missing_ok=True)
     return summary
 
 
@@ -302,8 +274,7 @@ class ShardState:
     warnings: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     failures: dict[str, Failure] = field(default_factory=dict)  # recording_id → its failure (skipped after)
     decoded: dict[str, Recording] = field(default_factory=dict)  # recordings whose decoded duration won
-    out_dir: str | None = None  # the run directory: the stage watchdog's notes (None: none written or read)
-    remote: str | None = None  # its URL, for a run directory on object storage (notes are uploaded there)
+    run: RunDir | None = None  # the run directory: the stage watchdog's notes (None: none written or read)
 
     def apply(self, pipeline: Pipeline, stage: Transform, first_of_pass: bool, verify: bool) -> None:
         """Run one stage on every recording that has not failed. ``first_of_pass``: start from no segments;
@@ -312,7 +283,7 @@ class ShardState:
             rid = rec.recording_id
             if rid in self.failures:
                 continue
-            notes = poison_dir(self.out_dir) if self.out_dir is not None else None
+            notes = self.run.poison_dir if self.run is not None else None
             poisoned = poison_failure(notes, rec)  # a try of this stage was killed on it by the watchdog
             if poisoned is not None:
                 self.failures[rid] = poisoned
@@ -322,6 +293,7 @@ class ShardState:
             ctx = None
             try:
                 if verify:
+                    check_content(rec.audio_path, rec.content)
                     warnings, checked = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
                     self.warnings[rid].extend(warnings)
                     if checked is not rec:
@@ -329,7 +301,7 @@ class ShardState:
                 ctx = recording_context(pipeline.settings, rec)
                 ctx.frames = dict(out.frames)  # frame scores of earlier passes (tags, speakers)
                 segments = [] if first_of_pass else self.segments.get(rid, [])
-                watchdog = stage_watchdog(pipeline.settings, rec, self.out_dir, self.remote)
+                watchdog = stage_watchdog(pipeline.settings, rec, self.run)
                 self.segments[rid] = run_stages([stage], ctx, segments, out, watchdog=watchdog)
                 for k, v in ctx.info.items():
                     out.info.setdefault(k, v)
@@ -355,9 +327,7 @@ class ShardState:
             ctx = recording_context(pipeline.settings, rec)
             ctx.frames = dict(out.frames)
             try:
-                derive_recording(
-                    pipeline.derive, ctx, out, stage_watchdog(pipeline.settings, rec, self.out_dir, self.remote)
-                )
+                derive_recording(pipeline.derive, ctx, out, stage_watchdog(pipeline.settings, rec, self.run))
             except RecordingError as e:  # as process_shard: the recording is a failure row, its output dropped
                 self.failures[rid] = failure_row(rec, e)
                 continue
@@ -367,42 +337,29 @@ class ShardState:
         )
 
 
-def node_run_dir(out_dir: str | Path, remote: str | None, stages: list[Transform] = ()) -> Path:
-    """The run directory a shard writes on this node: ``out_dir``, or for a run directory on object storage its
-    staging copy here (the same rule on every node), fetched from ``remote`` when this node has no copy yet
-    (the files ``prepare`` wrote, which stages such as ``cut_repeats`` read). ``stages`` are bound to it."""
-    if remote is None:
-        return Path(out_dir)
-    local = storage.staging_dir(remote)
-    if not (local / storage.PLAN).is_file():
-        storage.pull_missing(remote, local, skip=storage.SHARD_DIRS)
-    for stage in stages:
-        stage.bind_run(RunDir(local))
-    return local
-
-
-def publish(summary: dict[str, Any], out_dir: Path, remote: str | None) -> dict[str, Any]:
-    """Upload a shard's files to a remote run directory, its completion marker last (no-op for a local one)."""
-    if remote is not None:
-        marker = marker_path(out_dir, summary["shard_id"])
-        storage.push(out_dir, remote, summary["files"], then=[marker])
+def publish(summary: dict[str, Any], run: RunDir) -> dict[str, Any]:
+    """Publish a shard's files where the run lives, its completion marker last (no-op for a local run)."""
+    run.publish(summary["files"], then=[run.marker(summary["shard_id"])])
     return summary
 
 
 class PipelineWorker:
     """One worker's pipeline: stages set up once (models loaded once per worker), then shard after shard.
-    ``remote``: the URL of a run directory on object storage, whose staging copy ``out_dir`` is."""
+    ``run``: the run directory (a staged one is replaced by this node's copy at set-up)."""
 
-    def __init__(self, pipeline: Pipeline, out_dir: str | Path, verify: bool = True, remote: str | None = None):
+    def __init__(self, pipeline: Pipeline, run: RunDir | str | Path, verify: bool = True):
         self.pipeline = pipeline
-        self.out_dir = Path(out_dir)
+        self.run = RunDir.of(run)
         self.verify = verify
-        self.remote = remote
         self._ready = False
+
+    @property
+    def out_dir(self) -> Path:
+        return self.run.path
 
     def setup(self) -> None:
         if not self._ready:
-            self.out_dir = node_run_dir(self.out_dir, self.remote, self.pipeline.transforms())
+            self.run = self.run.on_node(self.pipeline.transforms())
             for stage in self.pipeline.transforms():
                 stage.bind(self.pipeline.settings)
                 stage.setup()
@@ -415,10 +372,10 @@ class PipelineWorker:
 
     def __call__(self, shard_id: int, recordings: list[Recording]) -> dict[str, Any]:
         self.setup()
-        summary = process_shard(self.pipeline, shard_id, recordings, self.out_dir, self.verify, self.remote)
-        return publish(summary, self.out_dir, self.remote)
+        return publish(process_shard(self.pipeline, shard_id, recordings, self.run, self.verify), self.run)
 
 
-def load_marker(out_dir: Path, shard_id: int) -> dict[str, Any] | None:
-    p = marker_path(out_dir, shard_id)
-    return json.loads(p.read_text()) if p.exists() else None
+def load_marker(run: RunDir | Path, shard_id: int) -> dict[str, Any] | None:
+    """A shard's completion marker, or ``None`` (none yet, or a damaged one, which is set aside)."""
+    run = RunDir.of(run)
+    return run.read_state(run.marker(shard_id))

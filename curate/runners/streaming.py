@@ -25,7 +25,6 @@ from curate import audio, manifest
 from curate.catalog import ProbeFn, ingest_chunks
 from curate.errors import RecordingError, RunDirError
 from curate.rundir import RunDir
-from curate.runners.shard import PROGRESS_DIR
 from curate.schema import Decision, Failure, Recording, recording_from_row
 from curate.stages.base import Aggregate, AudioPass, Filter
 
@@ -33,15 +32,11 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000  # catalog rows per ingest/filter chunk
 GROUP_ROWS = 1024  # rows per Parquet row group of the plan's recordings: what one shard's read decodes at least
-INGEST_CHECKS = f"{PROGRESS_DIR}/ingest_failures.parquet"  # rows lost or flagged before probing
-INGEST_PROBED = f"{PROGRESS_DIR}/ingest_probe_failures.parquet"  # rows lost or flagged by their file's probe
-AUDIO_PASS_FAILURES = "audio_pass_failures.parquet"
-PLAN_RECORDINGS = f"{PROGRESS_DIR}/plan_recordings.parquet"
 
 
 def ingest_to_run(
     catalog: str | Path,
-    out_dir: Path,
+    out_dir: RunDir | Path,
     *,
     min_duration_s: float,
     published_format: str | None,
@@ -51,10 +46,11 @@ def ingest_to_run(
 ) -> None:
     """Ingest ``catalog`` into ``out_dir``: recordings.parquet plus the failure rows (checks, then probe rows,
     the order :func:`ingest` gives). The files appear only when the whole catalog is done."""
+    run = RunDir.of(out_dir)
     with (
-        manifest.writer(out_dir / "recordings.parquet", "recordings") as recs,
-        manifest.writer(out_dir / INGEST_CHECKS, "failures") as checks,
-        manifest.writer(out_dir / INGEST_PROBED, "failures") as probed,
+        manifest.writer(run.recordings, "recordings") as recs,
+        manifest.writer(run.ingest_checks, "failures") as checks,
+        manifest.writer(run.ingest_probed, "failures") as probed,
     ):
         chunks = ingest_chunks(
             catalog,
@@ -154,10 +150,10 @@ def _aggregate(st: Aggregate, path: Path, alive: np.ndarray, decisions: manifest
     alive[df.index[df["recording_id"].isin(set(drop["recording_id"]))]] = False
 
 
-def _audio_pass(st: AudioPass, path: Path, alive: np.ndarray, decisions: manifest.PartWriter) -> list[Failure]:
+def _audio_pass(st: AudioPass, run: RunDir, alive: np.ndarray, decisions: manifest.PartWriter) -> list[Failure]:
     """An audio pass over every alive recording (its results stored batch by batch in the run directory)."""
-    df = _alive_frame(path, alive, None)
-    dropped, failed = run_audio_pass(st, df, RunDir(path.parent))
+    df = _alive_frame(run.recordings, alive, None)
+    dropped, failed = run_audio_pass(st, df, run)
     decisions.write(dropped)
     alive[df.index[df["recording_id"].isin({d.recording_id for d in dropped})]] = False
     return failed
@@ -172,34 +168,36 @@ def _kept(path: Path, alive: np.ndarray) -> pa.Table:
     return pa.table([kept, pa.array(np.ones(n, bool)), stage, text, text], names=names)
 
 
-def filter_run(out_dir: Path, stages: list, chunk_rows: int | None = None) -> np.ndarray:
+def filter_run(out_dir: RunDir | Path, stages: list, chunk_rows: int | None = None) -> np.ndarray:
     """Run Filter/AudioPass/Aggregate stages in order over ``out_dir``/recordings.parquet and write
     decisions.parquet (and the audio passes' failure rows) exactly as :func:`curate.runners.driver.run_filters`
     would. Returns the alive mask over recordings.parquet's rows (the kept recordings)."""
-    path = out_dir / "recordings.parquet"
+    run = RunDir.of(out_dir)
+    path = run.recordings
     alive = np.ones(pq.ParquetFile(path).metadata.num_rows, bool)
     pass_failures: list[Failure] = []
-    with manifest.writer(out_dir / "decisions.parquet", "decisions") as decisions:
+    with manifest.writer(run.decisions, "decisions") as decisions:
         for st in stages:
             if not alive.any():
                 break
             if isinstance(st, Filter):
                 _filter(st, path, alive, decisions, chunk_rows or CHUNK_ROWS)
             elif isinstance(st, AudioPass):
-                pass_failures += _audio_pass(st, path, alive, decisions)
+                pass_failures += _audio_pass(st, run, alive, decisions)
             elif isinstance(st, Aggregate):
                 _aggregate(st, path, alive, decisions)
-        manifest.write_records(out_dir / PROGRESS_DIR / AUDIO_PASS_FAILURES, pass_failures, "failures")
+        manifest.write_records(run.audio_pass_failures, pass_failures, "failures")
         decisions.write(_kept(path, alive))
     return alive
 
 
-def write_plan_recordings(out_dir: Path, positions: np.ndarray) -> None:
+def write_plan_recordings(out_dir: RunDir | Path, positions: np.ndarray) -> None:
     """Store rows ``positions`` of recordings.parquet, in that order (the plan's), as plan_recordings.parquet.
     Rows in file order (a catalog sorted by id) stream through a chunk at a time; any other order reads the
     recordings table whole (Arrow columns, ~150 bytes a recording) to take them in order."""
-    source = out_dir / "recordings.parquet"
-    with manifest.writer(out_dir / PLAN_RECORDINGS, "recordings", GROUP_ROWS) as w:
+    run = RunDir.of(out_dir)
+    source = run.recordings
+    with manifest.writer(run.plan_recordings, "recordings", GROUP_ROWS) as w:
         if len(positions) == 0 or np.all(np.diff(positions) > 0):
             wanted = np.zeros(pq.ParquetFile(source).metadata.num_rows, bool)
             wanted[positions] = True
@@ -213,27 +211,24 @@ def write_plan_recordings(out_dir: Path, positions: np.ndarray) -> None:
             w.write(table.take(pa.array(positions[i : i + CHUNK_ROWS])))
 
 
-def positions_of(out_dir: Path, ids: list[str]) -> np.ndarray:
+def positions_of(out_dir: RunDir | Path, ids: list[str]) -> np.ndarray:
     """Row positions in recordings.parquet of ``ids`` (a plan's flattened shards)."""
-    have = manifest.read_table(out_dir / "recordings.parquet", "recordings", ["recording_id"]).column(0)
+    run = RunDir.of(out_dir)
+    have = manifest.read_table(run.recordings, "recordings", ["recording_id"]).column(0)
     pos = pd.Index(have.to_pandas()).get_indexer(ids)
     if (pos < 0).any():
         missing = [ids[i] for i in np.flatnonzero(pos < 0)[:3]]
-        raise RunDirError(f"{out_dir}/recordings.parquet lacks planned recordings {missing}; start over in a new --out")
+        raise RunDirError(f"{run.recordings} lacks planned recordings {missing}; start over in a new --out")
     return pos
 
 
-def read_shard(out_dir: str | Path, start: int, stop: int) -> list[Recording]:
+def read_shard(out_dir: RunDir | str | Path, start: int, stop: int) -> list[Recording]:
     """The recordings of one shard: rows ``[start, stop)`` of the plan's recordings (what a worker reads)."""
-    table = manifest.read_rows(Path(out_dir) / PLAN_RECORDINGS, "recordings", start, stop)
+    table = manifest.read_rows(RunDir.of(out_dir).plan_recordings, "recordings", start, stop)
     return [recording_from_row(r) for r in table.to_pylist()]
 
 
 __all__ = [
-    "AUDIO_PASS_FAILURES",
-    "INGEST_CHECKS",
-    "INGEST_PROBED",
-    "PLAN_RECORDINGS",
     "filter_run",
     "ingest_to_run",
     "positions_of",

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from curate import manifest
 from curate.errors import StageTimeout
+from curate.rundir import safe_name
 from curate.schema import Failure, Recording
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class Watchdog:
 
 
 def note_path(note_dir: Path, recording_id: str) -> Path:
-    return Path(note_dir) / f"{quote(recording_id, safe='')}.json"
+    return Path(note_dir) / safe_name(recording_id, ".json")
 
 
 def poison_failure(note_dir: Path | None, rec: Recording) -> Failure | None:

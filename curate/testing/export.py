@@ -15,6 +15,7 @@ import dataclasses
 from pathlib import Path
 
 from curate import manifest, presets
+from curate.rundir import RunDir
 
 LABELLED = "seq-labelled"
 MESSY = "seq-messy"
@@ -50,12 +51,12 @@ def make_labelled_run(
     pipe = load_pipeline(pipeline, [f"naive_segment.window_s={window_s}"])
     run_dir = root / "run"
     run_pipeline(pipe, catalog, run_dir, runner="local", verify_audio=False)
-    segs = manifest.read_segments(run_dir / "variants" / "seq")
+    segs = manifest.read_segments(RunDir(run_dir).variant_path("seq"))
     labelled = []
     for i, s in enumerate(segs):
         text = " ".join(_WORDS[(i + k) % len(_WORDS)] for k in range(3 + i % 3))
         labelled.append(dataclasses.replace(s, variant=LABELLED, text=text, speaker="AB"[i % 2]))
-    manifest.write_records(run_dir / "variants" / LABELLED / "part-00000.parquet", labelled, "segments")
+    manifest.write_records(RunDir(run_dir).variant_part(LABELLED, 0), labelled, "segments")
     return run_dir
 
 
@@ -78,7 +79,7 @@ def make_messy_run(root: str | Path, duration_s: float = 12.0, window_s: float =
     pipe = load_pipeline(presets.resolve("pipelines", "seq"), [f"naive_segment.window_s={window_s}"])
     run_dir = root / "run"
     run_pipeline(pipe, catalog, run_dir, runner="local", verify_audio=False)
-    segs = manifest.read_segments(run_dir / "variants" / "seq")
+    segs = manifest.read_segments(RunDir(run_dir).variant_path("seq"))
     messy = [
         dataclasses.replace(
             s,
@@ -88,7 +89,7 @@ def make_messy_run(root: str | Path, duration_s: float = 12.0, window_s: float =
         )
         for i, s in enumerate(segs)
     ]
-    manifest.write_records(run_dir / "variants" / MESSY / "part-00000.parquet", messy, "segments")
+    manifest.write_records(RunDir(run_dir).variant_part(MESSY, 0), messy, "segments")
     return run_dir
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curate.rundir import RunDir
 from curate.synth import espeak
 
 WORDS = [
@@ -77,8 +78,8 @@ def make_speech_run(
         path = write_audio(root / "audio" / f"rec{r:03d}.flac", np.concatenate(parts), subtype="PCM_16")
         segments += [Segment.new(f"rec{r:03d}", str(path.resolve()), s, e, variant) for s, e in spans]
         recs.append(Recording(f"rec{r:03d}", str(path.resolve()), t / 16000, 16000, 1, language="en"))
-    manifest.write_records(root / "recordings.parquet", recs, "recordings")
-    manifest.write_records(root / "variants" / variant / "part-00000.parquet", segments, "segments")
+    manifest.write_records(RunDir(root).recordings, recs, "recordings")
+    manifest.write_records(RunDir(root).variant_part(variant, 0), segments, "segments")
     return root
 
 
@@ -116,5 +117,5 @@ def real_speech_run(
             ]
     if not segments:
         return None
-    manifest.write_records(root / "variants" / variant / "part-00000.parquet", segments, "segments")
+    manifest.write_records(RunDir(root).variant_part(variant, 0), segments, "segments")
     return root

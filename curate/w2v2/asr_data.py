@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curate.errors import CurateError
 from curate.w2v2.text import normalize
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ LIBRISPEECH_AMOUNTS = {"100h": ["train-clean-100"], "960h": ["train-clean-100", 
 KINDS = ("librispeech", "librilight", "mls", "commonvoice")
 
 
-class AsrDataError(RuntimeError):
+class AsrDataError(CurateError, RuntimeError):
     """A labelled dataset is missing or malformed; the message names the file and the expected layout."""
 
 

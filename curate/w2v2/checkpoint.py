@@ -13,10 +13,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from curate.errors import CurateError
+
 PLAIN = (str, int, float, bool, type(None))
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CurateError, ValueError):
     """A checkpoint cannot be written or read safely (not tensors + plain data, or not a checkpoint at all).
     A ValueError, so every command that reports bad input in one line reports this one too."""
 

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from curate.errors import ConfigError
-from curate.yamlconf import build_dataclass
+from curate.yamlconf import build_dataclass, parse_set
 
 # What model.mask_prob means: "spans" (fairseq's and the thesis's configs, p = 0.5 or 0.65): p·T/L spans of L
 # frames per utterance; "start_prob" (the wav2vec 2.0 paper's p = 0.065): each frame starts a span with
@@ -217,12 +215,12 @@ SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "tra
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
     """``section.key=value`` (value parsed as YAML) sets ``raw[section][key]``."""
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
+    shape = f"SECTION.KEY=VALUE with SECTION in {', '.join(SECTIONS)}"
+    for key, value in parse_set(overrides, shape):
         section, dot, name = key.partition(".")
-        if not sep or not dot or section not in SECTIONS:
-            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION in {', '.join(SECTIONS)}")
-        raw.setdefault(section, {})[name] = yaml.safe_load(value)
+        if not dot or section not in SECTIONS:
+            raise ConfigError(f"--set {key!r}: expected {shape}")
+        raw.setdefault(section, {})[name] = value
     return raw
 
 

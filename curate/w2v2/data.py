@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from curate.audio import SAMPLE_RATE
-from curate.errors import ConfigError
+from curate.errors import ConfigError, CurateError
 from curate.rundir import RunDir
 from curate.w2v2.config import DataConfig
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 INDEX_COLUMNS = ["segment_id", "recording_id", "shard", "offset", "num_samples", "sample_rate"]
 
 
-class DataError(RuntimeError):
+class DataError(CurateError, RuntimeError):
     """The pre-training data cannot be read (missing variant, bad index, corrupt shard)."""
 
 

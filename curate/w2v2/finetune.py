@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from curate.errors import ConfigError
+from curate.errors import ConfigError, CurateError
 from curate.models.device import pick_device
 from curate.w2v2 import checkpoint as checkpoints
 from curate.w2v2 import text as txt
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 LABEL_PRESETS = {"10min": 12_000, "1h": 13_000, "10h": 20_000, "100h": 80_000, "960h": 320_000}
 
 
-class FinetuneError(RuntimeError):
+class FinetuneError(CurateError, RuntimeError):
     """Fine-tuning cannot start or diverged (non-finite CTC loss)."""
 
 

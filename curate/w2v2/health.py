@@ -22,12 +22,13 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from curate.errors import CurateError
 from curate.w2v2.config import HEALTH_DEFAULTS
 
 log = logging.getLogger(__name__)
 
 
-class TrainingHealthError(RuntimeError):
+class TrainingHealthError(CurateError, RuntimeError):
     """Training diverged, collapsed or stalled; ``name`` is the check, the message says why and what to try."""
 
     def __init__(self, name: str, message: str):
