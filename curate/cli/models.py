@@ -60,12 +60,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert a CTranslate2 Whisper into a transformers checkpoint in the store (no network), for
         ``backend: transformers``; it is then ``transformers:NAME``."""
-        from curate.cli.console import console, fail, out
-        from curate.models import ModelNotFoundError, convert_whisper
+        from curate.cli.console import console, out
+        from curate.models import convert_whisper
 
-        try:
-            with console.status(f"converting {name} …"):
-                spec, path = convert_whisper(name, store, as_name)
-        except (ModelNotFoundError, ValueError, FileNotFoundError) as e:
-            fail(str(e))
+        with console.status(f"converting {name} …"):  # errors are CurateErrors: the CLI reports them
+            spec, path = convert_whisper(name, store, as_name)
         out.print(f"[green]converted[/] {name} → {path}  (use model: {spec})")

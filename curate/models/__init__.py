@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate.errors import CurateError
+from curate.errors import ConfigError, CurateError
 from curate.models import bundled
 
 log = logging.getLogger(__name__)
@@ -239,10 +239,10 @@ def convert_whisper(spec: str, store: str | Path | None = None, name: str | None
 
     root = default_store(store)
     if root is None:
-        raise ValueError(f"no model store to convert into: pass --store DIR or set ${ENV_STORE}")
+        raise ConfigError(f"no model store to convert into: pass --store DIR or set ${ENV_STORE}")
     src = resolve(spec, root, default_backend="faster-whisper")
     if src.backend not in (None, "faster-whisper"):
-        raise ValueError(f"{spec}: only CTranslate2 (faster-whisper) Whisper models convert, not {src.backend}")
+        raise ConfigError(f"{spec}: only CTranslate2 (faster-whisper) Whisper models convert, not {src.backend}")
     name = name or (src.name if src.backend else Path(src.name).name)
     return f"transformers:{name}", convert(src.path, store_path(root, "transformers", name))
 

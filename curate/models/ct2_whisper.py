@@ -30,13 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from curate.audio import SAMPLE_RATE
+from curate.errors import CurateError
 
 log = logging.getLogger(__name__)
 
 _DTYPES = (np.float32, np.int8, np.int16, np.int32, np.float16, None)  # None: bfloat16, widened below
 
 
-class CT2FormatError(ValueError):
+class CT2FormatError(CurateError, ValueError):
     """A file is not a CTranslate2 model this reader understands."""
 
 
@@ -255,7 +256,7 @@ def convert(src: str | Path, dest: str | Path) -> Path:
     src, dest = Path(src), Path(dest)
     for f in ("model.bin", "config.json", "tokenizer.json"):
         if not (src / f).is_file():
-            raise FileNotFoundError(
+            raise CT2FormatError(
                 f"{src / f}: missing; expected a CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json)"
             )
     m = read_ct2(src / "model.bin")
