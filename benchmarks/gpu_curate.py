@@ -68,6 +68,14 @@ def _npy(a: np.ndarray) -> bytes:
     return b.getvalue()
 
 
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
 def _write_wav(path: Path, x: np.ndarray) -> None:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -77,7 +85,12 @@ def _write_wav(path: Path, x: np.ndarray) -> None:
 
 
 def pack(
-    out: Path, model: str = "base", clip_ids: list[str] | None = None, max_audio_s: float = 120.0, fast: bool = False
+    out: Path,
+    model: str = "base",
+    clip_ids: list[str] | None = None,
+    max_audio_s: float = 45.0,
+    fast: bool = False,
+    weights_from: Path | None = None,
 ) -> Path:
     """Build the travel folder (see the module docstring); refuses to exceed 64 MiB."""
     from curate import audio
@@ -87,16 +100,23 @@ def pack(
     if out.exists():
         shutil.rmtree(out)
     (out / "code" / "benchmarks").mkdir(parents=True)
-    shutil.copytree(repo / "curate", out / "code" / "curate", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "demo", "explore", "w2v2", "corrupt", "export", "ablation")
+    shutil.copytree(repo / "curate", out / "code" / "curate", ignore=skip)
     shutil.copy(HERE, out / "code" / "benchmarks" / "gpu_curate.py")
     (out / "code" / "benchmarks" / "__init__.py").write_text("")
     src = resolve(f"transformers:{model}").path
+    if weights_from is not None:  # an earlier pack's weights.zip (LZMA of base takes minutes)
+        shutil.copy(weights_from, out / "weights.zip")
     method = zipfile.ZIP_DEFLATED if fast else zipfile.ZIP_LZMA  # fast: the smoke test's pack (size no matter)
-    with zipfile.ZipFile(out / "weights.zip", "w", method, compresslevel=1 if fast else None) as z:
-        for f in src.iterdir():
+    with (
+        zipfile.ZipFile(out / "weights.zip", "w", method, compresslevel=1 if fast else None)
+        if weights_from is None
+        else _nothing()
+    ) as z:
+        for f in src.iterdir() if z is not None else []:
             if f.name != "model.safetensors" and f.is_file():
                 z.write(f, f"model/{f.name}")
-        for name, data in _quantise(src / "model.safetensors").items():
+        for name, data in _quantise(src / "model.safetensors").items() if z is not None else []:
             z.writestr(f"int8/{name}", data)
     import importlib.util
 
@@ -385,7 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("pack")
     p.add_argument("--out", type=Path, default=Path("bench_pack"))
     p.add_argument("--model", default="base")
-    p.add_argument("--max-audio-s", type=float, default=120.0)
+    p.add_argument("--max-audio-s", type=float, default=45.0, help="distinct audio (base leaves room for ~45 s)")
+    p.add_argument("--weights-from", type=Path, default=None, help="reuse an earlier pack's weights.zip")
     p.add_argument("--fast", action="store_true", help="quick deflate compression (smoke tests; bigger pack)")
     p.add_argument("--clips", default="", help="comma-separated realaudio ids (default: speech + conversation)")
     r = sub.add_parser("run")
@@ -398,7 +419,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     a = ap.parse_args(argv)
     if a.cmd == "pack":
-        pack(a.out, a.model, [c for c in a.clips.split(",") if c] or None, a.max_audio_s, a.fast)
+        clips = [c for c in a.clips.split(",") if c] or None
+        pack(a.out, a.model, clips, a.max_audio_s, a.fast, a.weights_from)
     else:
         if a.threads:
             import torch
