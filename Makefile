@@ -39,7 +39,7 @@ bench: setup  ## throughput and scale benchmarks (not part of the tests)
 
 lock:  ## regenerate requirements.lock from pyproject.toml in a throw-away venv
 	rm -rf /tmp/curate-lock && python3.11 -m venv /tmp/curate-lock
-	/tmp/curate-lock/bin/pip install -q "setuptools<81" && /tmp/curate-lock/bin/pip install -q ".[models,export,storage,dev]"
+	/tmp/curate-lock/bin/pip install -q "setuptools<81" && /tmp/curate-lock/bin/pip install -q ".[all,dev]"
 	{ echo "# Pinned, reproducible install of curate's full stack (Python 3.11, x86_64)."; \
 	  echo "# Regenerate with: make lock"; echo "setuptools==80.10.2"; \
 	  /tmp/curate-lock/bin/pip freeze --exclude-editable | grep -v '^curate'; } > requirements.lock

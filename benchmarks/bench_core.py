@@ -56,7 +56,7 @@ def synthetic_recordings(n: int, seed: int = 0) -> pd.DataFrame:
 
 def bench_filters(rows: int) -> None:
     from curate.config import parse_pipeline
-    from curate.runners.driver import apply_filters
+    from curate.testing.oracle import apply_filters
 
     df = synthetic_recordings(rows)
     pipe = parse_pipeline(

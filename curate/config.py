@@ -31,7 +31,7 @@ from typing import Any
 from curate import registry
 from curate.errors import ConfigError
 from curate.stages.base import Aggregate, AudioPass, Filter, Stage, Transform
-from curate.yamlconf import build_dataclass, parse_set, read_yaml_mapping
+from curate.yamlconf import build_dataclass, did_you_mean, parse_set, read_yaml_mapping
 
 
 @dataclass
@@ -204,7 +204,10 @@ def parse_pipeline(
     allowed = {"name", "description", "settings", "filters", "passes", "derive"}
     unknown = set(raw) - allowed
     if unknown:
-        raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; valid: {sorted(allowed)}")
+        raise ConfigError(
+            f"{origin}: unknown top-level key(s) {sorted(unknown)}{did_you_mean(unknown, allowed)}; "
+            f"valid: {sorted(allowed)}"
+        )
     if not raw.get("name"):
         raise ConfigError(f"{origin}: missing 'name'")
     settings = build_dataclass(Settings, raw.get("settings") or {}, f"{origin}: settings")

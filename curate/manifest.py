@@ -223,14 +223,17 @@ def _check(path: Path, schema: pa.Schema, kind: str) -> int:
     got_kind = meta.get(KIND_KEY, b"").decode()
     if got_kind and got_kind != kind:
         raise SchemaMismatchError(f"{path}: holds '{got_kind}' rows, expected '{kind}'.")
-    if int(found) != SCHEMA_VERSION and str(path.parent) not in _told:
+    missing = [c for c in SCHEMAS[kind].names if c not in schema.names]
+    if int(found) != SCHEMA_VERSION and missing and str(path.parent) not in _told:
         _told.add(str(path.parent))
+        what = "the quality columns" if "music_ratio" in missing else ", ".join(missing)
         log.warning(
-            "%s: written with curate schema v%d; read with the v%d columns it lacks (the quality columns) empty. "
+            "%s: written with curate schema v%d; read with the v%d columns it lacks (%s) empty. "
             "Re-run the pipeline, or `curate derive` the variant with a clean_* stage, to fill them.",
             path.parent,
             int(found),
             SCHEMA_VERSION,
+            what,
         )
     return int(found)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # v2: the segment quality columns (speech_ratio … snr_db) and the frame-score kinds
+SCHEMA_VERSION = 3  # v2: the segment quality columns and the frame-score kinds; v3: rejected score, detail
 SCHEMA_VERSION_KEY = b"curate.schema_version"
 KIND_KEY = b"curate.kind"
 
@@ -127,13 +127,39 @@ class Segment:
         )
 
 
+#: why a stage dropped (part of) a segment: a closed set, so time cut can be summed per reason
+REJECT_REASONS: dict[str, str] = {
+    "music": "music under or instead of speech (clean_trim)",
+    "vocal_music": "singing (clean_trim)",
+    "noise": "noise events: applause, laughter, traffic … (clean_trim)",
+    "overlap": "a second voice at the same time (clean_trim)",
+    "no_speech": "a long run without speech (clean_trim)",
+    "too_short": "shorter than the minimum length (min_duration, sad_segment, cut_repeats leftovers)",
+    "repeat": "a repeated excerpt: jingle, advert, rerun (cut_repeats)",
+    "phrase": "an empty transcript or a non-speech phrase (drop_phrases)",
+    "no_transcript": "the recogniser found no words (wx_transcribe)",
+    "zero_length": "empty after clipping to the audio (whisper_transcribe)",
+    "partial_window": "the last window shorter than the others (naive_segment)",
+}
+
+
 @dataclass(frozen=True)
 class RejectedSegment:
-    """A segment a stage dropped, with the rule that dropped it."""
+    """A segment a stage dropped: the rule (``reason``, one of :data:`REJECT_REASONS`), the deciding score where
+    there is one (e.g. the mean music score of the cut part), and free text for people (``detail``)."""
 
     segment: Segment
     stage: str
     reason: str
+    score: float | None = None
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason not in REJECT_REASONS:
+            raise ValueError(
+                f"{self.stage}: rejection reason {self.reason!r} is not one of {', '.join(REJECT_REASONS)} "
+                "(curate.schema.REJECT_REASONS; put free text in detail=)"
+            )
 
 
 @dataclass(frozen=True)
@@ -253,7 +279,12 @@ class Frames:
 
 
 #: old versions whose files are read with the columns they lack filled with nulls, per kind
-UPGRADABLE: dict[str, frozenset[int]] = {"segments": frozenset({1}), "rejected": frozenset({1})}
+UPGRADABLE: dict[str, frozenset[int]] = {
+    "segments": frozenset({1, 2}),  # v1: no quality columns
+    "rejected": frozenset({1, 2}),  # v1: no quality columns; v1/v2: no score/detail, reason free text
+    **{k: frozenset({2}) for k in ("recordings", "decisions", "failures", "warnings", "materialized",
+                                    "fingerprints", "repeats", "probes", "tags", "speakers")},  # unchanged in v3
+}  # fmt: skip
 
 # ---------------------------------------------------------------------------------------------------
 # Arrow schemas, derived from the dataclasses above.
@@ -298,7 +329,13 @@ DECISION_SCHEMA = arrow_schema(Decision)
 FAILURE_SCHEMA = arrow_schema(Failure)
 SEGMENT_SCHEMA = arrow_schema(Segment)
 REJECTED_SCHEMA = arrow_schema(
-    Segment, [pa.field("stage", pa.string(), nullable=False), pa.field("reason", pa.string(), nullable=False)]
+    Segment,
+    [
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("score", pa.float64(), nullable=True),
+        pa.field("detail", pa.string(), nullable=True),
+    ],
 )
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -334,7 +371,7 @@ def to_row(record: Any) -> dict[str, Any]:
     """A record as a plain dict for Arrow (words become dicts, RejectedSegment is flattened)."""
     if isinstance(record, RejectedSegment):
         row = to_row(record.segment)
-        row.update(stage=record.stage, reason=record.reason)
+        row.update(stage=record.stage, reason=record.reason, score=record.score, detail=record.detail)
         return row
     names = _FIELD_NAMES.get(type(record))
     if names is None:
@@ -360,6 +397,7 @@ def recording_from_row(row: dict[str, Any]) -> Recording:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "REJECT_REASONS",
     "QUALITY_COLUMNS",
     "UPGRADABLE",
     "Frames",

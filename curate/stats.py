@@ -96,11 +96,46 @@ def dedup_stats(out_dir: Path) -> dict[str, Any] | None:
     }
 
 
+def legacy_reason(text: str) -> str:
+    """A schema v1/v2 free-text reason mapped onto :data:`curate.schema.REJECT_REASONS` (``other`` if unknown)."""
+    from curate.schema import REJECT_REASONS
+
+    head = text.split(" (")[0].strip().replace(" ", "_")
+    if head in REJECT_REASONS:
+        return head
+    for prefix, reason in (("shorter than", "too_short"), ("repeated excerpt", "repeat"), ("no transcript",
+                           "no_transcript"), ("empty transcript", "phrase"), ("no words", "phrase"),
+                           ("non-speech phrase", "phrase"), ("zero-length", "zero_length"),
+                           ("last partial window", "partial_window")):  # fmt: skip
+        if text.startswith(prefix):
+            return reason
+    return "other"
+
+
+def rejected_stats(out_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Hours cut per variant, stage and reason, from every ``rejected/<stage>/`` (streamed)."""
+    from curate.schema import REJECT_REASONS
+
+    rd = RunDir(out_dir)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for stage in rd.rejected_stages():
+        for batch in manifest.iter_batches(rd.rejected_dir(stage), "rejected"):
+            cols = batch.select(["variant", "reason", "duration_s"]).to_pydict()
+            for v, r, d in zip(cols["variant"], cols["reason"], cols["duration_s"], strict=True):
+                reason = r if r in REJECT_REASONS else legacy_reason(r)
+                cell = out.setdefault(v or "?", {}).setdefault(stage, {})
+                cell[reason] = cell.get(reason, 0.0) + (d or 0.0) / 3600.0
+    return out
+
+
 def compute_stats(out_dir: Path, variants: list[str], input_s: float) -> dict[str, Any]:
     out = {
         "input_hours": input_s / 3600.0,
         "variants": {v: variant_stats(RunDir(out_dir).variant_path(v), input_s) for v in variants},
     }
+    cut = rejected_stats(Path(out_dir))
+    if cut:
+        out["rejected_hours"] = cut
     dedup = dedup_stats(Path(out_dir))
     if dedup is not None:
         out["audio_dedup"] = dedup
@@ -169,7 +204,25 @@ def format_table(stats: dict[str, Any]) -> str:
                 f"| {v} | {cell('speech_ratio')} | {cell('music_ratio')} | {cell('vocal_music_ratio')} "
                 f"| {cell('noise_ratio')} | {cell('overlap_ratio')} | {turn} | {snr} |"
             )
+    if stats.get("rejected_hours"):
+        lines += ["", *format_rejected(stats["rejected_hours"])]
     return "\n".join(lines) + "\n"
+
+
+def format_rejected(cut: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Hours cut per reason (columns) for each variant and stage (rows), with a total column."""
+    reasons = sorted({r for stages in cut.values() for per in stages.values() for r in per})
+    lines = [
+        "Cut per reason (hours; rejected/, curate.schema.REJECT_REASONS):",
+        "",
+        "| variant | stage | " + " | ".join(reasons) + " | total |",
+        "|---|---|" + "---:|" * (len(reasons) + 1),
+    ]
+    for v in ordered(list(cut)):
+        for stage, per in sorted(cut[v].items()):
+            cells = " | ".join(f"{per[r]:.4f}" if r in per else "–" for r in reasons)
+            lines.append(f"| {v} | {stage} | {cells} | {sum(per.values()):.4f} |")
+    return lines
 
 
 def write_stats(out_dir: Path, stats: dict[str, Any]) -> None:
@@ -196,3 +249,57 @@ def load_stats(out_dir: str | Path) -> dict[str, Any]:
     if not p.exists():
         raise FileNotFoundError(f"{out_dir}: no stats.json (is this a finished curate run directory?)")
     return json.loads(p.read_text())
+
+
+def recording_times(run_dir: str | Path, variant: str) -> list[dict[str, Any]]:
+    """Per recording of the run: its duration, whether the metadata filters kept it (and why not), and how much of
+    it ``variant`` keeps (segments, seconds, %) and drops (the rest: silence, music, rejected or filtered).
+    Reads only the variant's recording ids and durations: bounded by the number of recordings."""
+    run = RunDir(run_dir)
+    seg = manifest.read_table(run.variant_dir(variant), "segments", columns=["recording_id", "duration_s"])
+    kept_s: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for rid, d in zip(seg.column(0).to_pylist(), seg.column(1).to_pylist(), strict=True):
+        kept_s[rid] = kept_s.get(rid, 0.0) + float(d)
+        count[rid] = count.get(rid, 0) + 1
+    decisions = {r["recording_id"]: r for r in manifest.read_table(run.decisions, "decisions").to_pylist()}
+    rows = []
+    for r in manifest.read_table(run.recordings, "recordings", columns=["recording_id", "duration_s"]).to_pylist():
+        rid, dur = r["recording_id"], float(r["duration_s"] or 0.0)
+        d = decisions.get(rid, {})
+        k = kept_s.get(rid, 0.0)
+        rows.append(
+            {
+                "recording_id": rid,
+                "duration_s": dur,
+                "kept_by_filters": bool(d.get("kept", True)),
+                "dropped_by": None if d.get("kept", True) else f"{d.get('stage')}: {d.get('reason')}",
+                "segments": count.get(rid, 0),
+                "kept_s": k,
+                "dropped_s": max(0.0, dur - k),
+                "kept_pct": 100 * k / dur if dur > 0 else 0.0,
+            }
+        )
+    return rows
+
+
+def format_recording_times(rows: list[dict[str, Any]], variant: str) -> str:
+    """A markdown table of :func:`recording_times`, with a total line."""
+    lines = [
+        f"variant {variant}: kept and dropped time per recording",
+        "",
+        "| recording | duration s | segments | kept s | dropped s | kept % | filters |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        why = "kept" if r["kept_by_filters"] else f"dropped ({r['dropped_by']})"
+        lines.append(
+            f"| {r['recording_id']} | {r['duration_s']:.1f} | {r['segments']} | {r['kept_s']:.1f} | "
+            f"{r['dropped_s']:.1f} | {r['kept_pct']:.1f} | {why} |"
+        )
+    total, kept = sum(r["duration_s"] for r in rows), sum(r["kept_s"] for r in rows)
+    lines.append(
+        f"| **{len(rows)} recordings** | {total:.1f} | {sum(r['segments'] for r in rows)} | {kept:.1f} | "
+        f"{total - kept:.1f} | {100 * kept / total if total else 0:.1f} | |"
+    )
+    return "\n".join(lines)

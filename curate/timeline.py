@@ -107,6 +107,11 @@ def dilate(
     return merge((max(lo, s - pad_s), min(hi, e + pad_s)) for s, e in normalize(intervals))
 
 
+def drop_short(intervals: Iterable[Interval], min_s: float) -> list[Interval]:
+    """The merged intervals that last at least ``min_s``."""
+    return [(s, e) for s, e in merge(intervals) if e - s >= min_s - 1e-9]
+
+
 def split_at(interval: Interval, points: Iterable[float]) -> list[Interval]:
     """Cut ``interval`` at the ``points`` strictly inside it: consecutive pieces that tile it."""
     s, e = interval
@@ -138,6 +143,7 @@ __all__ = [
     "halve",
     "split_to_max",
     "dilate",
+    "drop_short",
     "split_at",
     "from_mask",
     "coverage",

@@ -73,13 +73,22 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def did_you_mean(unknown: set[str], valid: set[str] | list[str]) -> str:
+    """`` ('modle' → 'model'?)`` for the unknown keys that look like a valid one; "" when none does."""
+    import difflib
+
+    pairs = [(k, m[0]) for k in sorted(unknown) if (m := difflib.get_close_matches(str(k), list(valid), 1))]
+    return f" (did you mean {', '.join(f'{m!r} for {k!r}' for k, m in pairs)}?)" if pairs else ""
+
+
 def build_dataclass(cls: type, params: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = set(params) - set(fields)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown parameter(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(fields)) or 'none'}"
+            f"{where}: unknown parameter(s) {', '.join(sorted(unknown))}{did_you_mean(unknown, set(fields))}; "
+            f"valid: {', '.join(sorted(fields)) or 'none'}"
         )
     kw = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in params.items()}
     try:

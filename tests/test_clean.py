@@ -170,8 +170,8 @@ def test_clean_trim_rejects_each_cut_with_its_reason() -> None:
     seg = Segment.new("r", "/a.wav", 0.0, 16.0, "v")
     res = CleanTrim(pad_s=0.0).process(ctx, [seg])
     assert [(round(s.start_s, 2), round(s.end_s, 2)) for s in res.segments] == [(0.0, 5.04), (9.84, 16.0)]
-    assert [r.reason.split(" ")[0] for r in res.rejected] == ["music"]
-    assert res.rejected[0].stage == "clean_trim" and "mean score 0.9" in res.rejected[0].reason
+    assert [r.reason for r in res.rejected] == ["music"]
+    assert res.rejected[0].stage == "clean_trim" and res.rejected[0].score == pytest.approx(0.95)
 
 
 def test_clean_trim_without_frame_scores_says_what_to_run() -> None:
@@ -223,7 +223,7 @@ def test_v1_segments_still_read_with_empty_quality_columns(tmp_path, caplog) -> 
     assert back == seg and back.music_ratio is None
     assert "schema v1" in caplog.text and "quality columns" in caplog.text
     assert manifest.read_table(tmp_path, "segments", columns=["segment_id", "music_ratio"]).column(1).null_count == 1
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
 
 
 def test_frames_round_trip_through_the_run_directory(tmp_path) -> None:
@@ -298,7 +298,64 @@ def test_long_runs_without_speech_are_cut_short_pauses_kept() -> None:
     speech = [0.9] * 5 + [0.0] * 1 + [0.9] * 5 + [0.0] * 4 + [0.9] * 5  # a 0.48 s pause, then a 1.9 s gap
     t = tags([0.0] * 20, speech=speech)
     bad = bad_intervals(t, None, Thresholds(speech=0.2, min_nonspeech_s=1.0))
-    assert len(bad["no speech"]) == 1
-    s, e = bad["no speech"][0]
+    assert len(bad["no_speech"]) == 1
+    s, e = bad["no_speech"][0]
     assert e - s == pytest.approx(4 * 0.48)
-    assert "no speech" not in bad_intervals(t, None, Thresholds())  # off by default
+    assert "no_speech" not in bad_intervals(t, None, Thresholds())  # off by default
+
+
+def test_rejections_carry_a_closed_reason_and_their_score(tmp_path) -> None:
+    from curate.schema import REJECT_REASONS, RejectedSegment
+
+    seg = Segment.new("r", "/a.wav", 0.0, 2.0, "v")
+    with pytest.raises(ValueError, match="not one of"):
+        RejectedSegment(seg, "clean_trim", "music (mean score 0.35)")
+    rows = [RejectedSegment(seg, "clean_trim", "music", score=0.35), RejectedSegment(seg, "min_duration", "too_short")]
+    manifest.write_records(tmp_path / "part-00000.parquet", rows, "rejected")
+    back = manifest.read_table(tmp_path, "rejected").to_pylist()
+    assert [(r["reason"], r["score"], r["detail"]) for r in back] == [("music", 0.35, None), ("too_short", None, None)]
+    assert set(REJECT_REASONS) >= {"music", "vocal_music", "noise", "overlap", "no_speech", "too_short"}
+
+
+def test_v2_rejected_rows_still_read_with_empty_score(tmp_path) -> None:
+    from curate.schema import RejectedSegment
+
+    seg = Segment.new("r", "/a.wav", 0.0, 2.0, "v")
+    path = manifest.write_records(tmp_path / "part-00000.parquet", [RejectedSegment(seg, "s", "music")], "rejected")
+    t = pq.read_table(path).drop_columns(["score", "detail"])
+    t = t.set_column(t.column_names.index("reason"), "reason", pa.array(["music (mean score 0.35)"]))
+    pq.write_table(t.replace_schema_metadata({b"curate.schema_version": b"2", b"curate.kind": b"rejected"}), path)
+    (row,) = manifest.read_table(tmp_path, "rejected").to_pylist()
+    assert row["reason"] == "music (mean score 0.35)" and row["score"] is None
+
+
+def test_stats_add_up_the_hours_cut_per_reason(tmp_path) -> None:
+    from curate.rundir import RunDir
+    from curate.schema import RejectedSegment
+    from curate.stats import format_rejected, legacy_reason, rejected_stats
+
+    rd = RunDir(tmp_path)
+
+    def seg(a: float, b: float, v: str = "x-clean") -> Segment:
+        return Segment.new("r", "/a.wav", a, b, v)
+
+    rows = [
+        RejectedSegment(seg(0, 360), "clean_trim", "music", 0.4),
+        RejectedSegment(seg(400, 580), "clean_trim", "music"),
+    ]
+    rows.append(RejectedSegment(seg(600, 636), "clean_trim", "overlap", 0.7))
+    manifest.write_records(rd.rejected_dir("clean_trim") / "part-00000.parquet", rows, "rejected")
+    manifest.write_records(
+        rd.rejected_dir("min_duration") / "part-00000.parquet",
+        [RejectedSegment(seg(0, 2), "min_duration", "too_short")],
+        "rejected",
+    )
+    cut = rejected_stats(tmp_path)
+    assert cut["x-clean"]["clean_trim"] == {"music": pytest.approx(0.15), "overlap": pytest.approx(0.01)}
+    assert cut["x-clean"]["min_duration"] == {"too_short": pytest.approx(2 / 3600)}
+    table = "\n".join(format_rejected(cut))
+    assert "| x-clean | clean_trim | 0.1500 | 0.0100 | – | 0.1600 |" in table
+    assert [
+        legacy_reason(t)
+        for t in ("music (mean score 0.35)", "no speech (mean score 0.1)", "shorter than 3 s (1.2 s)", "?")
+    ] == ["music", "no_speech", "too_short", "other"]

@@ -67,7 +67,7 @@ def test_a_finished_task_keeps_the_time_it_took(captured):
         bar._t0 -= 100  # the run goes on for 100 s more
         bar.advance(rec)
     last = captured.getvalue().splitlines()[-2:]
-    assert last[0] == "probe: 12/12 (100 %)  [0 s]" and last[1].startswith("recordings: 1/1 (100 %)  [100 s]")
+    assert last[0] == "probe: 12/12 (100 %)  [0 s]" and last[1].startswith("recordings: 1/1 (100 %)  [100 s, 0.6/min]")
 
 
 @pytest.mark.slow

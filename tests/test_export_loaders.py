@@ -81,7 +81,7 @@ def test_fairseq_labels_dictionary_and_valid_split(run_dir, segments, tmp_path):
         for sid in check_fairseq_split(tmp_path, stem, symbols):
             assert has_text(segments[sid])
     wrd = "".join(p.read_text() for p in tmp_path.glob("*.wrd"))
-    assert "NINETEEN NINETY NINE THREE POINT FIVE OF VIEWERS SAID DON'T" in wrd
+    assert "NINETEEN NINETY NINE THREE POINT FIVE PERCENT OF VIEWERS SAID DON'T" in wrd
     assert "HET IS EENENTWINTIG GRADEN" in wrd
 
 

@@ -5,9 +5,9 @@ import pytest
 
 from curate.config import parse_pipeline
 from curate.errors import ConfigError
-from curate.runners.driver import apply_filters
 from curate.stages.dedup import find_duplicates, normalize_text
 from curate.stages.filters import ColumnFilter, DateFilter, DurationFilter, GenreFilter
+from curate.testing.oracle import apply_filters
 
 
 def table(rows):

@@ -11,9 +11,10 @@ from curate.catalog import ingest
 from curate.config import load_pipeline, parse_pipeline
 from curate.rundir import RunDir
 from curate.runners import probes, streaming
-from curate.runners.driver import collect_failures, plan_shards, prepare, run_filters
+from curate.runners.driver import collect_failures, plan_shards, prepare
 from curate.schema import recording_from_row
 from curate.testing import make_archive, make_catalog, tone, write_audio
+from curate.testing.oracle import run_filters
 
 SEQ = "pipelines/seq.yaml"
 

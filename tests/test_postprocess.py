@@ -199,7 +199,9 @@ def test_min_duration(min_s, durations, kept):
     result = pp.MinDuration(min_s=min_s).process(RecordingContext(fake_recording()), segs)
     assert [round(s.duration_s, 2) for s in result.segments] == kept
     assert len(result.rejected) == len(durations) - len(kept)
-    assert all(r.stage == "min_duration" and "shorter than" in r.reason for r in result.rejected)
+    assert all(
+        r.stage == "min_duration" and r.reason == "too_short" and "shorter than" in r.detail for r in result.rejected
+    )
 
 
 # --- e. split_long ---------------------------------------------------------------------------------------

@@ -187,3 +187,22 @@ def test_the_run_log_holds_every_line_and_run_json_the_command(archive, tmp_path
     assert all(line.split()[2].isdigit() for line in lines)  # date, time, pid
     command = json.loads(RunDir(out).run_json.read_text())["command"]
     assert "run pipelines/seq.yaml --catalog" in command and str(out) in command
+
+
+def test_progress_reaches_k_of_n_inside_one_shard(archive, tmp_path, monkeypatch):
+    """A catalog in one shard (shard_size 8, 6 recordings) still shows progress per recording: the worker's
+    running note counts the recordings it finished, and the driver's progress sums the notes."""
+    from curate.runners import shard
+
+    out = tmp_path / "run"
+    seen = []
+    real = shard.process_recording
+
+    def counted(pipeline, rec, verify=True, run=None):
+        seen.append(RunDir(out).recordings_in_flight())
+        return real(pipeline, rec, verify, run)
+
+    monkeypatch.setattr(shard, "process_recording", counted)
+    result = run_pipeline(load_pipeline("pipelines/seq.yaml", ["settings.shard_size=8"]), archive, out, runner="local")
+    assert result["counts"]["shards"] == 1 and seen == [0, 1, 2, 3, 4, 5]
+    assert RunDir(out).recordings_in_flight() == 0  # the finished shard's note is gone

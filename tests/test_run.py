@@ -49,7 +49,8 @@ def test_seq_run_directory_contents(archive, tmp_path):
     assert segs.num_rows == 12
     assert pc.all(pc.equal(segs.column("duration_s"), 30.0)).as_py()
     rej = manifest.read_table(out / "rejected" / "naive_segment", "rejected")
-    assert rej.num_rows == 6 and "last partial window" in rej.column("reason")[0].as_py()
+    assert rej.num_rows == 6 and rej.column("reason")[0].as_py() == "partial_window"
+    assert "last partial window" in rej.column("detail")[0].as_py()
     stats = json.loads((out / "stats.json").read_text())["variants"]["seq"]
     total = sum(65.0 + i for i in range(6))
     assert stats["segments"] == 12

@@ -20,6 +20,14 @@ from curate.w2v2 import text as txt
         ("1999 and 2000", "en", "nineteen ninety nine and two thousand"),
         ("Pi is 3.14", "en", "pi is three point one four"),
         ("1,000,000 on the 21st", "en", "one million on the twenty first"),
+        # Currency signs, % and units are said after their number, as words.
+        ("It costs €5, not $1.", "en", "it costs five euros not one dollar"),
+        ("$1.5 million", "en", "one point five million dollars"),
+        ("Het kost € 20 of 3 £", "nl", "het kost twintig euro of drie pond"),
+        ("20% van de kijkers, 5 %", "nl", "twintig procent van de kijkers vijf procent"),
+        ("30 km/h, 12 kg at 21 °C", "en", "thirty kilometres per hour twelve kilograms at twenty one degrees celsius"),
+        ("5 m long, 1 man", "en", "five metres long one man"),
+        ("the % sign", "en", "the percent sign"),
         ("call 0612", "en", "call zero six one two"),
         ("ROCK–N–ROLL…  yeah", "en", "rock n roll yeah"),
         # Dutch: accents to ASCII, clitics 's 't 'n kept, plural apostrophes kept, numbers as one word.

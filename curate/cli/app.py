@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from curate.cli import ablate, corrupt, demo, derive, export, models, pretrain, quality, run
+from curate.cli import ablate, corrupt, demo, derive, export, inspect_run, models, pretrain, quality, run
 from curate.cli.console import console, fail, setup_logging
 
 
@@ -40,9 +40,18 @@ class _Commands(typer.core.TyperGroup):
             fail(str(e))
 
 
+def _error_msg(exc) -> str:
+    """Typer 0.29 reports a bad choice through pydantic, prefixed ``Value error, ``: keep the message only."""
+    return _pydantic_error_msg(exc).removeprefix("Value error, ")
+
+
+_pydantic_error_msg = typer._coercion.get_error_msg
+typer._coercion.get_error_msg = typer._param_types.get_error_msg = _error_msg
+
 app = typer.Typer(
     cls=_Commands,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Turn a broadcast archive into clean single-speaker speech segments for pre-training.",
@@ -71,11 +80,20 @@ def _main(
 
 
 # Order = order in `curate --help`.
-for _group in (run, demo, ablate, corrupt, derive, export, models, pretrain, quality):
+for _group in (run, demo, ablate, corrupt, derive, export, inspect_run, models, pretrain, quality):
     _group.register(app)
 
 
-OUTPUT_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ELOOP}
+OUTPUT_ERRNOS = {
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ELOOP,
+    errno.EEXIST,
+    errno.ENOTDIR,
+}
 
 
 def main() -> None:

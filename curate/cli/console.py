@@ -3,9 +3,13 @@
 configures logging).
 
 Only curate's own lines reach the console: curate's loggers at the ``-v`` level (WARNING, ``-v`` INFO, ``-vv``
-DEBUG), every other library at WARNING (INFO with ``-vv``). When stderr is not a terminal (a cluster or nohup
-log), progress is printed as plain lines every ``CURATE_PROGRESS_EVERY_S`` seconds (default 30) and at the end
-instead of a live bar that would leave nothing in the file until the run is over."""
+DEBUG), every other library at WARNING (INFO with ``-vv``). Python warnings from libraries (``pkg_resources``,
+pyannote) and notes that libraries print through handlers of their own (Lightning's checkpoint upgrade) are
+demoted to DEBUG records: they are logged, not shown. When stderr is not a terminal (a cluster or nohup log),
+nothing is hard-wrapped (one record, one line, whatever its length), log records are plain
+``LEVEL logger: message`` lines without a time column, and progress is printed as plain lines with rate and
+ETA every ``CURATE_PROGRESS_EVERY_S`` seconds (default 30) and at the end instead of a live bar that would
+leave nothing in the file until the run is over."""
 
 from __future__ import annotations
 
@@ -37,11 +41,34 @@ class Runner(StrEnum):
 # The same two options on every command that fans work out (run, demo, export, materialize, ablate, stems).
 RunnerOption = Annotated[
     Runner,
-    typer.Option(help="ray: parallel Ray workers (a local Ray unless --ray-address); local: in-process, in order"),
+    typer.Option(
+        help="ray: parallel Ray workers (a local Ray unless --ray-address); local: in-process, in order",
+        case_sensitive=False,
+    ),
 ]
 RayAddressOption = Annotated[
     str | None, typer.Option(help="Ray cluster address (ray start … / RAY_ADDRESS); default: start Ray locally")
 ]
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout (for scripts)")]
+
+
+def print_json(obj: object) -> None:
+    """A command's result as JSON on stdout: plain text, no markup or wrapping (NaN as null)."""
+    import json
+    import math
+
+    def plain(v: object) -> object:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        return v.item() if hasattr(v, "item") and callable(v.item) else v
+
+    typer.echo(json.dumps(plain(obj), indent=2, ensure_ascii=False, default=str))
 
 
 RunDirArgument = Annotated[
@@ -82,7 +109,19 @@ def local_out(path: str, what: str = "--out") -> Path:
         fail(
             f"{what} {path}: writing here to object storage is not supported; write to a local directory and upload it"
         )
+    check_out_dir(path, what)
     return Path(path)
+
+
+def check_out_dir(path: str | Path, what: str = "--out") -> None:
+    """An output directory that is an existing file (or lies under one) is one clear line, not a traceback."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                where = "" if q == p else f" {q}"
+                fail(f"{what} {path}:{where} is a file, not a directory; name a directory (it is created if missing)")
+            return
 
 
 class _OwnLinesFilter(logging.Filter):
@@ -98,14 +137,58 @@ class _OwnLinesFilter(logging.Filter):
         return record.levelno >= (self.own if mine else self.others)
 
 
+# Loggers of libraries whose notes are not for the user: their records become DEBUG where they are made, so the
+# handlers those libraries attach themselves (Lightning prints INFO through its own) skip them too.
+DEMOTED_LOGGERS = (
+    "lightning.pytorch.utilities.migration.utils",  # "Lightning automatically upgraded your loaded checkpoint"
+    "pytorch_lightning.utilities.migration.utils",
+    "py.warnings",  # Python warnings of libraries (logging.captureWarnings); curate's own stay warnings
+)
+
+
+class _Demote(logging.Filter):
+    """Turn a library's record into a DEBUG record (a warning raised from curate's own code keeps its level)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "py.warnings" and f"{os.sep}curate{os.sep}" in str(record.args or record.msg):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+class PlainHandler(logging.Handler):
+    """Log records off a terminal: ``LEVEL logger: message`` on one line (a multi-line message or traceback is
+    joined with `` | ``), through the console so they interleave with progress lines; no time column."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+            console.print(" | ".join(lines), markup=False, highlight=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
+
+
 def setup_logging(verbose: int = 0) -> None:
     from rich.logging import RichHandler
 
+    for c in (console, out):  # off a terminal Rich would wrap at 80 columns: a log wants whole lines
+        c.soft_wrap = not c.is_terminal
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
-    handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    else:
+        handler = PlainHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_OwnLinesFilter(level, logging.INFO if verbose > 1 else logging.WARNING))
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     logging.getLogger("curate").setLevel(level)
+    logging.captureWarnings(True)
+    for name in DEMOTED_LOGGERS:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, _Demote) for f in lg.filters):
+            lg.addFilter(_Demote())
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -115,6 +198,25 @@ def fail(message: str, code: int = 2) -> None:
 
     console.print(f"[bold red]error:[/] {escape(message)}")  # `curate[storage]` is text, not a style
     raise typer.Exit(code)
+
+
+def duration_text(seconds: float) -> str:
+    """A short duration for a log line: ``45 s``, ``12 min``, ``3.4 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def rate_eta(completed: float, total: float | None, elapsed_s: float) -> str:
+    """``, 2.5/s, ETA 40 s`` (the ETA while unfinished and the total is known); "" before anything is done or
+    within the first second (no rate to speak of yet)."""
+    if completed <= 0 or elapsed_s < 1:
+        return ""
+    rate = completed / elapsed_s
+    text = f", {rate:.0f}/s" if rate >= 100 else f", {rate:.3g}/s" if rate >= 0.1 else f", {rate * 60:.3g}/min"
+    if total and completed < total:
+        text += f", ETA {duration_text((total - completed) / rate)}"
+    return text
 
 
 @dataclass
@@ -178,7 +280,7 @@ class PlainProgress:
         pct = f" ({100 * t.completed / t.total:.0f} %)" if t.total else ""
         extra = f"  {t.fields['extra']}" if t.fields.get("extra") else ""
         elapsed = t.finished_s if t.finished_s is not None else time.monotonic() - self._t0
-        return f"{t.description}: {done}{pct}{extra}  [{elapsed:.0f} s]"
+        return f"{t.description}: {done}{pct}{extra}  [{elapsed:.0f} s{rate_eta(t.completed, t.total, elapsed)}]"
 
     def print(self, unfinished: bool = False) -> None:
         for t in list(self.tasks):
@@ -212,6 +314,7 @@ def progress_bar():
 
 
 __all__ = [
+    "JsonOption",
     "PlainProgress",
     "RayAddressOption",
     "Runner",
@@ -219,6 +322,7 @@ __all__ = [
     "console",
     "fail",
     "out",
+    "print_json",
     "progress_bar",
     "setup_logging",
 ]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from curate.cli.console import RayAddressOption, RunDirArgument, Runner, RunnerOption
+from curate.cli.console import JsonOption, RayAddressOption, RunDirArgument, Runner, RunnerOption
 from curate.export.common import EMBEDDED, FORMATS
 from curate.export.materialize import FORMATS as MATERIALIZE_FORMATS
 
@@ -43,12 +43,25 @@ def _units_bar(bar: Any, label: str):
     return on_plan, on_unit
 
 
+def _segments_bar(bar: Any, label: str) -> dict[str, Any]:
+    """``on_export``/``on_segments`` callbacks of :func:`curate.export.export`: one task counting segments."""
+    state: dict[str, Any] = {}
+
+    def on_export(total: int) -> None:
+        state["task"] = bar.add_task(label, total=total, extra="segments")
+
+    def on_segments(n: int) -> None:
+        bar.advance(state["task"], n)
+
+    return {"on_export": on_export, "on_segments": on_segments}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
         run_dir: RunDirArgument,
         variant: Annotated[str, typer.Option(help="variant to export, e.g. wx-diar-3s")],
-        format_: Annotated[ExportFormat, typer.Option("--format", help="the trainer's format")],
+        format_: Annotated[ExportFormat, typer.Option("--format", help="the trainer's format", case_sensitive=False)],
         out_dir: Annotated[str, typer.Option("--out", help="output directory (local)")],
         select_file: Annotated[
             Path | None, typer.Option("--select", help="selection YAML (configs/selection/)")
@@ -70,7 +83,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a variant (optionally a selection of it) for fairseq, Lhotse, HF datasets, NeMo, WebDataset or
         Kaldi; the selection spec and its statistics are written next to the export."""
-        from curate.cli.console import console, fail, local_out, progress_bar
+        from curate.cli.console import fail, local_out, progress_bar
         from curate.cli.console import out as stdout
         from curate.errors import RunDirError
         from curate.export import ExportError, export
@@ -91,13 +104,13 @@ def register(app: typer.Typer) -> None:
         if fmt in EMBEDDED:
             kw.pop("sample_rate")
         try:
-            if fmt == "fairseq" or materialize:  # the long part is cutting the audio: one step per recording
-                with progress_bar() as bar:
+            with progress_bar() as bar:
+                if fmt == "fairseq" or materialize:  # the long part is cutting the audio: one step per recording
                     on_plan, on_unit = _units_bar(bar, "materialize")
-                    info = export(run_dir, variant, fmt, out, sel, on_plan=on_plan, on_unit=on_unit, **kw)
-            else:
-                with console.status(f"exporting {variant} as {fmt}"):
-                    info = export(run_dir, variant, fmt, out, sel, **kw)
+                    kw.update(on_plan=on_plan, on_unit=on_unit)
+                else:  # one step per segment written (hf, webdataset: cut and encoded)
+                    kw.update(_segments_bar(bar, f"export {fmt}"))
+                info = export(run_dir, variant, fmt, out, sel, **kw)
         except (ExportError, MaterializeError, RunDirError, FileNotFoundError, ValueError) as e:
             fail(str(e))
         segs = ", ".join(f"{k}: {v:,} segments / {info['hours'][k]:.2f} h" for k, v in info["segments"].items())
@@ -109,7 +122,8 @@ def register(app: typer.Typer) -> None:
         variant: Annotated[str, typer.Option(help="variant to materialize")],
         out_dir: Annotated[str, typer.Option("--out", help="local output directory (rerun the command to resume)")],
         format_: Annotated[
-            MaterializeFormat, typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)")
+            MaterializeFormat,
+            typer.Option("--format", help="flac (one file per segment) or pcm16 (shards)", case_sensitive=False),
         ] = MaterializeFormat.flac,
         runner: RunnerOption = Runner.ray,
         ray_address: RayAddressOption = None,
@@ -160,9 +174,10 @@ def register(app: typer.Typer) -> None:
         select_file: Annotated[Path | None, typer.Option("--select", help="selection YAML")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
         out: Annotated[Path | None, typer.Option(help="write selection.yaml and selection.json here")] = None,
+        json_: JsonOption = False,
     ) -> None:
         """Dry-run a selection: print what each step keeps (and optionally save it)."""
-        from curate.cli.console import fail, run_dir_here
+        from curate.cli.console import fail, print_json, run_dir_here
         from curate.cli.console import out as stdout
         from curate.export.select import select, write_selection
 
@@ -171,10 +186,39 @@ def register(app: typer.Typer) -> None:
             _, stats = select(run_dir_here(run_dir), variant, sel)
         except FileNotFoundError as e:
             fail(str(e))
+        if out is not None:
+            write_selection(out, sel, stats)
+        if json_:
+            print_json(stats)
+            return
         lines = ["| step | segments | hours |", "|---|---:|---:|"]
         lines += [f"| {s['step']} | {s['segments']:,} | {s['hours']:.3f} |" for s in stats["steps"]]
         lines += [f"| → {k} | {stats[k]['segments']:,} | {stats[k]['hours']:.3f} |" for k in ("train", "valid")]
         stdout.print("\n".join(lines))
         if out is not None:
-            write_selection(out, sel, stats)
             stdout.print(f"selection written to {out}/selection.yaml and selection.json")
+
+    @app.command("cat")
+    def cat_cmd(
+        path: Annotated[str, typer.Argument(help="an audio file or URL (s3://…, gs://…)")],
+        start: Annotated[float, typer.Argument(help="start, s")] = 0.0,
+        end: Annotated[float | None, typer.Argument(help="end, s (default: the end of the file)")] = None,
+    ) -> None:
+        """Write audio (a range of it) to stdout as 16 kHz mono 16-bit WAV: Kaldi's wav.scp reads URLs with it."""
+        import sys
+
+        from curate.audio import AudioDecodeError
+        from curate.cli.console import fail
+        from curate.export.kaldi import cat_wav
+
+        if sys.stdout.isatty():
+            fail("curate cat writes WAV bytes: pipe or redirect stdout (curate cat URL > x.wav, … | sox - …)")
+        try:
+            cat_wav(path, sys.stdout.buffer, start, end)
+            sys.stdout.buffer.flush()
+        except (AudioDecodeError, RuntimeError) as e:
+            fail(str(e), code=1)
+        except BrokenPipeError:  # the reader stopped early (head, a segment read): not an error
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit

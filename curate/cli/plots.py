@@ -87,6 +87,7 @@ def plot_lengths(durations: dict[str, list[float]], path: str | Path, max_s: flo
         ax.hist(d, bins=bins, color="#1971c2")
         ax.set_title(f"{v} ({len(d)} segments)", fontsize=10)
         ax.set_xlabel("segment length, s")
+        ax.tick_params(labelbottom=True)  # sharex hides the labels of every panel but the bottom row's
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     return _save(fig, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +37,40 @@ def run_with_progress(pipeline, catalog: Path, out_dir: Path, **kw: Any) -> dict
                 extra=f"{done_h:.2f}/{hours:.2f} h audio",
             )
 
+            state["done_n"] = bar.tasks[state["task"]].completed
+            state["total"] = n
+            state["run"] = plan.run
+            poller.start()
+
+        def show(in_flight: int = 0) -> None:  # finished shards + recordings done inside running ones
+            done = min(state["total"], state["done_n"] + in_flight)
+            bar.update(state["task"], completed=done, extra=f"{state['done_h']:.2f}/{state['hours']:.2f} h audio")
+
+        def poll() -> None:  # workers note each recording they finish in their shard's running note
+            while not stop.wait(1.0):
+                show(state["run"].recordings_in_flight())
+
         def on_done(summary: dict[str, Any]) -> None:
             state["done_h"] += summary["audio_s"] / 3600
-            bar.update(
-                state["task"],
-                advance=len(summary["recordings"]),
-                extra=f"{state['done_h']:.2f}/{state['hours']:.2f} h audio",
-            )
+            state["done_n"] += len(summary["recordings"])
+            show()
 
-        return run_pipeline(
-            pipeline,
-            catalog,
-            out_dir,
-            on_plan=on_plan,
-            on_ingest=lambda n: bar.advance(ingest_task, n),
-            on_done=on_done,
-            **kw,
-        )
+        stop = threading.Event()
+        poller = threading.Thread(target=poll, name="curate-progress", daemon=True)
+        try:
+            return run_pipeline(
+                pipeline,
+                catalog,
+                out_dir,
+                on_plan=on_plan,
+                on_ingest=lambda n: bar.advance(ingest_task, n),
+                on_done=on_done,
+                **kw,
+            )
+        finally:
+            stop.set()
+            if poller.is_alive():
+                poller.join()
 
 
 __all__ = ["run_with_progress"]

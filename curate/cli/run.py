@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.console import RayAddressOption, RunDirArgument, Runner, RunnerOption, fail, out, run_dir_here
+from curate.cli.console import (
+    JsonOption,
+    RayAddressOption,
+    RunDirArgument,
+    Runner,
+    RunnerOption,
+    fail,
+    out,
+    print_json,
+    run_dir_here,
+)
 from curate.cli.progress import run_with_progress
 
 
@@ -71,13 +81,17 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Ingest, filter, de-duplicate and segment a catalog into a run directory."""
+        from curate.audio import is_url
         from curate.catalog import CatalogError
+        from curate.cli.console import check_out_dir
         from curate.errors import RunDirError
         from curate.rundir import RunDir
         from curate.rundir.mirror import is_remote
         from curate.runners.runlog import run_log
         from curate.stats import format_table, load_stats
 
+        if not is_url(out):
+            check_out_dir(out)
         pipe = load_pipeline_or_exit(pipeline, set_)
         # a local run logs into RUN/logs/curate.log (a bucket run's staging copy is replaced when it starts)
         logging_to = run_log(RunDir(out).log_file) if not is_remote(out) else contextlib.nullcontext()
@@ -102,14 +116,18 @@ def register(app: typer.Typer) -> None:
             fail(f"every recording failed ({counts['failed']}): see {out.rstrip('/')}/{failures}", code=1)
 
     @app.command()
-    def stats(run_dir: RunDirArgument) -> None:
+    def stats(run_dir: RunDirArgument, json_: JsonOption = False) -> None:
         """Print the Table-14 columns per variant of a run."""
         from curate.stats import format_table, load_stats
 
         try:
-            out.print(format_table(load_stats(run_dir_here(run_dir))), soft_wrap=True)
+            table = load_stats(run_dir_here(run_dir))
         except FileNotFoundError as e:
             fail(str(e))
+        if json_:
+            print_json(table)
+        else:
+            out.print(format_table(table), soft_wrap=True)
 
     @app.command()
     def validate(
@@ -118,17 +136,26 @@ def register(app: typer.Typer) -> None:
         models: Annotated[bool, typer.Option(help="check that every model can be found here (store, bundled)")] = True,
     ) -> None:
         """Check pipelines without running them (stages exist, params valid, variants consistent, models found)."""
-        from curate.config import check_models
+        from rich.markup import escape
+
+        from curate.cli.console import console
+        from curate.config import check_models, load_pipeline
         from curate.errors import ConfigError
 
-        for p in pipelines:
-            pipe = load_pipeline_or_exit(p, set_)
-            if models:
-                try:
+        bad = 0
+        for p in pipelines:  # every file is checked; all problems are reported, then the exit status says
+            try:
+                pipe = load_pipeline(p, set_)
+                if models:
                     check_models(pipe)
-                except ConfigError as e:
-                    fail(f"{p}: {e}")
-            out.print(f"[green]ok[/] {p}: {pipe.name} → variants {', '.join(pipe.variants()) or 'none'}")
+            except ConfigError as e:
+                message = str(e) if str(p) in str(e) else f"{p}: {e}"
+                console.print(f"[bold red]error:[/] {escape(message)}")
+                bad += 1
+                continue
+            out.print(f"[green]ok[/] {escape(str(p))}: {pipe.name} → variants {', '.join(pipe.variants()) or 'none'}")
+        if bad:
+            fail(f"{bad} of {len(pipelines)} pipeline files are not valid")
 
 
 __all__ = ["load_pipeline_or_exit", "register"]

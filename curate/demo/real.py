@@ -33,27 +33,39 @@ BLOCKS = {"turns": 4, "conversation": 2, "bed": 2, "songbed": 1, "noisebed": 1, 
 class _Clips:
     """The folder's clips by kind, decoded on first use."""
 
-    def __init__(self, root: Path):
-        self.root = root
-        with open(root / "INVENTORY.csv", encoding="utf-8") as f:
-            rows = [r for r in csv.DictReader(f) if (root / "flac" / f"{r['id']}.flac").is_file()]
+    def __init__(self, roots: list[Path], only: set[str] | None = None):
+        rows = []
+        for root in roots:
+            with open(root / "INVENTORY.csv", encoding="utf-8") as f:
+                rows += [
+                    {**r, "_root": str(root)}
+                    for r in csv.DictReader(f)
+                    if (root / "flac" / f"{r['id']}.flac").is_file() and (only is None or r["id"] in only)
+                ]
         self.speech = [r for r in rows if r["content_type"] == "speech" and float(r["flac_duration_s"]) >= 1.5]
         self.conversations = [
             r
             for r in rows
-            if r["content_type"] == "conversation" and (root / "annotations" / f"{r['id']}.rttm").is_file()
+            if r["content_type"] == "conversation" and (_root(r) / "annotations" / f"{r['id']}.rttm").is_file()
         ]
         self.music = [r for r in rows if r["content_type"] == "music-instrumental"]
         self.songs = [r for r in rows if r["content_type"] == "music-vocal"]
         self.noise = [r for r in rows if r["content_type"] == "noise" and float(r["flac_duration_s"]) >= 2.0]
         if not (self.speech and self.music and self.noise):
-            raise FileNotFoundError(f"{root}: need speech, music-instrumental and noise clips in INVENTORY.csv + flac/")
+            where = ", ".join(map(str, roots))
+            raise FileNotFoundError(
+                f"{where}: need speech, music-instrumental and noise clips in INVENTORY.csv + flac/"
+            )
         self._cache: dict[str, np.ndarray] = {}
 
     def load(self, row: dict) -> np.ndarray:
         if row["id"] not in self._cache:
-            self._cache[row["id"]] = audio.load(str(self.root / "flac" / f"{row['id']}.flac"))
+            self._cache[row["id"]] = audio.load(str(_root(row) / "flac" / f"{row['id']}.flac"))
         return self._cache[row["id"]]
+
+
+def _root(row: dict) -> Path:
+    return Path(row["_root"])
 
 
 def _speaker(row: dict) -> str:
@@ -95,7 +107,7 @@ def _conversation(rng: np.random.Generator, clips: _Clips) -> _Track:
     row = _pick(rng, clips.conversations)
     x = clips.load(row)
     turns = []
-    for ln in (clips.root / "annotations" / f"{row['id']}.rttm").read_text().splitlines():
+    for ln in (_root(row) / "annotations" / f"{row['id']}.rttm").read_text().splitlines():
         f = ln.split()
         if ln.startswith("SPEAKER"):
             turns.append((float(f[3]), float(f[3]) + float(f[4]), f"{row['id']}:{f[7]}"))
@@ -171,18 +183,29 @@ def _block(name: str, rng: np.random.Generator, clips: _Clips) -> _Track:
 
 
 def build_real_archive(
-    out_dir: Path, root: Path, *, n_programmes: int = 6, seed: int = 0, duration_s: float = 150
+    out_dir: Path,
+    root: Path | list[Path],
+    *,
+    n_programmes: int = 6,
+    seed: int = 0,
+    duration_s: float = 150,
+    only: set[str] | None = None,
+    prefix: str = "real",
 ) -> Path:
-    """Assemble ``n_programmes`` of about ``duration_s`` from the real clips under ``root``; return catalog.csv."""
+    """Assemble ``n_programmes`` of about ``duration_s`` from the real clips under ``root`` (one folder or
+    several, each with its INVENTORY.csv; ``only``: just these clip ids, e.g. one half of a dev/test split);
+    return catalog.csv. Recording ids are ``{prefix}-000`` …"""
     import soundfile as sf
 
-    out_dir, root = Path(out_dir), Path(root)
-    params = {"builder": "real", "root": str(root), "n": n_programmes, "seed": seed, "duration_s": duration_s,
-              "version": GENERATOR_VERSION}  # fmt: skip
+    out_dir = Path(out_dir)
+    roots = [Path(r) for r in root] if isinstance(root, list) else [Path(root)]
+    params = {"builder": "real", "root": [str(r) for r in roots] if len(roots) > 1 else str(roots[0]),
+              "n": n_programmes, "seed": seed, "duration_s": duration_s, "version": GENERATOR_VERSION,
+              **({"only": sorted(only), "prefix": prefix} if only is not None or prefix != "real" else {})}  # fmt: skip
     catalog, params_file = out_dir / "catalog.csv", out_dir / "demo_params.json"
     if catalog.exists() and params_file.exists() and json.loads(params_file.read_text()) == params:
         return catalog
-    clips = _Clips(root)
+    clips = _Clips(roots, only)
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     (out_dir / "rttm").mkdir(parents=True, exist_ok=True)
     names, weights = zip(*BLOCKS.items(), strict=True)
@@ -194,7 +217,7 @@ def build_real_archive(
         plan = ["silence", "turns", "bed", "overlap", "conversation", "songbed", "noisebed"]
         while track.n < duration_s * SR:
             track.extend(_block(plan.pop(0) if plan else str(rng.choice(names, p=probs)), rng, clips))
-        rid = f"real-{i:03d}"
+        rid = f"{prefix}-{i:03d}"
         x = track.audio()
         x = np.clip(x + rng.standard_normal(x.size).astype(np.float32) * np.float32(2e-4), -1, 1)
         sf.write(out_dir / "audio" / f"{rid}.flac", x, SR, subtype="PCM_16")

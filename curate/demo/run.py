@@ -98,7 +98,9 @@ def run_demo(
     _show_dedup(run_dir, catalog.parent / "duplicates.json", console)
 
     console.rule("[bold]4. export")
-    best = best_variant(stats)
+    from curate.calibrate import best_clean
+
+    best = best_clean(quality) or best_variant(stats)  # the clean variant nearest the targets, else the thesis'
     from curate.export import export_demo
 
     t = time.perf_counter()

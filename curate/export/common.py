@@ -57,6 +57,11 @@ class ExportContext:
     materialize: bool = False  # lhotse, nemo: point at 16 kHz mono FLAC files cut out once
     shard_bytes: int = DEFAULT_SHARD_BYTES  # webdataset: size limit of a shard
 
+    def advance(self, n: int = 1) -> None:
+        """Count ``n`` segments written (the ``on_segments`` progress callback of :func:`export`, if given)."""
+        if n and (cb := self.options.get("on_segments")) is not None:
+            cb(n)
+
     def split(self, name: str) -> pd.DataFrame:
         return self.segments[self.segments["split"] == name]
 
@@ -140,9 +145,13 @@ def shard_units(
     if ctx.runner == "ray" and len(items) > 1:
         from curate.runners.ray import map_tasks
 
-        results = list(map_tasks(items, fn, num_cpus=1, address=ctx.options.get("ray_address")))
-    else:
-        results = [fn(it) for it in items]
+        sizes = {(it["split"], it["shard"]): len(it["rows"]) for it in items}
+        results = []
+        for r in map_tasks(items, fn, num_cpus=1, address=ctx.options.get("ray_address")):
+            results.append(r)
+            ctx.advance(sizes[r["split"], r["shard"]])  # a task's segments, as it finishes
+    else:  # in process: a shard's function counts its segments one by one (``on_segment``)
+        results = [fn({**it, "on_segment": ctx.advance}) for it in items]
     return sorted(results, key=lambda r: (SPLITS.index(r["split"]), r["shard"]))
 
 
@@ -180,7 +189,10 @@ def export(
 
     ``sample_rate``/``downmix`` shape lhotse's views (lazily resampled, mixed to mono); ``materialize`` cuts
     lhotse and nemo audio into 16 kHz mono FLAC files first. fairseq, hf and webdataset always hold curate's
-    16 kHz mono decode."""
+    16 kHz mono decode.
+
+    Progress callbacks (``options``): ``on_export(total_segments)`` once the selection is made,
+    ``on_segments(n)`` as segments are written; ``on_plan``/``on_unit`` for the materialize step."""
     import dataclasses
 
     if fmt not in FORMATS:
@@ -230,6 +242,8 @@ def export(
         materialize=materialize,
         shard_bytes=shard_bytes,
     )
+    if (on_export := options.get("on_export")) is not None:
+        on_export(len(segments))
     result = module.write(ctx)
     write_selection(out_dir, sel, stats)
     info = {

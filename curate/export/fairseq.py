@@ -53,6 +53,7 @@ def write(ctx: ExportContext) -> dict[str, Any]:
         rows = [r for r in meta_records(part) if r["segment_id"] in index]  # failed recordings are missing
         _write(ctx, name, root, rows, index)
         files.append(f"{name}.tsv")
+        ctx.advance(len(rows))
         labels = {r["segment_id"]: words_ltr(r["text"], r["language"]) for r in rows if r["text"] is not None}
         labelled = [r for r in rows if labels.get(r["segment_id"], ("", ""))[0]]
         if not labelled:

@@ -69,6 +69,8 @@ def write_shard(item: dict[str, Any]) -> dict[str, Any]:
                     "num_samples": int(pcm.size),
                 }
             )
+            if (on_segment := item.get("on_segment")) is not None:
+                on_segment(1)
             if len(rows) == ROW_GROUP:
                 writer.write_table(pa.Table.from_pylist(rows, schema=schema))
                 n += len(rows)

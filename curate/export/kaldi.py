@@ -8,7 +8,10 @@ non-printable characters, U+FFFD, Unicode whitespace other than the space, and t
 
 Utterance ids are prefixed with their speaker id (``<recording>-<speaker>`` when the variant has speaker
 labels, else the recording), so sorting by utterance also sorts by speaker. ``wav.scp`` gives a plain
-path for 16 kHz mono WAV sources and an ``ffmpeg … |`` pipe for everything else (Kaldi reads only WAV).
+path for 16 kHz mono WAV sources, an ``ffmpeg … |`` pipe for other local files (Kaldi reads only WAV), and
+``curate cat URL |`` for recordings on object storage (ffmpeg cannot read ``s3://``; ``curate cat`` decodes
+through the same fsspec reader as the run, so the machine running Kaldi needs ``curate[storage]`` and the
+bucket's credentials).
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import hashlib
 import logging
 import re
 import shlex
+import struct
 import unicodedata
-from typing import Any
+from typing import Any, BinaryIO
 
-from curate import manifest
+import numpy as np
+
+from curate import audio, manifest
 from curate.export.common import ExportContext, meta_records
 
 log = logging.getLogger(__name__)
@@ -55,9 +61,39 @@ def kaldi_id(s: str) -> str:
 
 
 def wav_entry(path: str, sample_rate: int, num_channels: int) -> str:
+    if audio.is_url(path):
+        return f"curate cat {shlex.quote(path)} |"
     if path.lower().endswith(".wav") and sample_rate == 16000 and num_channels == 1 and not _BAD.search(path):
         return path
     return f"ffmpeg -nostdin -v error -i {shlex.quote(path)} -ac 1 -ar 16000 -f wav - |"
+
+
+def wav_header(num_samples: int | None, sr: int = audio.SAMPLE_RATE) -> bytes:
+    """A 16-bit mono PCM WAV header; ``None``: length unknown (0xFFFFFFFF sizes, as ffmpeg writes to a pipe)."""
+    data = 0xFFFFFFFF if num_samples is None else 2 * num_samples
+    riff = 0xFFFFFFFF if num_samples is None else 36 + data
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", riff, b"WAVE", b"fmt ", 16, 1, 1, sr, 2 * sr, 2, 16, b"data", data
+    )
+
+
+def cat_wav(path: str, out: BinaryIO, start_s: float = 0.0, end_s: float | None = None) -> int:
+    """Write ``[start_s, end_s)`` of ``path`` (a file or URL) to ``out`` as curate's 16 kHz mono decode in a
+    16-bit WAV, for ``wav.scp`` pipes. The whole file streams in blocks (bounded memory, length unknown in the
+    header); a range is decoded at once with an exact header. Returns the number of samples written."""
+    from curate.export.materialize import to_int16
+
+    if start_s > 0 or end_s is not None:
+        pcm = to_int16(audio.load(path, start_s, end_s))
+        out.write(wav_header(pcm.size) + pcm.tobytes())
+        return int(pcm.size)
+    out.write(wav_header(None))
+    n = 0
+    for block in audio.stream(path, block_s=30.0):
+        pcm = to_int16(np.asarray(block))
+        out.write(pcm.tobytes())
+        n += pcm.size
+    return n
 
 
 def _lines(pairs: list[tuple[str, str]]) -> str:
@@ -94,6 +130,15 @@ def write(ctx: ExportContext) -> dict[str, Any]:
         manifest.atomic_write_text(d / "spk2utt", _lines([(s, " ".join(u)) for s, u in spk2utt.items()]))
         manifest.atomic_write_text(d / "reco2dur", _lines(dur))
         manifest.atomic_write_text(d / "text", _lines(text))
+        ctx.advance(len(rows))
+        if urls := sum(1 for i in used if audio.is_url(recs[i]["audio_path"])):
+            log.warning(
+                "kaldi: %d of %d %s recordings are URLs; wav.scp reads them with `curate cat URL |`, which needs "
+                "curate[storage] and the bucket's credentials where Kaldi runs",
+                urls,
+                len(used),
+                name,
+            )
         if empty := sum(1 for _, t in text if not t):
             log.warning("kaldi: %d of %d %s segments have no text (empty transcripts)", empty, len(rows), name)
         dirs.append(name)

@@ -58,6 +58,7 @@ def write(ctx: ExportContext) -> dict[str, Any]:
         rows = [r for r in meta_records(part) if files is None or r["segment_id"] in files]
         entries = [_entry(r, files, root) for r in rows]
         _dump(ctx.out_dir / f"{name}_manifest.jsonl", entries)
+        ctx.advance(len(entries))
         written.append(f"{name}_manifest.jsonl")
         labelled = [e for e in entries if "text" in e]
         if labelled and len(labelled) < len(entries):

@@ -58,6 +58,7 @@ def write(ctx: ExportContext) -> dict[str, Any]:
                 annotation(rid, by_rec[rid]).write_rttm(f)
         tmp.replace(path)
         files.append(path.name)
+        ctx.advance(len(rows))
     if skipped:
         log.warning("rttm: %d segments without a speaker label are not in the RTTM", skipped)
     return {"files": files, "unlabelled_segments": skipped}

@@ -54,6 +54,8 @@ def write_shard(item: dict[str, Any]) -> dict[str, Any]:
             _add(tar, f"{key}.json", json.dumps(meta, ensure_ascii=False).encode())
             parts[-1]["segments"] += 1
             parts[-1]["samples"] += int(pcm.size)
+            if (on_segment := item.get("on_segment")) is not None:
+                on_segment(1)
     finally:
         if tar is not None:
             tar.close()

@@ -270,8 +270,23 @@ class RunDir(RunState):
         return self.progress / name
 
     def running(self, shard_id: int) -> Path:
-        """The recording a worker is processing in a shard right now: if the worker dies, the runner knows which."""
-        return self.progress / "running" / f"{shard_name(shard_id)}.json"
+        """The recording a worker is processing in a shard right now (and how many of the shard's recordings are
+        done): if the worker dies, the runner knows which; the driver's progress counts recordings with it."""
+        return self.running_dir / f"{shard_name(shard_id)}.json"
+
+    @property
+    def running_dir(self) -> Path:
+        return self.progress / "running"
+
+    def recordings_in_flight(self) -> int:
+        """Recordings finished inside shards that are still running (the sum of their running notes' ``done``)."""
+        total = 0
+        for note in self.running_dir.glob("*.json"):
+            try:
+                total += int(json.loads(note.read_text()).get("done", 0))
+            except (OSError, ValueError, AttributeError):  # a note replaced or removed as we read it
+                continue
+        return total
 
     @property
     def poison_dir(self) -> Path:
@@ -328,6 +343,16 @@ class RunDir(RunState):
 
     def rejected_dir(self, stage: str) -> Path:
         return self.path / REJECTED / stage
+
+    def rejected_stages(self) -> list[str]:
+        """The stages that rejected something in this run (their ``rejected_dir`` exists), sorted."""
+        d = self.path / REJECTED
+        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+    @property
+    def calibration(self) -> Path:
+        """``curate calibrate``'s fitted clean_trim params (YAML), per clean variant."""
+        return self.path / "calibration.yaml"
 
     def scores_dir(self, kind: str) -> Path:
         """The folder of one kind of per-recording frame scores (``tags``, ``speakers``)."""

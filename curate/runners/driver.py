@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -40,11 +39,9 @@ from curate.runners.streaming import (
     ingest_to_run,
     positions_of,
     read_shard,
-    run_audio_pass,
     write_plan_recordings,
 )
-from curate.schema import Decision, Failure, Recording
-from curate.stages.base import Aggregate, AudioPass, Filter
+from curate.schema import Failure, Recording
 
 log = logging.getLogger(__name__)
 
@@ -111,45 +108,6 @@ def _sha256(path: str | Path) -> str:
 
 def pipeline_fingerprint(pipeline: Pipeline) -> str:
     return hashlib.sha256(json.dumps(pipeline.source, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def run_filters(df: pd.DataFrame, stages: list, run: RunDir | None = None) -> tuple[list[Decision], list[Failure]]:
-    """Run Filter/AudioPass/Aggregate stages in order over the recordings table: one decision per recording,
-    plus failure rows of audio passes. ``run``: the run directory (needed by audio passes and aggregates that
-    read their results)."""
-    decisions: list[Decision] = []
-    failures: list[Failure] = []
-    alive = df
-    for st in stages:
-        if alive.empty:
-            break
-        if isinstance(st, AudioPass):
-            if run is None:
-                raise RunDirError(f"stage '{st.stage_name}' stores results in a run directory; none was given")
-            dropped, failed = run_audio_pass(st, alive, run)
-            decisions += dropped
-            failures += failed
-            alive = alive[~alive["recording_id"].isin({d.recording_id for d in dropped})]
-        elif isinstance(st, Filter):
-            reasons = st.reasons(alive)
-            dropped = reasons.notna()
-            for rid, reason in zip(alive.loc[dropped, "recording_id"], reasons[dropped], strict=True):
-                decisions.append(Decision(rid, False, st.stage_name, str(reason)))
-            alive = alive[~dropped]
-        elif isinstance(st, Aggregate):
-            drop = st.drop(alive)
-            for row in drop.to_dict("records"):
-                decisions.append(
-                    Decision(row["recording_id"], False, st.stage_name, row["reason"], row.get("duplicate_of"))
-                )
-            alive = alive[~alive["recording_id"].isin(set(drop["recording_id"]))]
-    decisions += [Decision(rid, True, "kept") for rid in alive["recording_id"]]
-    return decisions, failures
-
-
-def apply_filters(df: pd.DataFrame, stages: list) -> list[Decision]:
-    """Run metadata Filter/Aggregate stages in order over the recordings table; one decision per recording."""
-    return run_filters(df, stages)[0]
 
 
 def bind_run(pipeline: Pipeline, run: RunDir | Path) -> None:

@@ -73,6 +73,8 @@ def repair(plan: Any, retry_failed: bool = False) -> list[int]:
     """Check every finished shard of ``plan`` (a :class:`~curate.runners.driver.Plan`) (see the module doc) and redo those that cannot stand; markers of
     shards the plan no longer has go too. Returns the shards sent back to pending."""
     run = plan.run
+    for note in run.running_dir.glob("*.json"):  # an earlier run's: this run's workers write their own
+        note.unlink(missing_ok=True)
     if retry_failed and run.poison_dir.is_dir():
         shutil.rmtree(run.poison_dir)
     redone = []

@@ -245,12 +245,12 @@ def process_shard(
     t0 = time.perf_counter()
     outputs: dict[str, tuple[RecordingOutput, list[str]]] = {}
     failures: list[Failure] = []
-    for rec in recordings:
+    for done, rec in enumerate(recordings):
         poisoned = poison_failure(run.poison_dir, rec)  # an earlier try was killed on it by the watchdog: not again
         if poisoned is not None:
             failures.append(poisoned)
             continue
-        manifest.write_json(run.running(shard_id), {"recording_id": rec.recording_id})
+        manifest.write_json(run.running(shard_id), {"recording_id": rec.recording_id, "done": done})
         try:
             outputs[rec.recording_id] = process_recording(pipeline, rec, verify, run)
         except (audio.AudioDecodeError, RecordingError) as e:

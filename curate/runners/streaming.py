@@ -170,7 +170,7 @@ def _kept(path: Path, alive: np.ndarray) -> pa.Table:
 
 def filter_run(out_dir: RunDir | Path, stages: list, chunk_rows: int | None = None) -> np.ndarray:
     """Run Filter/AudioPass/Aggregate stages in order over ``out_dir``/recordings.parquet and write
-    decisions.parquet (and the audio passes' failure rows) exactly as :func:`curate.runners.driver.run_filters`
+    decisions.parquet (and the audio passes' failure rows) exactly as :func:`curate.testing.oracle.run_filters`
     would. Returns the alive mask over recordings.parquet's rows (the kept recordings)."""
     run = RunDir.of(out_dir)
     path = run.recordings

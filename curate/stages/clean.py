@@ -24,23 +24,33 @@ from curate import timeline
 from curate.errors import ConfigError, RecordingError
 from curate.registry import register
 from curate.schema import Frames, RejectedSegment, Segment
+from curate.stages import clean_spans
 from curate.stages.base import RecordingContext, StageResult, Transform
-from curate.stages.postprocess import join_words
+from curate.stages.clean_spans import ORDER, decide, median_smooth
+from curate.stages.postprocess import join_words, merge_runs
 
-REASONS = ("music", "vocal_music", "noise", "overlap", "no speech")  # the order bad intervals are attributed in
+REASONS = ORDER  # the order bad spans are attributed in; each is a rejection reason (schema.REJECT_REASONS)
+TAG_HOP_S, SPEAKER_HOP_S = 0.48, 0.1  # frame hops of the two score kinds (for smoothing widths in seconds)
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """A frame is bad for a reason when its score exceeds the threshold (``None``: never)."""
+    """A frame is bad for a reason when its (smoothed) score exceeds the threshold (``None``: never).
 
-    music: float | None = 0.1  # YAMNet's int8 output makes probabilities coarse: 0.1 keeps p >= 0.18
+    The defaults are what ``curate calibrate`` fitted on the dev half of the real-audio benchmark
+    (docs/clean.md); ``hysteresis`` × a threshold is where a bad run, once started, ends."""
+
+    music: float | None = 0.1
     vocal_music: float | None = 0.1
     noise: float | None = 0.1
     overlap: float | None = 0.5
     change: float | None = 0.3
     speech: float | None = None  # a run of at least ``min_nonspeech_s`` with a lower speech score is cut
     min_nonspeech_s: float = 1.0
+    smooth_s: float = 0.0  # running-median width over the scores (0: the raw frames)
+    hysteresis: float = 1.0  # a bad run lasts while the score stays above hysteresis × threshold
+    min_bad_s: float = 0.0  # bad runs shorter than this are ignored
+    pauses_from: str = "tags"  # the speech score that finds pauses: tags (0.48 s cells) or speakers (0.1 s)
 
 
 def cells(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
@@ -61,24 +71,31 @@ def score_of(frames: Frames, name: str) -> np.ndarray:
     return v
 
 
+def _width(frames: Frames, smooth_s: float) -> int:
+    hop = TAG_HOP_S if frames.kind == "tags" else SPEAKER_HOP_S
+    return max(1, round(smooth_s / hop))
+
+
 def bad_intervals(
     tags: Frames | None, speakers: Frames | None, th: Thresholds, pad_s: float = 0.0
 ) -> dict[str, list[timeline.Interval]]:
-    """Reason → intervals of the recording that are bad for it (dilated by ``pad_s``)."""
+    """Reason → spans of the recording that are bad for it (smoothed, hysteresis, short runs dropped, padded)."""
     out: dict[str, list[timeline.Interval]] = {}
-    if tags is not None and len(tags) and th.speech is not None:
-        a, b = cells(tags)
-        runs = timeline.from_mask(a, b, np.asarray(tags.values["speech"], float) < th.speech)
-        out["no speech"] = [(s, e) for s, e in runs if e - s >= th.min_nonspeech_s]  # not dilated: speech is near
+    src = speakers if th.pauses_from == "speakers" and speakers is not None and len(speakers) else tags
+    if src is not None and len(src) and th.speech is not None:
+        a, b = cells(src)
+        low = median_smooth(np.asarray(src.values["speech"], float), _width(src, th.smooth_s)) < th.speech
+        out["no_speech"] = timeline.drop_short(timeline.from_mask(a, b, low), th.min_nonspeech_s)  # not padded
     for reason in REASONS[:-1]:
         frames = speakers if reason == "overlap" else tags
         limit = getattr(th, reason)
         if frames is None or limit is None or not len(frames):
             continue
         a, b = cells(frames)
-        name = "vocal_music" if reason == "vocal_music" else reason
-        v = np.asarray(frames.values[name], float)
-        out[reason] = timeline.dilate(timeline.from_mask(a, b, v > limit), pad_s, lo=0.0)
+        out[reason] = clean_spans.spans(
+            a, b, np.asarray(frames.values[reason], float), limit, smooth_frames=_width(frames, th.smooth_s),
+            hysteresis_ratio=th.hysteresis, min_s=th.min_bad_s, pad_s=pad_s,
+        )  # fmt: skip
     return out
 
 
@@ -94,18 +111,9 @@ def change_points(speakers: Frames | None, threshold: float | None) -> list[floa
 def cut_segment(
     span: timeline.Interval, bad: dict[str, list[timeline.Interval]], changes: list[float], edge_s: float = 0.3
 ) -> tuple[list[timeline.Interval], list[tuple[timeline.Interval, str]]]:
-    """``span`` minus the bad intervals, split at the change points (ignoring those within ``edge_s`` of a
-    piece's edge). Returns (pieces, removed parts with their reason); pieces and removed parts tile ``span``."""
-    removed: list[tuple[timeline.Interval, str]] = []
-    taken: list[timeline.Interval] = []
-    for reason in REASONS:
-        parts = timeline.subtract(timeline.intersect([span], bad.get(reason, [])), taken)
-        removed += [(p, reason) for p in parts]
-        taken = timeline.merge([*taken, *parts])
-    pieces = []
-    for s, e in timeline.subtract([span], taken):
-        pieces += timeline.split_at((s, e), [c for c in changes if s + edge_s < c < e - edge_s])
-    return pieces, sorted(removed)
+    """``span`` minus every bad part, split at the change points (ignoring those within ``edge_s`` of a
+    piece's edge): :func:`curate.stages.clean_spans.decide` with every bad part cut."""
+    return decide(span, bad, changes, touch_s=0.0, min_split_s=0.0, edge_s=edge_s)
 
 
 def piece_segment(seg: Segment, start_s: float, end_s: float) -> Segment:
@@ -207,15 +215,46 @@ class _Clean(Transform):
 @register("clean_trim")
 @dataclass
 class CleanTrim(_Clean):
-    """Cut music, singing, noise and overlap out of segments and split them at speaker turns."""
+    """Trim music, singing, noise and overlap off segments' edges, cut long bad spans out of their middle, split
+    at speaker turns and re-join one speaker's pieces (:mod:`curate.stages.clean_spans`)."""
 
-    pad_s: float = 0.2  # bad intervals grow by this much on each side
+    # defaults: what `curate calibrate` fitted for wx-diar-3s-clean on the dev half of the real-audio benchmark
+    # (benchmarks/bench_quality.py; docs/clean.md); other thresholds are _Clean's
+    vocal_music: float | None = 0.05
+    overlap: float | None = 0.3
+    change: float | None = 0.1
+    pad_s: float = 0.3  # bad spans grow by this much on each side
     edge_s: float = 0.3  # turns closer than this to a piece's edge are ignored
+    smooth_s: float = 0.0  # running median over the frame scores, s (0: raw frames)
+    hysteresis: float = 0.5  # a bad run lasts while its score stays above hysteresis × threshold
+    min_bad_s: float = 0.0  # bad runs shorter than this are ignored
+    touch_s: float = 0.0  # a bad span this close to a segment's edge trims the edge through it
+    min_split_s: float = 2.0  # an interior bad span shorter than this stays; a longer one splits the segment
+    join_gap_s: float = 0.0  # re-join one speaker's consecutive pieces across a clean gap this long (0: never)
+    join_max_s: float = 30.0  # … while the joined segment is at most this long
+    pauses_from: str = "tags"  # pauses (speech < speech threshold) from tags (0.48 s cells) or speakers (0.1 s)
 
     def validate(self) -> None:
         super().validate()
-        if self.pad_s < 0 or self.edge_s < 0:
-            raise ConfigError(f"clean_trim: pad_s and edge_s must be >= 0, got {self.pad_s}, {self.edge_s}")
+        for name in ("pad_s", "edge_s", "smooth_s", "min_bad_s", "touch_s", "min_split_s", "join_gap_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"clean_trim.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.hysteresis <= 1:
+            raise ConfigError(f"clean_trim.hysteresis must be in (0, 1], got {self.hysteresis}")
+        if self.pauses_from not in ("tags", "speakers"):
+            raise ConfigError(f"clean_trim.pauses_from must be tags or speakers, got {self.pauses_from!r}")
+        if self.join_max_s <= 0:
+            raise ConfigError(f"clean_trim.join_max_s must be > 0, got {self.join_max_s}")
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return dataclasses.replace(
+            super().thresholds,
+            smooth_s=self.smooth_s,
+            hysteresis=self.hysteresis,
+            min_bad_s=self.min_bad_s,
+            pauses_from=self.pauses_from,
+        )
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         tags, speakers = _frames(ctx, self.stage_name)
@@ -225,14 +264,26 @@ class CleanTrim(_Clean):
         kept: list[Segment] = []
         rejected: list[RejectedSegment] = []
         for seg in segments:
-            pieces, removed = cut_segment((seg.start_s, seg.end_s), bad, changes, self.edge_s)
+            pieces, removed = decide(
+                (seg.start_s, seg.end_s), bad, changes, touch_s=self.touch_s, min_split_s=self.min_split_s,
+                edge_s=self.edge_s,
+            )  # fmt: skip
             kept += [piece_segment(seg, s, e) for s, e in pieces]
             for (s, e), reason in removed:
                 frames = speakers if reason == "overlap" else tags
-                col = "speech" if reason == "no speech" else reason
-                score = _mean_in(frames, col, (s, e)) if frames is not None else float("nan")
-                part = piece_segment(seg, s, e)
-                rejected.append(RejectedSegment(part, self.stage_name, f"{reason} (mean score {score:.2f})"))
+                col = "speech" if reason == "no_speech" else reason
+                score = _mean_in(frames, col, (s, e)) if frames is not None else None
+                rejected.append(RejectedSegment(piece_segment(seg, s, e), self.stage_name, reason, score=score))
+        if self.join_gap_s > 0:
+            ok = clean_spans.rejoin_allowed(
+                [iv for ivs in bad.values() for iv in ivs], changes, self.join_gap_s, self.join_max_s
+            )
+            kept = merge_runs(
+                kept,
+                lambda group, nxt: ok((group[0].start_s, group[-1].end_s), (nxt.start_s, nxt.end_s),
+                                      group[-1].speaker == nxt.speaker),
+                self.join_gap_s,
+            )  # fmt: skip
         return StageResult(kept, rejected)
 
 

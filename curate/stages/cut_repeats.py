@@ -86,4 +86,10 @@ class CutRepeats(Transform):
         if not spans:
             return StageResult(segments)
         kept, cut = cut_segments(segments, spans, self.min_keep_s)
-        return StageResult(kept, [RejectedSegment(s, self.stage_name, reason) for s, reason in cut])
+        return StageResult(
+            kept,
+            [
+                RejectedSegment(s, self.stage_name, "too_short" if why.startswith("shorter") else "repeat", detail=why)
+                for s, why in cut
+            ],
+        )

@@ -33,5 +33,14 @@ class NaiveSegment(Transform):
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         r = ctx.recording
         kept, rest = naive_segments(r.recording_id, r.audio_path, r.duration_s, self.window_s, self.emit or "")
-        rejected = [RejectedSegment(s, self.stage_name, f"last partial window ({s.duration_s:.2f} s)") for s in rest]
+        rejected = [
+            RejectedSegment(
+                s,
+                self.stage_name,
+                "partial_window",
+                score=s.duration_s,
+                detail=f"last partial window ({s.duration_s:.2f} s)",
+            )
+            for s in rest
+        ]
         return StageResult(kept, rejected)

@@ -218,8 +218,11 @@ def split_long(segments: list[Segment], max_s: float = 30.0) -> list[Segment]:
 # --- stages ----------------------------------------------------------------------------------------------
 
 
-def _reject(stage: str, items: Iterable[tuple[Segment, str]]) -> list[RejectedSegment]:
-    return [RejectedSegment(s, stage, reason) for s, reason in items]
+def _reject(
+    stage: str, reason: str, items: Iterable[tuple[Segment, str]], score: bool = False
+) -> list[RejectedSegment]:
+    """Rejected rows with one closed-set ``reason``, the item's text as ``detail`` (``score``: the duration)."""
+    return [RejectedSegment(s, stage, reason, s.duration_s if score else None, why) for s, why in items]
 
 
 @register("drop_phrases")
@@ -241,7 +244,7 @@ class DropPhrases(Transform):
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         kept, dropped = drop_phrases(segments, lambda s: self.phrases_for(s.language or ctx.language))
-        return StageResult(kept, _reject(self.stage_name, dropped))
+        return StageResult(kept, _reject(self.stage_name, "phrase", dropped))
 
 
 @dataclass
@@ -286,7 +289,12 @@ class MinDuration(Transform):
         kept, short = min_duration(segments, self.min_s)
         return StageResult(
             kept,
-            _reject(self.stage_name, ((s, f"shorter than {self.min_s:g} s ({s.duration_s:.2f} s)") for s in short)),
+            _reject(
+                self.stage_name,
+                "too_short",
+                ((s, f"shorter than {self.min_s:g} s ({s.duration_s:.2f} s)") for s in short),
+                score=True,
+            ),
         )
 
 

@@ -79,7 +79,11 @@ class SadSegment(Transform):
         out = [Segment.new(r.recording_id, r.audio_path, s, e, v) for s, e in kept]
         rej = [
             RejectedSegment(
-                Segment.new(r.recording_id, r.audio_path, s, e, v), self.stage_name, f"shorter than {self.min_s:g} s"
+                Segment.new(r.recording_id, r.audio_path, s, e, v),
+                self.stage_name,
+                "too_short",
+                score=e - s,
+                detail=f"shorter than {self.min_s:g} s",
             )
             for s, e in short
         ]

@@ -355,7 +355,7 @@ class WhisperTranscribe(Transform):
                 raw, rec.recording_id, rec.audio_path, dur, lang or language, self.emit or "", start
             )
             kept += segs
-            rejected += [RejectedSegment(s, self.stage_name, r) for s, r in bad]
+            rejected += [RejectedSegment(s, self.stage_name, "zero_length", detail=r) for s, r in bad]
             start = nxt
         ctx.info.setdefault(self.stage_name, self._rt_info)
         return StageResult(kept, rejected)

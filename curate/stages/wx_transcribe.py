@@ -291,7 +291,9 @@ class WxTranscribe(Transform):
             rows, lang = transcribe_chunks(*args)
         kept, dropped = chunk_segments(rows, r.recording_id, r.audio_path, lang, self.emit or "")
         ctx.info.setdefault("wx_transcribe", self._info)
-        return StageResult(kept, [RejectedSegment(s, self.stage_name, why) for s, why in dropped])
+        return StageResult(
+            kept, [RejectedSegment(s, self.stage_name, "no_transcript", detail=why) for s, why in dropped]
+        )
 
 
 __all__ = [

@@ -60,15 +60,16 @@ def make_labelled_run(
     return run_dir
 
 
-def make_messy_run(root: str | Path, duration_s: float = 12.0, window_s: float = 3.0) -> Path:
-    """``root/run`` with variants ``seq`` and ``seq-messy`` (see the module docstring); returns the run dir."""
+def make_messy_run(root: str | Path, duration_s: float = 12.0, window_s: float = 3.0, dual_mono: bool = False) -> Path:
+    """``root/run`` with variants ``seq`` and ``seq-messy`` (see the module docstring); returns the run dir.
+    ``dual_mono``: the stereo WAV's channels are identical (one mono mix in both, as many broadcasts are)."""
     from curate.config import load_pipeline
     from curate.runners import run_pipeline
     from curate.testing import make_catalog, tone, write_audio
 
     root = Path(root)
     stereo = tone(duration_s, 44_100, 300, seed=1, channels=2)
-    stereo[:, 1] *= 0.5  # channels differ, so a downmix is visible
+    stereo[:, 1] = stereo[:, 0] if dual_mono else 0.5 * stereo[:, 1]  # channels differ: a downmix is visible
     write_audio(root / "archive" / "stereo.wav", stereo, 44_100)
     write_audio(root / "archive" / "mono.flac", tone(duration_s, 16_000, 200, seed=2), 16_000)
     rows = [

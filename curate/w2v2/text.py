@@ -9,6 +9,9 @@
    million", ordinals "21st" / "3de"; digit strings with a leading zero (phone numbers, codes) digit by digit.
    Languages num2words lacks fall back to English. The alternative ``digits="drop"`` removes numbers. Digits
    are never in the vocabulary: LibriSpeech has none, and a spelled number is what a speaker says.
+   Currency signs and units beside a number are said after it, as words (Dutch, else English): "€5" → "five
+   euros" / "vijf euro", "$1.5 million" → "one point five million dollars", "20%" → "twenty percent" /
+   "twintig procent", "30 km/h", "12 kg", "21 °C" → "twenty one degrees celsius"; a lone € $ £ % is its word.
 4. Every other character that is not a letter or an apostrophe, hyphens included, becomes a space.
 5. Apostrophes are kept inside words (don't, zo'n, auto's) and for the Dutch clitics at a word's start ('s, 't,
    'n, 'k, 'm, 'r, 'ns); other leading/trailing apostrophes are quotation marks and are removed.
@@ -104,6 +107,44 @@ def _spell(token: str, language: str) -> str:
 _COMMA_DECIMAL = {"nl", "de", "fr", "es", "it", "pt", "da", "sv", "no", "nb", "fi", "pl", "cs", "ru", "tr", "id"}
 
 
+# Symbols and units said after their number: (English singular, English plural, Dutch).
+_SIGNS = {"€": ("euro", "euros", "euro"), "$": ("dollar", "dollars", "dollar"), "£": ("pound", "pounds", "pond")}
+_UNITS = {
+    "%": ("percent", "percent", "procent"),
+    "km/h": ("kilometre per hour", "kilometres per hour", "kilometer per uur"),
+    "km": ("kilometre", "kilometres", "kilometer"),
+    "cm": ("centimetre", "centimetres", "centimeter"),
+    "mm": ("millimetre", "millimetres", "millimeter"),
+    "m": ("metre", "metres", "meter"),
+    "kg": ("kilogram", "kilograms", "kilo"),
+    "g": ("gram", "grams", "gram"),
+    "ml": ("millilitre", "millilitres", "milliliter"),
+    "l": ("litre", "litres", "liter"),
+    "°c": ("degree celsius", "degrees celsius", "graden celsius"),
+    "°": ("degree", "degrees", "graden"),
+}
+_AMOUNT = r"(\d+(?:[.,]\d+)*(?:\s(?:thousand|million|billion|duizend|miljoen|miljard))?)"
+_SIGN = "[" + "".join(re.escape(c) for c in _SIGNS) + "]"
+_SIGN_FIRST = re.compile(rf"({_SIGN})\s?{_AMOUNT}")
+_SIGN_AFTER = re.compile(rf"{_AMOUNT}\s?({_SIGN})")
+_UNIT_AFTER = re.compile(rf"{_AMOUNT}\s?({'|'.join(re.escape(u) for u in _UNITS)})(?![a-z])")
+
+
+def _say(words: tuple[str, str, str], amount: str, language: str) -> str:
+    word = words[2] if _lang(language) == "nl" else words[0] if amount == "1" else words[1]
+    return f" {amount} {word} "
+
+
+def _symbols(text: str, language: str) -> str:
+    """Currency signs and units beside a number → the number, then the word (see the module docstring)."""
+    text = _SIGN_FIRST.sub(lambda m: _say(_SIGNS[m.group(1)], m.group(2), language), text)
+    text = _SIGN_AFTER.sub(lambda m: _say(_SIGNS[m.group(2)], m.group(1), language), text)
+    text = _UNIT_AFTER.sub(lambda m: _say(_UNITS[m.group(2)], m.group(1), language), text)
+    for sign, words in (*_SIGNS.items(), ("%", _UNITS["%"])):  # a sign on its own
+        text = text.replace(sign, f" {words[2] if _lang(language) == 'nl' else words[1]} ")
+    return text
+
+
 def _numbers(text: str, language: str, digits: str) -> str:
     if digits == "drop":
         return re.sub(r"\d+", " ", text)
@@ -134,7 +175,7 @@ def normalize(text: str, language: str = "en", digits: str = "spell") -> str:
     if digits not in ("spell", "drop"):
         raise ValueError(f"digits must be 'spell' or 'drop', got {digits!r}")
     t = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
-    t = _numbers(t, language, digits)
+    t = _numbers(_symbols(t, language), language, digits)
     t = fold_accents(t)
     t = re.sub(r"[^a-z']+", " ", t)
     words = (_word(w, language) for w in t.split())

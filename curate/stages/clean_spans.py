@@ -1,0 +1,128 @@
+"""Calibrated decisions of ``clean_trim`` (pure functions, no I/O): frame scores → bad *spans* → per-segment cuts
+→ re-joined pieces.
+
+1. **Smooth** a score track with a running median over ``smooth_s`` (one 0.48 s YAMNet frame flickering above a
+   threshold inside real speech is not a music bed), then **hysteresis**: a bad run starts where the smoothed
+   score exceeds the threshold and lasts while it stays above ``hysteresis`` × the threshold.
+2. **Spans, not frames**: runs shorter than ``min_bad_s`` are dropped; the rest grow by ``pad_s``.
+3. **Per segment**: a bad span within ``touch_s`` of an edge trims that edge (everything from the edge through
+   the span goes); an interior span is cut out (the segment splits) only when it lasts ``min_split_s`` or more —
+   a shorter one stays inside the segment. What remains splits at speaker turns.
+4. **Re-join**: consecutive pieces of one speaker whose gap is at most ``join_gap_s`` and holds no bad span and no
+   turn become one segment again (up to ``join_max_s``), before the length filter drops short pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from curate import timeline
+
+#: the order bad spans are attributed in when two reasons overlap (a removed part is counted once)
+ORDER = ("music", "vocal_music", "noise", "overlap", "no_speech")
+
+
+def median_smooth(values: Sequence[float], width: int) -> np.ndarray:
+    """Running median over ``width`` frames (odd; 1 or less: unchanged), edges padded with the edge value."""
+    v = np.asarray(values, float)
+    if width <= 1 or v.size == 0:
+        return v
+    width += (width + 1) % 2  # odd
+    half = width // 2
+    padded = np.pad(v, half, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)
+
+
+def hysteresis(values: Sequence[float], high: float, low: float) -> np.ndarray:
+    """Frames inside a run of ``value > low`` that holds at least one ``value > high`` (``low <= high``)."""
+    v = np.asarray(values, float)
+    on, weak = v > high, v > min(low, high)
+    out = np.zeros(v.size, bool)
+    i = 0
+    while i < v.size:
+        if not weak[i]:
+            i += 1
+            continue
+        j = i
+        while j < v.size and weak[j]:
+            j += 1
+        if on[i:j].any():
+            out[i:j] = True
+        i = j
+    return out
+
+
+def spans(
+    starts: Sequence[float],
+    ends: Sequence[float],
+    values: Sequence[float],
+    threshold: float,
+    *,
+    smooth_frames: int = 1,
+    hysteresis_ratio: float = 1.0,
+    min_s: float = 0.0,
+    pad_s: float = 0.0,
+) -> list[timeline.Interval]:
+    """Bad spans of one score track over its frame cells: smoothed, hysteresis, short runs dropped, padded."""
+    v = median_smooth(values, smooth_frames)
+    runs = timeline.from_mask(starts, ends, hysteresis(v, threshold, threshold * hysteresis_ratio))
+    return timeline.dilate(timeline.drop_short(runs, min_s), pad_s, lo=0.0)
+
+
+def decide(
+    span: timeline.Interval,
+    bad: dict[str, list[timeline.Interval]],
+    changes: Sequence[float] = (),
+    *,
+    touch_s: float = 0.0,
+    min_split_s: float = 0.0,
+    edge_s: float = 0.3,
+) -> tuple[list[timeline.Interval], list[tuple[timeline.Interval, str]]]:
+    """One segment: (kept pieces, removed parts with their reason). Pieces and removed parts tile ``span``.
+
+    A bad part within ``touch_s`` of an edge removes everything from that edge through it; an interior part is
+    removed when it lasts at least ``min_split_s``; what is kept splits at the ``changes`` more than ``edge_s``
+    inside a piece."""
+    s0, s1 = span
+    removed: list[tuple[timeline.Interval, str]] = []
+    taken: list[timeline.Interval] = []
+    for reason in ORDER:
+        for a, b in timeline.intersect([span], bad.get(reason, [])):
+            if a <= s0 + touch_s:
+                cut = (s0, b)
+            elif b >= s1 - touch_s:
+                cut = (a, s1)
+            elif b - a >= min_split_s:
+                cut = (a, b)
+            else:
+                continue  # a short interior span stays inside the segment
+            parts = timeline.subtract([cut], taken)
+            removed += [(p, reason) for p in parts]
+            taken = timeline.merge([*taken, *parts])
+    pieces = []
+    for a, b in timeline.subtract([span], taken):
+        pieces += timeline.split_at((a, b), [c for c in changes if a + edge_s < c < b - edge_s])
+    return pieces, sorted(removed)
+
+
+def rejoin_allowed(
+    bad: list[timeline.Interval], changes: Sequence[float], join_gap_s: float, join_max_s: float
+) -> Callable[[timeline.Interval, timeline.Interval, bool], bool]:
+    """The re-join rule over a recording's bad spans and turns: ``ok(left, right, same_speaker)``."""
+    merged = timeline.merge(bad)
+    points = sorted(changes)
+
+    def ok(left: timeline.Interval, right: timeline.Interval, same_speaker: bool) -> bool:
+        gap = (left[1], right[0])
+        if not same_speaker or gap[1] - gap[0] > join_gap_s or right[1] - left[0] > join_max_s:
+            return False
+        if gap[1] > gap[0] and timeline.total(timeline.intersect([gap], merged)) > 0:
+            return False
+        return not any(left[1] - 1e-6 <= c <= right[0] + 1e-6 for c in points)
+
+    return ok
+
+
+__all__ = ["ORDER", "decide", "hysteresis", "median_smooth", "rejoin_allowed", "spans"]
