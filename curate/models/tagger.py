@@ -168,7 +168,13 @@ class SoundTagger:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = threads
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
+        # onnxruntime's CUDA provider when this onnxruntime has one (onnxruntime-gpu), else the CPU; ops the
+        # provider lacks (some int8 ones) run on the CPU either way
+        providers = ["CPUExecutionProvider"]
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=providers)
+        self.provider = self.session.get_providers()[0]  # what it got: recorded in run.json
         self.input = self.session.get_inputs()[0]
         self.quant = _quantization(self.onnx_path) if "int" in str(self.input.type) else {}
         self.batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else 64

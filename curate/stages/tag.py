@@ -65,7 +65,8 @@ class TagEvents(Transform):
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         ctx.frames["tags"] = self._tagger.frames(ctx.audio())
-        ctx.info.setdefault("tag_events", {"model": self.model, "onnx": self._tagger.onnx_path.name})
+        info = {"model": self.model, "onnx": self._tagger.onnx_path.name, "device": self._tagger.provider}
+        ctx.info.setdefault("tag_events", info)
         return StageResult(segments)
 
 

@@ -1,7 +1,9 @@
 """Whisper transcription (variant ``w-raw``): segments cut exactly at Whisper's predicted start/end times.
 
-Two real backends give the same rows: ``faster-whisper`` (CTranslate2; a local model directory; batched
-inference when ``batch_size > 1``) and ``openai-whisper`` (a name or a local ``.pt``). The model is found
+Three real backends give the same rows: ``faster-whisper`` (CTranslate2; a local model directory; batched
+inference when ``batch_size > 1``), ``openai-whisper`` (a name or a local ``.pt``) and ``transformers``
+(PyTorch, :mod:`curate.models.hf_whisper`: transformers' long-form decoding; fp16/bf16 + SDPA on GPU; a
+``faster-whisper:NAME`` model means ``transformers:NAME``, the same weights converted). The model is found
 through :mod:`curate.models` (local path → model store → bundled), loaded in ``setup()`` once per worker
 and freed in ``teardown()``. The conversion of backend output to segment rows is pure and tested with fake
 model outputs.
@@ -27,7 +29,8 @@ from curate.stages.base import RecordingContext, Resources, StageResult, Transfo
 
 log = logging.getLogger(__name__)
 
-BACKENDS = {"faster-whisper": "faster-whisper", "openai-whisper": "whisper"}  # stage backend → model backend
+# stage backend → model backend
+BACKENDS = {"faster-whisper": "faster-whisper", "openai-whisper": "whisper", "transformers": "transformers"}
 LANGUAGE_NAMES = {"dutch": "nl", "flemish": "nl", "vlaams": "nl", "nederlands": "nl", "english": "en"}
 
 
@@ -145,10 +148,11 @@ def window_cut(raw_segments: list[Any], win_start_s: float, win_end_s: float, fi
 @register("whisper_transcribe")
 @dataclass
 class WhisperTranscribe(Transform):
-    backend: str = "faster-whisper"  # or openai-whisper
+    backend: str = "faster-whisper"  # or openai-whisper, transformers
     model: str = "faster-whisper:base"  # model spec or local path (see curate.models)
     device: str = "auto"  # auto | cpu | cuda
     compute_type: str = "auto"  # faster-whisper: auto = int8 on CPU, float16 on GPU
+    precision: str = "auto"  # transformers: auto = float32 on CPU, float16 on GPU (or bfloat16, float32)
     beam_size: int = 5
     batch_size: int = 1  # > 1: faster-whisper BatchedInferencePipeline over fixed 30 s windows
     cpu_threads: int = 0  # faster-whisper intra-op threads (0: its default); torch threads for openai
@@ -163,13 +167,21 @@ class WhisperTranscribe(Transform):
     model_store: str | None = None  # default $CURATE_MODELS
     allow_download: bool = False
 
+    def _model_spec(self) -> str:
+        from curate.models.hf_whisper import spec_for_backend
+
+        return spec_for_backend(self.model, BACKENDS[self.backend])
+
     def validate(self) -> None:
         from curate.models import parse_spec
+        from curate.models.hf_whisper import PRECISIONS
 
         if self.backend not in BACKENDS:
             raise ConfigError(f"whisper_transcribe.backend must be one of {sorted(BACKENDS)}, got {self.backend!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"whisper_transcribe.precision must be one of {PRECISIONS}, got {self.precision!r}")
         try:
-            spec = parse_spec(self.model, BACKENDS[self.backend])
+            spec = parse_spec(self._model_spec(), BACKENDS[self.backend])
         except ValueError as e:
             raise ConfigError(f"whisper_transcribe.model: {e}") from None
         if spec.backend not in (None, BACKENDS[self.backend]):
@@ -182,13 +194,13 @@ class WhisperTranscribe(Transform):
             raise ConfigError(f"whisper_transcribe.compute_type must be one of {COMPUTE_TYPES}")
         if self.beam_size < 1 or self.batch_size < 1 or self.cpu_threads < 0:
             raise ConfigError("whisper_transcribe: beam_size and batch_size must be >= 1, cpu_threads >= 0")
-        if self.batch_size > 1 and self.backend != "faster-whisper":
-            raise ConfigError("whisper_transcribe.batch_size > 1 needs backend faster-whisper")
+        if self.batch_size > 1 and self.backend == "openai-whisper":
+            raise ConfigError("whisper_transcribe.batch_size > 1 needs backend faster-whisper or transformers")
         if self.window_s and self.window_s < 60:
             raise ConfigError(f"whisper_transcribe.window_s must be 0 (whole file) or >= 60, got {self.window_s}")
 
     def model_specs(self) -> list[tuple[str, str | None]]:
-        return [(self.model, BACKENDS[self.backend])]
+        return [(self._model_spec(), BACKENDS[self.backend])]
 
     @property
     def resources(self) -> Resources:  # type: ignore[override]
@@ -217,7 +229,7 @@ class WhisperTranscribe(Transform):
         from curate.models import resolve
 
         resolved = resolve(
-            self.model,
+            self._model_spec(),
             self.setting("model_store", self.model_store),
             self.allow_download or bool(self.setting("allow_download")),
             default_backend=BACKENDS[self.backend],
@@ -237,6 +249,11 @@ class WhisperTranscribe(Transform):
             model = WhisperModel(str(resolved.path), device=device, compute_type=ct, cpu_threads=self.cpu_threads)
             self._rt_pipe = BatchedInferencePipeline(model) if self.batch_size > 1 else model
             info.update(compute_type=ct, version=metadata.version("faster-whisper"))
+        elif self.backend == "transformers":
+            from curate.models import hf_whisper
+
+            model = self._rt_pipe = hf_whisper.load(str(resolved.path), device, self.precision, self.cpu_threads)
+            info.update(model.info, version=metadata.version("transformers"))
         else:
             import torch
             import whisper
@@ -289,6 +306,20 @@ class WhisperTranscribe(Transform):
                     ]
             segs, info = self._rt_pipe.transcribe(audio, **kw)
             return list(segs), info.language
+        if self.backend == "transformers":
+            from curate.models.hf_whisper import transcribe_long
+
+            return transcribe_long(
+                self._rt_model,
+                audio,
+                language,
+                self.beam_size,
+                self.condition_on_previous_text,
+                self._temperatures(),
+                self.word_timestamps,
+                self.max_new_tokens,
+                self.batch_size,
+            )
         import whisper
 
         opts: dict[str, Any] = dict(

@@ -317,7 +317,13 @@ class WxAlign(Transform):
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         info = ctx.info.setdefault(
             "wx_align",
-            {"method": self.method(), "model": self.model, "fallback_reason": self._reason, "chunks_unaligned": 0},
+            {
+                "method": self.method(),
+                "model": self.model,
+                "fallback_reason": self._reason,
+                "chunks_unaligned": 0,
+                "device": self._aligner.device if self._aligner is not None else "cpu",  # DTW words: numpy
+            },
         )
         audio = ctx.audio() if self._aligner is not None else None
         out: list[Segment] = []

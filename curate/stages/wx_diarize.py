@@ -124,7 +124,7 @@ class WxDiarize(Transform):
         return [(self.segmentation, None), (self.embedding, None)]
 
     def setup(self) -> None:
-        device = pick_device(self.device)
+        device = self._device = pick_device(self.device)
         if self.backend == "pyannote":
             path = self.pipeline or ""
             if path.startswith("pyannote:"):
@@ -160,7 +160,8 @@ class WxDiarize(Transform):
         out = assign_speakers(segments, turns, self.split_on_change)
         if self.emit:
             out = [replace(s, variant=self.emit) for s in out]
-        ctx.info.setdefault("wx_diarize", {"backend": self.backend, "window_s": self.window_s})
+        info = {"backend": self.backend, "window_s": self.window_s, "device": getattr(self, "_device", None)}
+        ctx.info.setdefault("wx_diarize", info)
         return StageResult(out)
 
 

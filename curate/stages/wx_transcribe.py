@@ -6,9 +6,11 @@ chunks in batches without timestamp tokens. The segments of ``wx-asr`` are those
 
 The cut & merge is whisperx's own code (``whisperx.vads.pyannote.Pyannote.merge_chunks``) fed with our
 pyannote speech scores; transcription is faster-whisper's ``BatchedInferencePipeline`` with the chunks as
-``clip_timestamps`` (what whisperx does internally). Whisper's own word timestamps (cross-attention DTW) are
-kept on each segment's ``words`` when ``word_timestamps`` is on: ``wx_align`` falls back to them when no
-wav2vec2 alignment model is available.
+``clip_timestamps`` (what whisperx does internally), or with ``backend: transformers`` the same chunks in
+batches through transformers' Whisper (:mod:`curate.models.hf_whisper`: fp16/bf16 + SDPA on GPU, fp32 on CPU;
+a ``faster-whisper:NAME`` model then means ``transformers:NAME``, the same weights converted). Whisper's own
+word timestamps (cross-attention DTW) are kept on each segment's ``words`` when ``word_timestamps`` is on:
+``wx_align`` falls back to them when no wav2vec2 alignment model is available.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from curate.models.vad import BACKENDS, FrameScores, VadModel
 from curate.registry import register
 from curate.schema import RejectedSegment, Segment, Word
 from curate.stages.base import RecordingContext, Resources, StageResult, Transform
+
+WHISPER_BACKENDS = ("faster-whisper", "transformers")
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,49 @@ def transcribe_chunks(
     return out, info.language
 
 
+def transcribe_chunks_hf(
+    hw: Any,
+    audio: np.ndarray,
+    chunks: list[timeline.Interval],
+    language: str | None,
+    batch_size: int = 8,
+    beam_size: int = 5,
+    word_timestamps: bool = True,
+) -> tuple[list[dict], str]:
+    """:func:`transcribe_chunks` with transformers' Whisper: the same rows. Without a language, the first
+    batch's most frequent detected language is used for the whole recording (one language per recording)."""
+    from collections import Counter
+
+    from curate.models.hf_whisper import transcribe_batch
+
+    out: list[dict] = []
+    for b in range(0, len(chunks), batch_size):
+        part = chunks[b : b + batch_size]
+        clips = [audio[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)] for s, e in part]
+        rows = transcribe_batch(hw, clips, language, beam_size, word_timestamps)
+        if language is None and rows:
+            language = Counter(r["language"] for r in rows).most_common(1)[0][0]
+            if len({r["language"] for r in rows}) > 1:  # decode again in the chosen language
+                rows = transcribe_batch(hw, clips, language, beam_size, word_timestamps)
+        for (s0, e0), r in zip(part, rows, strict=True):
+            words = []
+            for w, ws, we, p in r["words"]:
+                ws, we = min(max(s0 + ws, s0), e0), min(max(s0 + we, s0), e0)
+                words.append(Word(w, ws, max(ws, we), p))
+            out.append(
+                {
+                    "start_s": s0,
+                    "end_s": e0,
+                    "text": r["text"],
+                    "words": words,
+                    "avg_logprob": r["avg_logprob"],
+                    "no_speech_prob": r["no_speech_prob"],
+                    "compression_ratio": r["compression_ratio"],
+                }
+            )
+    return out, language or ""
+
+
 def chunk_segments(
     rows: list[dict], recording_id: str, audio_path: str, language: str | None, variant: str = ""
 ) -> tuple[list[Segment], list[tuple[Segment, str]]]:
@@ -150,8 +197,9 @@ def chunk_segments(
 @register("wx_transcribe")
 @dataclass
 class WxTranscribe(Transform):
-    """VAD + cut & merge + batched faster-whisper: one segment per chunk (``wx-asr``)."""
+    """VAD + cut & merge + batched Whisper (faster-whisper or transformers): one segment per chunk (``wx-asr``)."""
 
+    backend: str = "faster-whisper"  # or transformers (PyTorch; GPU: fp16/bf16 + SDPA)
     model: str = "faster-whisper:base"  # a spec (faster-whisper:large-v2, …) or a local CTranslate2 directory
     vad: str = "pyannote"  # pyannote | silero
     vad_model: str = "pyannote:segmentation"
@@ -163,13 +211,20 @@ class WxTranscribe(Transform):
     beam_size: int = 5
     word_timestamps: bool = True  # keep Whisper's word times (wx_align's fallback)
     device: str = "auto"
-    compute_type: str = "auto"  # auto: float16 on GPU, int8 on CPU
+    compute_type: str = "auto"  # faster-whisper; auto: float16 on GPU, int8 on CPU
+    precision: str = "auto"  # transformers; auto: float16 on GPU, float32 on CPU (or bfloat16, float32)
     cpu_threads: int = 0
     model_store: str | None = None
 
     resources = Resources(cpus=1, gpus=1)
 
     def validate(self) -> None:
+        from curate.models.hf_whisper import PRECISIONS
+
+        if self.backend not in WHISPER_BACKENDS:
+            raise ConfigError(f"wx_transcribe.backend must be one of {WHISPER_BACKENDS}, got {self.backend!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"wx_transcribe.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.vad not in BACKENDS:
             raise ConfigError(f"wx_transcribe.vad must be one of {BACKENDS}, got {self.vad!r}")
         if not 0 < self.chunk_s <= 30:
@@ -181,26 +236,36 @@ class WxTranscribe(Transform):
                 f"wx_transcribe: need 0 < vad_offset <= vad_onset < 1, got {self.vad_onset}, {self.vad_offset}"
             )
 
+    def _model_spec(self) -> str:
+        from curate.models.hf_whisper import spec_for_backend
+
+        return spec_for_backend(self.model, self.backend)
+
     def model_specs(self) -> list[tuple[str, str | None]]:
         vad = self.vad_model if self.vad == "pyannote" else "silero:vad"
-        return [(self.model, "faster-whisper"), (vad, None)]
+        return [(self._model_spec(), self.backend), (vad, None)]
 
     def setup(self) -> None:
         from curate import models
 
         device = pick_device(self.device)
-        compute = self.compute_type if self.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
-        path = models.resolve(
-            self.model, store=self.setting("model_store", self.model_store), default_backend="faster-whisper"
-        ).path
-        self._vad = VadModel(
-            self.vad, self.vad_model, device, self.vad_step_s, store=self.setting("model_store", self.model_store)
-        )
-        self._whisper = load_whisper(str(path), device, compute, self.cpu_threads)
-        self._model_path = str(path)
+        store = self.setting("model_store", self.model_store)
+        path = models.resolve(self._model_spec(), store=store, default_backend=self.backend).path
+        self._vad = VadModel(self.vad, self.vad_model, device, self.vad_step_s, store=store)
+        self._info = {"backend": self.backend, "model": self._model_spec(), "path": str(path), "vad": self.vad}
+        self._info["device"] = device
+        if self.backend == "transformers":
+            from curate.models import hf_whisper
+
+            self._hf = hf_whisper.load(str(path), device, self.precision, self.cpu_threads)
+            self._info.update(self._hf.info)
+        else:
+            compute = self.compute_type if self.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
+            self._whisper = load_whisper(str(path), device, compute, self.cpu_threads)
+            self._info["compute_type"] = compute
 
     def teardown(self) -> None:
-        self._vad = self._whisper = None
+        self._vad = self._whisper = self._hf = None
 
         free_cuda()
 
@@ -214,20 +279,29 @@ class WxTranscribe(Transform):
         r = ctx.recording
         audio = ctx.audio()
         chunks = [(s, min(e, audio.size / SAMPLE_RATE)) for s, e in self.chunks(audio)]
-        rows, lang = transcribe_chunks(
-            self._whisper,
-            audio,
-            [c for c in chunks if c[1] > c[0]],
-            ctx.language,
-            self.batch_size,
-            self.beam_size,
-            self.word_timestamps,
-        )
+        chunks = [c for c in chunks if c[1] > c[0]]
+        if self.backend == "transformers":
+            from curate.stages.whisper import normalize_language
+
+            lang_in = normalize_language(ctx.language)
+            args = (self._hf, audio, chunks, lang_in, self.batch_size, self.beam_size, self.word_timestamps)
+            rows, lang = transcribe_chunks_hf(*args)
+        else:
+            args = (self._whisper, audio, chunks, ctx.language, self.batch_size, self.beam_size, self.word_timestamps)
+            rows, lang = transcribe_chunks(*args)
         kept, dropped = chunk_segments(rows, r.recording_id, r.audio_path, lang, self.emit or "")
-        ctx.info.setdefault("wx_transcribe", {"model": self.model, "path": self._model_path, "vad": self.vad})
+        ctx.info.setdefault("wx_transcribe", self._info)
         return StageResult(
             kept, [RejectedSegment(s, self.stage_name, "no_transcript", detail=why) for s, why in dropped]
         )
 
 
-__all__ = ["WxTranscribe", "merge_chunks", "merge_regions", "transcribe_chunks", "chunk_segments", "load_whisper"]
+__all__ = [
+    "WxTranscribe",
+    "chunk_segments",
+    "load_whisper",
+    "merge_chunks",
+    "merge_regions",
+    "transcribe_chunks",
+    "transcribe_chunks_hf",
+]
