@@ -17,6 +17,7 @@ from curate import audio
 from curate.export import export
 from curate.export.materialize import to_int16
 from curate.export.select import Selection, Split, load_segments
+from curate.rundir import safe_name
 from curate.testing.export import LONG_ID, MESSY, make_messy_run
 
 SR = 16000
@@ -78,8 +79,9 @@ def test_fairseq_labels_dictionary_and_valid_split(run_dir, segments, tmp_path):
         everything = (tmp_path / f"{split}.tsv").read_text().splitlines()[1:]
         assert len(everything) == info["segments"][split]  # pre-training sees every segment
         stem = f"{split}_labelled" if (tmp_path / f"{split}_labelled.tsv").exists() else split
-        for sid in check_fairseq_split(tmp_path, stem, symbols):
-            assert has_text(segments[sid])
+        by_file = {safe_name(sid): seg for sid, seg in segments.items()}  # ids are never raw file names
+        for name in check_fairseq_split(tmp_path, stem, symbols):
+            assert has_text(by_file[name])
     wrd = "".join(p.read_text() for p in tmp_path.glob("*.wrd"))
     assert "NINETEEN NINETY NINE THREE POINT FIVE PERCENT OF VIEWERS SAID DON'T" in wrd
     assert "HET IS EENENTWINTIG GRADEN" in wrd

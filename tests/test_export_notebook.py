@@ -47,6 +47,6 @@ def test_notebook_executes_on_a_tiny_run(tmp_path, monkeypatch):
     )
     assert str(run) in text
     assert f"| {LABELLED} | 12 |" in text and "| seq | 12 |" in text  # the Table-14 rows
-    assert "last partial window" in text  # discarded time by reason
+    assert "partial_window" in text  # discarded time by reason (the closed set of reasons)
     assert "news" in text and "2019" in text  # hours per genre and per year
     assert any(o.get("data", {}).get("image/png") for c in nb.cells for o in c.get("outputs", []))
