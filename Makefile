@@ -40,12 +40,8 @@ format: setup
 bench: setup  ## throughput and scale benchmarks (not part of the tests)
 	$(PY) -m benchmarks.run_all
 
-lock:  ## regenerate requirements.lock from pyproject.toml in a throw-away venv
-	rm -rf /tmp/curate-lock && python3.11 -m venv /tmp/curate-lock
-	/tmp/curate-lock/bin/pip install -q "setuptools<81" && /tmp/curate-lock/bin/pip install -q ".[all,dev]"
-	{ echo "# Pinned, reproducible install of curate's full stack (Python 3.11, x86_64)."; \
-	  echo "# Regenerate with: make lock"; echo "setuptools==80.10.2"; \
-	  /tmp/curate-lock/bin/pip freeze --exclude-editable | grep -v '^curate'; } > requirements.lock
+lock:  ## regenerate the hashed locks (requirements.lock, requirements-dev.lock) from pyproject.toml with uv
+	bash scripts/lock.sh
 
 clean:
 	rm -rf demo_out .pytest_cache .ruff_cache

@@ -2,7 +2,7 @@
 # One-time set-up for `make demo` / `make test` on a fresh Debian/Ubuntu machine:
 # system packages (ffmpeg, sox, espeak-ng, libchromaprint-tools for fpcalc + libchromaprint1, chromium for the
 # curate explore browser tests) when missing,
-# then a virtualenv with the pinned stack.
+# then a virtualenv with the pinned, hash-checked stack (requirements.lock + requirements-dev.lock; `make lock`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -24,13 +24,14 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), "curate needs Python 3.11"' \
   || { echo "setup: Python 3.11 is required (found $("$PYTHON" --version))"; exit 1; }
 
-stamp="$VENV/.installed-$(cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)"
+stamp="$VENV/.installed-$(cat requirements.lock requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   echo "setup: creating $VENV with the pinned stack (first time: a few minutes, ~9 GB)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
   quiet "$VENV/bin/python" -m pip install -q --upgrade "pip>=24"
-  quiet "$VENV/bin/python" -m pip install -q -r requirements.lock
+  # every file checked against the sha256 in the locks (runtime stack, then the test and lint tools)
+  quiet "$VENV/bin/python" -m pip install -q --require-hashes -r requirements.lock -r requirements-dev.lock
   quiet "$VENV/bin/python" -m pip install -q --no-deps -e .
   rm -f "$VENV"/.installed-*
   touch "$stamp"
