@@ -251,15 +251,71 @@ def load_stats(out_dir: str | Path) -> dict[str, Any]:
     return json.loads(p.read_text())
 
 
+def lineage(run: dict[str, Any], variant: str) -> list[tuple[set[str] | None, set[str]]]:
+    """Where the time ``variant`` lost was cut, from run.json's pipeline (and later ``curate derive`` files):
+    (stages, labels) pairs; a rejected row counts when its stage is one of the stages (``None``: any) and its
+    variant label one of the labels (or one part of a ``curate derive`` label ``a+b``). A pass's variant: the pass's
+    stages up to the one that emits it, rows labelled ``""`` or by an emit so far; a derived variant: its
+    derivation's stages and rows labelled with its name, then its source's lineage."""
+    pipelines = [run.get("pipeline") or {}, *((d.get("pipeline") or {}) for d in run.get("derived") or [])]
+    for p in pipelines:
+        for stages in (p.get("passes") or {}).values():
+            emits = [st.get("emit") for st in stages]
+            if variant in emits:
+                i = emits.index(variant)
+                return [({st["stage"] for st in stages[: i + 1]}, {"", *filter(None, emits[: i + 1])})]
+    for p in reversed(pipelines):  # the latest derivation of a name made it (derive --force)
+        spec = (p.get("derive") or {}).get(variant)
+        if spec and spec.get("from") != variant:
+            names = {st if isinstance(st, str) else st["stage"] for st in spec.get("stages") or []}
+            return [(names, {variant}), *lineage(run, spec["from"])]
+    return [(None, {variant})]
+
+
+def dropped_by_reason(run_dir: str | Path, variant: str) -> dict[str, dict[str, float]]:
+    """Seconds of each recording that ``variant`` and the variants it was made from dropped, per reason of
+    :data:`curate.schema.REJECT_REASONS` (``rejected/``, streamed; see :func:`lineage`)."""
+    from curate.schema import REJECT_REASONS
+
+    run = RunDir(run_dir)
+    clauses = lineage(run.read_run(), variant)
+    out: dict[str, dict[str, float]] = {}
+    for stage in run.rejected_stages():
+        labels = set().union(*(lab for stages, lab in clauses if stages is None or stage in stages))
+        if not labels:
+            continue
+        for batch in manifest.iter_batches(run.rejected_dir(stage), "rejected"):
+            cols = batch.select(["recording_id", "variant", "reason", "duration_s"]).to_pydict()
+            for rid, v, r, d in zip(*cols.values(), strict=True):
+                if (v or "") in labels or not labels.isdisjoint((v or "").split("+")):
+                    reason = r if r in REJECT_REASONS else legacy_reason(r)
+                    cell = out.setdefault(rid, {})
+                    cell[reason] = cell.get(reason, 0.0) + (d or 0.0)
+    return out
+
+
 def recording_times(run_dir: str | Path, variant: str) -> list[dict[str, Any]]:
     """Per recording of the run: its duration, whether the metadata filters kept it (and why not), and how much of
     it ``variant`` keeps (segments, seconds, %) and drops (the rest: silence, music, rejected or filtered).
-    Reads only the variant's recording ids and durations: bounded by the number of recordings."""
+    ``dropped_by_reason``: seconds per reason of :data:`curate.schema.REJECT_REASONS` (every reason, 0 where none;
+    ``other`` for an old run's unknown free text); ``dropped_unattributed_s``: dropped time no rejected segment
+    accounts for (never segmented, e.g. silence; the whole recording when a filter dropped it).
+    Reads only the variant's recording ids and durations and the rejected rows: bounded by their number."""
+    from curate.errors import UnknownVariantError
+    from curate.schema import REJECT_REASONS
+
     run = RunDir(run_dir)
-    seg = manifest.read_table(run.variant_dir(variant), "segments", columns=["recording_id", "duration_s"])
+    by_reason = dropped_by_reason(run_dir, variant)
+    try:
+        seg = manifest.read_table(run.variant_dir(variant), "segments", columns=["recording_id", "duration_s"])
+        kept = list(zip(seg.column(0).to_pylist(), seg.column(1).to_pylist(), strict=True))
+    except UnknownVariantError:
+        if variant not in run.read_run().get("variants", []):
+            raise
+        kept = []  # a variant the run made that kept nothing: rejected/ says why
     kept_s: dict[str, float] = {}
     count: dict[str, int] = {}
-    for rid, d in zip(seg.column(0).to_pylist(), seg.column(1).to_pylist(), strict=True):
+    for rid, d in kept:
         kept_s[rid] = kept_s.get(rid, 0.0) + float(d)
         count[rid] = count.get(rid, 0) + 1
     decisions = {r["recording_id"]: r for r in manifest.read_table(run.decisions, "decisions").to_pylist()}
@@ -278,6 +334,8 @@ def recording_times(run_dir: str | Path, variant: str) -> list[dict[str, Any]]:
                 "kept_s": k,
                 "dropped_s": max(0.0, dur - k),
                 "kept_pct": 100 * k / dur if dur > 0 else 0.0,
+                "dropped_by_reason": dict.fromkeys(REJECT_REASONS, 0.0) | by_reason.get(rid, {}),
+                "dropped_unattributed_s": max(0.0, dur - k - sum(by_reason.get(rid, {}).values())),
             }
         )
     return rows
@@ -302,4 +360,29 @@ def format_recording_times(rows: list[dict[str, Any]], variant: str) -> str:
         f"| **{len(rows)} recordings** | {total:.1f} | {sum(r['segments'] for r in rows)} | {kept:.1f} | "
         f"{total - kept:.1f} | {100 * kept / total if total else 0:.1f} | |"
     )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *format_dropped_by_reason(rows)])
+
+
+def format_dropped_by_reason(rows: list[dict[str, Any]]) -> list[str]:
+    """Dropped seconds per reason (columns; the reasons no recording lost time to left out) per recording, with a
+    total line."""
+    reasons = (
+        [r for r in rows[0]["dropped_by_reason"] if any(x["dropped_by_reason"].get(r) for x in rows)] if rows else []
+    )
+    cols = [*reasons, "unattributed"]
+    lines = [
+        "dropped time by reason (s; curate.schema.REJECT_REASONS, reasons without time left out; unattributed: "
+        "never segmented, or a recording the filters dropped)",
+        "",
+        "| recording | " + " | ".join(cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+
+    def cells(r: dict[str, Any]) -> list[float]:
+        return [*(r["dropped_by_reason"].get(x, 0.0) for x in reasons), r["dropped_unattributed_s"]]
+
+    for r in rows:
+        lines.append(f"| {r['recording_id']} | " + " | ".join(f"{c:.1f}" for c in cells(r)) + " |")
+    totals = [sum(col) for col in zip(*(cells(r) for r in rows), strict=True)] if rows else [0.0]
+    lines.append("| **total** | " + " | ".join(f"{c:.1f}" for c in totals) + " |")
+    return lines

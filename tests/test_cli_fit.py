@@ -127,3 +127,51 @@ def test_subtitle_timestamps_and_cues():
     row = {"segment_id": "r_1", "start_s": 1.0, "end_s": 2.0, "speaker": "A", "text": " two\nlines "}
     assert subtitles.srt([row]) == "1\n00:00:01,000 --> 00:00:02,000\n[A] two lines\n\n"
     assert subtitles.cue_text({**row, "speaker": None, "text": None}) == "(r_1)"
+
+
+LINEAGE = """
+name: lineage
+passes:
+  seq:
+    - {stage: naive_segment, window_s: 5, emit: seq}
+derive:
+  seq-long:
+    from: seq
+    stages: [{stage: min_duration, min_s: 5.5}]
+  seq-halves:
+    from: seq
+    stages: [{stage: split_long, max_s: 3}]
+"""
+LATER = "name: later\nderive:\n  seq-halves-3s:\n    from: seq-halves\n    stages: [{stage: min_duration, min_s: 3}]\n"
+
+
+def test_inspect_dropped_time_by_reason_follows_each_variants_lineage(tmp_path):
+    """A variant's dropped time per reason counts what its own stages and the variants it was made from dropped,
+    never a sibling's cuts: the pass (naive_segment's partial window), a derivation in the pipeline, and a later
+    `curate derive` on top of a derived variant."""
+    from curate.testing import make_archive
+
+    catalog = make_archive(tmp_path / "archive", n=2, duration_s=12.0)  # rec000 12 s, rec001 13 s
+    (tmp_path / "lineage.yaml").write_text(LINEAGE)
+    (tmp_path / "later.yaml").write_text(LATER)
+    run = tmp_path / "run"
+    res, text = invoke("run", tmp_path / "lineage.yaml", "--catalog", catalog, "--out", run, "--runner", "local")
+    assert res.exit_code == 0, text
+    res, text = invoke("derive", run, "--pipeline", tmp_path / "later.yaml")
+    assert res.exit_code == 0, text
+
+    def dropped(variant):
+        res, text = invoke("inspect", run, "--variant", variant, "--json")
+        assert res.exit_code == 0, text
+        rows = {r["recording_id"]: r for r in json.loads(res.stdout)}
+        reasons = rows["rec001"]["dropped_by_reason"]
+        assert set(reasons) >= {"music", "too_short", "partial_window"}  # the closed set, 0 where nothing
+        return {k: v for k, v in reasons.items() if v}, rows["rec001"]["dropped_unattributed_s"]
+
+    assert dropped("seq") == ({"partial_window": 3.0}, 0.0)
+    assert dropped("seq-long") == ({"partial_window": 3.0, "too_short": 10.0}, 0.0)  # 5 s windows < 5.5 s
+    assert dropped("seq-halves") == ({"partial_window": 3.0}, 0.0)
+    assert dropped("seq-halves-3s") == ({"partial_window": 3.0, "too_short": 10.0}, 0.0)  # 2.5 s halves < 3 s
+    res, _ = invoke("inspect", run, "--variant", "seq-long")
+    assert "| recording | too_short | partial_window | unattributed |" in res.output
+    assert "| rec001 | 10.0 | 3.0 | 0.0 |" in res.output and "| **total** | 20.0 | 5.0 | 0.0 |" in res.output

@@ -22,7 +22,8 @@ def inspect_cmd(
     vtt: Annotated[bool, typer.Option("--vtt", help="with --recording: its segments as WebVTT subtitles")] = False,
     json_: JsonOption = False,
 ) -> None:
-    """Kept and dropped time per recording of a variant; --recording ID lists its segments (--srt/--vtt)."""
+    """Kept and dropped time per recording of a variant, dropped seconds per reason; --recording ID lists its segments
+    (--srt/--vtt)."""
     from curate import manifest
     from curate.cli.console import fail, out, print_json, run_dir_here
     from curate.errors import RunDirError
