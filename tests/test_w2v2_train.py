@@ -35,13 +35,13 @@ def test_tiny_pretraining_lowers_the_contrastive_loss(speech_run, tmp_path):
         speech_run,
         tmp_path / "run",
         variant="speech",
-        overrides=[*TINY, "train.max_steps=200", "train.val_every=100", "train.ckpt_every=100"],
+        overrides=[*TINY, "train.max_steps=100", "train.val_every=50", "train.ckpt_every=50"],
     )
     curve = _curve(tmp_path / "run")
-    assert len(curve) == 200 and s["steps"] == 200
+    assert len(curve) == 100 and s["steps"] == 100
     first = np.mean([r["contrastive"] for r in curve[:10]])
     last = np.mean([r["contrastive"] for r in curve[-10:]])
-    assert last < first - 0.05
+    assert last < first - 0.05  # 100 steps: a drop of 0.165 measured (0.168 after 200)
     assert all(np.isfinite(r["loss"]) for r in curve)
     for key in (
         "diversity",
@@ -68,7 +68,7 @@ def test_tiny_pretraining_lowers_the_contrastive_loss(speech_run, tmp_path):
     assert min(val["val_code_dependence_0"], val["val_code_dependence_1"]) > 0.1  # the quantizer did not collapse
     assert s["health"] == []
     ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
-    assert ck["config"]["model"]["hidden"] == 64 and ck["step"] == 200  # checkpoints carry their full config
+    assert ck["config"]["model"]["hidden"] == 64 and ck["step"] == 100  # checkpoints carry their full config
 
 
 def test_resume_reproduces_the_uninterrupted_loss_curve(speech_run, tmp_path):
