@@ -37,6 +37,17 @@ def repo() -> Path:
     return REPO
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread, and much faster on a shared, oversubscribed CI machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 S3_BUCKET = "curate-test"  # the bucket the ``s3`` fixture creates
 
 
@@ -67,3 +78,19 @@ def s3():
         s3fs.S3FileSystem.clear_instance_cache()
         env.undo()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_archive(s3, tmp_path_factory):
+    """``put(prefix, n=…, duration_s=…)``: a tone archive (:func:`curate.testing.make_archive`) and its catalog
+    (relative audio paths) in the bucket under ``prefix`` → (the local archive folder, the catalog's s3:// URL)."""
+    from curate.testing import make_archive
+
+    def put(prefix: str, **archive) -> tuple[Path, str]:
+        root = tmp_path_factory.mktemp("archive")
+        make_archive(root, **archive)
+        s3.put(str(root / "audio"), f"{S3_BUCKET}/{prefix}/audio", recursive=True)
+        s3.put(str(root / "catalog.csv"), f"{S3_BUCKET}/{prefix}/catalog.csv")
+        return root, f"s3://{S3_BUCKET}/{prefix}/catalog.csv"
+
+    return put

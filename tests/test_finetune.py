@@ -40,17 +40,6 @@ def synth(tmp_path_factory):
     return train, test, _tiny_checkpoint(root / "ck.pt")
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models run faster on one thread, and much faster on a shared, oversubscribed CI machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.slow
 def test_finetuning_lowers_wer_from_100(synth, tmp_path, one_thread):
     import torch

@@ -23,23 +23,19 @@ from curate.export.materialize import to_int16
 from curate.export.select import Selection, Split
 from curate.rundir import mirror as remote
 from curate.runners import run_pipeline
-from curate.testing import make_archive
 
 BUCKET = "curate-test"
 
 
 @pytest.fixture(scope="module")
-def run_url(s3, tmp_path_factory):
+def run_url(s3_archive):
     """Two recordings in the bucket, run with pipelines/seq.yaml (5 s windows) into the bucket → the run's URL."""
-    root = tmp_path_factory.mktemp("archive")
-    make_archive(root, n=2, duration_s=11.0)
-    s3.put(str(root / "audio"), f"{BUCKET}/export-archive/audio", recursive=True)
-    s3.put(str(root / "catalog.csv"), f"{BUCKET}/export-archive/catalog.csv")
+    root, catalog = s3_archive("export-archive", n=2, duration_s=11.0)
     mp = pytest.MonkeyPatch()
     mp.setenv(remote.STAGING_ENV, str(root / "staging"))
     url = f"s3://{BUCKET}/runs/for-export"
     pipe = load_pipeline("pipelines/seq.yaml", ["naive_segment.window_s=5"])
-    run_pipeline(pipe, f"s3://{BUCKET}/export-archive/catalog.csv", url, runner="local")
+    run_pipeline(pipe, catalog, url, runner="local")
     yield {"url": url, "root": root}
     mp.undo()
 

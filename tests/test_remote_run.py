@@ -21,7 +21,7 @@ from curate.errors import RunDirError
 from curate.rundir import RunDir, StagedRunDir
 from curate.rundir import mirror as remote
 from curate.runners import run_pipeline
-from curate.testing import make_archive, make_catalog
+from curate.testing import make_catalog
 
 BUCKET = "curate-test"
 KEEP = ("segment_id", "recording_id", "audio_path", "start_s", "end_s", "variant")
@@ -36,13 +36,9 @@ def staging(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def catalog(s3, tmp_path_factory):
+def catalog(s3_archive):
     """5 recordings in the bucket and a catalog beside them (relative audio paths) → its s3:// URL."""
-    root = tmp_path_factory.mktemp("archive")
-    make_archive(root, n=5, duration_s=65.0)
-    s3.put(str(root / "audio"), f"{BUCKET}/runs-archive/audio", recursive=True)
-    s3.put(str(root / "catalog.csv"), f"{BUCKET}/runs-archive/catalog.csv")
-    return f"s3://{BUCKET}/runs-archive/catalog.csv"
+    return s3_archive("runs-archive", n=5, duration_s=65.0)[1]
 
 
 @pytest.fixture(scope="module")

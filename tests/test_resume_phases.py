@@ -1,7 +1,6 @@
 """A run killed at any phase boundary of ingest and planning resumes with the same command and ends equal to
 an uninterrupted run; a refused rerun says what differs (pipeline, its overrides, or the catalog's content)."""
 
-import json
 import shutil
 import subprocess
 import sys
@@ -9,10 +8,10 @@ import textwrap
 
 import pytest
 
-from curate import manifest
 from curate.config import load_pipeline
 from curate.runners import RunDirError, run_pipeline
 from curate.testing import make_archive
+from tests.test_run import snapshot
 
 SEQ = "pipelines/seq.yaml"
 # prepare() writes, in order: prepare.json, probe checkpoints (_progress/probes/part-*.parquet), the ingest
@@ -48,19 +47,6 @@ KILLER = textwrap.dedent("""
 """)
 
 
-def _snapshot(out):
-    snap = {
-        n: sorted(map(json.dumps, manifest.read_table(out / n, k).to_pylist()))
-        for n, k in [
-            ("recordings.parquet", "recordings"),
-            ("decisions.parquet", "decisions"),
-            ("failures.parquet", "failures"),
-        ]
-    }
-    snap["seq"] = sorted(map(json.dumps, manifest.read_table(out / "variants" / "seq", "segments").to_pylist()))
-    return snap
-
-
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     return make_archive(tmp_path_factory.mktemp("arch"), n=3, duration_s=31.0)
@@ -70,7 +56,7 @@ def archive(tmp_path_factory):
 def reference(archive, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "run"
     run_pipeline(load_pipeline(SEQ), archive, out, runner="local")
-    return _snapshot(out)
+    return snapshot(out)
 
 
 @pytest.mark.timeout(300)
@@ -83,7 +69,7 @@ def test_kill_during_ingest_or_planning_resumes_with_the_same_command(archive, r
     assert not (out / "_progress" / "plan.json").exists()
     again = subprocess.run([sys.executable, "-m", "curate.cli", *args], capture_output=True, text=True)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert _snapshot(out) == reference
+    assert snapshot(out) == reference
     assert not list(out.rglob("*.tmp"))
 
 

@@ -19,16 +19,6 @@ def speech_run(tmp_path_factory):
     return make_speech_run(tmp_path_factory.mktemp("speech"), recordings=4, per_recording=8)
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_a_collapsing_tiny_run_is_stopped_within_twice_the_step_the_collapse_became_visible(
     speech_run, tmp_path, one_thread
 ):

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from curate.cli.console import RayAddressOption, Runner, RunnerOption
+from curate.cli.console import RayAddressOption, Runner, RunnerOption, WorkersOption
 
 TRAIN_HELP = (
     "labelled training set as a YAML mapping: {kind: librispeech|librilight|mls|commonvoice|synthetic, root: DIR, …}"
@@ -68,9 +68,9 @@ def register(app: typer.Typer) -> None:
         spec: Annotated[Path, typer.Argument(help="ablation YAML, e.g. configs/ablations/tiny-demo.yaml")],
         out: Annotated[Path, typer.Option(help="results directory (rerun the same command to resume)")],
         runner: RunnerOption = Runner.ray,
-        workers: Annotated[int | None, typer.Option(help="parallel cells (default: one per GPU)")] = None,
-        cell: Annotated[list[str] | None, typer.Option(help="run only this cell (repeatable)")] = None,
         ray_address: RayAddressOption = None,
+        workers: WorkersOption = None,
+        cell: Annotated[list[str] | None, typer.Option(help="run only this cell (repeatable)")] = None,
         threads: Annotated[
             int | None, typer.Option(help="torch CPU threads per cell (1 is fastest for tiny CPU runs)")
         ] = None,

@@ -49,6 +49,14 @@ RunnerOption = Annotated[
 RayAddressOption = Annotated[
     str | None, typer.Option(help="Ray cluster address (ray start … / RAY_ADDRESS); default: start Ray locally")
 ]
+# ... and the third on those that run a pool of Ray actors (run, ablate, stems).
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Ray workers: one recording's models, ablation cell or stems shard at a time each "
+        "(default: one per GPU, or per CPU)"
+    ),
+]
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout (for scripts)")]
@@ -319,6 +327,7 @@ __all__ = [
     "RayAddressOption",
     "Runner",
     "RunnerOption",
+    "WorkersOption",
     "console",
     "fail",
     "out",

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.console import RayAddressOption, Runner, RunnerOption
+from curate.cli.console import RayAddressOption, Runner, RunnerOption, WorkersOption
 
 _COND = typer.Option(help="condition name (mix-noise-33, 2spk-concat …) or a preset YAML")
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         repo: Annotated[Path | None, typer.Option(help="local folder with <model>.th / <model>.yaml")] = None,
         runner: RunnerOption = Runner.ray,
         ray_address: RayAddressOption = None,
-        workers: Annotated[int | None, typer.Option(help="workers (default: one per GPU, or per CPU)")] = None,
+        workers: WorkersOption = None,
         device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
         min_speech_ratio: Annotated[float, typer.Option(help="vocal stems below this speech ratio are dropped")] = 0.2,
         limit: Annotated[int | None, typer.Option(help="only the first N clips (by track id)")] = None,

@@ -14,6 +14,7 @@ from curate.cli.console import (
     RunDirArgument,
     Runner,
     RunnerOption,
+    WorkersOption,
     fail,
     out,
     print_json,
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
         ],
         runner: RunnerOption = Runner.ray,
         ray_address: RayAddressOption = None,
-        workers: Annotated[int | None, typer.Option(help="model workers (default: one per GPU, or per CPU)")] = None,
+        workers: WorkersOption = None,
         stage_pools: Annotated[
             bool, typer.Option(help="Ray: one actor pool per model stage, each with its own resources")
         ] = False,
