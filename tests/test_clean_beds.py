@@ -1,0 +1,184 @@
+"""Speech over a noise bed: the noise floor of a window (its quiet 10 ms moments), a noise span growing under the
+voice next to it while the floor stays up (tables and properties), clean_trim cutting it end to end, calibration
+fitting the margin on a labelled run, and a real noise bed under real speech cut while clean real speech stays."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given
+from hypothesis import strategies as st
+
+from curate import calibrate, manifest, timeline
+from curate.errors import ConfigError
+from curate.quality import Region
+from curate.rundir import RunDir
+from curate.schema import Frames, Segment
+from curate.stages.base import RecordingContext
+from curate.stages.clean import CleanTrim, with_floor
+from curate.stages.clean_spans import extend_beds, noise_floor_db, running_min
+from curate.testing import fake_recording
+
+SR = 16000
+
+
+def _db(x: float) -> float:
+    return 10 ** (x / 20)
+
+
+def _voice(seconds: float, rng: np.random.Generator, level_db: float = -12.0) -> np.ndarray:
+    """Syllable-like bursts (0.2 s of a 150 Hz buzz) with 0.1 s pauses between them: what a floor must see through."""
+    t = np.arange(int(seconds * SR)) / SR
+    on = (t % 0.3) < 0.2
+    return (_db(level_db) * np.sign(np.sin(2 * np.pi * 150 * t)) * on + rng.normal(0, 1e-3, t.size) * on).astype(
+        np.float32
+    )
+
+
+def _noise(seconds: float, rng: np.random.Generator, level_db: float) -> np.ndarray:
+    return (rng.normal(0, 1, int(seconds * SR)) * _db(level_db)).astype(np.float32)
+
+
+@pytest.mark.parametrize("noise_db", [-70.0, -50.0, -35.0])
+def test_noise_floor_sees_the_noise_between_syllables(noise_db) -> None:
+    rng = np.random.default_rng(0)
+    x = _voice(4.0, rng) + _noise(4.0, rng, noise_db)
+    starts = np.arange(7) * 0.48
+    floor = noise_floor_db(x, starts, starts + 0.96)
+    assert floor == pytest.approx(np.full(7, noise_db), abs=1.5)  # the bursts (-12 dB) do not raise it
+
+
+@pytest.mark.parametrize(
+    "values, width, expected",
+    [
+        ([-20, -60, -20, -20, -20], 3, [-60, -60, -60, -20, -20]),  # one pause pulls its neighbours down
+        ([-20, -60, -20], 1, [-20, -60, -20]),  # width 1: unchanged
+        ([-30, -20, -25, -40], 2, [-30, -30, -40, -40]),  # an even width is made odd
+    ],
+)
+def test_running_min(values, width, expected) -> None:
+    assert running_min(values, width).tolist() == expected
+
+
+CELLS = np.arange(10.0)
+
+
+@pytest.mark.parametrize(
+    "floor, runs, margin, expected",
+    [
+        # noise alone at -20 dB in cells 2-3, the voice over it (floor -32) in 4-6, clean speech (-70) around
+        ([-70, -70, -20, -20, -32, -32, -32, -70, -70, -70], [(2, 4)], 15, [(2, 7)]),
+        ([-70, -70, -20, -20, -32, -32, -32, -70, -70, -70], [(2, 4)], 10, [(2, 4)]),  # the bed ducked further
+        ([-20, -20, -60, -60, -60, -60, -60, -60, -60, -60], [(0, 2)], 15, [(0, 2)]),  # clean speech next: stays
+        ([-30, -30, -30, -20, -20, -30, -30, -30, -70, -70], [(3, 5)], 15, [(0, 8)]),  # both sides, to the edge
+        ([-70, -20, -70, -70, -20, -70, -70, -70, -70, -70], [(1, 2), (4, 5)], 15, [(1, 2), (4, 5)]),
+        ([-70, -20, -25, -25, -20, -70, -70, -70, -70, -70], [(1, 2), (4, 5)], 15, [(1, 5)]),  # two runs meet
+        ([-20] * 10, [(3.2, 3.4)], 15, [(3.2, 3.4)]),  # no cell's middle inside: nothing to measure, unchanged
+    ],
+)
+def test_extend_beds(floor, runs, margin, expected) -> None:
+    got = extend_beds(runs, CELLS, CELLS + 1, floor, margin)
+    assert got == [tuple(map(float, iv)) for iv in expected]
+
+
+levels = st.lists(st.floats(-90, 0, allow_nan=False), min_size=10, max_size=10)
+run_list = st.lists(st.tuples(st.integers(0, 9), st.integers(1, 4)).map(lambda t: (t[0], min(10, t[0] + t[1]))))
+
+
+@given(levels, run_list, st.floats(0, 30), st.floats(0, 30))
+def test_extend_beds_only_grows_over_loud_floor_and_more_with_a_wider_margin(floor, runs, m1, m2) -> None:
+    small, large = sorted((m1, m2))
+    got = extend_beds(runs, CELLS, CELLS + 1, floor, small)
+    assert got == timeline.merge(got)  # merged, sorted
+    assert timeline.total(timeline.intersect(runs, got)) == pytest.approx(timeline.total(runs))  # holds every run
+    quietest = min((float(np.median(np.asarray(floor)[a:b])) for a, b in runs), default=0.0)
+    for a, b in timeline.subtract(got, runs):  # what it added: whole cells whose floor is high enough
+        assert a == int(a) and b == int(b)
+        assert all(floor[i] >= quietest - small - 1e-9 for i in range(int(a), int(b)))
+    wider = extend_beds(runs, CELLS, CELLS + 1, floor, large)
+    assert timeline.total(timeline.subtract(got, wider)) == pytest.approx(0.0)  # a wider margin never takes back
+
+
+# --- clean_trim end to end -------------------------------------------------------------------------------------
+
+
+def _programme(rng: np.random.Generator) -> np.ndarray:
+    """0-3 s noise alone (-30 dB), 3-9 s a voice over it ducked by 10 dB, 9-11 s the noise alone again, 11-12 s
+    silence, 12-20 s a voice over nothing (a -70 dB room)."""
+    bed = np.concatenate([_noise(3, rng, -30), _voice(6, rng) + _noise(6, rng, -40), _noise(2, rng, -30)])
+    return np.concatenate([bed, _noise(1, rng, -70), _voice(8, rng) + _noise(8, rng, -70)])
+
+
+def _tags(n: int) -> Frames:
+    """YAMNet as on real beds: noise scores high where the noise is alone, near 0 once a voice is over it."""
+    start = np.arange(n) * 0.48
+    mid = start + 0.48
+    alone = ((mid < 3) | ((mid >= 9) & (mid < 11))).astype(float)
+    z = np.zeros(n)
+    values = {"speech": 1 - alone, "music": z, "vocal_music": z, "noise": 0.9 * alone, "energy_db": np.full(n, -20.0)}
+    return Frames("tags", start, start + 0.96, values)
+
+
+SEGMENTS = [Segment.new("r", "/a.wav", 2.5, 9.5, "v", speaker="A"), Segment.new("r", "/a.wav", 12.0, 20.0, "v")]
+
+
+def test_clean_trim_cuts_speech_over_a_bed_and_keeps_clean_speech(tmp_path) -> None:
+    path = tmp_path / "r.flac"
+    sf.write(path, _programme(np.random.default_rng(1)), SR)
+    rec = dataclasses.replace(fake_recording("r", 20.0), audio_path=str(path))
+    common = dict(noise=0.5, overlap=None, change=None, pad_s=0.0, min_split_s=0.0)
+
+    ctx = RecordingContext(rec)
+    ctx.frames["tags"] = _tags(42)
+    res = CleanTrim(**common).process(ctx, SEGMENTS)  # YAMNet alone: the noise's own frames go, the voice stays
+    assert timeline.total([(s.start_s, s.end_s) for s in res.segments if s.end_s <= 10]) > 5
+
+    ctx = RecordingContext(rec)
+    ctx.frames["tags"] = _tags(42)
+    res = CleanTrim(**common, bed_margin_db=15.0).process(ctx, SEGMENTS)  # floor made from the audio
+    assert [(s.start_s, s.end_s) for s in res.segments] == [(12.0, 20.0)]
+    assert {r.reason for r in res.rejected} == {"noise"}
+    assert sum(r.segment.end_s - r.segment.start_s for r in res.rejected) == pytest.approx(7.0)
+
+
+@pytest.mark.parametrize("field, value", [("bed_margin_db", 0.0), ("bed_margin_db", 90.0), ("bed_window_s", 0.0)])
+def test_bed_params_are_validated(field, value) -> None:
+    with pytest.raises(ConfigError, match=field):
+        CleanTrim(**{field: value}).validate()
+
+
+def test_with_floor_adds_the_column_once() -> None:
+    rng = np.random.default_rng(2)
+    tags = with_floor(_tags(42), _programme(rng))
+    mid = tags.start_s + 0.48
+    assert np.median(tags.values["floor_db"][mid < 2.5]) > np.median(tags.values["floor_db"][mid > 13]) + 30
+    assert with_floor(tags, np.zeros(10)) is tags
+
+
+def test_calibrate_fits_the_bed_margin_on_a_labelled_run(tmp_path) -> None:
+    """The source variant is two VAD chunks: a voice over a bed (with the bed alone around it) and clean speech;
+    the fit turns the bed rule on, which removes the noisy speech and keeps the clean one."""
+    path = tmp_path / "r.flac"
+    sf.write(path, _programme(np.random.default_rng(3)), SR)
+    rd = RunDir(tmp_path / "run")
+    rec = dataclasses.replace(fake_recording("r", 20.0), audio_path=str(path))
+    manifest.write_records(rd.recordings, [rec], "recordings")
+    segs = [Segment.new("r", str(path), s.start_s, s.end_s, "src", speaker=s.speaker) for s in SEGMENTS]
+    manifest.write_records(rd.variant_path("src") / "part-00000.parquet", segs, "segments")
+    manifest.write_table(rd.scores_path("tags", "r"), _tags(42).to_arrow(), "tags")  # saved without a floor
+    chain = [{"stage": "clean_trim", "noise": 0.5, "overlap": None, "change": None, "min_split_s": 0.0, "pad_s": 0.0},
+             {"stage": "min_duration", "min_s": 1.0}]  # fmt: skip
+    rd.write_run("t", ["src", "x-clean"], pipeline={"derive": {"x-clean": {"from": "src", "stages": chain}}})
+    truth = {"r": [Region(0, 3, "noise"), Region(3, 9, "speech", speaker="A", background="noise"),
+                   Region(9, 11, "noise"), Region(11, 12, "silence"), Region(12, 20, "speech", speaker="B")]}  # fmt: skip
+    data = calibrate.load(rd.path, truth, "x-clean")
+    as_run = calibrate.score(data, calibrate.trim_params(data.chain))
+    assert as_run.noise_pct > 30 and as_run.clean_single_pct < 70
+    params, q = calibrate.fit(data, calibrate.trim_params(data.chain), grid={"bed_margin_db": (None, 6.0, 15.0)})
+    assert params["bed_margin_db"] == 15.0  # 6 dB is less than the bed is ducked under the voice
+    assert q.noise_pct == pytest.approx(0.0) and q.clean_single_pct >= 99 and q.clean_recall_pct >= 99
+    cut = {(stage, why): s for stage, why, s, _ in calibrate.where_it_went(data, params)}
+    assert cut[("clean_trim", "noise")] == pytest.approx(7.0, abs=0.5)
