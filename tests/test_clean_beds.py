@@ -182,3 +182,84 @@ def test_calibrate_fits_the_bed_margin_on_a_labelled_run(tmp_path) -> None:
     assert q.noise_pct == pytest.approx(0.0) and q.clean_single_pct >= 99 and q.clean_recall_pct >= 99
     cut = {(stage, why): s for stage, why, s, _ in calibrate.where_it_went(data, params)}
     assert cut[("clean_trim", "noise")] == pytest.approx(7.0, abs=0.5)
+
+
+@pytest.mark.realaudio
+def test_real_speech_over_a_real_noise_bed_is_cut_and_clean_real_speech_kept(realaudio, repo, tmp_path) -> None:
+    """A LibriSpeech sentence over a recorded noise (speechbrain's noise1, 0.3 gain under the voice, alone for 2 s
+    before and after it, as the benchmark's programmes place a bed), then another sentence over nothing; real
+    YAMNet frames, wx-asr-1s-clean's shipped clean_trim params. The voice over the bed goes; the clean one stays."""
+    import yaml
+
+    from curate import audio
+    from curate.models import resolve
+    from curate.models.tagger import SoundTagger
+
+    def clip(cid: str) -> np.ndarray:
+        return audio.load(str(realaudio / "flac" / f"{cid}.flac"))
+
+    noise, bedded, clean = (
+        clip("nz_sb_noise1"),
+        clip("sp_en_libri_2412-153948-0001"),
+        clip("sp_en_libri_6313-76958-0021"),
+    )
+    n = 2 * SR
+    bed = np.resize(noise, 2 * n + bedded.size)
+    bed[n : n + bedded.size] = 0.3 * bed[n : n + bedded.size] + bedded
+    x = np.concatenate([bed, np.zeros(SR // 2, np.float32), clean]).astype(np.float32)
+    x += np.random.default_rng(0).normal(0, 2e-4, x.size).astype(np.float32)
+    voice_bed, voice_clean = (2.0, 2.0 + bedded.size / SR), (bed.size / SR + 0.5, x.size / SR)
+    sf.write(tmp_path / "r.flac", x, SR)
+    rec = dataclasses.replace(fake_recording("r", x.size / SR), audio_path=str(tmp_path / "r.flac"))
+    ctx = RecordingContext(rec)
+    ctx.frames["tags"] = SoundTagger(resolve("yamnet:w8a8").path).frames(x)
+    post = yaml.safe_load((repo / "pipelines" / "post" / "wx-asr-1s-clean.yaml").read_text())
+    params = next(st for st in post["derive"]["wx-asr-1s-clean"]["stages"] if st["stage"] == "clean_trim")
+    params = {k: v for k, v in params.items() if k != "stage"}
+    chunks = [
+        Segment.new("r", rec.audio_path, 0.0, bed.size / SR, "v"),
+        Segment.new("r", rec.audio_path, *voice_clean, "v"),
+    ]
+
+    def kept(p: dict, span: tuple[float, float]) -> float:
+        res = CleanTrim(**p).process(ctx, chunks)
+        got = [(s.start_s, s.end_s) for s in res.segments]
+        return timeline.total(timeline.intersect(got, [span])) / (span[1] - span[0])
+
+    assert kept(params, voice_bed) <= 0.1
+    assert kept(params, voice_clean) >= 0.9
+    assert kept({**params, "bed_margin_db": None}, voice_bed) >= 0.5  # YAMNet alone hardly hears the bed under it
+
+
+@pytest.mark.parametrize(
+    "speech, runs, expected",
+    [
+        ([0.0, 0.0, 0.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.0, 0.0], [(0, 3), (8, 10)], [(0, 3), (8, 10)]),  # noise alone
+        ([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], [(4, 5)], []),  # a noise class flickering over a voice
+        ([0.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], [(0, 3)], []),  # mostly voice
+        ([0.0] * 10, [(3.2, 3.4)], []),  # no cell inside
+    ],
+)
+def test_heard_alone(speech, runs, expected) -> None:
+    from curate.stages.clean_spans import heard_alone
+
+    assert heard_alone(runs, CELLS, CELLS + 1, speech) == expected
+
+
+def test_a_noisy_recording_of_clean_speech_is_not_a_bed() -> None:
+    """A voice recorded over a steady floor (a phone line, a hissing tape) with a noise class flickering once: no
+    noise is heard alone next to it, so nothing grows and only the flicker's own frames can go."""
+    rng = np.random.default_rng(4)
+    x = _voice(20, rng) + _noise(20, rng, -30)
+    tags = _tags(42)
+    n = len(tags)
+    flicker = np.zeros(n)
+    flicker[20:22] = 0.9
+    tags = Frames("tags", tags.start_s, tags.end_s, {**tags.values, "speech": np.full(n, 0.9), "noise": flicker})
+    ctx = RecordingContext(fake_recording("r", 20.0))
+    ctx.frames["tags"] = with_floor(tags, x)
+    seg = [Segment.new("r", "/a.wav", 0.0, 20.0, "v")]
+    res = CleanTrim(noise=0.5, overlap=None, change=None, pad_s=0.0, min_split_s=0.0, bed_margin_db=15.0).process(
+        ctx, seg
+    )
+    assert sum(r.segment.end_s - r.segment.start_s for r in res.rejected) <= 1.5

@@ -104,7 +104,9 @@ def bad_intervals(
             raw = frames.values[FLOOR]  # the noise's level: its own cells; the voice's floor: over its pauses
             floor = clean_spans.running_min(raw, _width(frames, th.bed_window_s))
             quiet = float(np.percentile(raw, 5)) + th.bed_min_db  # a bed is a steady noise above the room's
-            runs = clean_spans.extend_beds(runs, a, b, floor, th.bed_margin_db, level_db=raw, min_level_db=quiet)
+            alone = clean_spans.heard_alone(runs, a, b, frames.values["speech"])  # a bed is heard alone somewhere
+            grown = clean_spans.extend_beds(alone, a, b, floor, th.bed_margin_db, level_db=raw, min_level_db=quiet)
+            runs = timeline.merge([*runs, *grown])
         out[reason] = timeline.dilate(runs, pad_s, lo=0.0)
     return out
 

@@ -11,11 +11,12 @@
 4. **Re-join**: consecutive pieces of one speaker whose gap is at most ``join_gap_s`` and holds no bad span and no
    turn become one segment again (up to ``join_max_s``), before the length filter drops short pieces.
 5. **Beds under speech**: YAMNet hardly scores a noise bed once a voice is over it, but the bed is heard alone
-   before or after the voice. A noise span grows over the neighbouring frames whose *noise floor* (the quiet
-   10 ms moments of a window: :func:`noise_floor_db`, running minimum over ``bed_window_s``) stays within
-   ``bed_margin_db`` of the span's own floor: the bed goes on under the speech (:func:`extend_beds`). Clean
-   speech next to noise has its pauses, so its floor drops far below the noise's and the span stops there. Only
-   a steady noise is a bed: its floor must lie ``bed_min_db`` above the recording's quietest (5th percentile).
+   before or after the voice. A noise span heard alone (:func:`heard_alone`) grows over the neighbouring frames
+   whose *noise floor* (the quiet 10 ms moments of a window: :func:`noise_floor_db`, running minimum over
+   ``bed_window_s``) stays within ``bed_margin_db`` of the span's own floor: the bed goes on under the speech
+   (:func:`extend_beds`). Clean speech next to noise has its pauses, so its floor drops far below the noise's
+   and the span stops there. Only a steady noise is a bed: its floor must lie ``bed_min_db`` above the
+   recording's quietest (5th percentile).
 """
 
 from __future__ import annotations
@@ -136,6 +137,25 @@ def extend_beds(
     return timeline.merge(out)
 
 
+def heard_alone(
+    runs: Sequence[timeline.Interval],
+    starts: Sequence[float],
+    ends: Sequence[float],
+    speech: Sequence[float],
+    limit: float = 0.5,
+) -> list[timeline.Interval]:
+    """The runs whose cells mostly hold no speech (median speech score below ``limit``): a noise heard alone, not a
+    flicker of a noise class over a voice."""
+    a, b, v = np.asarray(starts, float), np.asarray(ends, float), np.asarray(speech, float)
+    mid = (a + b) / 2
+    out = []
+    for s, e in runs:
+        inside = (mid >= s) & (mid < e)
+        if inside.any() and float(np.median(v[inside])) < limit:
+            out.append((s, e))
+    return out
+
+
 def decide(
     span: timeline.Interval,
     bad: dict[str, list[timeline.Interval]],
@@ -194,6 +214,7 @@ __all__ = [
     "ORDER",
     "decide",
     "extend_beds",
+    "heard_alone",
     "hysteresis",
     "median_smooth",
     "noise_floor_db",
