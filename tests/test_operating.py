@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from curate import manifest
@@ -81,6 +83,30 @@ def test_the_clean_score_ranks_music_overlap_and_turns_below_clean_speech() -> N
     assert music_ == pytest.approx(0.9 * 0.2, abs=0.01)
     assert edge_turn > turn  # the turn at 9.9 s lies within 0.3 s of its edge and is not counted
     assert np.isnan(operating.clean_scores([(0.0, 1.0)], None, None)).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0, 1), min_size=2, max_size=30),
+    st.floats(0, 20),
+    st.floats(0.05, 20),
+)
+def test_the_segment_mean_is_the_time_weighted_mean_of_the_frames(values, start, length) -> None:
+    """The tags factor of a span is the exact integral of the frames' step function over it, / its length."""
+    n = len(values)
+    t0 = np.arange(n) * HOP
+    v = np.asarray(values)
+    tags = Frames("tags", t0, t0 + 2 * HOP, {"speech": v, "music": np.zeros(n), "vocal_music": np.zeros(n),
+                  "noise": np.zeros(n), "energy_db": np.zeros(n)})  # fmt: skip
+    from curate.stages.clean import cells
+
+    a, b = cells(tags)
+    s, e = start, start + length
+    clipped = (max(s, a[0]), min(e, b[-1]))
+    fine = np.linspace(*clipped, 4001) if clipped[1] > clipped[0] else np.array([])
+    idx = np.clip(np.searchsorted(a, fine, side="right") - 1, 0, n - 1)
+    brute = v[idx].mean() * (clipped[1] - clipped[0]) / length if len(fine) else 0.0
+    assert operating.clean_scores([(s, e)], tags, None)[0] == pytest.approx(brute, abs=0.01)
 
 
 @pytest.mark.parametrize(
@@ -158,3 +184,23 @@ def test_a_selection_with_min_clean_score_needs_frame_scores(tmp_path) -> None:
         select(rd.path, VARIANT, load_selection(None, ["min_clean_score=0.5"]))
     with pytest.raises(ConfigError, match="min_clean_score must be in"):
         load_selection(None, ["min_clean_score=2"])
+
+
+def test_the_demo_prints_the_curves_writes_the_best_selection_and_the_plot(tmp_path) -> None:
+    from rich.console import Console
+
+    from curate.cli.plots import save_run_plots
+    from curate.demo.run import _operating_curves
+    from curate.quality import evaluate_run
+
+    rd, truth = _labelled_run(tmp_path / "run")
+    quality = evaluate_run(rd.path, truth)
+    console = Console(record=True, width=250)
+    curves = _operating_curves(rd.path, truth, quality, VARIANT, tmp_path / "selection", console)
+    text = console.export_text()
+    assert f"operating curve of {VARIANT}" in text and "← chosen" in text
+    sel = load_selection(tmp_path / "selection" / "selection.yaml")
+    df, _ = select(rd.path, VARIANT, sel)
+    assert len(df) == 14  # the clean=95 point of the labelled run
+    png = [p for p in save_run_plots(rd.path, quality, curves=curves) if p.name == "operating_curves.png"]
+    assert png and png[0].stat().st_size > 10_000
