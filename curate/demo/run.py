@@ -92,12 +92,14 @@ def run_demo(
     run: Callable[..., Any] | None = None,
     plot: Callable[..., list[Path]] | None = None,
     real_audio: Path | None = None,
+    pretrain_real_speech: bool = False,
 ) -> Path:
     """Build the archive, run ``pipeline_path`` on it (through ``run``, e.g. the CLI's progress-bar runner;
     default :func:`curate.runners.run_pipeline`), score (with the clean variants' operating curves), export the
     best clean variant and pre-train on it. Returns the run directory.
     ``real_audio``: build the programmes from the real recordings in that folder (``INVENTORY.csv``, ``flac/``,
-    ``annotations/``) instead of synthesizing them (:mod:`curate.demo.real`)."""
+    ``annotations/``) instead of synthesizing them (:mod:`curate.demo.real`). ``pretrain_real_speech``: pre-train on
+    the real speech of the real-audio folder (when present) instead of the best clean variant."""
     from curate.config import load_pipeline
     from curate.demo.archive import build_demo_archive
     from curate.runners import run_pipeline
@@ -157,7 +159,7 @@ def run_demo(
     from curate.demo.pretrain import pretrain_demo
 
     t = time.perf_counter()
-    result = pretrain_demo(run_dir, out_dir / "pretrain", variant=best, real_speech=False)
+    result = pretrain_demo(run_dir, out_dir / "pretrain", variant=best, real_speech=pretrain_real_speech)
     console.print(f"pre-trained on {result['data']} in {time.perf_counter() - t:.0f} s: {_summary(result)}")
     from curate.w2v2.validate import held_out_line
 
