@@ -111,10 +111,12 @@ def plot_operating_curves(
         a.axhline(clean_pct, color="k", ls=":", lw=1)
         a.set_xlim(0, 101)
     ax.axvline(recall_pct, color="k", ls=":", lw=1)
-    ax.set(xlabel="clean speech kept, % of the reference's", ylabel="clean single-speaker speech, % of kept time",
-           title=f"operating curves (target: ≥ {clean_pct:g} % clean at ≥ {recall_pct:g} % kept)")  # fmt: skip
+    ax.set(xlabel="clean speech kept, % of the reference's", ylabel="clean single-speaker, % of kept time",
+           title=f"target: ≥ {clean_pct:g} % clean at ≥ {recall_pct:g} % kept")  # fmt: skip
     ax2.set(xlabel="kept, % of the variant's hours", title="segments kept by their clean score")
-    ax.legend(loc="upper center", bbox_to_anchor=(1.05, -0.16), ncol=4, frameon=False)
+    for a in (ax, ax2):
+        a.set_ylim(top=101)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     return _save(fig, path)
 
 
