@@ -204,3 +204,18 @@ def test_the_demo_prints_the_curves_writes_the_best_selection_and_the_plot(tmp_p
     assert len(df) == 14  # the clean=95 point of the labelled run
     png = [p for p in save_run_plots(rd.path, quality, curves=curves) if p.name == "operating_curves.png"]
     assert png and png[0].stat().st_size > 10_000
+
+
+def test_a_large_variant_gets_a_thinned_curve_that_still_ends_at_everything() -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    df = pd.DataFrame({"segment_id": [f"s{i}" for i in range(n)], "duration_s": rng.uniform(1, 30, n),
+                       "clean_score": rng.uniform(0, 1, n)})  # fmt: skip
+    points = operating.curve(df, max_points=200)
+    assert 150 <= len(points) <= 202
+    kept = [p.kept_pct for p in points]
+    assert kept == sorted(kept) and kept[-1] == pytest.approx(100) and np.diff(kept).max() < 1.5
+    p = operating.choose(points, operating.Goal(kept_pct=50))
+    assert 50 <= p.kept_pct < 51 and p.threshold == pytest.approx(0.5, abs=0.03)

@@ -194,9 +194,11 @@ def _contributions(df: pd.DataFrame, reference: dict[str, Sequence[Any]]) -> tup
     return pd.DataFrame(rows, columns=cols, index=df.index), total_clean
 
 
-def curve(df: pd.DataFrame, reference: dict[str, Sequence[Any]] | None = None) -> list[Point]:
+def curve(df: pd.DataFrame, reference: dict[str, Sequence[Any]] | None = None, max_points: int = 2000) -> list[Point]:
     """One point per distinct clean score, highest threshold first (``df`` needs ``clean_score``, ``duration_s``;
-    with a ``reference``, also ``recording_id``, ``start_s``, ``end_s``). Segments without a score never pass."""
+    with a ``reference``, also ``recording_id``, ``start_s``, ``end_s``). Segments without a score never pass.
+    More than ``max_points`` distinct scores (a large archive): the last point in each ``1/max_points`` of the
+    hours, and the first."""
     df = df[df["clean_score"].notna()]
     total_h = float(df["duration_s"].sum()) / 3600 if len(df) else 0.0
     if not len(df) or total_h <= 0:
@@ -211,9 +213,12 @@ def curve(df: pd.DataFrame, reference: dict[str, Sequence[Any]] | None = None) -
         n_ref = np.cumsum(parts["single_s"].notna().to_numpy())
         cum_ref = np.cumsum(np.where(parts["single_s"].notna(), dur, 0.0))
         measured = {c: np.cumsum(parts[c].fillna(0).to_numpy()) for c in parts.columns}
-    last = np.r_[score[1:] != score[:-1], True]  # the last segment of each run of equal scores
+    ends = np.flatnonzero(np.r_[score[1:] != score[:-1], True])  # the last segment of each run of equal scores
+    if len(ends) > max_points:  # a large archive: the last point of each 1/max_points of the hours, and the first
+        share = np.floor(cum_s[ends] / cum_s[-1] * max_points)
+        ends = ends[np.r_[True, share[1:-1] != share[2:], True]]
     out = []
-    for i in np.flatnonzero(last):
+    for i in ends:
         kw: dict[str, Any] = {}
         if measured is not None and n_ref[i] > 0:
             pct = 100 / cum_ref[i]
