@@ -70,9 +70,10 @@ def _select(
 
     from curate.cli.console import fail, print_json
     from curate.cli.console import out as stdout
-    from curate.export.select import select, write_selection
+    from curate.export.select import load_segments, select, write_selection
 
     chosen: dict[str, Any] = {}
+    segments = None
     if operating_point is not None:
         from curate.export import operating
         from curate.quality import load_ground_truth
@@ -82,7 +83,7 @@ def _select(
             fail(f"{reference}: reference timeline not found")
         truth = load_ground_truth(reference) if reference is not None else None
         try:
-            _, points = operating.variant_curve(run_dir, variant, truth)
+            segments, points = operating.variant_curve(run_dir, variant, truth, load_segments(run_dir, variant))
         except FileNotFoundError as e:
             fail(str(e))
         point = operating.choose(points, goal, variant)
@@ -91,7 +92,7 @@ def _select(
         sel = dataclasses.replace(sel, min_clean_score=point.threshold)
         chosen = {"operating_point": {"goal": str(goal), **point.as_dict()}, "curve": [p.as_dict() for p in points]}
     try:
-        _, stats = select(run_dir, variant, sel)
+        _, stats = select(run_dir, variant, sel, segments)
     except FileNotFoundError as e:
         fail(str(e))
     stats.update(chosen)

@@ -312,16 +312,21 @@ def _measured(p: Point) -> tuple[float | None, ...]:
 
 
 def variant_curve(
-    run_dir: Any, variant: str, reference: dict[str, Sequence[Any]] | None = None
+    run_dir: Any,
+    variant: str,
+    reference: dict[str, Sequence[Any]] | None = None,
+    segments: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[Point]]:
     """A variant's segments with their clean scores, and its operating curve (measured on the recordings the run
-    kept that the reference has, when one is given)."""
+    kept that the reference has, when one is given). ``segments``: the variant's segments already loaded (e.g. by
+    :func:`curate.export.select.load_segments`, to hand them on to ``select``)."""
     from curate import manifest
 
     run = RunDir(run_dir)
-    cols = ["segment_id", "recording_id", "start_s", "end_s", "duration_s"]
-    df = manifest.read_table(run.variant_dir(variant), "segments", columns=cols).to_pandas()
-    df = add_clean_scores(df, run)
+    if segments is None:
+        cols = ["segment_id", "recording_id", "start_s", "end_s", "duration_s"]
+        segments = manifest.read_table(run.variant_dir(variant), "segments", columns=cols).to_pandas()
+    df = segments if "clean_score" in segments.columns else add_clean_scores(segments, run)
     if reference is not None:
         from curate.quality import kept_reference
 

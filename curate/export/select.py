@@ -326,16 +326,20 @@ def split_labels(df: pd.DataFrame, sel: Selection) -> np.ndarray:
     return labels
 
 
-def select(run_dir: str | Path, variant: str, sel: Selection | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Load a variant of a run and apply a selection (the whole variant, all train, by default)."""
+def select(
+    run_dir: str | Path, variant: str, sel: Selection | None = None, segments: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Load a variant of a run and apply a selection (the whole variant, all train, by default). ``segments``: the
+    variant as :func:`load_segments` returns it (with ``clean_score`` when known), not to read it again."""
     sel = sel or Selection()
     repeats = None
     if sel.cut_repeats:
         from curate.stages.cut_repeats import load_repeats
 
         repeats = load_repeats(RunDir(run_dir))
-    df = load_segments(run_dir, variant)
-    if sel.min_clean_score is not None or any(p.column == "clean_score" for p in sel.predicates()):
+    df = load_segments(run_dir, variant) if segments is None else segments
+    needs_score = sel.min_clean_score is not None or any(p.column == "clean_score" for p in sel.predicates())
+    if needs_score and "clean_score" not in df.columns:
         from curate.export.operating import add_clean_scores
 
         df = add_clean_scores(df, RunDir(run_dir))
