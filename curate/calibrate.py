@@ -44,6 +44,7 @@ GRID: dict[str, tuple[Any, ...]] = {
     "bed_margin_db": (None, 6.0, 10.0, 15.0, 20.0),
     "bed_window_s": (0.96, 1.44, 2.4),
     "bed_min_db": (20.0, 30.0),  # not 10: chirping birds in a quiet room would grow over everything (docs/clean.md)
+    "bed_bridge_s": (0.0, 2.0, 4.0, 6.0, 8.0),
 }
 MAIN = "music"  # the operating curve's threshold
 

@@ -263,3 +263,76 @@ def test_a_noisy_recording_of_clean_speech_is_not_a_bed() -> None:
         ctx, seg
     )
     assert sum(r.segment.end_s - r.segment.start_s for r in res.rejected) <= 1.5
+
+
+# --- a short voice between two spans of one bed (bed_bridge_s) ---------------------------------------------------
+
+ALONE_AROUND = [0.0, 0.0, 0.9, 0.9, 0.9, 0.0, 0.0, 0.9, 0.9, 0.9]  # speech score per cell: bed, voice, bed, voice
+
+
+@pytest.mark.parametrize(
+    "runs, max_gap, expected",
+    [
+        ([(0, 2), (5, 7)], 3.0, [(0, 7)]),  # a 3 s voice with the bed alone on both sides: spoken over it
+        ([(0, 2), (5, 7)], 2.9, [(0, 2), (5, 7)]),  # a longer voice stays
+        ([(0, 2), (5, 7)], 0.0, [(0, 2), (5, 7)]),  # off
+        ([(0, 2), (3, 4), (5, 7)], 2.0, [(0, 2), (3, 4), (5, 7)]),  # a flicker over the voice does not shorten it
+        ([(0, 2), (9, 10)], 10.0, [(0, 2), (9, 10)]),  # (9, 10) lies under a voice, not heard alone
+        ([(0, 2)], 5.0, [(0, 2)]),  # one side only: a voice after a bed stays
+    ],
+)
+def test_bridge_beds(runs, max_gap, expected) -> None:
+    from curate.stages.clean_spans import bridge_beds
+
+    assert bridge_beds(runs, CELLS, CELLS + 1, ALONE_AROUND, max_gap) == expected
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 9), st.integers(1, 3)), max_size=4),
+    st.lists(st.floats(0, 1), min_size=10, max_size=10),
+    st.floats(0, 6),
+    st.floats(0, 6),
+)
+def test_bridge_beds_adds_only_short_gaps_and_grows_with_the_limit(raw, speech, g1, g2) -> None:
+    from curate.stages.clean_spans import bridge_beds
+
+    runs = timeline.merge([(float(a), float(min(10, a + w))) for a, w in raw])
+    small, large = sorted((g1, g2))
+    got = bridge_beds(runs, CELLS, CELLS + 1, speech, small)
+    assert timeline.total(timeline.subtract(runs, got)) == pytest.approx(0.0)  # every run stays bad
+    assert all(b - a <= small + 1e-9 for a, b in timeline.subtract(got, runs))  # each added piece is one short gap
+    wider = bridge_beds(runs, CELLS, CELLS + 1, speech, large)
+    assert timeline.total(timeline.subtract(got, wider)) == pytest.approx(0.0)  # a longer limit never takes back
+
+
+def _music_tags(voice_s: float) -> Frames:
+    """A music bed alone 0-3 s, a voice over it (YAMNet's music near 0 there) for ``voice_s``, the bed alone for
+    2 s, then 8 s of clean speech."""
+    n = int((3 + voice_s + 2 + 8) / 0.48)
+    start = np.arange(n) * 0.48
+    mid = start + 0.48
+    alone = ((mid < 3) | ((mid >= 3 + voice_s) & (mid < 5 + voice_s))).astype(float)
+    z = np.zeros(n)
+    values = {"speech": 1 - alone, "music": 0.9 * alone, "vocal_music": z, "noise": z, "energy_db": np.full(n, -20.0)}
+    return Frames("tags", start, start + 0.96, values)
+
+
+@pytest.mark.parametrize("voice_s, bridge_s, voice_kept", [(3.0, 6.0, False), (3.0, 0.0, True), (9.0, 6.0, True)])
+def test_clean_trim_cuts_a_short_voice_between_two_spans_of_a_music_bed(voice_s, bridge_s, voice_kept) -> None:
+    ctx = RecordingContext(fake_recording("r", 13 + voice_s))
+    ctx.frames["tags"] = _music_tags(voice_s)
+    end = 13 + voice_s
+    segs = [Segment.new("r", "/a.wav", 0.0, 5 + voice_s, "v"), Segment.new("r", "/a.wav", 5.5 + voice_s, end, "v")]
+    res = CleanTrim(music=0.5, overlap=None, change=None, pad_s=0.0, min_split_s=0.0, bed_bridge_s=bridge_s).process(
+        ctx, segs
+    )
+    got = [(s.start_s, s.end_s) for s in res.segments]
+    voice = timeline.total(timeline.intersect(got, [(3.5, 2.5 + voice_s)])) / (voice_s - 1)
+    assert voice == (pytest.approx(1.0) if voice_kept else 0.0)
+    assert timeline.total(timeline.intersect(got, [(5.5 + voice_s, end)])) == pytest.approx(7.5)  # clean speech stays
+    assert {r.reason for r in res.rejected} == {"music"}
+
+
+def test_bed_bridge_is_validated() -> None:
+    with pytest.raises(ConfigError, match="bed_bridge_s"):
+        CleanTrim(bed_bridge_s=-1.0).validate()

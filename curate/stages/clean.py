@@ -31,6 +31,7 @@ from curate.stages.postprocess import join_words, merge_runs
 
 REASONS = ORDER  # the order bad spans are attributed in; each is a rejection reason (schema.REJECT_REASONS)
 TAG_HOP_S, SPEAKER_HOP_S = 0.48, 0.1  # frame hops of the two score kinds (for smoothing widths in seconds)
+BRIDGED = ("music", "vocal_music", "noise")  # the beds a voice can be spoken over (``bed_bridge_s``)
 FLOOR = "floor_db"  # a tags column made from the audio at derive time when a rule needs it (:func:`with_floor`)
 
 
@@ -55,6 +56,7 @@ class Thresholds:
     bed_margin_db: float | None = None  # noise spans grow over neighbours whose floor is within this (None: off)
     bed_window_s: float = 1.44  # the floor is the running minimum over this long (a voice's pauses pull it down)
     bed_min_db: float = 20.0  # a bed's floor lies this far above the recording's quietest (5th percentile)
+    bed_bridge_s: float = 0.0  # a voice this short between two spans of one bed heard alone is over it (0: off)
 
 
 def cells(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +109,8 @@ def bad_intervals(
             alone = clean_spans.heard_alone(runs, a, b, frames.values["speech"])  # a bed is heard alone somewhere
             grown = clean_spans.extend_beds(alone, a, b, floor, th.bed_margin_db, level_db=raw, min_level_db=quiet)
             runs = timeline.merge([*runs, *grown])
+        if reason in BRIDGED and th.bed_bridge_s > 0 and frames is tags:
+            runs = clean_spans.bridge_beds(runs, a, b, frames.values["speech"], th.bed_bridge_s)
         out[reason] = timeline.dilate(runs, pad_s, lo=0.0)
     return out
 
@@ -264,11 +268,14 @@ class CleanTrim(_Clean):
     bed_margin_db: float | None = None  # a noise span grows under the speech next to it while the floor stays
     bed_window_s: float = 1.44  # within this many dB of its own (None: off); floor: running min over this window
     bed_min_db: float = 20.0  # only a steady noise grows: its floor this far above the recording's quietest
+    bed_bridge_s: float = 0.0  # a voice at most this long between two spans of one bed heard alone is cut (0: off)
 
     def validate(self) -> None:
         super().validate()
         if self.bed_margin_db is not None and not 0 < self.bed_margin_db <= 60:
             raise ConfigError(f"clean_trim.bed_margin_db must be in (0, 60] dB or null, got {self.bed_margin_db}")
+        if self.bed_bridge_s < 0:
+            raise ConfigError(f"clean_trim.bed_bridge_s must be >= 0, got {self.bed_bridge_s}")
         if self.bed_window_s <= 0 or self.bed_min_db < 0:
             raise ConfigError(
                 f"clean_trim.bed_window_s must be > 0 and bed_min_db >= 0, got {self.bed_window_s}, {self.bed_min_db}"
@@ -294,6 +301,7 @@ class CleanTrim(_Clean):
             bed_margin_db=self.bed_margin_db,
             bed_window_s=self.bed_window_s,
             bed_min_db=self.bed_min_db,
+            bed_bridge_s=self.bed_bridge_s,
         )
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:

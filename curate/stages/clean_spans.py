@@ -156,6 +156,20 @@ def heard_alone(
     return out
 
 
+def bridge_beds(
+    runs: Sequence[timeline.Interval],
+    starts: Sequence[float],
+    ends: Sequence[float],
+    speech: Sequence[float],
+    max_gap_s: float,
+) -> list[timeline.Interval]:
+    """``runs`` plus the gap between two consecutive runs *heard alone* (:func:`heard_alone`) when it lasts at most
+    ``max_gap_s``: a short voice with the same bed heard alone on both sides is spoken over it. Merged."""
+    alone = heard_alone(timeline.merge(runs), starts, ends, speech)
+    gaps = [(x[1], y[0]) for x, y in zip(alone, alone[1:], strict=False) if 0 < y[0] - x[1] <= max_gap_s]
+    return timeline.merge([*runs, *gaps])
+
+
 def decide(
     span: timeline.Interval,
     bad: dict[str, list[timeline.Interval]],
@@ -212,6 +226,7 @@ def rejoin_allowed(
 
 __all__ = [
     "ORDER",
+    "bridge_beds",
     "decide",
     "extend_beds",
     "heard_alone",
