@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -166,7 +167,7 @@ def bridge_beds(
     """``runs`` plus the gap between two consecutive runs *heard alone* (:func:`heard_alone`) when it lasts at most
     ``max_gap_s``: a short voice with the same bed heard alone on both sides is spoken over it. Merged."""
     alone = heard_alone(timeline.merge(runs), starts, ends, speech)
-    gaps = [(x[1], y[0]) for x, y in zip(alone, alone[1:], strict=False) if 0 < y[0] - x[1] <= max_gap_s]
+    gaps = [(x[1], y[0]) for x, y in itertools.pairwise(alone) if 0 < y[0] - x[1] <= max_gap_s]
     return timeline.merge([*runs, *gaps])
 
 
