@@ -336,3 +336,25 @@ def test_clean_trim_cuts_a_short_voice_between_two_spans_of_a_music_bed(voice_s,
 def test_bed_bridge_is_validated() -> None:
     with pytest.raises(ConfigError, match="bed_bridge_s"):
         CleanTrim(bed_bridge_s=-1.0).validate()
+
+
+def test_calibrate_fits_the_bridge_on_a_labelled_run(tmp_path) -> None:
+    """A 3 s voice between two spans of a music bed and 8 s of clean speech: the fit turns the bridge on (the voice
+    over the bed goes, the clean speech stays) and stops at the smallest value that does it."""
+    rd = RunDir(tmp_path / "run")
+    rec = fake_recording("r", 16.0)  # no audio file: the bridge reads the saved frames only
+    manifest.write_records(rd.recordings, [rec], "recordings")
+    segs = [Segment.new("r", rec.audio_path, 0.0, 8.0, "src", speaker="A"),
+            Segment.new("r", rec.audio_path, 8.5, 16.0, "src", speaker="B")]  # fmt: skip
+    manifest.write_records(rd.variant_path("src") / "part-00000.parquet", segs, "segments")
+    manifest.write_table(rd.scores_path("tags", "r"), _music_tags(3.0).to_arrow(), "tags")
+    chain = [{"stage": "clean_trim", "music": 0.5, "overlap": None, "change": None, "min_split_s": 0.0, "pad_s": 0.0},
+             {"stage": "min_duration", "min_s": 1.0}]  # fmt: skip
+    rd.write_run("t", ["src", "x-clean"], pipeline={"derive": {"x-clean": {"from": "src", "stages": chain}}})
+    truth = {"r": [Region(0, 3, "music"), Region(3, 6, "speech", speaker="A", background="music"),
+                   Region(6, 8, "music"), Region(8, 16, "speech", speaker="B")]}  # fmt: skip
+    data = calibrate.load(rd.path, truth, "x-clean")
+    assert calibrate.score(data, calibrate.trim_params(data.chain)).music_pct > 20
+    params, q = calibrate.fit(data, calibrate.trim_params(data.chain), grid={"bed_bridge_s": (0.0, 2.0, 4.0, 8.0)})
+    assert params["bed_bridge_s"] == 4.0
+    assert q.music_pct == pytest.approx(0.0) and q.clean_single_pct >= 99 and q.clean_recall_pct >= 90
