@@ -73,7 +73,7 @@ def tagging_cost(programme: Path, sets: list[str] | None = None) -> str:
             cpu[st.stage_name] = time.process_time() - t
             segs = res.segments if name == "whisperx" else segs
             st.teardown()
-    tags = cpu["tag_events"] + cpu["tag_speakers"]
+    tags = sum(v for k, v in cpu.items() if k.startswith("tag_"))
     wx = sum(v for k, v in cpu.items() if k.startswith("wx_"))
     cells = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
     how = "the bench's CPU settings" if sets == CPU_SET else f"clean.yaml + {' '.join(sets) or 'nothing'}"

@@ -68,7 +68,7 @@ class Labelled:
         if rid not in self._frames:
             from curate.stages.clean import with_floor
 
-            out = {k: f for k in ("tags", "speakers") if (f := self.run.read_scores(k, rid)) is not None}
+            out = {k: f for k in ("tags", "speakers", "voices") if (f := self.run.read_scores(k, rid)) is not None}
             if "tags" in out and len(out["tags"]) and Path(self.recordings[rid].audio_path).is_file():
                 out["tags"] = with_floor(out["tags"], RecordingContext(self.recordings[rid]).audio())
             self._frames[rid] = out
