@@ -31,6 +31,8 @@ from curate.stages.postprocess import join_words, merge_runs
 
 REASONS = ORDER  # the order bad spans are attributed in; each is a rejection reason (schema.REJECT_REASONS)
 TAG_HOP_S, SPEAKER_HOP_S = 0.48, 0.1  # frame hops of the two score kinds (for smoothing widths in seconds)
+BRIDGED = ("music", "vocal_music", "noise")  # the beds a voice can be spoken over (``bed_bridge_s``)
+FLOOR = "floor_db"  # a tags column made from the audio at derive time when a rule needs it (:func:`with_floor`)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class Thresholds:
     hysteresis: float = 1.0  # a bad run lasts while the score stays above hysteresis × threshold
     min_bad_s: float = 0.0  # bad runs shorter than this are ignored
     pauses_from: str = "tags"  # the speech score that finds pauses: tags (0.48 s cells) or speakers (0.1 s)
+    bed_margin_db: float | None = None  # noise spans grow over neighbours whose floor is within this (None: off)
+    bed_window_s: float = 1.44  # the floor is the running minimum over this long (a voice's pauses pull it down)
+    bed_min_db: float = 20.0  # a bed's floor lies this far above the recording's quietest (5th percentile)
+    bed_bridge_s: float = 0.0  # a voice this short between two spans of one bed heard alone is over it (0: off)
 
 
 def cells(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
@@ -92,11 +98,37 @@ def bad_intervals(
         if frames is None or limit is None or not len(frames):
             continue
         a, b = cells(frames)
-        out[reason] = clean_spans.spans(
+        runs = clean_spans.spans(
             a, b, np.asarray(frames.values[reason], float), limit, smooth_frames=_width(frames, th.smooth_s),
-            hysteresis_ratio=th.hysteresis, min_s=th.min_bad_s, pad_s=pad_s,
+            hysteresis_ratio=th.hysteresis, min_s=th.min_bad_s,
         )  # fmt: skip
+        if reason == "noise" and th.bed_margin_db is not None and FLOOR in frames.values:
+            raw = frames.values[FLOOR]  # the noise's level: its own cells; the voice's floor: over its pauses
+            floor = clean_spans.running_min(raw, _width(frames, th.bed_window_s))
+            quiet = float(np.percentile(raw, 5)) + th.bed_min_db  # a bed is a steady noise above the room's
+            alone = clean_spans.heard_alone(runs, a, b, frames.values["speech"])  # a bed is heard alone somewhere
+            grown = clean_spans.extend_beds(alone, a, b, floor, th.bed_margin_db, level_db=raw, min_level_db=quiet)
+            runs = timeline.merge([*runs, *grown])
+        if reason in BRIDGED and th.bed_bridge_s > 0 and frames is tags:
+            runs = clean_spans.bridge_beds(runs, a, b, frames.values["speech"], th.bed_bridge_s)
+        out[reason] = timeline.dilate(runs, pad_s, lo=0.0)
     return out
+
+
+def _needs_floor(tags: Frames | None, th: Thresholds) -> bool:
+    """The bed rule is on, a noise span may start somewhere and the tags have no floor yet (else: no decoding)."""
+    if th.bed_margin_db is None or th.noise is None or tags is None or not len(tags) or FLOOR in tags.values:
+        return False
+    return bool((np.asarray(tags.values["noise"], float) > th.noise).any())
+
+
+def with_floor(tags: Frames, audio: np.ndarray) -> Frames:
+    """``tags`` with the ``floor_db`` column (each window's quiet 10 ms moments, :func:`clean_spans.noise_floor_db`)
+    computed from the recording's audio, when it lacks one."""
+    if FLOOR in tags.values:
+        return tags
+    floor = clean_spans.noise_floor_db(audio, tags.start_s, tags.end_s)
+    return dataclasses.replace(tags, values={**tags.values, FLOOR: floor})
 
 
 def change_points(speakers: Frames | None, threshold: float | None) -> list[float]:
@@ -106,6 +138,23 @@ def change_points(speakers: Frames | None, threshold: float | None) -> list[floa
     a, b = cells(speakers)
     runs = timeline.from_mask(a, b, np.asarray(speakers.values["change"], float) > threshold)
     return [(s + e) / 2 for s, e in runs]
+
+
+def voice_turns(
+    voices: Frames | None, speakers: Frames | None, threshold: float | None, min_support_s: float, snap_s: float
+) -> list[float]:
+    """Turns from the speaker encoder's track (``voices``): one per run of frames whose voice distance exceeds
+    ``threshold`` with ``min_support_s`` of speech on each side, at its peak, moved into the deepest pause of the
+    ``speakers`` frames within ``snap_s`` (speech score below 0.5) when there is one."""
+    if voices is None or threshold is None or not len(voices):
+        return []
+    a, b = cells(voices)
+    support = np.asarray(voices.values["support_s"], float) >= min_support_s
+    points = clean_spans.peaks(a, b, np.asarray(voices.values["distance"], float), threshold, support)
+    if speakers is None or not len(speakers) or snap_s <= 0:
+        return points
+    sa, sb = cells(speakers)
+    return clean_spans.snap(points, sa, sb, np.asarray(speakers.values["speech"], float), snap_s, 0.5)
 
 
 def cut_segment(
@@ -233,10 +282,31 @@ class CleanTrim(_Clean):
     join_gap_s: float = 0.0  # re-join one speaker's consecutive pieces across a clean gap this long (0: never)
     join_max_s: float = 30.0  # … while the joined segment is at most this long
     pauses_from: str = "tags"  # pauses (speech < speech threshold) from tags (0.48 s cells) or speakers (0.1 s)
+    bed_margin_db: float | None = None  # a noise span grows under the speech next to it while the floor stays
+    bed_window_s: float = 1.44  # within this many dB of its own (None: off); floor: running min over this window
+    bed_min_db: float = 20.0  # only a steady noise grows: its floor this far above the recording's quietest
+    bed_bridge_s: float = 0.0  # a voice at most this long between two spans of one bed heard alone is cut (0: off)
+    voice: float | None = None  # a turn where the voice distance (scores/voices, tag_voices) peaks above this
+    voice_support_s: float = 0.5  # … with at least this much speech on each side
+    snap_s: float = 0.5  # … moved into the deepest pause within this distance
+    join_voice: float | None = None  # re-join only across gaps whose voice distance stays at most this (None: any)
 
     def validate(self) -> None:
         super().validate()
-        for name in ("pad_s", "edge_s", "smooth_s", "min_bad_s", "touch_s", "min_split_s", "join_gap_s"):
+        if self.bed_margin_db is not None and not 0 < self.bed_margin_db <= 60:
+            raise ConfigError(f"clean_trim.bed_margin_db must be in (0, 60] dB or null, got {self.bed_margin_db}")
+        if self.bed_bridge_s < 0:
+            raise ConfigError(f"clean_trim.bed_bridge_s must be >= 0, got {self.bed_bridge_s}")
+        if self.bed_window_s <= 0 or self.bed_min_db < 0:
+            raise ConfigError(
+                f"clean_trim.bed_window_s must be > 0 and bed_min_db >= 0, got {self.bed_window_s}, {self.bed_min_db}"
+            )
+        for name in ("voice", "join_voice"):
+            v = getattr(self, name)
+            if v is not None and not 0 < v < 1:
+                raise ConfigError(f"clean_trim.{name} must be in (0, 1) or null, got {v}")
+        names = ("pad_s", "edge_s", "smooth_s", "min_bad_s", "touch_s", "min_split_s", "join_gap_s", "voice_support_s")
+        for name in (*names, "snap_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"clean_trim.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.hysteresis <= 1:
@@ -254,13 +324,27 @@ class CleanTrim(_Clean):
             hysteresis=self.hysteresis,
             min_bad_s=self.min_bad_s,
             pauses_from=self.pauses_from,
+            bed_margin_db=self.bed_margin_db,
+            bed_window_s=self.bed_window_s,
+            bed_min_db=self.bed_min_db,
+            bed_bridge_s=self.bed_bridge_s,
         )
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         tags, speakers = _frames(ctx, self.stage_name)
         th = self.thresholds
+        if _needs_floor(tags, th):
+            tags = ctx.frames["tags"] = with_floor(tags, ctx.audio())  # model-free, from the decoded audio
         bad = bad_intervals(tags, speakers, th, self.pad_s)
         changes = change_points(speakers, th.change)
+        wants_voices = self.voice is not None or self.join_voice is not None
+        voices = ctx.frame_scores("voices") if wants_voices else None
+        if wants_voices and voices is None:
+            ctx.warnings.append(
+                f"{self.stage_name}: no voice scores for '{ctx.recording.recording_id}' (add tag_voices after "
+                "tag_speakers in the tags pass); turns come from the speaker activity alone"
+            )
+        changes = sorted({*changes, *voice_turns(voices, speakers, self.voice, self.voice_support_s, self.snap_s)})
         kept: list[Segment] = []
         rejected: list[RejectedSegment] = []
         for seg in segments:
@@ -275,8 +359,13 @@ class CleanTrim(_Clean):
                 score = _mean_in(frames, col, (s, e)) if frames is not None else None
                 rejected.append(RejectedSegment(piece_segment(seg, s, e), self.stage_name, reason, score=score))
         if self.join_gap_s > 0:
+            apart = []  # where the voices on either side differ: no join across it
+            if voices is not None and len(voices) and self.join_voice is not None:
+                va, vb = cells(voices)
+                far = np.asarray(voices.values["across"], float) > self.join_voice
+                apart = timeline.from_mask(va, vb, far & (np.asarray(voices.values["support_s"]) > 0))
             ok = clean_spans.rejoin_allowed(
-                [iv for ivs in bad.values() for iv in ivs], changes, self.join_gap_s, self.join_max_s
+                [iv for ivs in bad.values() for iv in ivs], changes, self.join_gap_s, self.join_max_s, apart
             )
             kept = merge_runs(
                 kept,
@@ -316,4 +405,6 @@ __all__ = [
     "piece_segment",
     "quality_columns",
     "snr_estimate",
+    "voice_turns",
+    "with_floor",
 ]
