@@ -133,8 +133,8 @@ def test_a_recording_with_a_poison_note_is_not_tried_again(tmp_path, path):
     """Both shard paths (one worker runs every stage; a pool per stage) read the note before calling the stage:
     the stage never runs on that recording again (it would time out after 2 s with another message)."""
     from curate.rundir import RunDir
+    from curate.runners.guard import note_path
     from curate.runners.shard import ShardState, process_shard
-    from curate.runners.watchdog import note_path
     from curate.testing import fake_recording
 
     _, pipe = stall_pipeline()

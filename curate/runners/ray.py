@@ -16,10 +16,10 @@ from typing import Any
 
 from curate.rundir import RunDir
 from curate.runners.driver import Plan
+from curate.runners.guard import RecordingGuard
 from curate.runners.runlog import LOG_FILE_ENV, add_run_log
 from curate.runners.shard import PipelineWorker, ShardState, publish
 from curate.runners.streaming import read_shard
-from curate.runners.watchdog import write_crash_note
 
 log = logging.getLogger(__name__)
 
@@ -160,26 +160,6 @@ def execute(
             on_done(json.loads(row["summary"]))
 
 
-CRASHES_BEFORE_POISON = 2  # a worker died twice on the same recording: it is that recording (not a lost node)
-
-
-def _note_crash(plan: Plan, shard_id: int, deaths: dict[str, int]) -> None:
-    """A worker died in the middle of ``shard_id``: count a death for the recording it was processing (its
-    running note); at the second, leave the note that makes the retried shard record that recording as a
-    failure row instead of dying on it again. A run directory on object storage keeps running notes on the
-    worker's node, out of the driver's sight: its shard is retried until it stops the run."""
-    note = plan.run.running(shard_id)
-    if plan.run.url is not None or not note.exists():
-        return
-    rid = json.loads(note.read_text())["recording_id"]
-    deaths[rid] = deaths.get(rid, 0) + 1
-    if deaths[rid] >= CRASHES_BEFORE_POISON:
-        path = write_crash_note(plan.run.poison_dir, rid, deaths[rid])
-        log.warning(
-            "recording %s: its worker died %d times on it; it becomes a failure row (%s)", rid, deaths[rid], path
-        )
-
-
 MAX_SHARD_ATTEMPTS = 4  # a shard whose worker dies this many times (a crash it causes itself) stops the run
 
 
@@ -216,7 +196,7 @@ def _run_actor_pool(
     idle: list[Any] = []
     queue = list(reversed(pending))  # next shard at the end
     attempts: dict[int, int] = {}
-    deaths: dict[str, int] = {}  # recording_id → how many workers died while processing it
+    guard = RecordingGuard(plan.pipeline.settings, plan.run)  # counts the deaths of workers per recording
     actors += [start() for _ in range(n)]
     try:
         while queue or running:
@@ -236,7 +216,7 @@ def _run_actor_pool(
             try:
                 summary = ray.get(ref)
             except RayActorError as e:
-                _note_crash(plan, shard_id, deaths)
+                guard.worker_died(shard_id)
                 attempts[shard_id] = attempts.get(shard_id, 0) + 1
                 if attempts[shard_id] >= MAX_SHARD_ATTEMPTS:
                     raise RuntimeError(
