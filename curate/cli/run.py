@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -86,17 +85,15 @@ def register(app: typer.Typer) -> None:
         from curate.cli.console import check_out_dir
         from curate.errors import RunDirError
         from curate.rundir import RunDir
-        from curate.rundir.mirror import is_remote
         from curate.runners.runlog import run_log
         from curate.stats import format_table, load_stats
 
         if not is_url(out):
             check_out_dir(out)
         pipe = load_pipeline_or_exit(pipeline, set_)
-        # a local run logs into RUN/logs/curate.log (a bucket run's staging copy is replaced when it starts)
-        logging_to = run_log(RunDir(out).log_file) if not is_remote(out) else contextlib.nullcontext()
+        # RUN/logs/curate.log; a bucket run's in its staging copy, published with the run's files
         try:
-            with logging_to:
+            with run_log(RunDir(staged(out)).log_file):
                 result = run_with_progress(
                     pipe,
                     catalog,

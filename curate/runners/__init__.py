@@ -47,15 +47,17 @@ def run_pipeline(
         check_models(pipeline)  # driver may not see the workers' model store, so the workers find out)
     t0 = time.perf_counter()
     probe_backend = None
+    worker_count = None  # the local runner: one worker
     if runner == "ray":  # probe the catalog's files on the cluster, like everything else
         from curate.runners import ray as ray_runner
 
         probe_backend = ray_runner.probe_backend(ray_address)
+        worker_count = lambda: ray_runner.worker_count(pipeline, ray_address, num_workers)  # noqa: E731
     run = mirror.open_run(out_dir)  # a URL: its staging copy, which publishes to the bucket as the run goes
     with run.lock():
         run.fetch()
         with mirror.staged_errors(run):
-            plan = prepare(pipeline, catalog, run, on_ingest, probe_backend, retry_failed)
+            plan = prepare(pipeline, catalog, run, on_ingest, probe_backend, retry_failed, worker_count)
         run.checkpoint()  # recordings, decisions …, the plan last
         repair(plan, retry_failed)  # finished shards that cannot stand go back to pending
         t1 = time.perf_counter()

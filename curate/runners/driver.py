@@ -162,14 +162,19 @@ def _refusal(out_dir: Path, saved: dict[str, Any], fp: dict[str, Any], source: d
 
 
 def plan_shards(
-    ids: list[str], durations_s: list[float], shard_size: int, shard_hours: float | None = None
+    ids: list[str], durations_s: list[float], shard_size: int, shard_hours: float | None = None, workers: int = 1
 ) -> list[list[str]]:
     """Group ``ids`` (in order) into shards: ``shard_size`` recordings each, or, with ``shard_hours``, consecutive
     recordings until their summed duration reaches ``shard_hours`` (a recording longer than that is a shard on
-    its own; the last shard may be shorter). ``shard_size`` does not cap an hours-sized shard."""
+    its own; the last shard may be shorter). ``shard_size`` does not cap an hours-sized shard.
+
+    A catalog too small to give each of the ``workers`` a full shard is cut smaller, so every worker gets one
+    (8 recordings, ``shard_size`` 8, 2 workers: 2 shards of 4); a big catalog keeps the sizes asked for."""
+    workers = max(1, min(workers, len(ids)))
     if shard_hours is None:
-        return [ids[i : i + shard_size] for i in range(0, len(ids), shard_size)]
-    limit_s = shard_hours * 3600.0
+        size = max(1, min(shard_size, -(-len(ids) // workers)))
+        return [ids[i : i + size] for i in range(0, len(ids), size)]
+    limit_s = min(shard_hours * 3600.0, sum(durations_s) / workers)
     shards: list[list[str]] = []
     current: list[str] = []
     total_s = 0.0
@@ -191,12 +196,15 @@ def prepare(
     on_ingest: Callable[[int], None] | None = None,
     probe_backend: Backend | None = None,
     retry_failed: bool = False,
+    worker_count: Callable[[], int] | None = None,
 ) -> Plan:
     """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command.
     ``probe_backend``: how distinct audio files are probed (driver threads by default; the Ray runner passes
     Ray tasks); every probed chunk is checkpointed, so a rerun after a kill probes only what is left. A plan
     whose ingest lost recordings to a transient error (every probe error with ``retry_failed``) is made again,
-    probing only those files (:mod:`curate.runners.resume` then redoes the shards whose recordings changed)."""
+    probing only those files (:mod:`curate.runners.resume` then redoes the shards whose recordings changed).
+    ``worker_count``: how many shards the runner will run at once, asked when the plan is made (a small catalog
+    is cut so every worker gets a shard); the plan is then written once, so a rerun keeps it whatever it runs on."""
     if not isinstance(out_dir, RunDir) and audio.is_url(out_dir):
         raise RunDirError(f"{out_dir}: prepare needs a local directory (run_pipeline stages a URL run directory)")
     run = RunDir.of(out_dir)
@@ -243,13 +251,13 @@ def prepare(
         on_progress=on_ingest,
     )
     alive = filter_run(run, pipeline.filters)
-    shards, positions = _plan(run, alive, pipeline)
+    shards, positions = _plan(run, alive, pipeline, worker_count() if worker_count else 1)
     write_plan_recordings(run, positions)
     manifest.write_json(plan_file, {"fingerprint": fp, "pipeline_source": source, "shards": shards})
     return _load_plan(run, pipeline, shards)
 
 
-def _plan(run: RunDir, alive: np.ndarray, pipeline: Pipeline) -> tuple[list[list[str]], np.ndarray]:
+def _plan(run: RunDir, alive: np.ndarray, pipeline: Pipeline, workers: int) -> tuple[list[list[str]], np.ndarray]:
     """Shards of the kept recordings (sorted by id) and their row positions in recordings.parquet, in plan order."""
     table = manifest.read_table(run.recordings, "recordings", ["recording_id", "duration_s"])
     positions = np.flatnonzero(alive)
@@ -258,7 +266,8 @@ def _plan(run: RunDir, alive: np.ndarray, pipeline: Pipeline) -> tuple[list[list
     ids = kept.column("recording_id").take(pa.array(order)).to_pylist()
     durations = kept.column("duration_s").to_numpy()[order]
     settings = pipeline.settings
-    return plan_shards(ids, durations.tolist(), settings.shard_size, settings.shard_hours), positions[order]
+    shards = plan_shards(ids, durations.tolist(), settings.shard_size, settings.shard_hours, workers)
+    return shards, positions[order]
 
 
 def _load_plan(run: RunDir, pipeline: Pipeline, shards: list[list[str]]) -> Plan:

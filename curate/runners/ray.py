@@ -24,8 +24,8 @@ from curate.runners.streaming import read_shard
 log = logging.getLogger(__name__)
 
 
-def _resources(plan: Plan) -> tuple[float, float]:
-    stages = plan.pipeline.transforms()
+def _resources(pipeline) -> tuple[float, float]:
+    stages = pipeline.transforms()
     cpus = max([s.resources.cpus for s in stages] or [1.0])
     gpus = max([s.resources.gpus for s in stages] or [0.0])
     return cpus, gpus
@@ -140,15 +140,8 @@ def execute(
     if not pending:
         return
     _start_data(address)
-    cpus, gpus = _resources(plan)
-    cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
-    cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
-    uses_model = any(s.uses_model for s in plan.pipeline.transforms())
-    if uses_model:
-        if gpus > 0 and cluster_gpus == 0:
-            log.info("stages ask for a GPU but the cluster has none: running on CPU")
-            gpus = 0.0
-        n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
+    if any(s.uses_model for s in plan.pipeline.transforms()):
+        n, cpus, gpus = _pool(plan.pipeline, num_workers)
         _run_actor_pool(plan, pending, min(n, len(pending)), cpus, gpus, verify, on_done)
         return
     items = _shard_items(plan, pending)
@@ -158,6 +151,34 @@ def execute(
     for row in ds.iter_rows():
         if on_done:
             on_done(json.loads(row["summary"]))
+
+
+def _pool(pipeline, num_workers: int | None = None) -> tuple[int, float, float]:
+    """(workers, CPUs and GPUs per worker) of a model pipeline's actor pool on the running cluster: one worker
+    per GPU its stages ask for (on CPU when the cluster has none), else per their CPUs."""
+    import ray
+
+    cpus, gpus = _resources(pipeline)
+    res = ray.cluster_resources()
+    cluster_cpus, cluster_gpus = int(res.get("CPU", 1)), int(res.get("GPU", 0))
+    if gpus > 0 and cluster_gpus == 0:
+        log.info("stages ask for a GPU but the cluster has none: running on CPU")
+        gpus = 0.0
+    n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
+    return n, cpus, gpus
+
+
+def worker_count(pipeline, address: str | None = None, num_workers: int | None = None) -> int:
+    """How many shards run at once on the cluster (Ray started if needed): the actor pool of a model pipeline,
+    else one task per CPU. The driver plans a small catalog so each gets a shard."""
+    import ray
+
+    if num_workers:
+        return num_workers
+    init(address)
+    if any(s.uses_model for s in pipeline.transforms()):
+        return _pool(pipeline)[0]
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 MAX_SHARD_ATTEMPTS = 4  # a shard whose worker dies this many times (a crash it causes itself) stops the run
