@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import audio, manifest
+from curate.catalog import catalog_sha256
 from curate.config import Pipeline
 from curate.errors import RunDirError
 from curate.rundir import RunDir
@@ -96,14 +97,6 @@ class Plan:
                 durations = zip(self.shards[i], self.shard_duration_s(i), strict=True)
                 total += sum(decoded.get(r, d) for r, d in durations if r in done)
         return total
-
-
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with audio.open_binary(path) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def pipeline_fingerprint(pipeline: Pipeline) -> str:
@@ -215,7 +208,7 @@ def prepare(
     bind_run(pipeline, run)
     fp = {
         "catalog": str(catalog),
-        "catalog_sha256": _sha256(catalog) if audio.is_url(catalog) or catalog.is_file() else None,
+        "catalog_sha256": catalog_sha256(catalog) if audio.is_url(catalog) or catalog.is_file() else None,
         "pipeline": pipeline_fingerprint(pipeline),
     }
     source = json.loads(json.dumps(pipeline.source, default=str))
