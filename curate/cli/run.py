@@ -81,9 +81,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Ingest, filter, de-duplicate and segment a catalog into a run directory."""
         from curate.audio import is_url
-        from curate.catalog import CatalogError
         from curate.cli.console import check_out_dir
-        from curate.errors import RunDirError
         from curate.rundir import RunDir
         from curate.runners.runlog import run_log
         from curate.stats import format_table, load_stats
@@ -92,20 +90,17 @@ def register(app: typer.Typer) -> None:
             check_out_dir(out)
         pipe = load_pipeline_or_exit(pipeline, set_)
         # RUN/logs/curate.log; a bucket run's in its staging copy, published with the run's files
-        try:
-            with run_log(RunDir(staged(out)).log_file):
-                result = run_with_progress(
-                    pipe,
-                    catalog,
-                    out,
-                    runner=runner.value,
-                    ray_address=ray_address,
-                    num_workers=workers,
-                    stage_pools=stage_pools,
-                    retry_failed=retry_failed,
-                )
-        except (CatalogError, RunDirError, ValueError) as e:
-            fail(str(e))
+        with run_log(RunDir(staged(out)).log_file):  # a CurateError (catalog, run directory …): the CLI's one line
+            result = run_with_progress(
+                pipe,
+                catalog,
+                out,
+                runner=runner.value,
+                ray_address=ray_address,
+                num_workers=workers,
+                stage_pools=stage_pools,
+                retry_failed=retry_failed,
+            )
         out_console_stats(staged(out), load_stats, format_table, out)
         counts = result["counts"]
         if counts["failed"] and not counts["processed"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.config import Pipeline, check_models
-from curate.errors import RunDirError
+from curate.errors import ConfigError, RunDirError
 from curate.rundir import mirror
 from curate.runners.driver import Plan, finalize, prepare
 from curate.runners.resume import repair
@@ -40,9 +40,9 @@ def run_pipeline(
     ``stage_pools`` (Ray only): every model stage gets its own actor pool sized by its own resources (e.g.
     ASR on GPUs, diarization on CPUs) instead of one pool of workers that each hold every model."""
     if runner not in RUNNERS:
-        raise ValueError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
+        raise ConfigError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
     if stage_pools and runner != "ray":
-        raise ValueError("--stage-pools needs the ray runner")
+        raise ConfigError("--stage-pools needs the ray runner")
     if ray_address is None:  # a missing model fails now, not after ingest on every worker (on a cluster the
         check_models(pipeline)  # driver may not see the workers' model store, so the workers find out)
     t0 = time.perf_counter()
