@@ -10,14 +10,10 @@ import typer
 
 
 def _export_hf(checkpoint: Path, out: Path) -> None:
-    from curate.cli.console import fail
     from curate.cli.console import out as stdout
     from curate.w2v2.export_hf import export_hf
 
-    try:
-        path = export_hf(checkpoint, out)
-    except (FileNotFoundError, ValueError) as e:
-        fail(str(e))
+    path = export_hf(checkpoint, out)  # a CheckpointError: the CLI's one line
     stdout.print(f"exported {checkpoint} → {path} (load with curate.w2v2.export_hf.load_hf_model)")
 
 
