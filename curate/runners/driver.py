@@ -31,6 +31,7 @@ from curate.config import Pipeline
 from curate.errors import RunDirError
 from curate.rundir import RunDir
 from curate.rundir.layout import PREPARE_FILES, PROBE_PARTS
+from curate.runners.guard import RecordingGuard
 from curate.runners.probes import Backend, ProbeCheckpoint
 from curate.runners.resume import ingest_to_redo
 from curate.runners.shard import load_marker
@@ -243,7 +244,7 @@ def prepare(
         probe=ProbeCheckpoint(run, probe_backend, retry_failed=retry_failed),
         on_progress=on_ingest,
     )
-    alive = filter_run(run, pipeline.filters)
+    alive = filter_run(run, pipeline.filters, guard=RecordingGuard(pipeline.settings, run))
     shards, positions = _plan(run, alive, pipeline, worker_count() if worker_count else 1)
     write_plan_recordings(run, positions)
     manifest.write_json(plan_file, {"fingerprint": fp, "pipeline_source": source, "shards": shards})
