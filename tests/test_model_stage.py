@@ -19,6 +19,7 @@ MISSING = {
     "sad_segment": {"model": "pyannote:not-here"},
     "tag_events": {"model": "yamnet:not-here"},
     "tag_speakers": {"model": "pyannote:not-here"},
+    "tag_voices": {"model": "resemblyzer:not-here"},
     "whisper_transcribe": {"model": "faster-whisper:not-here"},
     "wx_align": {"model": "wav2vec2:nobody/not-here", "fallback": "error"},
     "wx_diarize": {"segmentation": "pyannote:not-here"},

@@ -100,7 +100,7 @@ class TagSpeakers(ModelStage):
 
 @register("tag_voices")
 @dataclass
-class TagVoices(Transform):
+class TagVoices(ModelStage):
     """Voice change along the recording from the GE2E speaker encoder (:mod:`curate.models.voices`): per frame,
     the distance between the voice just before and just after it. Put it after ``tag_speakers`` (it embeds only
     the blocks whose ``speakers`` frames hold speech; without them, every block)."""
@@ -125,23 +125,22 @@ class TagVoices(Transform):
         if not 0 <= self.min_speech <= 1:
             raise ConfigError(f"tag_voices.min_speech must be in [0, 1], got {self.min_speech}")
 
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        return [(self.model, None)]
+
     def setup(self) -> None:
         import numpy as np
 
-        from curate.models.device import pick_device
         from curate.models.voices import VoiceTrack, load_encoder
 
-        enc = load_encoder(_resolve(self.model, self, self.model_store), pick_device(self.device))
+        enc = load_encoder(str(self.resolve_model(self.model).path), self.pick_device())
         self._track = VoiceTrack(
             enc, self.block_s, self.hop_s, self.context_s, self.grid_s, self.min_speech, self.pause_s
         )
         self._track.embed(np.zeros(16000, np.float32), np.zeros(1))  # first call's one-off cost, not a recording's
 
-    def teardown(self) -> None:
-        from curate.models.device import free_cuda
-
+    def unload(self) -> None:
         self._track = None
-        free_cuda()
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         ctx.frames["voices"] = self._track.frames(ctx.audio(), ctx.frame_scores("speakers"))
