@@ -39,7 +39,8 @@ class Settings:
     shard_size: int = 8  # recordings per work unit (resume granularity, one part file per variant)
     # hours of audio per work unit instead: consecutive kept recordings are grouped until their durations sum
     # to shard_hours (a longer recording is a shard of its own); shard_size is then not used, so the default 8
-    # does not cap a shard of many short recordings (see curate.runners.driver.plan_shards)
+    # does not cap a shard of many short recordings (see curate.runners.driver.plan_shards). Either way a catalog
+    # too small to give every worker a full shard is cut so each worker gets one.
     shard_hours: float | None = None
     language: str | None = "nl"  # used when the catalog row has none; null → detect where supported
     detect_language: bool = False  # ignore catalog/config language and let the model detect it
