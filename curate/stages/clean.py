@@ -271,6 +271,8 @@ class CleanTrim(_Clean):
             raise ConfigError(f"clean_trim.hysteresis must be in (0, 1], got {self.hysteresis}")
         if self.pauses_from not in ("tags", "speakers"):
             raise ConfigError(f"clean_trim.pauses_from must be tags or speakers, got {self.pauses_from!r}")
+        if self.turn_cut_pause_s is not None and self.turn_cut_pause_s < 0:
+            raise ConfigError(f"clean_trim.turn_cut_pause_s must be >= 0 or null, got {self.turn_cut_pause_s}")
         if self.join_max_s <= 0:
             raise ConfigError(f"clean_trim.join_max_s must be > 0, got {self.join_max_s}")
 
