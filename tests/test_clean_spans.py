@@ -186,17 +186,20 @@ def test_pauses_found_on_the_speakers_grid_split_two_turns() -> None:
 
 
 @pytest.mark.parametrize(
-    "changes, margin, expected",
+    "changes, margin, found, expected",
     [
-        ([5.0], 0.7, [(4.3, 5.7)]),
-        ([5.0, 6.0], 0.7, [(4.3, 6.7)]),  # two close turns: one span
-        ([0.2, 9.0], 0.5, [(0.0, 0.7), (8.5, 9.5)]),  # clamped at the recording's start
-        ([5.0], 0.0, []),  # off
-        ([], 0.7, []),
+        ([5.0], 0.7, [], [(4.3, 5.7)]),
+        ([5.0, 6.0], 0.7, [], [(4.3, 6.7)]),  # two close turns: one span
+        ([0.2, 9.0], 0.5, [], [(0.0, 0.7), (8.5, 9.5)]),  # clamped at the recording's start
+        ([5.0, 9.0], 0.7, [(4.8, 5.4)], [(8.3, 9.7)]),  # a turn inside an overlap the frames found: left alone
+        ([5.0], 0.7, [(4.0, 5.0)], []),  # … also at its edge
+        ([5.0], 0.7, [(5.1, 6.0)], [(4.3, 5.7)]),  # … but not beside it
+        ([5.0], 0.0, [], []),  # off
+        ([], 0.7, [], []),
     ],
 )
-def test_around_turns(changes, margin, expected) -> None:
-    assert around_turns(changes, margin) == [pytest.approx(iv) for iv in expected]
+def test_around_turns(changes, margin, found, expected) -> None:
+    assert around_turns(changes, margin, found=found) == [pytest.approx(iv) for iv in expected]
 
 
 @given(st.lists(times, max_size=6), st.floats(0.01, 2))
@@ -245,6 +248,15 @@ def test_turn_cut_removes_the_tails_of_a_turn_in_speech_not_one_in_a_pause() -> 
         (0.0, pytest.approx(2.3)), (pytest.approx(3.7), pytest.approx(6.6)), (pytest.approx(7.4), 10.0)
     ]  # fmt: skip
     assert [(r.reason, round(r.segment.start_s, 2)) for r in res.rejected] == [("overlap", 2.3), ("no_speech", 6.6)]
+    found = np.zeros(100)
+    found[28:32] = 0.9  # the overlap frames do see 2.8-3.2 s: that overlap is cut (pad_s 0), no margin around it
+    ctx.frames["speakers"] = Frames(
+        "speakers", start, start + 0.1, {"speech": speech, "overlap": found, "change": change}
+    )
+    seen = CleanTrim(**common, turn_cut_s=0.7, turn_cut_pause_s=0.4).process(ctx, seg)
+    got = [(r.reason, round(r.segment.start_s, 2), round(r.segment.end_s, 2)) for r in seen.rejected]
+    assert got == [("overlap", 2.8, 3.2), ("no_speech", 6.6, 7.4)]
+    ctx.frames["speakers"] = Frames("speakers", start, start + 0.1, {"speech": speech, "overlap": z, "change": change})
     every = CleanTrim(**common, turn_cut_s=0.7).process(ctx, seg)  # no pause rule: both turns cut
     assert [r.reason for r in every.rejected] == ["overlap", "overlap"]
     off = CleanTrim(**common).process(ctx, seg)  # off: split at the turn, nothing cut around it

@@ -300,7 +300,8 @@ class CleanTrim(_Clean):
             )
         changes = sorted({*changes, *voice_turns(voices, speakers, self.voice, self.voice_support_s, self.snap_s)})
         if self.turn_cut_s > 0:
-            bad["overlap"] = timeline.merge([*bad.get("overlap", []), *self._around_turns(changes, speakers)])
+            found = bad.get("overlap", [])
+            bad["overlap"] = timeline.merge([*found, *self._around_turns(changes, speakers, found)])
         kept: list[Segment] = []
         rejected: list[RejectedSegment] = []
         for seg in segments:
@@ -331,14 +332,17 @@ class CleanTrim(_Clean):
             )  # fmt: skip
         return StageResult(kept, rejected)
 
-    def _around_turns(self, changes: list[float], speakers: Frames | None) -> list[timeline.Interval]:
+    def _around_turns(
+        self, changes: list[float], speakers: Frames | None, found: list[timeline.Interval]
+    ) -> list[timeline.Interval]:
         """The spans cut around turns (``turn_cut_s``), skipping turns that sit in a pause of at least
-        ``turn_cut_pause_s`` (two voices apart: nothing overlapped to cut)."""
+        ``turn_cut_pause_s`` (two voices apart: nothing overlapped to cut) and turns in an overlap span the
+        frames found (``found``: cut already, with ``pad_s``)."""
         if self.turn_cut_pause_s is not None and speakers is not None and len(speakers):
             a, b = cells(speakers)
             pauses = clean_spans.pause_at(changes, a, b, speakers.values["speech"], self.edge_s)
             changes = [c for c, p in zip(changes, pauses, strict=True) if p < self.turn_cut_pause_s]
-        return clean_spans.around_turns(changes, self.turn_cut_s)
+        return clean_spans.around_turns(changes, self.turn_cut_s, found=found)
 
 
 @register("clean_score")

@@ -164,12 +164,16 @@ def decide(
     return pieces, sorted(removed)
 
 
-def around_turns(changes: Sequence[float], margin_s: float, lo: float = 0.0) -> list[timeline.Interval]:
+def around_turns(
+    changes: Sequence[float], margin_s: float, lo: float = 0.0, found: Sequence[timeline.Interval] = ()
+) -> list[timeline.Interval]:
     """The spans within ``margin_s`` of a turn (merged, clamped at ``lo``): where two voices meet, the second one
-    often starts before the first stops, and the overlap frames miss the short tails either side."""
+    often starts before the first stops, and the overlap frames miss the short tails either side. Turns inside
+    or at the edge of a ``found`` span (an overlap the frames did find, cut with its own pad) are left alone."""
     if margin_s <= 0:
         return []
-    return timeline.merge((max(lo, c - margin_s), c + margin_s) for c in changes)
+    free = [c for c in changes if not any(a - 1e-9 <= c <= b + 1e-9 for a, b in found)]
+    return timeline.merge((max(lo, c - margin_s), c + margin_s) for c in free)
 
 
 def pause_at(
