@@ -74,6 +74,33 @@ def load_whisper(path: str, device: str = "cpu", compute_type: str = "int8", cpu
         raise RuntimeError(f"{path}: cannot load a faster-whisper model ({type(e).__name__}: {e})") from e
 
 
+def chunk_row(
+    s0: float,
+    e0: float,
+    text: str,
+    words: list[tuple[str, float, float, float]],
+    offset: float = 0.0,
+    avg_logprob: float | None = None,
+    no_speech_prob: float | None = None,
+    compression_ratio: float | None = None,
+) -> dict:
+    """One transcribed chunk ``[s0, e0)`` as both backends return it: ``words`` are ``(word, start, end,
+    probability)`` with times relative to ``offset``, clamped into the chunk."""
+    out_words = []
+    for w, ws, we, p in words:
+        ws, we = min(max(offset + ws, s0), e0), min(max(offset + we, s0), e0)
+        out_words.append(Word(w.strip(), ws, max(ws, we), p))
+    return {
+        "start_s": s0,
+        "end_s": e0,
+        "text": text.strip(),
+        "words": out_words,
+        "avg_logprob": avg_logprob,
+        "no_speech_prob": no_speech_prob,
+        "compression_ratio": compression_ratio,
+    }
+
+
 def transcribe_chunks(
     model: Any,
     audio: np.ndarray,
@@ -103,28 +130,16 @@ def transcribe_chunks(
     )
     fps = model.frames_per_second
     by_seek = {int(s * fps): i for i, (s, _) in enumerate(chunks)}
-    out: list[dict] = [
-        {
-            "start_s": s,
-            "end_s": e,
-            "text": "",
-            "words": [],
-            "avg_logprob": None,
-            "no_speech_prob": None,
-            "compression_ratio": None,
-        }
-        for s, e in chunks
-    ]
+    parts: list[list[Any]] = [[] for _ in chunks]  # the faster-whisper segments of each chunk
     for k, seg in enumerate(segs):
-        i = by_seek.get(seg.seek, min(k, len(chunks) - 1))
-        d = out[i]
-        d["text"] = (d["text"] + " " + seg.text.strip()).strip() if d["text"] else seg.text.strip()
-        d["avg_logprob"], d["no_speech_prob"] = seg.avg_logprob, seg.no_speech_prob
-        d["compression_ratio"] = seg.compression_ratio
-        s0, e0 = chunks[i]
-        for w in seg.words or []:
-            ws, we = min(max(float(w.start), s0), e0), min(max(float(w.end), s0), e0)
-            d["words"].append(Word(w.word.strip(), ws, max(ws, we), float(w.probability)))
+        parts[by_seek.get(seg.seek, min(k, len(chunks) - 1))].append(seg)
+    out = []
+    for (s0, e0), segs_i in zip(chunks, parts, strict=True):
+        last = segs_i[-1] if segs_i else None
+        words = [(w.word, float(w.start), float(w.end), float(w.probability)) for g in segs_i for w in g.words or []]
+        text = " ".join(t for t in (g.text.strip() for g in segs_i) if t)
+        stats = (last.avg_logprob, last.no_speech_prob, last.compression_ratio) if last else (None, None, None)
+        out.append(chunk_row(s0, e0, text, words, 0.0, *stats))
     return out, info.language
 
 
@@ -153,21 +168,8 @@ def transcribe_chunks_hf(
             if len({r["language"] for r in rows}) > 1:  # decode again in the chosen language
                 rows = transcribe_batch(hw, clips, language, beam_size, word_timestamps)
         for (s0, e0), r in zip(part, rows, strict=True):
-            words = []
-            for w, ws, we, p in r["words"]:
-                ws, we = min(max(s0 + ws, s0), e0), min(max(s0 + we, s0), e0)
-                words.append(Word(w, ws, max(ws, we), p))
-            out.append(
-                {
-                    "start_s": s0,
-                    "end_s": e0,
-                    "text": r["text"],
-                    "words": words,
-                    "avg_logprob": r["avg_logprob"],
-                    "no_speech_prob": r["no_speech_prob"],
-                    "compression_ratio": r["compression_ratio"],
-                }
-            )
+            stats = (r["avg_logprob"], r["no_speech_prob"], r["compression_ratio"])
+            out.append(chunk_row(s0, e0, r["text"], r["words"], s0, *stats))
     return out, language or ""
 
 
@@ -298,6 +300,7 @@ class WxTranscribe(Transform):
 
 __all__ = [
     "WxTranscribe",
+    "chunk_row",
     "chunk_segments",
     "load_whisper",
     "merge_chunks",
