@@ -34,7 +34,7 @@ def test_pyannet_frame_scores_match_pyannote(both):
     from curate.models.vad import pyannote_speech, segmentation_scores
 
     x, seg, _, plain, _ = both
-    ref, ref_data = segmentation_scores(seg, x, 1.0, aggregate_speech=False)
+    _ref, ref_data = segmentation_scores(seg, x, 1.0, aggregate_speech=False)
     out, data = segmentation_scores(plain, x, 1.0, aggregate_speech=False)
     assert data.shape == ref_data.shape == (18, 293, 3)  # 17 full chunks + the zero-padded tail
     assert np.abs(data - ref_data).max() < 1e-4

@@ -13,6 +13,7 @@ per-frame speech probability (Hamming-weighted average of the max over local spe
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ class PyanNet(nn.Module):
         h, layers = cfg["lstm_hidden"], cfg["lstm_layers"]
         self.lstm = nn.LSTM(60, h, layers, batch_first=True, bidirectional=True)
         sizes = [2 * h] + [cfg["linear_hidden"]] * cfg["linear_layers"]
-        self.linear = nn.ModuleList([nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
+        self.linear = nn.ModuleList([nn.Linear(a, b) for a, b in itertools.pairwise(sizes)])
         self.classifier = nn.Linear(sizes[-1], cfg["classes"])
 
     @property
