@@ -82,3 +82,17 @@ def test_plain_diarization_gives_pyannote_resemblyzer_turns(both):
     assert [(t.speaker, round(t.start_s, 2), round(t.end_s, 2)) for t in out] == [
         (t.speaker, round(t.start_s, 2), round(t.end_s, 2)) for t in ref
     ]
+
+
+def test_cut_and_merge_port_matches_whisperx(both):
+    """wx_transcribe's chunking without whisperx/pyannote.core: the same chunks on real speech scores, with
+    chunks short enough that long regions are min-cut."""
+    from curate.models.vad import pyannote_speech
+    from curate.stages.wx_transcribe import cut_and_merge, merge_chunks
+
+    x, _, _, plain, _ = both
+    scores = pyannote_speech(plain, x, 0.5)
+    for chunk_s in (4.0, 10.0, 30.0):
+        ref = merge_chunks(scores, chunk_s, 0.5, 0.363)
+        assert len(ref) >= 1 and cut_and_merge(scores, chunk_s, 0.5, 0.363) == pytest.approx(ref)
+    assert len(merge_chunks(scores, 4.0)) > 2

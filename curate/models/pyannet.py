@@ -128,28 +128,48 @@ def load(path: Path | str, device: str = "cpu") -> PyanNet:
     return model.eval().to(device)
 
 
-def chunk_scores(model: PyanNet, audio: np.ndarray, step_s: float = 1.0, batch_size: int = 32) -> ChunkScores:
-    """Raw local speaker activities ``(chunks, frames, speakers)`` of 5 s chunks every ``step_s``; audio shorter
-    than a chunk and the tail after the last full chunk are zero-padded to a chunk (pyannote's ``Inference``)."""
+def _chunks(model: PyanNet, audio: np.ndarray, step: int) -> torch.Tensor:
     win = int(round(model.cfg["duration"] * SAMPLE_RATE))
-    step = int(round(step_s * SAMPLE_RATE))
     x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
     n_full = 1 + (x.numel() - win) // step if x.numel() >= win else 0
     chunks = x.unfold(0, win, step)[:n_full] if n_full else x.new_zeros((0, win))
     if x.numel() < win or (x.numel() - win) % step:
         last = x[n_full * step :]
         chunks = torch.cat([chunks, F.pad(last, (0, win - last.numel()))[None]])
+    return chunks
+
+
+def chunk_scores_many(
+    model: PyanNet, audios: list[np.ndarray], step_s: float = 1.0, batch_size: int = 32
+) -> list[ChunkScores]:
+    """:func:`chunk_scores` of several recordings, their chunks batched together (fewer, fuller GPU calls)."""
+    parts = [_chunks(model, a, int(round(step_s * SAMPLE_RATE))) for a in audios]
+    allc = torch.cat(parts)
     outs = []
     with torch.inference_mode():
-        for b in range(0, len(chunks), batch_size):
-            outs.append(model(chunks[b : b + batch_size, None].to(model.device)).float().cpu().numpy())
-    return ChunkScores(np.concatenate(outs), Window(0.0, model.cfg["duration"], step_s))
+        for b in range(0, len(allc), batch_size):
+            outs.append(model(allc[b : b + batch_size, None].to(model.device)).float().cpu().numpy())
+    data = np.concatenate(outs)
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    window = Window(0.0, model.cfg["duration"], step_s)
+    return [ChunkScores(data[bounds[i] : bounds[i + 1]], window) for i in range(len(parts))]
+
+
+def chunk_scores(model: PyanNet, audio: np.ndarray, step_s: float = 1.0, batch_size: int = 32) -> ChunkScores:
+    """Raw local speaker activities ``(chunks, frames, speakers)`` of 5 s chunks every ``step_s``; audio shorter
+    than a chunk and the tail after the last full chunk are zero-padded to a chunk (pyannote's ``Inference``)."""
+    return chunk_scores_many(model, [audio], step_s, batch_size)[0]
 
 
 def speech_scores(model: PyanNet, audio: np.ndarray, step_s: float = 0.5, batch_size: int = 32) -> ChunkScores:
     """Per-frame speech probability ``(frames, 1)``: the max over local speakers, averaged over the chunks that
     see each frame with a Hamming window (pyannote's VAD aggregation), cut to the audio's length."""
-    chunks = chunk_scores(model, audio, step_s, batch_size)
+    return aggregate_speech(model, chunk_scores(model, audio, step_s, batch_size), audio.size)
+
+
+def aggregate_speech(model: PyanNet, chunks: ChunkScores, n_samples: int) -> ChunkScores:
+    """:func:`speech_scores` from chunk scores already computed (e.g. by :func:`chunk_scores_many`)."""
+    step_s = chunks.sliding_window.step
     data = chunks.data.max(axis=2, keepdims=True)
     c, f, _ = data.shape
     cfg = model.cfg
@@ -166,8 +186,18 @@ def speech_scores(model: PyanNet, audio: np.ndarray, step_s: float = 0.5, batch_
         acc[s : s + f] += data[i] * ham
         cnt[s : s + f] += ham
     avg = acc / np.maximum(cnt, 1e-12)
-    n_keep = min(n, int(np.ceil(audio.size / SAMPLE_RATE / fstep)))  # what curate keeps of pyannote's output
+    n_keep = min(n, int(np.ceil(n_samples / SAMPLE_RATE / fstep)))  # what curate keeps of pyannote's output
     return ChunkScores(avg[: max(n_keep, 1)], Window(0.0, fd, fstep))
 
 
-__all__ = ["ChunkScores", "PyanNet", "Window", "chunk_scores", "export", "load", "speech_scores"]
+__all__ = [
+    "ChunkScores",
+    "PyanNet",
+    "Window",
+    "aggregate_speech",
+    "chunk_scores",
+    "chunk_scores_many",
+    "export",
+    "load",
+    "speech_scores",
+]

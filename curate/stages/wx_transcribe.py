@@ -53,6 +53,46 @@ def merge_chunks(
     return [(max(0.0, float(c["start"])), float(c["end"])) for c in chunks if c["end"] > c["start"]]
 
 
+def cut_and_merge(
+    scores: FrameScores, chunk_s: float = 30.0, onset: float = 0.5, offset: float | None = 0.363
+) -> list[timeline.Interval]:
+    """:func:`merge_chunks` without pyannote.core or whisperx (a port of whisperx's ``Binarize`` with its
+    min-cut and of ``Vad.merge_chunks``), for machines that have only numpy (``benchmarks/gpu_curate.py``)."""
+    v = np.asarray(scores.values, dtype=np.float64).reshape(len(scores.values), -1).max(axis=1)
+    if not len(v) or float(v.max()) <= onset:
+        return []
+    offset = offset or onset
+    ts = [float(t) for t in scores.times()]
+    regions: list[timeline.Interval] = []
+    start, active, t = ts[0], v[0] > onset, ts[0]
+    cur_v, cur_t = [v[0]], [start]
+    for t, y in zip(ts[1:], v[1:], strict=True):
+        if active:
+            if t - start > chunk_s:  # cut at the least speechy frame of the second half
+                i = len(cur_v) // 2 + int(np.argmin(cur_v[len(cur_v) // 2 :]))
+                regions.append((start, cur_t[i]))
+                start, cur_v, cur_t = cur_t[i], cur_v[i + 1 :], cur_t[i + 1 :]
+            elif y < offset:
+                regions.append((start, t))
+                start, active, cur_v, cur_t = t, False, [], []
+            cur_v.append(y)
+            cur_t.append(t)
+        elif y > onset:
+            start, active = t, True
+    if active:
+        regions.append((start, t))
+    regions = sorted((s, e) for s, e in regions if e > s)
+    out: list[timeline.Interval] = []
+    cur_s, cur_e = regions[0][0], 0.0
+    for s, e in regions:  # merge while a chunk stays <= chunk_s
+        if e - cur_s > chunk_s and cur_e - cur_s > 0:
+            out.append((cur_s, cur_e))
+            cur_s = s
+        cur_e = e
+    out.append((cur_s, cur_e))
+    return [(max(0.0, s), e) for s, e in out if e > s]
+
+
 def merge_regions(regions: list[timeline.Interval], chunk_s: float = 30.0) -> list[timeline.Interval]:
     """WhisperX's merge step for VADs that give regions (Silero): regions must already be ≤ ``chunk_s``."""
     from whisperx.diarize import Segment as XSegment
@@ -302,6 +342,7 @@ __all__ = [
     "WxTranscribe",
     "chunk_row",
     "chunk_segments",
+    "cut_and_merge",
     "load_whisper",
     "merge_chunks",
     "merge_regions",
