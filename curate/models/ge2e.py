@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-SAMPLE_RATE = 16000
+from curate.audio import SAMPLE_RATE
+
 N_FFT, HOP, N_MELS, PARTIAL_FRAMES = 400, 160, 40, 160
 
 
