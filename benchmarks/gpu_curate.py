@@ -12,7 +12,7 @@ weights (:mod:`benchmarks.gpu_pack`), repeats the packed recordings to ``--hours
   vad           pyannote segmentation (plain-torch PyanNet), speech scores, chunks of all recordings batched
   chunks        WhisperX cut & merge into ≤ 30 s chunks (``wx_transcribe.cut_and_merge``, CPU)
   transcribe    transformers Whisper, chunks of all recordings batched (fp16 + SDPA on GPU), with the words'
-                cross-attention DTW times (= wx_align's ``whisper_words`` fallback; the DTW is CPU)
+                cross-attention DTW times (CPU); then wx_align's ``whisper_words`` fallback: a segment per sentence
   diarize       wx_diarize: PyanNet local speakers + GE2E embeddings (plain torch) + clustering (numpy)
   post-3s       the ``wx-diar-3s`` derivation of ``pipelines/whisperx.yaml`` (drop_phrases … split_long)
   tag_events    clean's tags pass: YAMNet int8 through onnxruntime (CUDA provider when present, else CPU)
@@ -130,6 +130,18 @@ def _tagger(pack_dir: Path, out: Path):
     return SoundTagger(restore_yamnet(pack_dir, out / "yamnet")), ""
 
 
+def _sentences(seg, lang: str):
+    """What ``wx_align`` does to a chunk without a wav2vec2 model (``fallback: whisper_words``)."""
+    from dataclasses import replace
+
+    from curate.stages.wx_align import sentence_segments, whisper_words
+
+    words = whisper_words(seg)
+    if not words:
+        return [replace(seg, variant="wx-align")]
+    return [replace(s, variant="wx-align") for s in sentence_segments(seg, words, lang)]
+
+
 def _apply(stages, ctx, segs):
     for st in stages:
         segs = st.process(ctx, segs).segments
@@ -216,10 +228,10 @@ def run(
                     for (i, (s, e)), r in zip(batch, rows, strict=True):
                         stats = (r["avg_logprob"], r["no_speech_prob"], r["compression_ratio"])
                         per_rec[i].append(chunk_row(s, e, r["text"], r["words"], s, *stats))
-                wx = [
-                    chunk_segments(rows, rid, r["file"], lang, "wx-align")[0]
-                    for (rid, r), rows in zip(part, per_rec, strict=True)
-                ]
+                wx = []  # wx-asr chunks → wx_align's whisper_words fallback: one segment per sentence
+                for (rid, r), rows in zip(part, per_rec, strict=True):
+                    asr, _ = chunk_segments(rows, rid, r["file"], lang, "wx-asr")
+                    wx.append([x for seg in asr for x in _sentences(seg, lang)])
             counts["words"] += sum(len(s.words or ()) for segs in wx for s in segs)
             ctxs = [
                 _ctx(Recording(rid, r["file"], a.size / SR, SR, 1, language=lang), a)
