@@ -94,5 +94,7 @@ def test_cut_and_merge_port_matches_whisperx(both):
     scores = pyannote_speech(plain, x, 0.5)
     for chunk_s in (4.0, 10.0, 30.0):
         ref = merge_chunks(scores, chunk_s, 0.5, 0.363)
-        assert len(ref) >= 1 and cut_and_merge(scores, chunk_s, 0.5, 0.363) == pytest.approx(ref)
+        out = cut_and_merge(scores, chunk_s, 0.5, 0.363)
+        assert len(ref) >= 1 and len(out) == len(ref)
+        assert np.allclose(np.array(out), np.array(ref), atol=1e-6)
     assert len(merge_chunks(scores, 4.0)) > 2
