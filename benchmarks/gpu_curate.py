@@ -6,7 +6,7 @@
 ``run`` needs only Python with torch, transformers, numpy, pyarrow and pyyaml (onnxruntime when present; no
 pyannote, resemblyzer, scipy, librosa, faster-whisper, whisperx, soundfile or ffmpeg; no network): it restores the
 weights (:mod:`benchmarks.gpu_pack`), repeats the packed recordings to ``--hours`` of audio and runs, per group of
-32 recordings, what the two pipelines run, timing each stage:
+16 recordings, what the two pipelines run, timing each stage:
 
   decode        Python's ``wave`` (CPU)
   vad           pyannote segmentation (plain-torch PyanNet), speech scores, chunks of all recordings batched
@@ -156,7 +156,7 @@ def run(
     batch_size: int = 32,
     beam_size: int = 5,
     budget_s: float = 420.0,
-    group: int = 32,
+    group: int = 16,
 ) -> dict:
     from benchmarks.gpu_pack import read_wav, restore
     from curate.models import diarization, ge2e, hf_whisper, pyannet
@@ -338,13 +338,14 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--batch-size", type=int, default=32)
     r.add_argument("--beam-size", type=int, default=5)
     r.add_argument("--budget-s", type=float, default=420.0, help="start no group that would end after this")
+    r.add_argument("--group", type=int, default=16, help="recordings per group (VAD and Whisper batch across them)")
     r.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     a = ap.parse_args(argv)
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
-    run(a.dir, a.out, a.hours, a.device, a.batch_size, a.beam_size, a.budget_s)
+    run(a.dir, a.out, a.hours, a.device, a.batch_size, a.beam_size, a.budget_s, a.group)
 
 
 if __name__ == "__main__":

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("bench_pack"))
     ap.add_argument("--model", default="base")
     ap.add_argument("--bits", type=int, default=6, choices=(6, 7, 8), help="Whisper weight levels per row")
-    ap.add_argument("--max-audio-s", type=float, default=40.0, help="distinct real audio to take along")
+    ap.add_argument("--max-audio-s", type=float, default=120.0, help="distinct real audio to take along")
     ap.add_argument("--weights-from", type=Path, default=None, help="reuse an earlier pack's weights.zip")
     ap.add_argument("--fast", action="store_true", help="quick deflate compression (smoke tests; bigger pack)")
     ap.add_argument("--clips", default="", help="comma-separated realaudio ids (default: speech + conversation)")
