@@ -59,7 +59,7 @@ class Labelled:
     run: RunDir
 
     def frames(self, rid: str) -> dict[str, Any]:
-        return {k: f for k in ("tags", "speakers") if (f := self.run.read_scores(k, rid)) is not None}
+        return {k: f for k in ("tags", "speakers", "voices") if (f := self.run.read_scores(k, rid)) is not None}
 
 
 def clean_variants(run_dir: str | Path) -> dict[str, dict[str, Any]]:

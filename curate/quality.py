@@ -181,18 +181,24 @@ def evaluate_segments(
     )
 
 
+def kept_reference(run_dir: str | Path, reference: dict[str, Sequence[RegionLike]]) -> dict[str, Sequence[RegionLike]]:
+    """The reference of the recordings the run kept and did not fail: what recall is measured against."""
+    run = RunDir(run_dir)
+    decisions = manifest.read_table(run.decisions, "decisions").to_pylist()
+    failed = {
+        f["recording_id"] for f in manifest.read_table(run.failures, "failures").to_pylist() if f["severity"] == "error"
+    }
+    kept = {d["recording_id"] for d in decisions if d["kept"]} - failed
+    return {rid: regions for rid, regions in reference.items() if rid in kept}
+
+
 def evaluate_run(
     run_dir: str | Path, reference: dict[str, Sequence[RegionLike]], variants: list[str] | None = None
 ) -> dict[str, VariantQuality]:
     """Every variant of a run directory against the reference (only recordings the run processed)."""
     run = RunDir(run_dir)
     names = variants or run.variants()
-    decisions = manifest.read_table(run.decisions, "decisions").to_pylist()
-    failed = {
-        f["recording_id"] for f in manifest.read_table(run.failures, "failures").to_pylist() if f["severity"] == "error"
-    }
-    kept = {d["recording_id"] for d in decisions if d["kept"]} - failed
-    ref = {rid: regions for rid, regions in reference.items() if rid in kept}
+    ref = kept_reference(run_dir, reference)
     out = {}
     for v in names:
         t = manifest.read_table(run.variant_dir(v), "segments", columns=["recording_id", "start_s", "end_s"])
@@ -340,6 +346,7 @@ __all__ = [
     "format_dedup",
     "format_quality",
     "frame_accuracy",
+    "kept_reference",
     "load_labelled_clips",
     "load_ground_truth",
 ]

@@ -252,6 +252,20 @@ class SpeakerFrame:
 
 
 @dataclass(frozen=True)
+class VoiceFrame:
+    """One speaker-encoder frame (``scores/voices/``): ``distance``, the cosine distance in [0, 1] between the
+    voice of the speech just before the frame's middle and just after it within one stretch of speech (0 in a
+    pause), ``support_s``, the seconds of speech behind its weaker side (0: no distance), and ``across``, the same
+    distance across pauses (the voices before and after one)."""
+
+    start_s: float
+    end_s: float
+    distance: float
+    across: float
+    support_s: float
+
+
+@dataclass(frozen=True)
 class Frames:
     """A recording's frame scores of one kind, column-wise: frame ``i`` covers ``[start_s[i], end_s[i])`` and
     ``values[name][i]`` is its score. Written as ``tags`` / ``speakers`` rows (see :class:`TagFrame`)."""
@@ -351,6 +365,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "probes": arrow_schema(Probe),
     "tags": arrow_schema(TagFrame),
     "speakers": arrow_schema(SpeakerFrame),
+    "voices": arrow_schema(VoiceFrame),
 }
 #: the quality columns, in schema order
 QUALITY_COLUMNS = (
@@ -403,6 +418,7 @@ __all__ = [
     "Frames",
     "TagFrame",
     "SpeakerFrame",
+    "VoiceFrame",
     "Word",
     "Recording",
     "Probe",

@@ -24,8 +24,13 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="build the programmes from real recordings in DIR (INVENTORY.csv, flac/, annotations/)"),
         ] = None,
+        pretrain_real_speech: Annotated[
+            bool,
+            typer.Option(help="pre-train on the real speech of ../shared/data/realaudio, not the best clean variant"),
+        ] = False,
     ) -> None:
-        """Build the synthetic demo archive and run the demo pipeline on it; print the stats table."""
+        """Build the synthetic demo archive and run the demo pipeline on it; print the stats table, what the
+        variants contain, the clean variants' operating curves; export and pre-train on the best clean variant."""
         from curate import presets
         from curate.cli.plots import save_run_plots
         from curate.cli.progress import run_with_progress
@@ -41,6 +46,7 @@ def register(app: typer.Typer) -> None:
             run=run_with_progress,
             plot=save_run_plots,
             real_audio=real_audio,
+            pretrain_real_speech=pretrain_real_speech,
         )
 
 

@@ -56,6 +56,66 @@ def _segments_bar(bar: Any, label: str) -> dict[str, Any]:
     return {"on_export": on_export, "on_segments": on_segments}
 
 
+def _select(
+    run_dir: Any,
+    variant: str,
+    sel: Any,
+    out: Path | None,
+    operating_point: str | None,
+    reference: Path | None,
+    json_: bool,
+) -> None:
+    """``curate select``: the operating point (if asked), the selection's steps, the files written."""
+    import dataclasses
+
+    from curate.cli.console import fail, print_json
+    from curate.cli.console import out as stdout
+    from curate.export.select import load_segments, select, write_selection
+
+    chosen: dict[str, Any] = {}
+    segments = None
+    if operating_point is not None:
+        from curate.export import operating
+        from curate.quality import load_ground_truth
+
+        goal = operating.parse_goal(operating_point)  # a ConfigError reaches the CLI's one handler
+        if reference is not None and not reference.is_file():
+            fail(f"{reference}: reference timeline not found")
+        truth = load_ground_truth(reference) if reference is not None else None
+        try:
+            segments, points = operating.variant_curve(run_dir, variant, truth, load_segments(run_dir, variant))
+        except FileNotFoundError as e:
+            fail(str(e))
+        point = operating.choose(points, goal, variant)
+        if not json_:
+            stdout.print(operating.format_curve(variant, points, point), soft_wrap=True)
+        sel = dataclasses.replace(sel, min_clean_score=point.threshold)
+        chosen = {"operating_point": {"goal": str(goal), **point.as_dict()}, "curve": [p.as_dict() for p in points]}
+    try:
+        _, stats = select(run_dir, variant, sel, segments)
+    except FileNotFoundError as e:
+        fail(str(e))
+    stats.update(chosen)
+    if out is not None:
+        write_selection(out, sel, {k: v for k, v in stats.items() if k != "curve"})
+    if json_:
+        print_json(stats)
+        return
+    if chosen:
+        p = chosen["operating_point"]
+        measured = "" if p["clean_single_pct"] is None else f", {p['clean_single_pct']:.1f} % clean single-speaker"
+        stdout.print(
+            f"operating point {p['goal']}: clean_score >= {p['threshold']:.4f} keeps {p['kept_pct']:.1f} % of "
+            f"{variant}'s hours{measured}"
+        )
+    lines = ["| step | segments | hours |", "|---|---:|---:|"]
+    lines += [f"| {s['step']} | {s['segments']:,} | {s['hours']:.3f} |" for s in stats["steps"]]
+    lines += [f"| → {k} | {stats[k]['segments']:,} | {stats[k]['hours']:.3f} |" for k in ("train", "valid")]
+    stdout.print("\n".join(lines))
+    if out is not None:
+        stdout.print(f"selection written to {out}/selection.yaml and selection.json")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
@@ -174,29 +234,26 @@ def register(app: typer.Typer) -> None:
         select_file: Annotated[Path | None, typer.Option("--select", help="selection YAML")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
         out: Annotated[Path | None, typer.Option(help="write selection.yaml and selection.json here")] = None,
+        operating_point: Annotated[
+            str | None,
+            typer.Option(
+                help="keep the segments above a clean-score threshold chosen on the variant's operating curve: "
+                "clean=PCT (measured clean single-speaker %, needs --reference), kept=PCT (% of the variant's hours), "
+                "clean=PCT,kept=PCT, or score=X (the threshold itself)"
+            ),
+        ] = None,
+        reference: Annotated[
+            Path | None, typer.Option(help="ground-truth timeline JSON of (a sample of) the run: measures clean %")
+        ] = None,
         json_: JsonOption = False,
     ) -> None:
-        """Dry-run a selection: print what each step keeps (and optionally save it)."""
-        from curate.cli.console import fail, print_json, run_dir_here
-        from curate.cli.console import out as stdout
-        from curate.export.select import select, write_selection
+        """Dry-run a selection: print what each step keeps (and optionally save it). With --operating-point, first
+        print the variant's operating curve (segments kept by their clean score: kept % of hours, and with
+        --reference the measured clean %), pick the threshold that meets the point and keeps the most, and
+        select with it (min_clean_score)."""
+        from curate.cli.console import run_dir_here
 
-        sel = _selection(select_file, set_)
-        try:
-            _, stats = select(run_dir_here(run_dir), variant, sel)
-        except FileNotFoundError as e:
-            fail(str(e))
-        if out is not None:
-            write_selection(out, sel, stats)
-        if json_:
-            print_json(stats)
-            return
-        lines = ["| step | segments | hours |", "|---|---:|---:|"]
-        lines += [f"| {s['step']} | {s['segments']:,} | {s['hours']:.3f} |" for s in stats["steps"]]
-        lines += [f"| → {k} | {stats[k]['segments']:,} | {stats[k]['hours']:.3f} |" for k in ("train", "valid")]
-        stdout.print("\n".join(lines))
-        if out is not None:
-            stdout.print(f"selection written to {out}/selection.yaml and selection.json")
+        _select(run_dir_here(run_dir), variant, _selection(select_file, set_), out, operating_point, reference, json_)
 
     @app.command("cat")
     def cat_cmd(

@@ -93,6 +93,33 @@ def plot_lengths(durations: dict[str, list[float]], path: str | Path, max_s: flo
     return _save(fig, path)
 
 
+def plot_operating_curves(
+    curves: dict[str, list[Any]], path: str | Path, clean_pct: float = 95.0, recall_pct: float = 75.0
+) -> Path:
+    """Each clean variant's operating curve (:func:`curate.export.operating.curve`, measured against a reference):
+    clean single-speaker % of the kept time against the share of the reference's clean speech kept (left) and
+    against the share of the variant's hours kept (right); the targets as dotted lines."""
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for v, points in sorted(curves.items()):
+        pts = [p for p in points if p.clean_single_pct is not None]
+        if not pts:
+            continue
+        (line,) = ax.plot([p.clean_recall_pct for p in pts], [p.clean_single_pct for p in pts], ".-", label=v)
+        ax2.plot([p.kept_pct for p in pts], [p.clean_single_pct for p in pts], ".-", color=line.get_color())
+    for a in (ax, ax2):
+        a.axhline(clean_pct, color="k", ls=":", lw=1)
+        a.set_xlim(0, 101)
+    ax.axvline(recall_pct, color="k", ls=":", lw=1)
+    ax.set(xlabel="clean speech kept, % of the reference's", ylabel="clean single-speaker, % of kept time",
+           title=f"target: ≥ {clean_pct:g} % clean at ≥ {recall_pct:g} % kept")  # fmt: skip
+    ax2.set(xlabel="kept, % of the variant's hours", title="segments kept by their clean score")
+    for a in (ax, ax2):
+        a.set_ylim(top=101)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    return _save(fig, path)
+
+
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,13 +140,26 @@ def run_durations(run_dir: str | Path) -> dict[str, list[float]]:
     }
 
 
-def save_run_plots(run_dir: str | Path, quality: dict[str, Any] | None = None) -> list[Path]:
-    """``RUN/plots/lengths.png`` and, with quality results, ``RUN/plots/composition.png``; returns the paths."""
+def save_run_plots(
+    run_dir: str | Path, quality: dict[str, Any] | None = None, curves: dict[str, list[Any]] | None = None
+) -> list[Path]:
+    """``RUN/plots/lengths.png``; with quality results, ``RUN/plots/composition.png``; with the clean variants'
+    measured operating curves, ``RUN/plots/operating_curves.png``. Returns the paths."""
     out = Path(run_dir) / "plots"
     paths = [plot_lengths(run_durations(run_dir), out / "lengths.png")]
     if quality:
         paths.insert(0, plot_composition(quality, out / "composition.png"))
+    if curves:
+        paths.append(plot_operating_curves(curves, out / "operating_curves.png"))
     return paths
 
 
-__all__ = ["PARTS", "composition_shares", "plot_composition", "plot_lengths", "run_durations", "save_run_plots"]
+__all__ = [
+    "PARTS",
+    "composition_shares",
+    "plot_composition",
+    "plot_lengths",
+    "plot_operating_curves",
+    "run_durations",
+    "save_run_plots",
+]

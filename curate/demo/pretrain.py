@@ -1,8 +1,10 @@
 """The demo's last act: pre-train the tiny CPU config until it learns, and save the learning curve as a PNG.
 
-Data: the real speech of the real-audio folder when present (``curate.testing.speech.realaudio_dir``: 6 min,
-20+ speakers, held out by speaker), else the demo run's best variant (espeak-ng speech). 1,500 steps of
-``tiny-cpu`` (≈ 1–2 min on one core) take the held-out contrastive loss below its chance level; the curve
+Data: ``curate demo`` pre-trains on the demo run's best clean variant (``real_speech=False``; espeak-ng speech in
+the synthetic archive); with ``real_speech`` (``curate demo --pretrain-real-speech``), the real speech of the
+real-audio folder when present (``curate.testing.speech.realaudio_dir``: 6 min, 20+ speakers, held out by speaker).
+On that real speech 1,500 steps of ``tiny-cpu`` (≈ 1–2 min on one idle core) take the held-out contrastive loss
+below its chance level; the curve
 (``learning_curve.png``) shows the training and held-out loss against chance, and the held-out accuracy
 against chance and the shuffled-context control.
 """

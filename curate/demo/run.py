@@ -39,6 +39,48 @@ def _show_dedup(run_dir: Path, duplicates: Path, console: Console) -> None:
     console.print(format_dedup(dq), soft_wrap=True)
 
 
+def _operating_curves(
+    run_dir: Path, truth: dict, quality: dict, best: str, sel_dir: Path, console: Console
+) -> dict[str, list[Any]]:
+    """Each clean variant's operating curve (segments kept by their clean score, measured against the ground
+    truth), and the best one's selection at the clean target, written under ``sel_dir`` as `curate select` would."""
+    import dataclasses
+
+    from curate.errors import ConfigError
+    from curate.export import operating
+    from curate.export.select import Selection, select, write_selection
+    from curate.quality import Targets
+
+    curves: dict[str, list[Any]] = {}
+    for v in sorted(v for v, q in quality.items() if v.endswith("-clean") and q.segments):
+        try:
+            curves[v] = operating.variant_curve(run_dir, v, truth)[1]
+        except ConfigError as e:  # a run without frame scores
+            console.print(f"no operating curve for {v}: {e}")
+    goal, point, why = operating.Goal(clean_pct=Targets().clean_single_pct), None, ""
+    if best in curves:
+        try:
+            point = operating.choose(curves[best], goal, best)
+        except ConfigError as e:
+            why = str(e)
+    for v, points in curves.items():
+        console.print(operating.format_curve(v, points, point if v == best else None, rows=5), soft_wrap=True)
+    if point is None:
+        console.print(f"operating point {goal} on {best}: {why or 'no operating curve'}", soft_wrap=True)
+        return curves
+    sel = dataclasses.replace(Selection(name=f"{best}-operating-point"), min_clean_score=point.threshold)
+    _, stats = select(run_dir, best, sel)
+    write_selection(sel_dir, sel, {**stats, "operating_point": {"goal": str(goal), **point.as_dict()}})
+    console.print(
+        f"operating point {goal} on {best}: clean_score >= {point.threshold:.4f} keeps {point.kept_pct:.1f} % of "
+        f"its hours, {point.clean_single_pct:.1f} % clean single-speaker, {point.clean_recall_pct:.1f} % of the "
+        f"clean speech; selection: {sel_dir}/selection.yaml (curate select {run_dir} --variant {best} "
+        f"--operating-point {goal} --reference GROUND_TRUTH)",
+        soft_wrap=True,
+    )
+    return curves
+
+
 def run_demo(
     out_dir: Path,
     pipeline_path: Path,
@@ -50,11 +92,14 @@ def run_demo(
     run: Callable[..., Any] | None = None,
     plot: Callable[..., list[Path]] | None = None,
     real_audio: Path | None = None,
+    pretrain_real_speech: bool = False,
 ) -> Path:
     """Build the archive, run ``pipeline_path`` on it (through ``run``, e.g. the CLI's progress-bar runner;
-    default :func:`curate.runners.run_pipeline`), score, export and pre-train. Returns the run directory.
+    default :func:`curate.runners.run_pipeline`), score (with the clean variants' operating curves), export the
+    best clean variant and pre-train on it. Returns the run directory.
     ``real_audio``: build the programmes from the real recordings in that folder (``INVENTORY.csv``, ``flac/``,
-    ``annotations/``) instead of synthesizing them (:mod:`curate.demo.real`)."""
+    ``annotations/``) instead of synthesizing them (:mod:`curate.demo.real`). ``pretrain_real_speech``: pre-train on
+    the real speech of the real-audio folder (when present) instead of the best clean variant."""
     from curate.config import load_pipeline
     from curate.demo.archive import build_demo_archive
     from curate.runners import run_pipeline
@@ -84,7 +129,8 @@ def run_demo(
     from curate.quality import Targets, as_dict, evaluate_run, format_quality, load_ground_truth
     from curate.rundir import RunDir
 
-    quality = evaluate_run(run_dir, load_ground_truth(catalog.parent / "ground_truth.json"))
+    truth = load_ground_truth(catalog.parent / "ground_truth.json")
+    quality = evaluate_run(run_dir, truth)
     manifest.write_json(RunDir(run_dir).quality_json, as_dict(quality))
     console.print(format_quality(quality, Targets()), soft_wrap=True)
     console.print(
@@ -92,15 +138,16 @@ def run_demo(
         "targets (issue #12) for the *-clean variants: clean 1-spk ≥ 95 %, music ≤ 2 %, sung ≤ 0.5 %, "
         ">1 speaker ≤ 5 %, clean kept ≥ 75 %"
     )
-    if plot is not None:  # e.g. the CLI's PNG charts: composition per variant, segment lengths
-        for p in plot(run_dir, quality):
+    from curate.calibrate import best_clean
+
+    best = best_clean(quality) or best_variant(stats)  # the clean variant nearest the targets, else the thesis'
+    curves = _operating_curves(run_dir, truth, quality, best, out_dir / "selection", console)
+    if plot is not None:  # e.g. the CLI's PNG charts: composition per variant, segment lengths, operating curves
+        for p in plot(run_dir, quality, curves=curves):
             console.print(f"plot: {p}", soft_wrap=True)
     _show_dedup(run_dir, catalog.parent / "duplicates.json", console)
 
     console.rule("[bold]4. export")
-    from curate.calibrate import best_clean
-
-    best = best_clean(quality) or best_variant(stats)  # the clean variant nearest the targets, else the thesis'
     from curate.export import export_demo
 
     t = time.perf_counter()
@@ -112,7 +159,7 @@ def run_demo(
     from curate.demo.pretrain import pretrain_demo
 
     t = time.perf_counter()
-    result = pretrain_demo(run_dir, out_dir / "pretrain", variant=best)
+    result = pretrain_demo(run_dir, out_dir / "pretrain", variant=best, real_speech=pretrain_real_speech)
     console.print(f"pre-trained on {result['data']} in {time.perf_counter() - t:.0f} s: {_summary(result)}")
     from curate.w2v2.validate import held_out_line
 

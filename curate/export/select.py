@@ -16,6 +16,7 @@ A selection is a small YAML spec (see ``configs/selection/``)::
     max_hours_per_programme: 2   # programme = recordings' ``title`` (``programme_column``)
     cut_repeats: true            # drop segments overlapping repeated excerpts (``audio_dedup``'s repeats.parquet)
     max_hours: 10
+    min_clean_score: 0.62        # an operating point of a clean variant (curate select --operating-point clean=95)
     split: {method: random, valid_pct: 5}     # or {method: median_per_recording}, or {method: none}
 
 Everything is deterministic: the sampling order is a hash of (seed, segment_id), so the same spec on the
@@ -96,6 +97,8 @@ class Selection:
     max_hours_per_programme: float | None = None
     programme_column: str = "title"
     cut_repeats: bool = False  # drop segments that overlap an excerpt audio_dedup found repeated (repeats.parquet)
+    # keep segments whose clean score (curate.export.operating, from the run's frame scores) is at least this
+    min_clean_score: float | None = None
     split: Split = field(default_factory=Split)
 
     def predicates(self) -> list[Predicate]:
@@ -111,6 +114,8 @@ class Selection:
             v = getattr(self, k)
             if v is not None and v < 0:
                 raise ConfigError(f"{where}: {k} must be >= 0, got {v}")
+        if self.min_clean_score is not None and not 0 <= self.min_clean_score <= 1:
+            raise ConfigError(f"{where}: min_clean_score must be in [0, 1], got {self.min_clean_score}")
         if (
             self.min_duration_s is not None
             and self.max_duration_s is not None
@@ -248,6 +253,11 @@ def apply_selection(
     if sel.max_duration_s is not None:
         df = df[df["duration_s"] <= sel.max_duration_s]
     _step(steps, "duration", df)
+    if sel.min_clean_score is not None:
+        if "clean_score" not in df.columns:
+            raise ConfigError(f"selection '{sel.name}': min_clean_score needs the segments' clean_score column")
+        df = df[(df["clean_score"] >= sel.min_clean_score).to_numpy()]
+        _step(steps, "min_clean_score", df)
     for p in sel.predicates():
         df = df[p.mask(df).to_numpy()]
         _step(steps, f"where {p.column} {p.op} {'' if p.value is None else p.value}".strip(), df)
@@ -316,15 +326,24 @@ def split_labels(df: pd.DataFrame, sel: Selection) -> np.ndarray:
     return labels
 
 
-def select(run_dir: str | Path, variant: str, sel: Selection | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Load a variant of a run and apply a selection (the whole variant, all train, by default)."""
+def select(
+    run_dir: str | Path, variant: str, sel: Selection | None = None, segments: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Load a variant of a run and apply a selection (the whole variant, all train, by default). ``segments``: the
+    variant as :func:`load_segments` returns it (with ``clean_score`` when known), not to read it again."""
     sel = sel or Selection()
     repeats = None
     if sel.cut_repeats:
         from curate.stages.cut_repeats import load_repeats
 
         repeats = load_repeats(RunDir(run_dir))
-    df, stats = apply_selection(load_segments(run_dir, variant), sel, repeats)
+    df = load_segments(run_dir, variant) if segments is None else segments
+    needs_score = sel.min_clean_score is not None or any(p.column == "clean_score" for p in sel.predicates())
+    if needs_score and "clean_score" not in df.columns:
+        from curate.export.operating import add_clean_scores
+
+        df = add_clean_scores(df, RunDir(run_dir))
+    df, stats = apply_selection(df, sel, repeats)
     stats.update(run_dir=str(Path(run_dir).resolve()), variant=variant, selection=sel.name, seed=sel.seed)
     return df, stats
 

@@ -108,6 +108,23 @@ def change_points(speakers: Frames | None, threshold: float | None) -> list[floa
     return [(s + e) / 2 for s, e in runs]
 
 
+def voice_turns(
+    voices: Frames | None, speakers: Frames | None, threshold: float | None, min_support_s: float, snap_s: float
+) -> list[float]:
+    """Turns from the speaker encoder's track (``voices``): one per run of frames whose voice distance exceeds
+    ``threshold`` with ``min_support_s`` of speech on each side, at its peak, moved into the deepest pause of the
+    ``speakers`` frames within ``snap_s`` (speech score below 0.5) when there is one."""
+    if voices is None or threshold is None or not len(voices):
+        return []
+    a, b = cells(voices)
+    support = np.asarray(voices.values["support_s"], float) >= min_support_s
+    points = clean_spans.peaks(a, b, np.asarray(voices.values["distance"], float), threshold, support)
+    if speakers is None or not len(speakers) or snap_s <= 0:
+        return points
+    sa, sb = cells(speakers)
+    return clean_spans.snap(points, sa, sb, np.asarray(speakers.values["speech"], float), snap_s, 0.5)
+
+
 def cut_segment(
     span: timeline.Interval, bad: dict[str, list[timeline.Interval]], changes: list[float], edge_s: float = 0.3
 ) -> tuple[list[timeline.Interval], list[tuple[timeline.Interval, str]]]:
@@ -233,10 +250,19 @@ class CleanTrim(_Clean):
     join_gap_s: float = 0.0  # re-join one speaker's consecutive pieces across a clean gap this long (0: never)
     join_max_s: float = 30.0  # … while the joined segment is at most this long
     pauses_from: str = "tags"  # pauses (speech < speech threshold) from tags (0.48 s cells) or speakers (0.1 s)
+    voice: float | None = None  # a turn where the voice distance (scores/voices, tag_voices) peaks above this
+    voice_support_s: float = 0.5  # … with at least this much speech on each side
+    snap_s: float = 0.5  # … moved into the deepest pause within this distance
+    join_voice: float | None = None  # re-join only across gaps whose voice distance stays at most this (None: any)
 
     def validate(self) -> None:
         super().validate()
-        for name in ("pad_s", "edge_s", "smooth_s", "min_bad_s", "touch_s", "min_split_s", "join_gap_s"):
+        for name in ("voice", "join_voice"):
+            v = getattr(self, name)
+            if v is not None and not 0 < v < 1:
+                raise ConfigError(f"clean_trim.{name} must be in (0, 1) or null, got {v}")
+        names = ("pad_s", "edge_s", "smooth_s", "min_bad_s", "touch_s", "min_split_s", "join_gap_s", "voice_support_s")
+        for name in (*names, "snap_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"clean_trim.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.hysteresis <= 1:
@@ -261,6 +287,14 @@ class CleanTrim(_Clean):
         th = self.thresholds
         bad = bad_intervals(tags, speakers, th, self.pad_s)
         changes = change_points(speakers, th.change)
+        wants_voices = self.voice is not None or self.join_voice is not None
+        voices = ctx.frame_scores("voices") if wants_voices else None
+        if wants_voices and voices is None:
+            ctx.warnings.append(
+                f"{self.stage_name}: no voice scores for '{ctx.recording.recording_id}' (add tag_voices after "
+                "tag_speakers in the tags pass); turns come from the speaker activity alone"
+            )
+        changes = sorted({*changes, *voice_turns(voices, speakers, self.voice, self.voice_support_s, self.snap_s)})
         kept: list[Segment] = []
         rejected: list[RejectedSegment] = []
         for seg in segments:
@@ -275,8 +309,13 @@ class CleanTrim(_Clean):
                 score = _mean_in(frames, col, (s, e)) if frames is not None else None
                 rejected.append(RejectedSegment(piece_segment(seg, s, e), self.stage_name, reason, score=score))
         if self.join_gap_s > 0:
+            apart = []  # where the voices on either side differ: no join across it
+            if voices is not None and len(voices) and self.join_voice is not None:
+                va, vb = cells(voices)
+                far = np.asarray(voices.values["across"], float) > self.join_voice
+                apart = timeline.from_mask(va, vb, far & (np.asarray(voices.values["support_s"]) > 0))
             ok = clean_spans.rejoin_allowed(
-                [iv for ivs in bad.values() for iv in ivs], changes, self.join_gap_s, self.join_max_s
+                [iv for ivs in bad.values() for iv in ivs], changes, self.join_gap_s, self.join_max_s, apart
             )
             kept = merge_runs(
                 kept,
@@ -316,4 +355,5 @@ __all__ = [
     "piece_segment",
     "quality_columns",
     "snr_estimate",
+    "voice_turns",
 ]

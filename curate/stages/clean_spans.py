@@ -8,7 +8,10 @@
 3. **Per segment**: a bad span within ``touch_s`` of an edge trims that edge (everything from the edge through
    the span goes); an interior span is cut out (the segment splits) only when it lasts ``min_split_s`` or more —
    a shorter one stays inside the segment. What remains splits at speaker turns.
-4. **Re-join**: consecutive pieces of one speaker whose gap is at most ``join_gap_s`` and holds no bad span and no
+4. **Turns** come from two tracks: the segmentation model's local speakers (a turn's plateau) and a speaker
+   encoder's voice distance left/right of each moment: one turn per run above the threshold, at the run's peak
+   (:func:`peaks`), moved into the deepest pause nearby when there is one (:func:`snap`).
+5. **Re-join**: consecutive pieces of one speaker whose gap is at most ``join_gap_s`` and holds no bad span and no
    turn become one segment again (up to ``join_max_s``), before the length filter drops short pieces.
 """
 
@@ -71,6 +74,59 @@ def spans(
     return timeline.dilate(timeline.drop_short(runs, min_s), pad_s, lo=0.0)
 
 
+def peaks(
+    starts: Sequence[float],
+    ends: Sequence[float],
+    values: Sequence[float],
+    threshold: float,
+    mask: Sequence[bool] | None = None,
+) -> list[float]:
+    """One point per run of cells whose value exceeds ``threshold`` (and ``mask`` holds): the middle of the run's
+    highest stretch of equal cells (the first, on ties)."""
+    v = np.asarray(values, float)
+    a, b = np.asarray(starts, float), np.asarray(ends, float)
+    on = v > threshold if mask is None else (v > threshold) & np.asarray(mask, bool)
+    out: list[float] = []
+    i = 0
+    while i < v.size:
+        if not on[i]:
+            i += 1
+            continue
+        j = i
+        while j < v.size and on[j]:
+            j += 1
+        top = i + int(np.argmax(v[i:j]))
+        k = top
+        while k + 1 < j and v[k + 1] == v[top]:
+            k += 1
+        out.append(float((a[top] + b[k]) / 2))
+        i = j
+    return out
+
+
+def snap(
+    points: Sequence[float],
+    starts: Sequence[float],
+    ends: Sequence[float],
+    values: Sequence[float],
+    within_s: float,
+    below: float,
+) -> list[float]:
+    """Each point moved to the middle of the lowest cell whose middle lies within ``within_s`` of it, when that
+    cell's value is below ``below`` (a pause between two voices); else left where it is. Sorted, no repeats."""
+    a, b = np.asarray(starts, float), np.asarray(ends, float)
+    mid, v = (a + b) / 2, np.asarray(values, float)
+    out = set()
+    for p in points:
+        near = np.flatnonzero(np.abs(mid - p) <= within_s + 1e-9)
+        if near.size:
+            low = near[np.argmin(v[near])]
+            out.add(float(mid[low]) if v[low] < below else float(p))
+        else:
+            out.add(float(p))
+    return sorted(out)
+
+
 def decide(
     span: timeline.Interval,
     bad: dict[str, list[timeline.Interval]],
@@ -108,11 +164,17 @@ def decide(
 
 
 def rejoin_allowed(
-    bad: list[timeline.Interval], changes: Sequence[float], join_gap_s: float, join_max_s: float
+    bad: list[timeline.Interval],
+    changes: Sequence[float],
+    join_gap_s: float,
+    join_max_s: float,
+    apart: Sequence[timeline.Interval] = (),
 ) -> Callable[[timeline.Interval, timeline.Interval, bool], bool]:
-    """The re-join rule over a recording's bad spans and turns: ``ok(left, right, same_speaker)``."""
+    """The re-join rule over a recording's bad spans and turns: ``ok(left, right, same_speaker)``. ``apart``:
+    where the voices on either side differ; no join across a gap that touches one (even a gap of no length)."""
     merged = timeline.merge(bad)
     points = sorted(changes)
+    differ = timeline.merge(apart)
 
     def ok(left: timeline.Interval, right: timeline.Interval, same_speaker: bool) -> bool:
         gap = (left[1], right[0])
@@ -120,9 +182,11 @@ def rejoin_allowed(
             return False
         if gap[1] > gap[0] and timeline.total(timeline.intersect([gap], merged)) > 0:
             return False
+        if any(a <= gap[1] + 1e-6 and b >= gap[0] - 1e-6 for a, b in differ):
+            return False
         return not any(left[1] - 1e-6 <= c <= right[0] + 1e-6 for c in points)
 
     return ok
 
 
-__all__ = ["ORDER", "decide", "hysteresis", "median_smooth", "rejoin_allowed", "spans"]
+__all__ = ["ORDER", "decide", "hysteresis", "median_smooth", "peaks", "rejoin_allowed", "snap", "spans"]

@@ -1,6 +1,7 @@
-"""Frame-score passes: what sounds are where (``tag_events``) and who speaks over whom (``tag_speakers``).
+"""Frame-score passes: what sounds are where (``tag_events``), who speaks over whom (``tag_speakers``) and where
+the voice changes (``tag_voices``).
 
-Both run once per recording, pass segments through unchanged, and leave their frame scores on the recording
+All run once per recording, pass segments through unchanged, and leave their frame scores on the recording
 context; the runner saves them under ``scores/<kind>/<recording_id>.parquet`` (:meth:`RunDir.scores_path`) so
 that the ``clean_*`` derivations (:mod:`curate.stages.clean`) re-run later without any model. Put them in a
 pass of their own, before the passes whose variants are cleaned::
@@ -9,6 +10,7 @@ pass of their own, before the passes whose variants are cleaned::
       tags:
         - {stage: tag_events}
         - {stage: tag_speakers}
+        - {stage: tag_voices}     # after tag_speakers: it embeds only the blocks those frames call speech
 """
 
 from __future__ import annotations
@@ -109,4 +111,54 @@ class TagSpeakers(Transform):
         return StageResult(segments)
 
 
-__all__ = ["TagEvents", "TagSpeakers"]
+@register("tag_voices")
+@dataclass
+class TagVoices(Transform):
+    """Voice change along the recording from the GE2E speaker encoder (:mod:`curate.models.voices`): per frame,
+    the distance between the voice just before and just after it. Put it after ``tag_speakers`` (it embeds only
+    the blocks whose ``speakers`` frames hold speech; without them, every block)."""
+
+    model: str = "resemblyzer:ge2e"
+    block_s: float = 0.8  # audio embedded at a time
+    hop_s: float = 0.4  # step between blocks
+    context_s: float = 2.0  # speech compared on each side of a frame
+    grid_s: float = 0.1  # grid of the saved frames (the speakers grid)
+    min_speech: float = 0.5  # blocks with less speech (share of the block) are not embedded
+    pause_s: float = 0.3  # `distance` compares speech within stretches split at pauses this long (speakers frames)
+    device: str = "auto"
+    model_store: str | None = None
+
+    resources = Resources(cpus=1, gpus=0)
+
+    def validate(self) -> None:
+        if min(self.block_s, self.hop_s, self.context_s, self.grid_s) <= 0:
+            raise ConfigError("tag_voices: block_s, hop_s, context_s and grid_s must be > 0")
+        if self.context_s < self.block_s:
+            raise ConfigError(f"tag_voices.context_s must be >= block_s, got {self.context_s} < {self.block_s}")
+        if not 0 <= self.min_speech <= 1:
+            raise ConfigError(f"tag_voices.min_speech must be in [0, 1], got {self.min_speech}")
+
+    def setup(self) -> None:
+        import numpy as np
+
+        from curate.models.device import pick_device
+        from curate.models.voices import VoiceTrack, load_encoder
+
+        enc = load_encoder(_resolve(self.model, self, self.model_store), pick_device(self.device))
+        self._track = VoiceTrack(
+            enc, self.block_s, self.hop_s, self.context_s, self.grid_s, self.min_speech, self.pause_s
+        )
+        self._track.embed(np.zeros(16000, np.float32), np.zeros(1))  # first call's one-off cost, not a recording's
+
+    def teardown(self) -> None:
+        from curate.models.device import free_cuda
+
+        self._track = None
+        free_cuda()
+
+    def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
+        ctx.frames["voices"] = self._track.frames(ctx.audio(), ctx.frame_scores("speakers"))
+        return StageResult(segments)
+
+
+__all__ = ["TagEvents", "TagSpeakers", "TagVoices"]
