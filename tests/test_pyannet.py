@@ -16,12 +16,11 @@ from curate.models import diarization as D
 def both(realaudio, tmp_path_factory):
     """(conversation audio, pyannote model, resemblyzer encoder, plain PyanNet, plain GE2E)."""
     import resemblyzer
+    import torch
 
     from curate import audio
     from curate.models import ge2e, pyannet
     from curate.models.vad import load_segmentation, resolve_model_path
-
-    import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small LSTMs: one thread is faster than two on a loaded 2-core machine
