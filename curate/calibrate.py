@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,10 @@ GRID: dict[str, tuple[Any, ...]] = {
     "touch_s": (0.0, 0.5, 1.0),
     "min_split_s": (0.0, 0.5, 1.0, 2.0),
     "join_gap_s": (0.0, 0.5, 1.0, 2.0),
+    "bed_margin_db": (None, 6.0, 10.0, 15.0, 20.0),
+    "bed_window_s": (0.96, 1.44, 2.4),
+    "bed_min_db": (20.0, 30.0),  # not 10: chirping birds in a quiet room would grow over everything (docs/clean.md)
+    "bed_bridge_s": (0.0, 2.0, 4.0, 6.0, 8.0),
 }
 MAIN = "music"  # the operating curve's threshold
 
@@ -57,9 +61,18 @@ class Labelled:
     segments: dict[str, list[Segment]]
     reference: dict[str, list[Region]]
     run: RunDir
+    _frames: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def frames(self, rid: str) -> dict[str, Any]:
-        return {k: f for k in ("tags", "speakers", "voices") if (f := self.run.read_scores(k, rid)) is not None}
+        """The saved frame scores of ``rid``; its tags get the noise floor (from the audio, once) for the bed rule."""
+        if rid not in self._frames:
+            from curate.stages.clean import with_floor
+
+            out = {k: f for k in ("tags", "speakers", "voices") if (f := self.run.read_scores(k, rid)) is not None}
+            if "tags" in out and len(out["tags"]) and Path(self.recordings[rid].audio_path).is_file():
+                out["tags"] = with_floor(out["tags"], RecordingContext(self.recordings[rid]).audio())
+            self._frames[rid] = out
+        return self._frames[rid]
 
 
 def clean_variants(run_dir: str | Path) -> dict[str, dict[str, Any]]:

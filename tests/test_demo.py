@@ -203,3 +203,49 @@ def test_real_audio_archive_tiles_and_marks_what_is_under_the_speech(tmp_path: P
     under = {r.background for rs in truth.values() for r in rs if r.kind == "speech"}
     assert {"music", "speech"} <= under  # the opening plan: turns, speech over music, an overlap …
     assert build_real_archive(tmp_path / "real", realaudio, n_programmes=2, duration_s=60) == cat  # idempotent
+
+
+def _active_db(x: np.ndarray, sr: int = 16000) -> float:
+    """Level of the 10 ms frames within 40 dB of the loudest (pauses do not count), dB."""
+    n = x.size // (sr // 100)
+    e = np.mean(np.square(x[: n * (sr // 100)].reshape(n, -1), dtype=np.float64), axis=1)
+    return float(10 * np.log10(np.mean(e[e >= e.max() * 1e-4])))
+
+
+@pytest.mark.realaudio
+@pytest.mark.slow
+def test_real_audio_v2_bed_under_a_voice_is_mixed_at_the_drawn_ratio_and_the_layout_does_not_move(
+    tmp_path: Path, realaudio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each "speech over X" region: programme minus the voice clip (from the inventory) is the bed; its level under
+    the voice lies in BED_SNR_DB. Another ratio range changes the mix, never the timeline (v1's layout)."""
+    from curate import audio
+    from curate.demo import real
+
+    cat = real.build_real_archive(tmp_path / "v2", realaudio, n_programmes=2, duration_s=150)
+    truth = load_ground_truth(cat.parent / "ground_truth.json")
+    inv = [r for r in _rows(realaudio / "INVENTORY.csv") if r["content_type"] == "speech"]
+    lo, hi = real.BED_SNR_DB
+    snrs = []
+    for rid, regions in truth.items():
+        x, sr = sf.read(cat.parent / "audio" / f"{rid}.flac", dtype="float32")
+        for r in (r for r in regions if r.kind == "speech" and r.background in ("music", "vocal_music", "noise")):
+            a, b = round(r.start_s * sr), round(r.end_s * sr)
+            voices = [
+                v
+                for row in inv
+                if f"{row['id'].split('_')[1]}:{row['speaker_id'] or row['id']}" == r.speaker
+                and (v := audio.load(realaudio / "flac" / f"{row['id']}.flac")).size == b - a
+            ]
+            assert voices, f"{rid} {r}: no clip of {r.speaker} lasts the region"
+            snr = max(_active_db(v) - _active_db(x[a:b] - v) for v in voices)  # the right clip leaves only the bed
+            snrs.append(snr)
+            assert lo - 0.5 <= snr <= hi + 0.5, f"{rid} {r.start_s:.1f} s: voice {snr:.1f} dB over its bed"
+    assert len(snrs) >= 6  # the opening plan holds a music, a song and a noise bed per programme
+
+    monkeypatch.setattr(real, "BED_SNR_DB", (20.0, 20.0))
+    other = real.build_real_archive(tmp_path / "v2-20dB", realaudio, n_programmes=2, duration_s=150)
+    assert load_ground_truth(other.parent / "ground_truth.json") == truth
+    y, _ = sf.read(other.parent / "audio" / f"{next(iter(truth))}.flac", dtype="float32")
+    x, _ = sf.read(cat.parent / "audio" / f"{next(iter(truth))}.flac", dtype="float32")
+    assert x.size == y.size and not np.array_equal(x, y)  # same timeline, another mix

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import zlib
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,11 @@ from curate.demo.files import atomic_write, write_rttm
 from curate.quality import Region
 
 SR = audio.SAMPLE_RATE
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: beds under speech mixed at a drawn speech-to-bed ratio (BED_SNR_DB), not at a fixed gain
+# A bed under a voice sits this many dB below it (active RMS over the voice's span), drawn per bed: the range of
+# broadcast beds and field reports, so every region labelled "speech over X" has X audible under the voice. (v1 mixed
+# the bed at 0.2-0.3 of its own level: a quiet noise clip then sat ~40 dB under the voice and was labelled noise.)
+BED_SNR_DB = (0.0, 15.0)
 BLOCKS = {"turns": 4, "conversation": 2, "bed": 2, "songbed": 1, "noisebed": 1, "overlap": 2, "music": 1, "song": 1,
           "noise": 1, "silence": 1}  # fmt: skip
 
@@ -127,6 +132,20 @@ def _conversation(rng: np.random.Generator, clips: _Clips) -> _Track:
     return t
 
 
+def _active_rms(x: np.ndarray, frame: int = SR // 100) -> float:
+    """RMS over the frames within 40 dB of the loudest (pauses between words do not count)."""
+    n = x.size // frame
+    if n == 0:
+        return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    e = np.mean(np.square(x[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    return float(np.sqrt(np.mean(e[e >= e.max() * 1e-4])))
+
+
+def _draw_snr(clip_id: str, intro: int) -> float:
+    r = np.random.default_rng([zlib.crc32(clip_id.encode()), intro])
+    return float(r.uniform(*BED_SNR_DB))
+
+
 def _bed(rng: np.random.Generator, clips: _Clips, kind: str) -> _Track:
     """A speech clip over a bed (instrumental music, a song, noise) that plays alone before and after it."""
     pool = {"music": clips.music, "vocal_music": clips.songs or clips.music, "noise": clips.noise}[kind]
@@ -137,11 +156,16 @@ def _bed(rng: np.random.Generator, clips: _Clips, kind: str) -> _Track:
     bed_src = clips.load(_pick(rng, pool))
     total = intro + voice.size + outro
     bed = np.resize(bed_src, total).astype(np.float32)  # loops a short bed
-    gain = np.full(total, 0.3 if kind == "noise" else 0.2, np.float32)
-    gain[:intro], gain[intro + voice.size :] = 1.0, 1.0
+    under = bed[intro : intro + voice.size]
+    snr_db = _draw_snr(row["id"], intro)  # its own draw: the programme's layout stays that of v1
+    level = _active_rms(voice) / max(_active_rms(under), 1e-6) * 10 ** (-snr_db / 20)
+    # heard alone the bed is 6 dB louder than under the voice (ducked, as a presenter's bed is), peaks below 0.9
+    alone = min(2.0 * level, 0.9 / max(float(np.max(np.abs(bed))), 1e-6))
+    bed = bed * np.float32(alone)
+    bed[intro : intro + voice.size] *= np.float32(min(level, alone) / alone)
     t = _Track(SR)
     t.place(bed[:intro], kind, source="bed")
-    t.place(bed[intro : intro + voice.size] * gain[intro : intro + voice.size] + voice, "speech", speaker=_speaker(row),
+    t.place(bed[intro : intro + voice.size] + voice, "speech", speaker=_speaker(row),
             language=row["language"][:2] or None, background=kind)  # fmt: skip
     t.place(bed[intro + voice.size :], kind, source="bed")
     return t

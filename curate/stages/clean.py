@@ -31,6 +31,8 @@ from curate.stages.postprocess import join_words, merge_runs
 
 REASONS = ORDER  # the order bad spans are attributed in; each is a rejection reason (schema.REJECT_REASONS)
 TAG_HOP_S, SPEAKER_HOP_S = 0.48, 0.1  # frame hops of the two score kinds (for smoothing widths in seconds)
+BRIDGED = ("music", "vocal_music", "noise")  # the beds a voice can be spoken over (``bed_bridge_s``)
+FLOOR = "floor_db"  # a tags column made from the audio at derive time when a rule needs it (:func:`with_floor`)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class Thresholds:
     hysteresis: float = 1.0  # a bad run lasts while the score stays above hysteresis × threshold
     min_bad_s: float = 0.0  # bad runs shorter than this are ignored
     pauses_from: str = "tags"  # the speech score that finds pauses: tags (0.48 s cells) or speakers (0.1 s)
+    bed_margin_db: float | None = None  # noise spans grow over neighbours whose floor is within this (None: off)
+    bed_window_s: float = 1.44  # the floor is the running minimum over this long (a voice's pauses pull it down)
+    bed_min_db: float = 20.0  # a bed's floor lies this far above the recording's quietest (5th percentile)
+    bed_bridge_s: float = 0.0  # a voice this short between two spans of one bed heard alone is over it (0: off)
 
 
 def cells(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
@@ -92,11 +98,37 @@ def bad_intervals(
         if frames is None or limit is None or not len(frames):
             continue
         a, b = cells(frames)
-        out[reason] = clean_spans.spans(
+        runs = clean_spans.spans(
             a, b, np.asarray(frames.values[reason], float), limit, smooth_frames=_width(frames, th.smooth_s),
-            hysteresis_ratio=th.hysteresis, min_s=th.min_bad_s, pad_s=pad_s,
+            hysteresis_ratio=th.hysteresis, min_s=th.min_bad_s,
         )  # fmt: skip
+        if reason == "noise" and th.bed_margin_db is not None and FLOOR in frames.values:
+            raw = frames.values[FLOOR]  # the noise's level: its own cells; the voice's floor: over its pauses
+            floor = clean_spans.running_min(raw, _width(frames, th.bed_window_s))
+            quiet = float(np.percentile(raw, 5)) + th.bed_min_db  # a bed is a steady noise above the room's
+            alone = clean_spans.heard_alone(runs, a, b, frames.values["speech"])  # a bed is heard alone somewhere
+            grown = clean_spans.extend_beds(alone, a, b, floor, th.bed_margin_db, level_db=raw, min_level_db=quiet)
+            runs = timeline.merge([*runs, *grown])
+        if reason in BRIDGED and th.bed_bridge_s > 0 and frames is tags:
+            runs = clean_spans.bridge_beds(runs, a, b, frames.values["speech"], th.bed_bridge_s)
+        out[reason] = timeline.dilate(runs, pad_s, lo=0.0)
     return out
+
+
+def _needs_floor(tags: Frames | None, th: Thresholds) -> bool:
+    """The bed rule is on, a noise span may start somewhere and the tags have no floor yet (else: no decoding)."""
+    if th.bed_margin_db is None or th.noise is None or tags is None or not len(tags) or FLOOR in tags.values:
+        return False
+    return bool((np.asarray(tags.values["noise"], float) > th.noise).any())
+
+
+def with_floor(tags: Frames, audio: np.ndarray) -> Frames:
+    """``tags`` with the ``floor_db`` column (each window's quiet 10 ms moments, :func:`clean_spans.noise_floor_db`)
+    computed from the recording's audio, when it lacks one."""
+    if FLOOR in tags.values:
+        return tags
+    floor = clean_spans.noise_floor_db(audio, tags.start_s, tags.end_s)
+    return dataclasses.replace(tags, values={**tags.values, FLOOR: floor})
 
 
 def change_points(speakers: Frames | None, threshold: float | None) -> list[float]:
@@ -250,6 +282,10 @@ class CleanTrim(_Clean):
     join_gap_s: float = 0.0  # re-join one speaker's consecutive pieces across a clean gap this long (0: never)
     join_max_s: float = 30.0  # … while the joined segment is at most this long
     pauses_from: str = "tags"  # pauses (speech < speech threshold) from tags (0.48 s cells) or speakers (0.1 s)
+    bed_margin_db: float | None = None  # a noise span grows under the speech next to it while the floor stays
+    bed_window_s: float = 1.44  # within this many dB of its own (None: off); floor: running min over this window
+    bed_min_db: float = 20.0  # only a steady noise grows: its floor this far above the recording's quietest
+    bed_bridge_s: float = 0.0  # a voice at most this long between two spans of one bed heard alone is cut (0: off)
     voice: float | None = None  # a turn where the voice distance (scores/voices, tag_voices) peaks above this
     voice_support_s: float = 0.5  # … with at least this much speech on each side
     snap_s: float = 0.5  # … moved into the deepest pause within this distance
@@ -257,6 +293,14 @@ class CleanTrim(_Clean):
 
     def validate(self) -> None:
         super().validate()
+        if self.bed_margin_db is not None and not 0 < self.bed_margin_db <= 60:
+            raise ConfigError(f"clean_trim.bed_margin_db must be in (0, 60] dB or null, got {self.bed_margin_db}")
+        if self.bed_bridge_s < 0:
+            raise ConfigError(f"clean_trim.bed_bridge_s must be >= 0, got {self.bed_bridge_s}")
+        if self.bed_window_s <= 0 or self.bed_min_db < 0:
+            raise ConfigError(
+                f"clean_trim.bed_window_s must be > 0 and bed_min_db >= 0, got {self.bed_window_s}, {self.bed_min_db}"
+            )
         for name in ("voice", "join_voice"):
             v = getattr(self, name)
             if v is not None and not 0 < v < 1:
@@ -280,11 +324,17 @@ class CleanTrim(_Clean):
             hysteresis=self.hysteresis,
             min_bad_s=self.min_bad_s,
             pauses_from=self.pauses_from,
+            bed_margin_db=self.bed_margin_db,
+            bed_window_s=self.bed_window_s,
+            bed_min_db=self.bed_min_db,
+            bed_bridge_s=self.bed_bridge_s,
         )
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         tags, speakers = _frames(ctx, self.stage_name)
         th = self.thresholds
+        if _needs_floor(tags, th):
+            tags = ctx.frames["tags"] = with_floor(tags, ctx.audio())  # model-free, from the decoded audio
         bad = bad_intervals(tags, speakers, th, self.pad_s)
         changes = change_points(speakers, th.change)
         wants_voices = self.voice is not None or self.join_voice is not None
@@ -356,4 +406,5 @@ __all__ = [
     "quality_columns",
     "snr_estimate",
     "voice_turns",
+    "with_floor",
 ]

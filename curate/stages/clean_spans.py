@@ -13,10 +13,19 @@
    (:func:`peaks`), moved into the deepest pause nearby when there is one (:func:`snap`).
 5. **Re-join**: consecutive pieces of one speaker whose gap is at most ``join_gap_s`` and holds no bad span and no
    turn become one segment again (up to ``join_max_s``), before the length filter drops short pieces.
+6. **Beds under speech**: YAMNet hardly scores a noise bed once a voice is over it, but the bed is heard alone
+   before or after the voice. A noise span heard alone (:func:`heard_alone`) grows over the neighbouring frames
+   whose *noise floor* (the quiet 10 ms moments of a window: :func:`noise_floor_db`, running minimum over
+   ``bed_window_s``) stays within ``bed_margin_db`` of the span's own floor: the bed goes on under the speech
+   (:func:`extend_beds`). Clean speech next to noise has its pauses, so its floor drops far below the noise's
+   and the span stops there. Only a steady noise is a bed: its floor must lie ``bed_min_db`` above the
+   recording's quietest (5th percentile). A voice of at most ``bed_bridge_s`` between two spans of one bed heard
+   alone is spoken over it (:func:`bridge_beds`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -72,6 +81,98 @@ def spans(
     v = median_smooth(values, smooth_frames)
     runs = timeline.from_mask(starts, ends, hysteresis(v, threshold, threshold * hysteresis_ratio))
     return timeline.dilate(timeline.drop_short(runs, min_s), pad_s, lo=0.0)
+
+
+def noise_floor_db(
+    audio: np.ndarray, starts: Sequence[float], ends: Sequence[float], sr: int = 16000, q: float = 10.0
+) -> np.ndarray:
+    """Per frame ``[start, end)``: the ``q``-th percentile of its 10 ms energies (dBFS), its quietest moments."""
+    hop = sr // 100
+    n = audio.size // hop
+    sub = audio[: n * hop].astype(np.float64).reshape(n, hop) if n else np.zeros((0, hop))
+    db = 10 * np.log10(np.mean(np.square(sub), axis=1) + 1e-10)
+    out = np.full(len(starts), -100.0)
+    for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        cell = db[int(a * 100) : max(int(a * 100) + 1, int(b * 100))]
+        if cell.size:
+            out[i] = float(np.percentile(cell, q))
+    return out
+
+
+def running_min(values: Sequence[float], width: int) -> np.ndarray:
+    """Running minimum over ``width`` frames (made odd; 1 or less: unchanged), edges padded with the edge value."""
+    v = np.asarray(values, float)
+    if width <= 1 or v.size == 0:
+        return v
+    half = (width + (width + 1) % 2) // 2
+    return np.lib.stride_tricks.sliding_window_view(np.pad(v, half, mode="edge"), 2 * half + 1).min(axis=1)
+
+
+def extend_beds(
+    runs: Sequence[timeline.Interval],
+    starts: Sequence[float],
+    ends: Sequence[float],
+    floor_db: Sequence[float],
+    margin_db: float,
+    level_db: Sequence[float] | None = None,
+    min_level_db: float = float("-inf"),
+) -> list[timeline.Interval]:
+    """Each run grows, cell by cell, over its neighbours whose ``floor_db`` is at least the run's own level (the
+    median ``level_db``, default ``floor_db``, of the cells inside it) minus ``margin_db``: a bed heard alone goes
+    on under the voice next to it. A run whose level is below ``min_level_db`` (no steady noise: birds calling
+    in a quiet room) does not grow. Cells tile the recording; the result holds every run and is merged."""
+    a, b, f = np.asarray(starts, float), np.asarray(ends, float), np.asarray(floor_db, float)
+    lv = f if level_db is None else np.asarray(level_db, float)
+    mid = (a + b) / 2
+    out = list(runs)
+    for s, e in runs:
+        inside = np.flatnonzero((mid >= s) & (mid < e))
+        if inside.size == 0:
+            continue
+        level = float(np.median(lv[inside]))
+        if level < min_level_db:
+            continue
+        low = level - margin_db
+        i, j = int(inside[0]), int(inside[-1])
+        while i > 0 and f[i - 1] >= low:
+            i -= 1
+        while j < f.size - 1 and f[j + 1] >= low:
+            j += 1
+        out.append((min(s, float(a[i])), max(e, float(b[j]))))
+    return timeline.merge(out)
+
+
+def heard_alone(
+    runs: Sequence[timeline.Interval],
+    starts: Sequence[float],
+    ends: Sequence[float],
+    speech: Sequence[float],
+    limit: float = 0.5,
+) -> list[timeline.Interval]:
+    """The runs whose cells mostly hold no speech (median speech score below ``limit``): a noise heard alone, not a
+    flicker of a noise class over a voice."""
+    a, b, v = np.asarray(starts, float), np.asarray(ends, float), np.asarray(speech, float)
+    mid = (a + b) / 2
+    out = []
+    for s, e in runs:
+        inside = (mid >= s) & (mid < e)
+        if inside.any() and float(np.median(v[inside])) < limit:
+            out.append((s, e))
+    return out
+
+
+def bridge_beds(
+    runs: Sequence[timeline.Interval],
+    starts: Sequence[float],
+    ends: Sequence[float],
+    speech: Sequence[float],
+    max_gap_s: float,
+) -> list[timeline.Interval]:
+    """``runs`` plus the gap between two consecutive runs *heard alone* (:func:`heard_alone`) when it lasts at most
+    ``max_gap_s``: a short voice with the same bed heard alone on both sides is spoken over it. Merged."""
+    alone = heard_alone(timeline.merge(runs), starts, ends, speech)
+    gaps = [(x[1], y[0]) for x, y in itertools.pairwise(alone) if 0 < y[0] - x[1] <= max_gap_s]
+    return timeline.merge([*runs, *gaps])
 
 
 def peaks(
@@ -189,4 +290,18 @@ def rejoin_allowed(
     return ok
 
 
-__all__ = ["ORDER", "decide", "hysteresis", "median_smooth", "peaks", "rejoin_allowed", "snap", "spans"]
+__all__ = [
+    "ORDER",
+    "bridge_beds",
+    "decide",
+    "extend_beds",
+    "heard_alone",
+    "hysteresis",
+    "median_smooth",
+    "noise_floor_db",
+    "peaks",
+    "rejoin_allowed",
+    "running_min",
+    "snap",
+    "spans",
+]
