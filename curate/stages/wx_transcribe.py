@@ -24,11 +24,10 @@ import numpy as np
 from curate import timeline
 from curate.audio import SAMPLE_RATE
 from curate.errors import ConfigError
-from curate.models.device import free_cuda, pick_device
 from curate.models.vad import BACKENDS, FrameScores, VadModel
 from curate.registry import register
 from curate.schema import RejectedSegment, Segment, Word
-from curate.stages.base import RecordingContext, Resources, StageResult, Transform
+from curate.stages.base import ModelStage, RecordingContext, Resources, StageResult
 
 WHISPER_BACKENDS = ("faster-whisper", "transformers")
 
@@ -238,7 +237,7 @@ def chunk_segments(
 
 @register("wx_transcribe")
 @dataclass
-class WxTranscribe(Transform):
+class WxTranscribe(ModelStage):
     """VAD + cut & merge + batched Whisper (faster-whisper or transformers): one segment per chunk (``wx-asr``)."""
 
     backend: str = "faster-whisper"  # or transformers (PyTorch; GPU: fp16/bf16 + SDPA)
@@ -288,12 +287,11 @@ class WxTranscribe(Transform):
         return [(self._model_spec(), self.backend), (vad, None)]
 
     def setup(self) -> None:
-        from curate import models
-
-        device = pick_device(self.device)
-        store = self.setting("model_store", self.model_store)
-        path = models.resolve(self._model_spec(), store=store, default_backend=self.backend).path
-        self._vad = VadModel(self.vad, self.vad_model, device, self.vad_step_s, store=store)
+        (spec, backend), (vad_spec, _) = self.model_specs()
+        path = self.resolve_model(spec, backend).path
+        vad_path = self.resolve_model(vad_spec).path
+        device = self.pick_device()
+        self._vad = VadModel(self.vad, vad_path, device, self.vad_step_s)
         self._info = {"backend": self.backend, "model": self._model_spec(), "path": str(path), "vad": self.vad}
         self._info["device"] = device
         if self.backend == "transformers":
@@ -306,10 +304,8 @@ class WxTranscribe(Transform):
             self._whisper = load_whisper(str(path), device, compute, self.cpu_threads)
             self._info["compute_type"] = compute
 
-    def teardown(self) -> None:
+    def unload(self) -> None:
         self._vad = self._whisper = self._hf = None
-
-        free_cuda()
 
     def chunks(self, audio: np.ndarray) -> list[timeline.Interval]:
         if self.vad == "silero":
