@@ -90,13 +90,16 @@ def _models(out: Path) -> None:
     import resemblyzer
     import torch
 
+    from curate import models
     from curate.models import ge2e, pyannet, resolve
     from curate.models.tagger import resolve_onnx, write_quantization
-    from curate.models.vad import load_segmentation, resolve_model_path
+    from curate.models.vad import load_segmentation
 
     d = out / "models"
     d.mkdir()
-    pyannet.export(load_segmentation(resolve_model_path("pyannote:segmentation")), d / "pyannet.pt", torch.float16)
+    pyannet.export(
+        load_segmentation(str(models.resolve("pyannote:segmentation").path)), d / "pyannet.pt", torch.float16
+    )
     ge2e.export(Path(resemblyzer.__file__).parent / "pretrained.pt", d / "ge2e.pt", torch.float16)
     yam = resolve("yamnet:w8a8").path
     shutil.copy(yam, d / "yamnet.zip")

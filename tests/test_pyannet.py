@@ -18,15 +18,15 @@ def both(realaudio, tmp_path_factory):
     import resemblyzer
     import torch
 
-    from curate import audio
+    from curate import audio, models
     from curate.models import ge2e, pyannet
-    from curate.models.vad import load_segmentation, resolve_model_path
+    from curate.models.vad import load_segmentation
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small LSTMs: one thread is faster than two on a loaded 2-core machine
     d = tmp_path_factory.mktemp("plain")
     x = audio.load(realaudio / "flac" / "cv_xx_paa_diarizationExample.flac")[: 16000 * 21 + 1234]  # a partial tail
-    seg = load_segmentation(resolve_model_path("pyannote:segmentation"))
+    seg = load_segmentation(str(models.resolve("pyannote:segmentation").path))
     enc = resemblyzer.VoiceEncoder("cpu", verbose=False)
     plain_seg = pyannet.load(pyannet.export(seg, d / "pyannet.pt"))
     plain_enc = ge2e.load(ge2e.export(Path(resemblyzer.__file__).parent / "pretrained.pt", d / "ge2e.pt"))
