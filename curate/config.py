@@ -39,7 +39,8 @@ class Settings:
     shard_size: int = 8  # recordings per work unit (resume granularity, one part file per variant)
     # hours of audio per work unit instead: consecutive kept recordings are grouped until their durations sum
     # to shard_hours (a longer recording is a shard of its own); shard_size is then not used, so the default 8
-    # does not cap a shard of many short recordings (see curate.runners.driver.plan_shards)
+    # does not cap a shard of many short recordings (see curate.runners.driver.plan_shards). Either way a catalog
+    # too small to give every worker a full shard is cut so each worker gets one.
     shard_hours: float | None = None
     language: str | None = "nl"  # used when the catalog row has none; null → detect where supported
     detect_language: bool = False  # ignore catalog/config language and let the model detect it
@@ -140,16 +141,11 @@ def check_model_params(stage: Stage, where: str) -> None:
 def check_models(pipeline: Pipeline) -> None:
     """Every model a transform will load can be found (local path, model store, bundled wheel, or downloads
     allowed), without loading any: a missing or misspelt model fails here, before any data moves."""
-    from curate import models
+    from curate.stages.base import ModelStage
 
     for t in pipeline.transforms():
-        store = getattr(t, "model_store", None) or pipeline.settings.model_store
-        download = bool(getattr(t, "allow_download", False)) or pipeline.settings.allow_download
-        for spec, backend in t.model_specs():
-            try:
-                models.check(spec, store, download, default_backend=backend)
-            except (ValueError, models.ModelNotFoundError) as e:
-                raise ConfigError(f"{t.stage_name}: {e}") from None
+        if isinstance(t, ModelStage):
+            t.check_models(pipeline.settings)  # the question its set-up asks (ModelStage.resolve_model)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

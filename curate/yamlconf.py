@@ -131,15 +131,16 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_BoundedLoader)
 
 
-def parse_set(items: list[str] | None, shape: str = "KEY=VALUE") -> list[tuple[str, Any]]:
-    """The one ``--set`` parser: each ``KEY=VALUE`` → ``(KEY, value)``, the value read as YAML (``3``, ``true``,
-    ``[a, b]``) or, when it is not YAML (a strptime format ``%d/%m/%Y``), as its text. ``shape`` names the form
-    the command expects, for the error. Each caller says what a KEY addresses."""
+def parse_set(items: list[str] | None, shape: str = "KEY=VALUE", option: str = "--set") -> list[tuple[str, Any]]:
+    """The one ``KEY=VALUE`` option parser (``--set``, ``--eval``): each ``KEY=VALUE`` → ``(KEY, value)``, the
+    value read as YAML (``3``, ``true``, ``[a, b]``) or, when it is not YAML (a strptime format ``%d/%m/%Y``), as
+    its text. ``shape`` names the form the command's ``option`` expects, for the error. Each caller says what a
+    KEY addresses."""
     out = []
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected {shape}")
+            raise ConfigError(f"{option} {item!r}: expected {shape}")
         try:
             parsed = load_yaml(value)
         except yaml.YAMLError:

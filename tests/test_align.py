@@ -121,9 +121,7 @@ def test_missing_model_falls_back_to_whisper_words_and_records_it(recording):
 
 
 def test_fallback_error_fails_loudly():
-    from curate.models import ModelNotFoundError
-
-    with pytest.raises(ModelNotFoundError, match="not-in-any-store"):
+    with pytest.raises(ConfigError, match="wx_align: model 'wav2vec2:nobody/not-in-any-store' not found"):
         WxAlign(model="wav2vec2:nobody/not-in-any-store", fallback="error").setup()
     with pytest.raises(ConfigError, match="fallback"):
         WxAlign(fallback="guess").validate()

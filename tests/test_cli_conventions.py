@@ -87,3 +87,40 @@ def test_written_files_honour_the_umask(tmp_path: Path, group_umask):
     os.umask(0o077)
     manifest.atomic_write_text(tmp_path / "private.txt", "x")
     assert stat.S_IMODE((tmp_path / "private.txt").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["models", "fetch", "nobackend:foo"], "error: model spec 'nobackend:foo': unknown backend 'nobackend'"),
+        (["models", "fetch", "faster-whisper:"], "error: model spec 'faster-whisper:': missing the name"),
+        (["run", "pipelines/seq.yaml", "--out", "OUT", "--stage-pools", "--runner", "local"], "needs the ray runner"),
+        (
+            ["validate", "pipelines/seq.yaml", "--set", "no-equals-sign"],
+            "--set 'no-equals-sign': expected STAGE.PARAM=VALUE",
+        ),
+    ],
+)
+def test_a_curate_error_is_one_line_from_the_one_handler(args, expected, tmp_path):
+    """Commands leave their CurateErrors (a bad model spec, runner or --set) to the CLI's one handler: one
+    ``error:`` line, exit status 2, no traceback."""
+    from curate.testing import make_archive
+
+    catalog = make_archive(tmp_path / "arch", n=1) if "run" in args else None
+    args = [str(tmp_path / "run") if a == "OUT" else a for a in args]
+    if catalog is not None:
+        args += ["--catalog", str(catalog)]
+    res = invoke(*args)
+    assert res.exit_code == 2, res.output
+    assert expected in res.output and "Traceback" not in res.output
+
+
+def test_eval_sets_are_read_by_the_one_key_value_parser():
+    from curate.errors import ConfigError
+    from curate.yamlconf import parse_set
+
+    assert parse_set(["test={kind: synthetic, root: d}"], option="--eval") == [
+        ("test", {"kind": "synthetic", "root": "d"})
+    ]
+    with pytest.raises(ConfigError, match=r"^--eval 'test': expected NAME="):
+        parse_set(["test"], "NAME={kind: …, root: …}", option="--eval")

@@ -26,9 +26,10 @@ DER_BOUNDS = {
 def models():
     from resemblyzer import VoiceEncoder
 
-    from curate.models.vad import load_segmentation, resolve_model_path
+    from curate import models
+    from curate.models.vad import load_segmentation
 
-    return load_segmentation(resolve_model_path("pyannote:segmentation")), VoiceEncoder("cpu", verbose=False)
+    return load_segmentation(str(models.resolve("pyannote:segmentation").path)), VoiceEncoder("cpu", verbose=False)
 
 
 def _der(realaudio, rec_id, turns, duration_s):

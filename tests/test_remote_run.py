@@ -190,6 +190,8 @@ def test_cli_runs_into_a_bucket_and_reads_the_run_back(catalog, reference, tmp_p
     res = invoke("run", "pipelines/seq.yaml", "--catalog", catalog, "--out", url, "--runner", "local")
     assert res.exit_code == 0, res.output
     assert "run.json" in remote.remote_files(url)
+    log = RunDir(remote.local_copy(url)).log_file.read_text()  # the run's log, published with its files
+    assert f"{url}: 0 files pulled" in log and "INFO curate.catalog: ingest: 5 recordings" in log, log
     res = invoke("stats", url)
     assert res.exit_code == 0, res.output
     row = next(line for line in res.output.splitlines() if line.startswith("| seq "))
@@ -359,5 +361,6 @@ def test_ray_stage_pools_write_the_bucket_run_of_the_local_runner(catalog, refer
            "--set", "settings.shard_size=2", "--runner", "ray", "--stage-pools"]  # fmt: skip
     res = subprocess.run(cmd, env=env_for(ray_tmp("pools")), capture_output=True, text=True, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert set(remote.remote_files(url)) == local_files(reference)
+    log = RunDir(reference).relative(RunDir(reference).log_file)  # the command's log, which run_pipeline has not
+    assert set(remote.remote_files(url)) == local_files(reference) | {log}
     assert segments(remote.local_copy(url)) == segments(reference)

@@ -198,9 +198,9 @@ def test_progress_reaches_k_of_n_inside_one_shard(archive, tmp_path, monkeypatch
     seen = []
     real = shard.process_recording
 
-    def counted(pipeline, rec, verify=True, run=None):
+    def counted(pipeline, rec, verify=True, guard=None):
         seen.append(RunDir(out).recordings_in_flight())
-        return real(pipeline, rec, verify, run)
+        return real(pipeline, rec, verify, guard)
 
     monkeypatch.setattr(shard, "process_recording", counted)
     result = run_pipeline(load_pipeline("pipelines/seq.yaml", ["settings.shard_size=8"]), archive, out, runner="local")

@@ -128,13 +128,28 @@ def test_ray_worker_blocked_in_native_code_is_killed_and_the_retried_shard_finis
     check_run(out, stage, killed=True)
 
 
+@pytest.mark.timeout(120)
+def test_an_audio_pass_that_hangs_on_a_recording_costs_that_recording(catalog, tmp_path):
+    """The driver's audio passes run under the same guard as the shards' stages: the stuck recording is a
+    failure row naming the pass, dropped before planning; the others are planned and processed."""
+    raw, _ = stall_pipeline()
+    raw["filters"] = [{"stage": "test_stall_pass", "stall_on": ["stuck"]}]
+    raw["passes"] = {"p": [{"stage": "test_stall", "emit": "stall"}]}
+    out = tmp_path / "run"
+    run = run_pipeline(parse_pipeline(raw), catalog, out, runner="local")
+    assert (run["counts"]["kept"], run["counts"]["processed"]) == (2, 2)
+    (row,) = manifest.read_table(out / "failures.parquet", "failures").to_pylist()
+    assert (row["recording_id"], row["stage"], row["error_type"]) == ("stuck", "test_stall_pass", "StageTimeout")
+    assert "stage test_stall_pass ran past its watchdog limit of 2 s" in row["message"]
+
+
 @pytest.mark.parametrize("path", ["process_shard", "stage_pools"])
 def test_a_recording_with_a_poison_note_is_not_tried_again(tmp_path, path):
     """Both shard paths (one worker runs every stage; a pool per stage) read the note before calling the stage:
     the stage never runs on that recording again (it would time out after 2 s with another message)."""
     from curate.rundir import RunDir
+    from curate.runners.guard import note_path
     from curate.runners.shard import ShardState, process_shard
-    from curate.runners.watchdog import note_path
     from curate.testing import fake_recording
 
     _, pipe = stall_pipeline()

@@ -30,7 +30,9 @@ def test_hf_export_parity(tmp_path):
 
 def test_export_rejects_non_checkpoints(tmp_path):
     torch.save({"weights": 1}, tmp_path / "x.pt")
-    with pytest.raises(ValueError, match="not a curate pre-training checkpoint"):
+    from curate.w2v2.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="not a curate pre-training checkpoint"):
         export_hf(tmp_path / "x.pt", tmp_path / "hf")
-    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
         export_hf(tmp_path / "missing.pt", tmp_path / "hf")

@@ -25,7 +25,7 @@ import pandas as pd
 
 from curate import audio
 from curate.catalog.content import fingerprint_or_none
-from curate.catalog.read import REQUIRED, CatalogError, clean_column, iter_catalog, read_catalog
+from curate.catalog.read import REQUIRED, CatalogError, catalog_sha256, clean_column, iter_catalog, read_catalog
 from curate.errors import one_line
 from curate.schema import Failure, Recording
 
@@ -288,5 +288,13 @@ def ingest(
     return IngestResult(recordings, checks + probed)
 
 
-__all__ = ["CatalogError", "IngestChunk", "IngestResult", "iter_catalog", "ingest_chunks", "read_catalog"]
+__all__ = [
+    "CatalogError",
+    "IngestChunk",
+    "catalog_sha256",
+    "IngestResult",
+    "iter_catalog",
+    "ingest_chunks",
+    "read_catalog",
+]
 __all__ += ["resolve_audio_path", "ingest", "normalise_published", "probe_distinct"]

@@ -5,6 +5,7 @@ is an error."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from curate import audio
-from curate.errors import CurateError
+from curate.errors import CurateError, one_line
 
 REQUIRED = ("recording_id", "audio_path")
 
@@ -123,9 +124,27 @@ def _raw_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     readers.update({".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".json": _read_jsonl, ".parquet": _read_parquet})
     if suffix not in readers:
         raise CatalogError(f"{path}: unknown catalog format '{suffix}' (use .csv, .tsv, .jsonl or .parquet)")
+    with _reading(path), audio.open_binary(path) as f:
+        yield from readers[suffix](path, f, chunk_rows, suffix)
+
+
+def catalog_sha256(path: str | Path) -> str:
+    """The SHA-256 of the catalog file's bytes (local or URL): a run is resumed only by the same catalog."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with _reading(path), audio.open_binary(path) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _reading(path: str | Path) -> Iterator[None]:
+    """Whatever reading the catalog raises (not found, no credentials for its bucket, no backend for its URL
+    scheme, not a Parquet file …) as one :class:`CatalogError` line naming the file."""
     try:
-        with audio.open_binary(path) as f:
-            yield from readers[suffix](path, f, chunk_rows, suffix)
+        yield
     except CatalogError:
         raise
     except csv.Error as e:
@@ -134,8 +153,8 @@ def _raw_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise CatalogError(f"{path}: catalog file not found") from None
     except OSError as e:
         raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
-    except Exception as e:  # a Parquet file that is not one, …
-        raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {e})") from None
+    except Exception as e:  # a Parquet file that is not one, a bucket without credentials, …
+        raise CatalogError(f"{path}: cannot read catalog ({type(e).__name__}: {one_line(e, 400)})") from None
 
 
 def _numbered(df: pd.DataFrame, before: int) -> pd.DataFrame:
@@ -226,4 +245,4 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
     return df
 
 
-__all__ = ["REQUIRED", "CatalogError", "clean_column", "iter_catalog", "read_catalog"]
+__all__ = ["REQUIRED", "CatalogError", "catalog_sha256", "clean_column", "iter_catalog", "read_catalog"]

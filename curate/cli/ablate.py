@@ -37,19 +37,13 @@ def _dataset(text: str, what: str) -> dict[str, Any]:
 
 
 def _evals(items: list[str] | None) -> dict[str, Any]:
-    from curate.cli.console import fail
-    from curate.w2v2.asr_data import AsrDataError, read_dataset
+    """``--eval NAME={kind: …, root: …}`` (the one ``KEY=VALUE`` parser); a bad one is a CurateError line."""
+    from curate.ablation.config import check_dataset
+    from curate.w2v2.asr_data import read_dataset
+    from curate.yamlconf import parse_set
 
-    out = {}
-    for item in items or []:
-        name, sep, spec = item.partition("=")
-        if not sep or not name:
-            fail(f"--eval {item!r}: expected NAME={{kind: …, root: …}}")
-        try:
-            out[name] = read_dataset(_dataset(spec, f"--eval {name}"))
-        except AsrDataError as e:
-            fail(str(e))
-    return out
+    evals = parse_set(items, "NAME={kind: …, root: …}", option="--eval")
+    return {name: read_dataset(check_dataset(spec, f"--eval {name}")) for name, spec in evals}
 
 
 def _train(text: str):

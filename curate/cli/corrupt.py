@@ -51,30 +51,27 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int | None, typer.Option(help="only the first N clips (by track id)")] = None,
     ) -> None:
         """Separate FMA clips into vocal and accompaniment stems with Demucs (Ray actor pool, GPU when present)."""
-        from curate.cli.console import fail, progress_bar
         from curate.cli.console import out as stdout
-        from curate.corrupt.readers import CorpusError, read_fma
-        from curate.corrupt.stems import StemsConfig, StemsError, fma_items, read_stems_manifest, separate_stems
+        from curate.cli.console import progress_bar
+        from curate.corrupt.readers import read_fma
+        from curate.corrupt.stems import StemsConfig, fma_items, read_stems_manifest, separate_stems
 
-        try:
-            items = fma_items(read_fma(music))[:limit]
-            cfg = StemsConfig(
-                model=model, repo=str(repo) if repo else None, device=device, min_speech_ratio=min_speech_ratio
+        items = fma_items(read_fma(music))[:limit]  # a CorpusError or StemsError: the CLI's one line
+        cfg = StemsConfig(
+            model=model, repo=str(repo) if repo else None, device=device, min_speech_ratio=min_speech_ratio
+        )
+        with progress_bar() as bar:
+            task = bar.add_task("stems", total=len(items), extra="")
+            separate_stems(
+                items,
+                out,
+                cfg,
+                runner=runner.value,
+                num_workers=workers,
+                address=ray_address,
+                on_progress=lambda r: bar.advance(task, 1),
             )
-            with progress_bar() as bar:
-                task = bar.add_task("stems", total=len(items), extra="")
-                separate_stems(
-                    items,
-                    out,
-                    cfg,
-                    runner=runner.value,
-                    num_workers=workers,
-                    address=ray_address,
-                    on_progress=lambda r: bar.advance(task, 1),
-                )
-            rows = read_stems_manifest(out)
-        except (CorpusError, StemsError, ValueError) as e:
-            fail(str(e))
+        rows = read_stems_manifest(out)
         n_voc = sum(1 for r in rows if r["has_vocals"])
         stdout.print(
             f"{out / 'stems.parquet'}: {len(rows)} clips separated, {n_voc} with vocals, "
@@ -94,11 +91,10 @@ def register(app: typer.Typer) -> None:
         seed: int = 0,
     ) -> None:
         """Write a handful of corrupted examples as WAV (with the clean input) and a sidecar JSON each."""
-        from curate.audio import AudioDecodeError
         from curate.cli.console import fail
         from curate.cli.console import out as stdout
-        from curate.corrupt import ConditionError, MissingSourceError, load_condition
-        from curate.corrupt.readers import CorpusError, build_sources
+        from curate.corrupt import load_condition
+        from curate.corrupt.readers import build_sources
         from curate.corrupt.render import preview as run_preview
         from curate.corrupt.render import speech_segments
 
@@ -107,7 +103,7 @@ def register(app: typer.Typer) -> None:
             sources = build_sources(cond, noise, music, stems)
             segs, utts = speech_segments(speech, variant, limit=max(8 * n, 64), seed=seed)
             paths = run_preview(cond, segs, utts, sources, out, n=n, seed=seed)
-        except (ConditionError, MissingSourceError, CorpusError, ValueError, FileNotFoundError, AudioDecodeError) as e:
+        except FileNotFoundError as e:  # CurateErrors (condition, source, corpus, audio): the CLI's one line
             fail(str(e))
         stdout.print(f"{len(paths)} examples of {cond.name} in {out} (NN.wav, NN.clean.wav, NN.json)")
 
@@ -124,11 +120,10 @@ def register(app: typer.Typer) -> None:
         seed: int = 0,
     ) -> None:
         """Materialize a corrupted copy of a variant (audio files + a run directory) for other trainers."""
-        from curate.audio import AudioDecodeError
         from curate.cli.console import fail, progress_bar
         from curate.cli.console import out as stdout
-        from curate.corrupt import ConditionError, MissingSourceError, load_condition
-        from curate.corrupt.readers import CorpusError, build_sources, run_utterances
+        from curate.corrupt import load_condition
+        from curate.corrupt.readers import build_sources, run_utterances
         from curate.corrupt.render import render as run_render
         from curate.stats import format_table, load_stats
 
@@ -147,6 +142,6 @@ def register(app: typer.Typer) -> None:
                     bar.update(task, advance=items, extra=f"{done['s'] / 3600:.3f} h audio")
 
                 run_render(cond, speech, variant, sources, out, seed=seed, batch_size=batch_size, on_progress=tick)
-        except (ConditionError, MissingSourceError, CorpusError, ValueError, FileNotFoundError, AudioDecodeError) as e:
+        except FileNotFoundError as e:  # CurateErrors (condition, source, corpus, audio): the CLI's one line
             fail(str(e))
         stdout.print(format_table(load_stats(out)))

@@ -145,9 +145,7 @@ def register(app: typer.Typer) -> None:
         Kaldi; the selection spec and its statistics are written next to the export."""
         from curate.cli.console import fail, local_out, progress_bar
         from curate.cli.console import out as stdout
-        from curate.errors import RunDirError
-        from curate.export import ExportError, export
-        from curate.export.materialize import MaterializeError
+        from curate.export import export
 
         out = local_out(out_dir)
         sel = _selection(select_file, set_)
@@ -171,7 +169,7 @@ def register(app: typer.Typer) -> None:
                 else:  # one step per segment written (hf, webdataset: cut and encoded)
                     kw.update(_segments_bar(bar, f"export {fmt}"))
                 info = export(run_dir, variant, fmt, out, sel, **kw)
-        except (ExportError, MaterializeError, RunDirError, FileNotFoundError, ValueError) as e:
+        except FileNotFoundError as e:  # CurateErrors (export, materialize, run directory): the CLI's one line
             fail(str(e))
         segs = ", ".join(f"{k}: {v:,} segments / {info['hours'][k]:.2f} h" for k, v in info["segments"].items())
         stdout.print(f"[green]exported[/] {variant} → {out} ({fmt}; {segs})")

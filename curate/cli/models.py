@@ -38,15 +38,11 @@ def register(app: typer.Typer) -> None:
         store: Annotated[Path | None, typer.Option(help="model store directory (default: $CURATE_MODELS)")] = None,
     ) -> None:
         """Download a model into the store (needs internet; run it before going offline)."""
-        from curate.cli.console import console, fail, out
+        from curate.cli.console import console, out
         from curate.models import fetch as fetch_model
-        from curate.models.download import ModelFetchError
 
-        try:
-            with console.status(f"fetching {name} …"):
-                path = fetch_model(name, store)
-        except (ModelFetchError, ValueError) as e:
-            fail(str(e))
+        with console.status(f"fetching {name} …"):  # a bad spec or a failed download: the CLI's CurateError line
+            path = fetch_model(name, store)
         out.print(f"[green]fetched[/] {name} → {path}")
 
     @models_app.command("convert")

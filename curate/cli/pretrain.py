@@ -10,14 +10,10 @@ import typer
 
 
 def _export_hf(checkpoint: Path, out: Path) -> None:
-    from curate.cli.console import fail
     from curate.cli.console import out as stdout
     from curate.w2v2.export_hf import export_hf
 
-    try:
-        path = export_hf(checkpoint, out)
-    except (FileNotFoundError, ValueError) as e:
-        fail(str(e))
+    path = export_hf(checkpoint, out)  # a CheckpointError: the CLI's one line
     stdout.print(f"exported {checkpoint} → {path} (load with curate.w2v2.export_hf.load_hf_model)")
 
 
@@ -53,8 +49,6 @@ def register(app: typer.Typer) -> None:
         if args:
             fail(f"unexpected argument(s) {' '.join(args)}; data and output go in --data/--out")
         from curate.w2v2.config import load_config
-        from curate.w2v2.data import DataError
-        from curate.w2v2.health import TrainingHealthError
         from curate.w2v2.train import pretrain as run
 
         try:
@@ -76,10 +70,8 @@ def register(app: typer.Typer) -> None:
                     f"{r['audio_s_per_s']:.0f} audio-s/s {r['audio_h']:.2f} h",
                 )
 
-            try:
-                summary = run(cfg, data_path, out_dir, variant=variant, resume=resume, on_log=on_log)
-            except (ConfigError, DataError, TrainingHealthError, ValueError) as e:
-                fail(str(e))
+            # a ConfigError, DataError, CheckpointError or TrainingHealthError: the CLI's one line
+            summary = run(cfg, data_path, out_dir, variant=variant, resume=resume, on_log=on_log)
         console.print(
             f"{summary['steps']} steps, {summary['audio_h']:.2f} h audio ({summary['epochs']:.2f} epochs), "
             f"{summary['dropped_batches']} batches dropped (spread), val loss {summary['val_loss']}"

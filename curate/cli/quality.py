@@ -138,10 +138,7 @@ def _quality(
     if rttm is not None:
         from curate.export.rttm import der_dict, diarization_error, format_der, load_rttm, load_uem
 
-        try:
-            der = diarization_error(run_dir, load_rttm(rttm), load_uem(rttm), collar=collar, skip_overlap=skip_overlap)
-        except (FileNotFoundError, ValueError) as e:
-            fail(str(e))
+        der = diarization_error(run_dir, load_rttm(rttm), load_uem(rttm), collar=collar, skip_overlap=skip_overlap)
         if not der:
             fail(f"{run_dir}: no variant has speaker labels; DER needs a diarized variant (wx-diar, …)")
         report["der"] = {"collar": collar, "skip_overlap": skip_overlap, **der_dict(der)}

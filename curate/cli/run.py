@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -82,33 +81,26 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Ingest, filter, de-duplicate and segment a catalog into a run directory."""
         from curate.audio import is_url
-        from curate.catalog import CatalogError
         from curate.cli.console import check_out_dir
-        from curate.errors import RunDirError
         from curate.rundir import RunDir
-        from curate.rundir.mirror import is_remote
         from curate.runners.runlog import run_log
         from curate.stats import format_table, load_stats
 
         if not is_url(out):
             check_out_dir(out)
         pipe = load_pipeline_or_exit(pipeline, set_)
-        # a local run logs into RUN/logs/curate.log (a bucket run's staging copy is replaced when it starts)
-        logging_to = run_log(RunDir(out).log_file) if not is_remote(out) else contextlib.nullcontext()
-        try:
-            with logging_to:
-                result = run_with_progress(
-                    pipe,
-                    catalog,
-                    out,
-                    runner=runner.value,
-                    ray_address=ray_address,
-                    num_workers=workers,
-                    stage_pools=stage_pools,
-                    retry_failed=retry_failed,
-                )
-        except (CatalogError, RunDirError, ValueError) as e:
-            fail(str(e))
+        # RUN/logs/curate.log; a bucket run's in its staging copy, published with the run's files
+        with run_log(RunDir(staged(out)).log_file):  # a CurateError (catalog, run directory …): the CLI's one line
+            result = run_with_progress(
+                pipe,
+                catalog,
+                out,
+                runner=runner.value,
+                ray_address=ray_address,
+                num_workers=workers,
+                stage_pools=stage_pools,
+                retry_failed=retry_failed,
+            )
         out_console_stats(staged(out), load_stats, format_table, out)
         counts = result["counts"]
         if counts["failed"] and not counts["processed"]:

@@ -40,10 +40,7 @@ def speech_segments(
     speech = Path(speech)
     if RunDir(speech).recordings.is_file():
         if variant is None:
-            try:
-                variant = RunDir(speech).only_variant()
-            except RunDirError as e:
-                raise ValueError(str(e)) from None
+            variant = RunDir(speech).only_variant()  # a RunDirError names the variants to choose from
         return run_utterances(speech, variant)
     utts, _ = scan_librispeech(speech)
     if limit is not None and len(utts) > limit:
@@ -190,12 +187,12 @@ def render(
     if fp_file.exists():
         saved = json.loads(fp_file.read_text())
         if saved != json.loads(json.dumps(fingerprint)):
-            raise ValueError(
+            raise RunDirError(
                 f"{out_dir} holds a render of another condition, seed or input ({saved}); "
                 "choose a new --out, or delete it to start over"
             )
     elif out_dir.exists() and any(out_dir.iterdir()):
-        raise ValueError(f"{out_dir} is not empty and holds no render in progress; choose a new --out")
+        raise RunDirError(f"{out_dir} is not empty and holds no render in progress; choose a new --out")
     else:
         manifest.write_json(fp_file, fingerprint)
     for c in range(0, len(batches), chunk_batches):

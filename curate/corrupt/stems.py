@@ -312,7 +312,7 @@ def separate_stems(
                 todo, factory, num_workers=num_workers, num_cpus=num_cpus, num_gpus=gpus, address=address
             )
         else:
-            raise ValueError(f"runner must be 'ray' or 'local', got {runner!r}")
+            raise StemsError(f"runner must be 'ray' or 'local', got {runner!r}")
         for res in results:
             if "error" in res:
                 errors.append(res)

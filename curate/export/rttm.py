@@ -74,7 +74,7 @@ def load_rttm(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     files = _files(path, ".rttm")
     if not files:
-        raise FileNotFoundError(f"{path}: no .rttm file (give an RTTM file or a directory of them)")
+        raise ExportError(f"{path}: no .rttm file (give an RTTM file or a directory of them)")
     turns: dict[str, list[tuple[float, float, str]]] = {}
     for f in files:
         for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
@@ -82,7 +82,7 @@ def load_rttm(path: str | Path) -> dict[str, Any]:
             if not parts or parts[0] != "SPEAKER":
                 continue
             if len(parts) < 8:
-                raise ValueError(f"{f}:{n}: an RTTM SPEAKER line has 10 fields, got {len(parts)}: {line!r}")
+                raise ExportError(f"{f}:{n}: an RTTM SPEAKER line has 10 fields, got {len(parts)}: {line!r}")
             start, dur = float(parts[3]), float(parts[4])
             turns.setdefault(parts[1], []).append((start, start + dur, parts[7]))
     return {uri: annotation(uri, t) for uri, t in turns.items()}
@@ -129,7 +129,7 @@ def diarization_error(
     kept = {d["recording_id"] for d in manifest.read_table(run.decisions, "decisions").to_pylist() if d["kept"]}
     uris = sorted(set(reference) & kept)
     if not uris:
-        raise ValueError(f"{run_dir}: none of the reference's {len(reference)} recordings was kept by the run")
+        raise ExportError(f"{run_dir}: none of the reference's {len(reference)} recordings was kept by the run")
     out = {}
     for v in variants or run.variants():
         cols = ["recording_id", "start_s", "end_s", "speaker"]

@@ -67,22 +67,23 @@ class ResolvedModel:
 
 def parse_spec(spec: str, default_backend: str | None = None) -> ModelSpec:
     """``backend:name`` → ModelSpec; a bare name takes ``default_backend``; something that looks like a
-    path (``/``, ``./``, ``~``, or an existing file/dir) is a local path."""
+    path (``/``, ``./``, ``~``, or an existing file/dir) is a local path. A malformed spec is a
+    :class:`ConfigError` (a ``ValueError`` too)."""
     spec = str(spec).strip()
     if not spec:
-        raise ValueError("empty model spec; expected BACKEND:NAME (e.g. faster-whisper:base) or a local path")
+        raise ConfigError("empty model spec; expected BACKEND:NAME (e.g. faster-whisper:base) or a local path")
     head, sep, rest = spec.partition(":")
     head = ALIASES.get(head, head)
     if sep and head in BACKENDS:
         if not rest:
-            raise ValueError(f"model spec {spec!r}: missing the name after '{head}:'")
+            raise ConfigError(f"model spec {spec!r}: missing the name after '{head}:'")
         return ModelSpec(head, rest)
     if spec.startswith(("/", "./", "../", "~")) or Path(spec).exists():
         return ModelSpec(None, str(Path(spec).expanduser()))
     if sep:
-        raise ValueError(f"model spec {spec!r}: unknown backend '{head}'; known: {', '.join(BACKENDS)}")
+        raise ConfigError(f"model spec {spec!r}: unknown backend '{head}'; known: {', '.join(BACKENDS)}")
     if default_backend is None:
-        raise ValueError(f"model spec {spec!r}: give a backend, e.g. faster-whisper:{spec}, or a local path")
+        raise ConfigError(f"model spec {spec!r}: give a backend, e.g. faster-whisper:{spec}, or a local path")
     return ModelSpec(ALIASES.get(default_backend, default_backend), spec)
 
 

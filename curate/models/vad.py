@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,14 +45,6 @@ class FrameScores:
 
     def times(self) -> np.ndarray:
         return self.start_s + self.step_s * np.arange(len(self.values)) + self.duration_s / 2
-
-
-def resolve_model_path(spec: str, store: str | None = None, allow_download: bool = False) -> str:
-    """A model spec (``pyannote:segmentation``, ``silero:vad``, a local path) → a local path via
-    :mod:`curate.models`."""
-    from curate import models
-
-    return str(models.resolve(spec, store=store, allow_download=allow_download).path)
 
 
 def load_segmentation(path: str, device: str = "cpu") -> Any:
@@ -84,6 +77,13 @@ def segmentation_scores(
     pyannote ``SlidingWindowFeature`` of shape ``(frames, 1)``. Otherwise return the raw per-window local
     speaker activations, ``(chunks, frames_per_chunk, speakers)``, with the chunk sliding window.
     """
+    from curate.models import pyannet
+
+    if isinstance(model, pyannet.PyanNet):  # the plain-torch copy (no pyannote.audio on this machine)
+        if aggregate_speech:
+            return pyannet.speech_scores(model, audio, step_s, batch_size), None
+        out = pyannet.chunk_scores(model, audio, step_s, batch_size)
+        return out, out.data
     from pyannote.audio import Inference
 
     duration = float(model.specifications.duration)
@@ -168,18 +168,22 @@ class VadModel:
     def __init__(
         self,
         backend: str = "pyannote",
-        model: str = "pyannote:segmentation",
+        model_path: str | Path | None = None,
         device: str = "auto",
         step_s: float = 0.5,
         batch_size: int = 32,
-        store: str | None = None,
     ):
+        """``model_path``: the pyannote segmentation checkpoint a stage resolved (None: the bundled one)."""
         if backend not in BACKENDS:
             raise ConfigError(f"VAD backend must be one of {BACKENDS}, got {backend!r}")
         self.backend, self.step_s, self.batch_size = backend, step_s, batch_size
         self.device = pick_device(device)
         if backend == "pyannote":
-            self.model = load_segmentation(resolve_model_path(model, store), self.device)
+            if model_path is None:
+                from curate import models
+
+                model_path = models.resolve("pyannote:segmentation").path
+            self.model = load_segmentation(str(model_path), self.device)
         else:
             from silero_vad import load_silero_vad
 
@@ -212,5 +216,4 @@ __all__ = [
     "silero_speech",
     "load_segmentation",
     "segmentation_scores",
-    "resolve_model_path",
 ]

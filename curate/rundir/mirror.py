@@ -137,7 +137,7 @@ def pull(url: str, local: Path, files: dict[str, int] | None = None) -> Path:
     files = remote_files(url) if files is None else files
     if local.exists():
         shutil.rmtree(local)
-    local.mkdir(parents=True)
+    local.mkdir(parents=True, exist_ok=True)  # (a run's log handler may have made it again meanwhile)
     _download(url, local, list(files))
     log.info("%s: %d files pulled into %s", url, len(files), local)
     return local

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.config import Pipeline, check_models
-from curate.errors import RunDirError
+from curate.errors import ConfigError, RunDirError
 from curate.rundir import mirror
 from curate.runners.driver import Plan, finalize, prepare
 from curate.runners.resume import repair
@@ -40,22 +40,24 @@ def run_pipeline(
     ``stage_pools`` (Ray only): every model stage gets its own actor pool sized by its own resources (e.g.
     ASR on GPUs, diarization on CPUs) instead of one pool of workers that each hold every model."""
     if runner not in RUNNERS:
-        raise ValueError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
+        raise ConfigError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
     if stage_pools and runner != "ray":
-        raise ValueError("--stage-pools needs the ray runner")
+        raise ConfigError("--stage-pools needs the ray runner")
     if ray_address is None:  # a missing model fails now, not after ingest on every worker (on a cluster the
         check_models(pipeline)  # driver may not see the workers' model store, so the workers find out)
     t0 = time.perf_counter()
     probe_backend = None
+    worker_count = None  # the local runner: one worker
     if runner == "ray":  # probe the catalog's files on the cluster, like everything else
         from curate.runners import ray as ray_runner
 
         probe_backend = ray_runner.probe_backend(ray_address)
+        worker_count = lambda: ray_runner.worker_count(pipeline, ray_address, num_workers)  # noqa: E731
     run = mirror.open_run(out_dir)  # a URL: its staging copy, which publishes to the bucket as the run goes
     with run.lock():
         run.fetch()
         with mirror.staged_errors(run):
-            plan = prepare(pipeline, catalog, run, on_ingest, probe_backend, retry_failed)
+            plan = prepare(pipeline, catalog, run, on_ingest, probe_backend, retry_failed, worker_count)
         run.checkpoint()  # recordings, decisions …, the plan last
         repair(plan, retry_failed)  # finished shards that cannot stand go back to pending
         t1 = time.perf_counter()

@@ -26,10 +26,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import audio, manifest
+from curate.catalog import catalog_sha256
 from curate.config import Pipeline
 from curate.errors import RunDirError
 from curate.rundir import RunDir
 from curate.rundir.layout import PREPARE_FILES, PROBE_PARTS
+from curate.runners.guard import RecordingGuard
 from curate.runners.probes import Backend, ProbeCheckpoint
 from curate.runners.resume import ingest_to_redo
 from curate.runners.shard import load_marker
@@ -98,14 +100,6 @@ class Plan:
         return total
 
 
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with audio.open_binary(path) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def pipeline_fingerprint(pipeline: Pipeline) -> str:
     return hashlib.sha256(json.dumps(pipeline.source, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -162,14 +156,19 @@ def _refusal(out_dir: Path, saved: dict[str, Any], fp: dict[str, Any], source: d
 
 
 def plan_shards(
-    ids: list[str], durations_s: list[float], shard_size: int, shard_hours: float | None = None
+    ids: list[str], durations_s: list[float], shard_size: int, shard_hours: float | None = None, workers: int = 1
 ) -> list[list[str]]:
     """Group ``ids`` (in order) into shards: ``shard_size`` recordings each, or, with ``shard_hours``, consecutive
     recordings until their summed duration reaches ``shard_hours`` (a recording longer than that is a shard on
-    its own; the last shard may be shorter). ``shard_size`` does not cap an hours-sized shard."""
+    its own; the last shard may be shorter). ``shard_size`` does not cap an hours-sized shard.
+
+    A catalog too small to give each of the ``workers`` a full shard is cut smaller, so every worker gets one
+    (8 recordings, ``shard_size`` 8, 2 workers: 2 shards of 4); a big catalog keeps the sizes asked for."""
+    workers = max(1, min(workers, len(ids)))
     if shard_hours is None:
-        return [ids[i : i + shard_size] for i in range(0, len(ids), shard_size)]
-    limit_s = shard_hours * 3600.0
+        size = max(1, min(shard_size, -(-len(ids) // workers)))
+        return [ids[i : i + size] for i in range(0, len(ids), size)]
+    limit_s = min(shard_hours * 3600.0, sum(durations_s) / workers)
     shards: list[list[str]] = []
     current: list[str] = []
     total_s = 0.0
@@ -191,12 +190,15 @@ def prepare(
     on_ingest: Callable[[int], None] | None = None,
     probe_backend: Backend | None = None,
     retry_failed: bool = False,
+    worker_count: Callable[[], int] | None = None,
 ) -> Plan:
     """Ingest, filter and plan shards, or reuse the plan of an interrupted run of the same command.
     ``probe_backend``: how distinct audio files are probed (driver threads by default; the Ray runner passes
     Ray tasks); every probed chunk is checkpointed, so a rerun after a kill probes only what is left. A plan
     whose ingest lost recordings to a transient error (every probe error with ``retry_failed``) is made again,
-    probing only those files (:mod:`curate.runners.resume` then redoes the shards whose recordings changed)."""
+    probing only those files (:mod:`curate.runners.resume` then redoes the shards whose recordings changed).
+    ``worker_count``: how many shards the runner will run at once, asked when the plan is made (a small catalog
+    is cut so every worker gets a shard); the plan is then written once, so a rerun keeps it whatever it runs on."""
     if not isinstance(out_dir, RunDir) and audio.is_url(out_dir):
         raise RunDirError(f"{out_dir}: prepare needs a local directory (run_pipeline stages a URL run directory)")
     run = RunDir.of(out_dir)
@@ -207,7 +209,7 @@ def prepare(
     bind_run(pipeline, run)
     fp = {
         "catalog": str(catalog),
-        "catalog_sha256": _sha256(catalog) if audio.is_url(catalog) or catalog.is_file() else None,
+        "catalog_sha256": catalog_sha256(catalog) if audio.is_url(catalog) or catalog.is_file() else None,
         "pipeline": pipeline_fingerprint(pipeline),
     }
     source = json.loads(json.dumps(pipeline.source, default=str))
@@ -242,14 +244,14 @@ def prepare(
         probe=ProbeCheckpoint(run, probe_backend, retry_failed=retry_failed),
         on_progress=on_ingest,
     )
-    alive = filter_run(run, pipeline.filters)
-    shards, positions = _plan(run, alive, pipeline)
+    alive = filter_run(run, pipeline.filters, guard=RecordingGuard(pipeline.settings, run))
+    shards, positions = _plan(run, alive, pipeline, worker_count() if worker_count else 1)
     write_plan_recordings(run, positions)
     manifest.write_json(plan_file, {"fingerprint": fp, "pipeline_source": source, "shards": shards})
     return _load_plan(run, pipeline, shards)
 
 
-def _plan(run: RunDir, alive: np.ndarray, pipeline: Pipeline) -> tuple[list[list[str]], np.ndarray]:
+def _plan(run: RunDir, alive: np.ndarray, pipeline: Pipeline, workers: int) -> tuple[list[list[str]], np.ndarray]:
     """Shards of the kept recordings (sorted by id) and their row positions in recordings.parquet, in plan order."""
     table = manifest.read_table(run.recordings, "recordings", ["recording_id", "duration_s"])
     positions = np.flatnonzero(alive)
@@ -258,7 +260,8 @@ def _plan(run: RunDir, alive: np.ndarray, pipeline: Pipeline) -> tuple[list[list
     ids = kept.column("recording_id").take(pa.array(order)).to_pylist()
     durations = kept.column("duration_s").to_numpy()[order]
     settings = pipeline.settings
-    return plan_shards(ids, durations.tolist(), settings.shard_size, settings.shard_hours), positions[order]
+    shards = plan_shards(ids, durations.tolist(), settings.shard_size, settings.shard_hours, workers)
+    return shards, positions[order]
 
 
 def _load_plan(run: RunDir, pipeline: Pipeline, shards: list[list[str]]) -> Plan:

@@ -16,16 +16,16 @@ from typing import Any
 
 from curate.rundir import RunDir
 from curate.runners.driver import Plan
+from curate.runners.guard import RecordingGuard
 from curate.runners.runlog import LOG_FILE_ENV, add_run_log
 from curate.runners.shard import PipelineWorker, ShardState, publish
 from curate.runners.streaming import read_shard
-from curate.runners.watchdog import write_crash_note
 
 log = logging.getLogger(__name__)
 
 
-def _resources(plan: Plan) -> tuple[float, float]:
-    stages = plan.pipeline.transforms()
+def _resources(pipeline) -> tuple[float, float]:
+    stages = pipeline.transforms()
     cpus = max([s.resources.cpus for s in stages] or [1.0])
     gpus = max([s.resources.gpus for s in stages] or [0.0])
     return cpus, gpus
@@ -140,15 +140,8 @@ def execute(
     if not pending:
         return
     _start_data(address)
-    cpus, gpus = _resources(plan)
-    cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
-    cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
-    uses_model = any(s.uses_model for s in plan.pipeline.transforms())
-    if uses_model:
-        if gpus > 0 and cluster_gpus == 0:
-            log.info("stages ask for a GPU but the cluster has none: running on CPU")
-            gpus = 0.0
-        n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
+    if any(s.uses_model for s in plan.pipeline.transforms()):
+        n, cpus, gpus = _pool(plan.pipeline, num_workers)
         _run_actor_pool(plan, pending, min(n, len(pending)), cpus, gpus, verify, on_done)
         return
     items = _shard_items(plan, pending)
@@ -160,24 +153,32 @@ def execute(
             on_done(json.loads(row["summary"]))
 
 
-CRASHES_BEFORE_POISON = 2  # a worker died twice on the same recording: it is that recording (not a lost node)
+def _pool(pipeline, num_workers: int | None = None) -> tuple[int, float, float]:
+    """(workers, CPUs and GPUs per worker) of a model pipeline's actor pool on the running cluster: one worker
+    per GPU its stages ask for (on CPU when the cluster has none), else per their CPUs."""
+    import ray
+
+    cpus, gpus = _resources(pipeline)
+    res = ray.cluster_resources()
+    cluster_cpus, cluster_gpus = int(res.get("CPU", 1)), int(res.get("GPU", 0))
+    if gpus > 0 and cluster_gpus == 0:
+        log.info("stages ask for a GPU but the cluster has none: running on CPU")
+        gpus = 0.0
+    n = num_workers or max(1, int(cluster_gpus // gpus) if gpus else int(cluster_cpus // max(cpus, 1)))
+    return n, cpus, gpus
 
 
-def _note_crash(plan: Plan, shard_id: int, deaths: dict[str, int]) -> None:
-    """A worker died in the middle of ``shard_id``: count a death for the recording it was processing (its
-    running note); at the second, leave the note that makes the retried shard record that recording as a
-    failure row instead of dying on it again. A run directory on object storage keeps running notes on the
-    worker's node, out of the driver's sight: its shard is retried until it stops the run."""
-    note = plan.run.running(shard_id)
-    if plan.run.url is not None or not note.exists():
-        return
-    rid = json.loads(note.read_text())["recording_id"]
-    deaths[rid] = deaths.get(rid, 0) + 1
-    if deaths[rid] >= CRASHES_BEFORE_POISON:
-        path = write_crash_note(plan.run.poison_dir, rid, deaths[rid])
-        log.warning(
-            "recording %s: its worker died %d times on it; it becomes a failure row (%s)", rid, deaths[rid], path
-        )
+def worker_count(pipeline, address: str | None = None, num_workers: int | None = None) -> int:
+    """How many shards run at once on the cluster (Ray started if needed): the actor pool of a model pipeline,
+    else one task per CPU. The driver plans a small catalog so each gets a shard."""
+    import ray
+
+    if num_workers:
+        return num_workers
+    init(address)
+    if any(s.uses_model for s in pipeline.transforms()):
+        return _pool(pipeline)[0]
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 MAX_SHARD_ATTEMPTS = 4  # a shard whose worker dies this many times (a crash it causes itself) stops the run
@@ -216,7 +217,7 @@ def _run_actor_pool(
     idle: list[Any] = []
     queue = list(reversed(pending))  # next shard at the end
     attempts: dict[int, int] = {}
-    deaths: dict[str, int] = {}  # recording_id → how many workers died while processing it
+    guard = RecordingGuard(plan.pipeline.settings, plan.run)  # counts the deaths of workers per recording
     actors += [start() for _ in range(n)]
     try:
         while queue or running:
@@ -236,7 +237,7 @@ def _run_actor_pool(
             try:
                 summary = ray.get(ref)
             except RayActorError as e:
-                _note_crash(plan, shard_id, deaths)
+                guard.worker_died(shard_id)
                 attempts[shard_id] = attempts.get(shard_id, 0) + 1
                 if attempts[shard_id] >= MAX_SHARD_ATTEMPTS:
                     raise RuntimeError(

@@ -1,10 +1,15 @@
 """The run's log file, ``RUN/logs/curate.log``: every line curate logs at INFO and above, from the driver and
-from every worker on the driver's machine (each line carries its process id), whatever the console shows."""
+from every worker on the driver's machine (each line carries its process id), whatever the console shows.
+
+A run on object storage logs into its staging copy, which the run replaces with the bucket's files when it
+starts (the bucket's log of earlier runs included): the handler follows the file (a replaced or removed file is
+opened again, its folder made again), and the log is published with the run's other files."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import logging.handlers
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,12 +17,20 @@ from pathlib import Path
 LOG_FILE_ENV = "CURATE_LOG_FILE"  # RUN/logs/curate.log of the run in progress (set by the CLI)
 
 
+class _RunLogHandler(logging.handlers.WatchedFileHandler):
+    """Appends to the run's log file, opening it again when it was replaced or removed (and its folder with it)."""
+
+    def _open(self):
+        os.makedirs(os.path.dirname(self.baseFilename), exist_ok=True)
+        return super()._open()
+
+
 def add_run_log(path: str | None, console_level: int) -> logging.Handler | None:
     """Append curate's INFO lines (with their pid) to the run's log file ``path``, keeping the console handlers at
     ``console_level``. A no-op on a machine without that folder (another node of a cluster)."""
     if not path or not os.path.isdir(os.path.dirname(path)):
         return None
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _RunLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     for h in logging.getLogger().handlers:

@@ -19,10 +19,10 @@ from typing import Any
 from curate import audio, manifest
 from curate.catalog.content import check_content
 from curate.config import Derivation, Pipeline, Settings
-from curate.errors import RecordingError, StageTimeout, one_line
+from curate.errors import RecordingError, one_line
 from curate.rundir import RunDir
+from curate.runners.guard import RecordingGuard
 from curate.runners.resume import transient_ids
-from curate.runners.watchdog import Watchdog, poison_failure
 from curate.schema import Failure, Frames, Recording, RejectedSegment, Segment
 from curate.stages.base import RecordingContext, Transform
 
@@ -48,20 +48,13 @@ def run_stages(
     segments: list[Segment],
     out: RecordingOutput,
     variant: str | None = None,
-    watchdog: Watchdog | None = None,
+    guard: RecordingGuard | None = None,
 ) -> list[Segment]:
     """Apply transforms in order, collecting rejected segments and emitted variants. ``variant`` labels the
     rejected segments (a derivation's name), so ``rejected/<stage>/`` says which variant dropped them.
-    ``watchdog``: each stage call is bounded by it (a :class:`~curate.errors.StageTimeout` past its limit)."""
+    ``guard``: each stage call runs under it (a :class:`~curate.errors.StageTimeout` past its watchdog limit)."""
     for stage in stages:
-        if watchdog is not None:
-            try:
-                result = watchdog.call(stage.stage_name, stage.process, ctx, segments)
-            except StageTimeout:
-                reload_stage(stage)
-                raise
-        else:
-            result = stage.process(ctx, segments)
+        result = guard.call(stage, ctx, segments) if guard is not None else stage.process(ctx, segments)
         segments = result.segments
         rejected = result.rejected
         if variant:
@@ -76,21 +69,12 @@ def run_stages(
     return segments
 
 
-def reload_stage(stage: Transform) -> None:
-    """A model stage stopped by the watchdog was interrupted at an arbitrary line of its library: load its
-    model afresh (rare, and cheaper than trusting a half-updated model state for the next recording)."""
-    if stage.uses_model:
-        log.warning("reloading stage %s after the watchdog stopped it", stage.stage_name)
-        stage.teardown()
-        stage.setup()
-
-
 def derive_recording(
-    derivations: list[Derivation], ctx: RecordingContext, out: RecordingOutput, watchdog: Watchdog | None = None
+    derivations: list[Derivation], ctx: RecordingContext, out: RecordingOutput, guard: RecordingGuard | None = None
 ) -> None:
     """Model-free variants from variants already in ``out`` (in pipeline order, so chains work)."""
     for d in derivations:
-        segments = run_stages(d.stages, ctx, list(out.variants.get(d.source, [])), out, d.variant, watchdog)
+        segments = run_stages(d.stages, ctx, list(out.variants.get(d.source, [])), out, d.variant, guard)
         out.variants[d.variant].extend(_label(segments, d.variant))
 
 
@@ -125,14 +109,13 @@ def recording_context(settings: Settings, rec: Recording) -> RecordingContext:
     return ctx
 
 
-def stage_watchdog(settings: Settings, rec: Recording, run: RunDir | None) -> Watchdog:
-    """The watchdog every runner puts on a recording's stages: the settings' limits; a hard kill leaves its
-    note in the run directory ``run`` (``None``: no note) and publishes it (a run on object storage uploads
-    it), so the rerun that pulls the run afresh sees it."""
-    if run is None:
-        return Watchdog(rec, settings.stage_timeout_s(rec.duration_s), settings.watchdog_grace_s)
-    limit_s = settings.stage_timeout_s(rec.duration_s)
-    return Watchdog(rec, limit_s, settings.watchdog_grace_s, run.poison_dir, lambda note: run.publish([note]))
+def checked_recording(settings: Settings, rec: Recording, verify: bool) -> tuple[list[str], Recording]:
+    """A recording before its first stage: the file ingest probed, not one put in its place since; with
+    ``verify``, decoded whole and checked against its header (:func:`verify_audio`)."""
+    check_content(rec.audio_path, rec.content)
+    if not verify:
+        return [], rec
+    return verify_audio(rec, settings.decode_timeout_s(rec.duration_s))
 
 
 def failure_row(rec: Recording, error: Exception) -> Failure:
@@ -146,22 +129,17 @@ def process_recording(
     pipeline: Pipeline,
     rec: Recording,
     verify: bool = True,
-    run: RunDir | None = None,
+    guard: RecordingGuard | None = None,
 ) -> tuple[RecordingOutput, list[str]]:
-    """Every pass and derivation on one recording, its audio decoded once for all of them. Every stage call
-    is bounded by the stage watchdog (its hard kill leaves a note in the run directory ``run``)."""
-    warnings: list[str] = []
-    original = rec
-    check_content(rec.audio_path, rec.content)  # the file ingest probed, not one put in its place since
-    if verify:
-        warnings, rec = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
-    ctx = recording_context(pipeline.settings, rec)
-    watchdog = stage_watchdog(pipeline.settings, rec, run)
-    out = RecordingOutput(decoded_s=rec.duration_s if verify and rec is not original else None)
+    """Every pass and derivation on one recording, its audio decoded once for all of them, every stage call
+    under the recording's ``guard``."""
+    warnings, checked = checked_recording(pipeline.settings, rec, verify)
+    ctx = recording_context(pipeline.settings, checked)
+    out = RecordingOutput(decoded_s=checked.duration_s if checked is not rec else None)
     try:
         for p in pipeline.passes:
-            run_stages(p.stages, ctx, [], out, watchdog=watchdog)
-        derive_recording(pipeline.derive, ctx, out, watchdog)
+            run_stages(p.stages, ctx, [], out, guard=guard)
+        derive_recording(pipeline.derive, ctx, out, guard)
     finally:
         ctx.release()
     out.info = ctx.info
@@ -242,21 +220,22 @@ def process_shard(
 ) -> dict[str, Any]:
     """Process one shard and write its parts and marker. Returns the marker's summary. Stages must be set up."""
     run = RunDir.of(out_dir)
+    guard = RecordingGuard(pipeline.settings, run)
     t0 = time.perf_counter()
     outputs: dict[str, tuple[RecordingOutput, list[str]]] = {}
     failures: list[Failure] = []
     for done, rec in enumerate(recordings):
-        poisoned = poison_failure(run.poison_dir, rec)  # an earlier try was killed on it by the watchdog: not again
+        poisoned = guard.poisoned(rec)  # an earlier try was killed or crashed on it: not again
         if poisoned is not None:
             failures.append(poisoned)
             continue
-        manifest.write_json(run.running(shard_id), {"recording_id": rec.recording_id, "done": done})
+        guard.running(shard_id, rec, done)
         try:
-            outputs[rec.recording_id] = process_recording(pipeline, rec, verify, run)
+            outputs[rec.recording_id] = process_recording(pipeline, rec, verify, guard)
         except (audio.AudioDecodeError, RecordingError) as e:
             failures.append(failure_row(rec, e))
     summary = write_shard(pipeline, shard_id, recordings, outputs, failures, run, time.perf_counter() - t0)
-    run.running(shard_id).unlink(missing_ok=True)
+    guard.finished(shard_id)
     return summary
 
 
@@ -274,17 +253,17 @@ class ShardState:
     warnings: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     failures: dict[str, Failure] = field(default_factory=dict)  # recording_id → its failure (skipped after)
     decoded: dict[str, Recording] = field(default_factory=dict)  # recordings whose decoded duration won
-    run: RunDir | None = None  # the run directory: the stage watchdog's notes (None: none written or read)
+    run: RunDir | None = None  # the run directory: its guard's notes (None: none written or read)
 
     def apply(self, pipeline: Pipeline, stage: Transform, first_of_pass: bool, verify: bool) -> None:
         """Run one stage on every recording that has not failed. ``first_of_pass``: start from no segments;
         ``verify``: decode and check each recording against its header first (the pipeline's first stage)."""
+        guard = RecordingGuard(pipeline.settings, self.run)
         for rec in self.recordings:
             rid = rec.recording_id
             if rid in self.failures:
                 continue
-            notes = self.run.poison_dir if self.run is not None else None
-            poisoned = poison_failure(notes, rec)  # a try of this stage was killed on it by the watchdog
+            poisoned = guard.poisoned(rec)  # a try of this stage was killed on it by the watchdog
             if poisoned is not None:
                 self.failures[rid] = poisoned
                 continue
@@ -293,16 +272,14 @@ class ShardState:
             ctx = None
             try:
                 if verify:
-                    check_content(rec.audio_path, rec.content)
-                    warnings, checked = verify_audio(rec, pipeline.settings.decode_timeout_s(rec.duration_s))
+                    warnings, checked = checked_recording(pipeline.settings, rec, True)
                     self.warnings[rid].extend(warnings)
                     if checked is not rec:
                         rec = self.decoded[rid] = checked
                 ctx = recording_context(pipeline.settings, rec)
                 ctx.frames = dict(out.frames)  # frame scores of earlier passes (tags, speakers)
                 segments = [] if first_of_pass else self.segments.get(rid, [])
-                watchdog = stage_watchdog(pipeline.settings, rec, self.run)
-                self.segments[rid] = run_stages([stage], ctx, segments, out, watchdog=watchdog)
+                self.segments[rid] = run_stages([stage], ctx, segments, out, guard=guard)
                 for k, v in ctx.info.items():
                     out.info.setdefault(k, v)
                 out.frames.update(ctx.frames)
@@ -316,6 +293,7 @@ class ShardState:
     def finish(self, pipeline: Pipeline, out_dir: str | Path, seconds: float) -> dict[str, Any]:
         """Derive the model-free variants, then write the shard's parts and marker."""
         outputs = {}
+        guard = RecordingGuard(pipeline.settings, self.run)
         for rec in self.recordings:
             rid = rec.recording_id
             if rid in self.failures:
@@ -327,7 +305,7 @@ class ShardState:
             ctx = recording_context(pipeline.settings, rec)
             ctx.frames = dict(out.frames)
             try:
-                derive_recording(pipeline.derive, ctx, out, stage_watchdog(pipeline.settings, rec, self.run))
+                derive_recording(pipeline.derive, ctx, out, guard)
             except RecordingError as e:  # as process_shard: the recording is a failure row, its output dropped
                 self.failures[rid] = failure_row(rec, e)
                 continue

@@ -25,6 +25,7 @@ from curate import audio, manifest
 from curate.catalog import ProbeFn, ingest_chunks
 from curate.errors import RecordingError, RunDirError
 from curate.rundir import RunDir
+from curate.runners.guard import RecordingGuard
 from curate.schema import Decision, Failure, Recording, recording_from_row
 from curate.stages.base import Aggregate, AudioPass, Filter
 
@@ -94,33 +95,44 @@ def _alive_frame(path: Path, alive: np.ndarray, columns: list[str] | None) -> pd
 
 
 def run_audio_pass(
-    stage: AudioPass, df: pd.DataFrame, run: RunDir, threads: int | None = None
+    stage: AudioPass,
+    df: pd.DataFrame,
+    run: RunDir,
+    threads: int | None = None,
+    guard: RecordingGuard | None = None,
 ) -> tuple[list[Decision], list[Failure]]:
     """Run ``stage`` on every recording of ``df`` whose result is not stored yet, ``threads`` at a time, and
-    store the results batch by batch (a killed pass resumes). Returns drops + failure rows for unreadable audio."""
+    store the results batch by batch (a killed pass resumes). Returns drops + failure rows for unreadable audio.
+    ``guard``: each recording's call runs under it (the watchdog; a recording an earlier try was killed on is
+    a failure row at once)."""
     done = stage.done(run)
     todo = [recording_from_row(r) for r in df.to_dict("records") if r["recording_id"] not in done]
     decisions: list[Decision] = []
     failures: list[Failure] = []
 
-    def one(rec: Recording) -> tuple[Recording, object, Exception | None]:
+    def one(rec: Recording) -> tuple[Recording, object, Failure | None]:
+        poisoned = guard.poisoned(rec) if guard is not None else None
+        if poisoned is not None:
+            return rec, None, poisoned
         try:
-            return rec, stage.compute(rec), None
+            if guard is None:
+                return rec, stage.compute(rec), None
+            return rec, guard.watchdog(rec).call(stage.stage_name, stage.compute, rec), None
         except (audio.AudioDecodeError, RecordingError) as e:
-            return rec, None, e
+            return rec, None, Failure(rec.recording_id, stage.stage_name, type(e).__name__, str(e), rec.audio_path)
 
     n = stage.resources.batch_size
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
         for i in range(0, len(todo), n):
             ok = []
-            for rec, result, err in pool.map(one, todo[i : i + n]):
-                if err is None:
+            for rec, result, failed in pool.map(one, todo[i : i + n]):
+                if failed is None:
                     ok.append((rec.recording_id, result))
                     continue
-                decisions.append(Decision(rec.recording_id, False, stage.stage_name, f"audio unreadable: {err}"))
-                failures.append(
-                    Failure(rec.recording_id, stage.stage_name, type(err).__name__, str(err), rec.audio_path)
+                decisions.append(
+                    Decision(rec.recording_id, False, stage.stage_name, f"audio unreadable: {failed.message}")
                 )
+                failures.append(failed)
             stage.store(run, ok)
             log.info("%s: %d/%d recordings", stage.stage_name, min(i + n, len(todo)), len(todo))
     return decisions, failures
@@ -150,10 +162,12 @@ def _aggregate(st: Aggregate, path: Path, alive: np.ndarray, decisions: manifest
     alive[df.index[df["recording_id"].isin(set(drop["recording_id"]))]] = False
 
 
-def _audio_pass(st: AudioPass, run: RunDir, alive: np.ndarray, decisions: manifest.PartWriter) -> list[Failure]:
+def _audio_pass(
+    st: AudioPass, run: RunDir, alive: np.ndarray, decisions: manifest.PartWriter, guard: RecordingGuard | None
+) -> list[Failure]:
     """An audio pass over every alive recording (its results stored batch by batch in the run directory)."""
     df = _alive_frame(run.recordings, alive, None)
-    dropped, failed = run_audio_pass(st, df, run)
+    dropped, failed = run_audio_pass(st, df, run, guard=guard)
     decisions.write(dropped)
     alive[df.index[df["recording_id"].isin({d.recording_id for d in dropped})]] = False
     return failed
@@ -168,10 +182,13 @@ def _kept(path: Path, alive: np.ndarray) -> pa.Table:
     return pa.table([kept, pa.array(np.ones(n, bool)), stage, text, text], names=names)
 
 
-def filter_run(out_dir: RunDir | Path, stages: list, chunk_rows: int | None = None) -> np.ndarray:
+def filter_run(
+    out_dir: RunDir | Path, stages: list, chunk_rows: int | None = None, guard: RecordingGuard | None = None
+) -> np.ndarray:
     """Run Filter/AudioPass/Aggregate stages in order over ``out_dir``/recordings.parquet and write
     decisions.parquet (and the audio passes' failure rows) exactly as :func:`curate.testing.oracle.run_filters`
-    would. Returns the alive mask over recordings.parquet's rows (the kept recordings)."""
+    would. Returns the alive mask over recordings.parquet's rows (the kept recordings). ``guard``: the audio
+    passes' calls run under it."""
     run = RunDir.of(out_dir)
     path = run.recordings
     alive = np.ones(pq.ParquetFile(path).metadata.num_rows, bool)
@@ -183,7 +200,7 @@ def filter_run(out_dir: RunDir | Path, stages: list, chunk_rows: int | None = No
             if isinstance(st, Filter):
                 _filter(st, path, alive, decisions, chunk_rows or CHUNK_ROWS)
             elif isinstance(st, AudioPass):
-                pass_failures += _audio_pass(st, run, alive, decisions)
+                pass_failures += _audio_pass(st, run, alive, decisions, guard)
             elif isinstance(st, Aggregate):
                 _aggregate(st, path, alive, decisions)
         manifest.write_records(run.audio_pass_failures, pass_failures, "failures")

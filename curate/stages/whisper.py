@@ -22,10 +22,9 @@ from typing import Any
 
 from curate.errors import ConfigError
 from curate.models import COMPUTE_TYPES
-from curate.models.device import free_cuda, pick_device
 from curate.registry import register
 from curate.schema import RejectedSegment, Segment, Word
-from curate.stages.base import RecordingContext, Resources, StageResult, Transform
+from curate.stages.base import ModelStage, RecordingContext, Resources, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ def window_cut(raw_segments: list[Any], win_start_s: float, win_end_s: float, fi
 
 @register("whisper_transcribe")
 @dataclass
-class WhisperTranscribe(Transform):
+class WhisperTranscribe(ModelStage):
     backend: str = "faster-whisper"  # or openai-whisper, transformers
     model: str = "faster-whisper:base"  # model spec or local path (see curate.models)
     device: str = "auto"  # auto | cpu | cuda
@@ -212,29 +211,21 @@ class WhisperTranscribe(Transform):
 
     # -- model lifecycle --
 
-    def _device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        if self.backend == "faster-whisper":  # CTranslate2 sees GPUs without torch
+    def pick_device(self) -> str:
+        if self.device == "auto" and self.backend == "faster-whisper":  # CTranslate2 sees GPUs without torch
             import ctranslate2
 
             return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        return pick_device("auto")
+        return super().pick_device()
 
     def setup(self) -> None:
         if getattr(self, "_rt_model", None) is not None:
             return
         from importlib import metadata
 
-        from curate.models import resolve
-
-        resolved = resolve(
-            self._model_spec(),
-            self.setting("model_store", self.model_store),
-            self.allow_download or bool(self.setting("allow_download")),
-            default_backend=BACKENDS[self.backend],
-        )
-        device = self._device()
+        ((spec, backend),) = self.model_specs()
+        resolved = self.resolve_model(spec, backend)
+        device = self.pick_device()
         info: dict[str, Any] = {
             "backend": self.backend,
             "model": self.model,
@@ -273,11 +264,8 @@ class WhisperTranscribe(Transform):
         self._rt_info = info
         log.info("whisper_transcribe: loaded %s (%s) on %s", self.model, resolved.path, device)
 
-    def teardown(self) -> None:
-        if getattr(self, "_rt_model", None) is None:
-            return
+    def unload(self) -> None:
         self._rt_model = self._rt_pipe = None
-        free_cuda()
 
     # -- transcription --
 

@@ -30,10 +30,9 @@ import numpy as np
 
 from curate.audio import SAMPLE_RATE
 from curate.errors import ConfigError
-from curate.models.device import free_cuda, pick_device
 from curate.registry import register
 from curate.schema import Segment, Word
-from curate.stages.base import RecordingContext, Resources, StageResult, Transform
+from curate.stages.base import ModelStage, RecordingContext, Resources, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +273,7 @@ class Aligner:
 
 @register("wx_align")
 @dataclass
-class WxAlign(Transform):
+class WxAlign(ModelStage):
     """Chunk transcripts → word times (wav2vec2 CTC, or Whisper's as a fallback) → one segment per sentence."""
 
     model: str = DEFAULT_MODEL  # wav2vec2:<hub name> (from the model store) or a local directory
@@ -292,24 +291,21 @@ class WxAlign(Transform):
         return [(self.model, "wav2vec2")] if self.fallback == "error" else []  # else a missing model falls back
 
     def setup(self) -> None:
-        from curate import models
+        from curate.models import ModelNotFoundError
 
         self._aligner, self._reason = None, None
         try:
-            path = models.resolve(
-                self.model, store=self.setting("model_store", self.model_store), default_backend="wav2vec2"
-            ).path
-        except models.ModelNotFoundError as e:
-            if self.fallback == "error":
+            path = self.resolve_model(self.model, "wav2vec2").path
+        except ConfigError as e:
+            if self.fallback == "error" or not isinstance(e.__cause__, ModelNotFoundError):
                 raise
-            self._reason = f"alignment model not available: {e}"
+            self._reason = f"alignment model not available: {e.__cause__}"
             log.warning("wx_align: %s; using Whisper's word timestamps instead", self._reason.split(":")[0])
             return
-        self._aligner = Aligner(str(path), pick_device(self.device))
+        self._aligner = Aligner(str(path), self.pick_device())
 
-    def teardown(self) -> None:
+    def unload(self) -> None:
         self._aligner = None
-        free_cuda()
 
     def method(self) -> str:
         return "wav2vec2" if self._aligner is not None else "whisper_words"

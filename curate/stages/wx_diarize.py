@@ -15,11 +15,9 @@ from dataclasses import dataclass, replace
 
 from curate.errors import ConfigError
 from curate.models import diarization
-from curate.models.device import free_cuda, pick_device
-from curate.models.vad import resolve_model_path
 from curate.registry import register
 from curate.schema import Segment, Word
-from curate.stages.base import RecordingContext, Resources, StageResult, Transform
+from curate.stages.base import ModelStage, RecordingContext, Resources, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +77,7 @@ def assign_speakers(
 
 @register("wx_diarize")
 @dataclass
-class WxDiarize(Transform):
+class WxDiarize(ModelStage):
     """Diarize once per recording and label every segment (``wx-diar``)."""
 
     backend: str = "segmentation+resemblyzer"  # or pyannote (a local pipeline directory in `pipeline`)
@@ -124,31 +122,21 @@ class WxDiarize(Transform):
         return [(self.segmentation, None), (self.embedding, None)]
 
     def setup(self) -> None:
-        device = self._device = pick_device(self.device)
+        paths = [str(self.resolve_model(spec, backend).path) for spec, backend in self.model_specs()]
+        device = self._device = self.pick_device()
         if self.backend == "pyannote":
-            path = self.pipeline or ""
-            if path.startswith("pyannote:"):
-                path = resolve_model_path(path, self.setting("model_store", self.model_store))
-            self._impl = diarization.load_pyannote_pipeline(path, device)
+            self._impl = diarization.load_pyannote_pipeline(paths[0], device)
             return
         from resemblyzer import VoiceEncoder
 
         from curate.models.vad import load_segmentation
 
-        seg = load_segmentation(
-            resolve_model_path(self.segmentation, self.setting("model_store", self.model_store)), device
-        )
-        enc = VoiceEncoder(
-            device,
-            verbose=False,
-            weights_fpath=resolve_model_path(self.embedding, self.setting("model_store", self.model_store)),
-        )
+        seg = load_segmentation(paths[0], device)
+        enc = VoiceEncoder(device, verbose=False, weights_fpath=paths[1])
         self._impl = diarization.SegmentationResemblyzer(seg, enc, self.params_obj())
 
-    def teardown(self) -> None:
+    def unload(self) -> None:
         self._impl = None
-
-        free_cuda()
 
     def turns(self, ctx: RecordingContext) -> list[diarization.Turn]:
         if self.backend == "pyannote":

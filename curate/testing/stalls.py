@@ -1,18 +1,22 @@
 """Test-only stages that hang on chosen recordings, for the stage watchdog's tests. Importing this module
 registers them (``test_stall``, and ``test_stall_model``, which counts as a model stage, so the Ray runner
-runs it in an actor pool as it runs real model stages); no shipped pipeline names them."""
+runs it in an actor pool as it runs real model stages; ``test_stall_pass``, an audio pass, which the driver runs
+before planning); no shipped pipeline names them."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from curate import manifest
 from curate.errors import ConfigError
 from curate.registry import register
-from curate.schema import Segment
-from curate.stages.base import RecordingContext, StageResult, Transform
+from curate.schema import Recording, Segment
+from curate.stages.base import AudioPass, RecordingContext, StageResult, Transform
 
 HOW = ("python", "native", "crash")
 
@@ -67,4 +71,29 @@ class StallModel(Stall):
         self._loaded = False
 
 
-__all__ = ["Stall", "StallModel", "stall"]
+@register("test_stall_pass")
+@dataclass
+class StallPass(AudioPass):
+    """An audio pass that hangs on the recordings in ``stall_on`` (and keeps each other's duration)."""
+
+    stall_on: list[str] = field(default_factory=list)
+    how: str = "python"
+
+    def done(self, run: Any) -> set[str]:
+        return set(json.loads(run.progress_file("test_stall_pass.json").read_text())) if self._stored(run) else set()
+
+    def compute(self, rec: Recording) -> float:
+        if rec.recording_id in self.stall_on:
+            stall(self.how)
+        return rec.duration_s
+
+    def store(self, run: Any, results: list[tuple[str, Any]]) -> None:
+        old = json.loads(run.progress_file("test_stall_pass.json").read_text()) if self._stored(run) else {}
+        manifest.write_json(run.progress_file("test_stall_pass.json"), {**old, **dict(results)})
+
+    @staticmethod
+    def _stored(run: Any) -> bool:
+        return run.progress_file("test_stall_pass.json").is_file()
+
+
+__all__ = ["Stall", "StallModel", "StallPass", "stall"]

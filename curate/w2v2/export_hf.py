@@ -89,10 +89,12 @@ def export_hf(checkpoint: str | Path, out_dir: str | Path) -> Path:
 
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
-        raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
+        raise checkpoints.CheckpointError(f"{checkpoint}: no such checkpoint")
     ck = checkpoints.load(checkpoint)
     if not isinstance(ck, dict) or "config" not in ck or "model" not in ck:
-        raise ValueError(f"{checkpoint}: not a curate pre-training checkpoint (expected 'config' and 'model')")
+        raise checkpoints.CheckpointError(
+            f"{checkpoint}: not a curate pre-training checkpoint (expected 'config' and 'model')"
+        )
     cfg = load_config(ck["config"]).model
     model = Wav2Vec2Model(hf_config(cfg))
     model.load_state_dict(to_hf_state_dict(ck["model"], cfg), strict=True)

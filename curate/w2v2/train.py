@@ -45,7 +45,7 @@ class TrainingData:
     @classmethod
     def build(cls, cfg: PretrainConfig, data: str | Path, transform: Callable | None = None) -> TrainingData:
         from curate.w2v2.batching import BatchStream
-        from curate.w2v2.data import BatchDataset, EpochPairs, build_transforms, open_source
+        from curate.w2v2.data import BatchDataset, DataError, EpochPairs, build_transforms, open_source
         from curate.w2v2.heldout import ValSetSource, exclude_held_out, read_val_set, split_source
         from curate.w2v2.validate import build_validation_set
 
@@ -54,13 +54,13 @@ class TrainingData:
         lengths = np.minimum(source.lengths, int(dc.max_s * SAMPLE_RATE))
         usable = np.flatnonzero(lengths >= int(dc.min_s * SAMPLE_RATE))
         if len(usable) == 0:
-            raise ValueError(f"{source.name}: no segments of at least data.min_s={dc.min_s} s to train on")
+            raise DataError(f"{source.name}: no segments of at least data.min_s={dc.min_s} s to train on")
         if dc.val_set:  # a validation set shared with other runs (an ablation's cells): never trained on
             vs = read_val_set(dc.val_set)
             train_ids, val_source, val_rule = exclude_held_out(source, usable, vs), ValSetSource(vs), vs.rule
             val_ids = np.arange(len(val_source.lengths))
             if len(train_ids) == 0:
-                raise ValueError(f"{source.name}: every segment overlaps the validation set {dc.val_set}")
+                raise DataError(f"{source.name}: every segment overlaps the validation set {dc.val_set}")
         else:  # refused here (HeldOutError) when it would hold out nothing
             train_ids, val_ids, val_rule = split_source(source, usable, lengths, dc.val_split, dc.val_fraction, seed)
             val_source = source
