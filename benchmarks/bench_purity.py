@@ -5,8 +5,9 @@ python -m benchmarks.bench_purity [--voice 0.2,0.25,0.3,0.35] [--halves dev,test
 Each conversation of the real-audio benchmark (RTTM turns; split dev/test by :mod:`benchmarks.realaudio`) is
 tagged once (``tag_speakers`` with the bench's 2.5 s step, ``tag_voices``); one segment covering the whole clip
 then goes through ``clean_trim`` with wx-asr-1s-clean's shipped params (pauses on the speakers grid, overlap,
-speaker-activity turns) and ``min_duration`` 1 s, once as shipped and once per ``--voice`` threshold (turns where
-the GE2E voice distance peaks). Per setting, over the half's conversations:
+speaker-activity turns, the margins cut around turns in speech) and ``min_duration`` 1 s, once as shipped, once
+without the turn margins (``turn_cut_s`` 0) and once per ``--voice`` threshold (turns where the GE2E voice
+distance peaks). Per setting, over the half's conversations:
 
 - purity: the main speaker's share of each segment's speech, time-weighted (overlapped speech counts for both);
 - >1 speaker: segments where a second speaker holds >= 10 % of the speech (``curate.quality``'s rule);
@@ -17,8 +18,9 @@ the GE2E voice distance peaks). Per setting, over the half's conversations:
 With ``--programmes DIR`` (default ``manifests/bench_quality``: the cached runs of ``benchmarks.bench_quality``)
 the same settings replay on the benchmark's programmes too (``curate.calibrate.replay``, model-free once the
 voice scores are there): ``tag_voices`` runs on each cached run's recordings that lack ``scores/voices`` (its
-CPU time is printed), then wx-asr-1s-clean per voice threshold and w-pp-3s-clean re-joined by voice are scored
-against the ground truth (:func:`curate.quality.evaluate_segments`).
+CPU time is printed), then wx-asr-1s-clean as shipped, without turn margins, over the ``turn_cut_s`` ×
+``turn_cut_pause_s`` grid the shipped pair was fitted on (dev), per voice threshold, and w-pp-3s-clean re-joined by
+voice are scored against the ground truth (:func:`curate.quality.evaluate_segments`).
 
 Tune on dev; report test.
 """
@@ -116,7 +118,11 @@ def add_voices(run_dir: Path) -> tuple[int, float, float]:
     return len(todo), cpu, secs
 
 
-PROGRAMME_SETTINGS = [("wx-asr-1s-clean", "shipped", {})] + [
+TURN_CUT_GRID = [(m, p) for m in (0.5, 0.6, 0.7, 0.8) for p in (None, 0.4, 0.5)]  # turn_cut_s, turn_cut_pause_s
+PROGRAMME_SETTINGS = [("wx-asr-1s-clean", "shipped", {}), ("wx-asr-1s-clean", "turn_cut_s 0", {"turn_cut_s": 0.0})] + [
+    ("wx-asr-1s-clean", f"turn_cut_s {m}, turn_cut_pause_s {p}", {"turn_cut_s": m, "turn_cut_pause_s": p})
+    for m, p in TURN_CUT_GRID
+] + [
     ("wx-asr-1s-clean", f"voice {v}", {"voice": v}) for v in (0.2, 0.25, 0.3, 0.35)
 ] + [
     ("w-pp-3s-clean", "shipped", {}),
@@ -193,7 +199,8 @@ def main() -> None:
         speakers.process(ctx, [])
         voices.process(ctx, [])
         frames[cid] = (rec, dict(ctx.frames))
-    settings = [("shipped", {})] + [(f"voice {v}", {"voice": float(v)}) for v in args.voice.split(",") if v]
+    settings = [("shipped", {}), ("turn_cut_s 0", {"turn_cut_s": 0.0})]
+    settings += [(f"voice {v}", {"voice": float(v)}) for v in args.voice.split(",") if v]
     print("| half | setting | conversations | segments | purity % | >1 speaker % | speech kept % | DER % |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for half in args.halves.split(","):

@@ -37,6 +37,8 @@ def load_all() -> dict[str, type]:
 
 
 def get(name: str) -> type:
+    if name in REGISTRY:  # its module is imported already (a machine may lack what other stages import)
+        return REGISTRY[name]
     load_all()
     try:
         return REGISTRY[name]

@@ -201,7 +201,10 @@ def test_clean_score_changes_nothing_but_the_columns() -> None:
     assert (out.segment_id, out.text, out.music_ratio, out.overlap_ratio) == (seg.segment_id, "hallo", 0.0, None)
 
 
-@pytest.mark.parametrize("field, value", [("music", 1.5), ("overlap", 0.0), ("pad_s", -1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("music", 1.5), ("overlap", 0.0), ("pad_s", -1.0), ("turn_cut_s", -0.1), ("turn_cut_pause_s", -1.0)],
+)
 def test_clean_trim_validates_its_params(field, value) -> None:
     from curate.errors import ConfigError
 

@@ -1,6 +1,6 @@
 """clean_trim's calibrated decisions: smoothing and hysteresis (tables), span decisions per segment (tables and
 properties: pieces and removed parts tile the segment, nothing bad and long is kept), re-joining one speaker's
-pieces, and the stage end to end on fake frame scores."""
+pieces, the margins cut around turns (tables, properties), and the stage end to end on fake frame scores."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from curate import timeline
 from curate.schema import Frames, Segment
 from curate.stages.base import RecordingContext
 from curate.stages.clean import CleanTrim
-from curate.stages.clean_spans import decide, hysteresis, median_smooth, rejoin_allowed, spans
+from curate.stages.clean_spans import around_turns, decide, hysteresis, median_smooth, pause_at, rejoin_allowed, spans
 from curate.testing import fake_recording
 
 
@@ -180,3 +180,84 @@ def test_pauses_found_on_the_speakers_grid_split_two_turns() -> None:
     assert [(s.start_s, s.end_s) for s in res.segments] == [(0.0, pytest.approx(5.0)), (pytest.approx(5.4), 10.0)]
     assert [r.reason for r in res.rejected] == ["no_speech"]
     assert len(CleanTrim(**common, pauses_from="tags").process(ctx, seg).segments) == 1
+
+
+# --- margins around turns: the overlapped tails the overlap frames miss ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes, margin, found, expected",
+    [
+        ([5.0], 0.7, [], [(4.3, 5.7)]),
+        ([5.0, 6.0], 0.7, [], [(4.3, 6.7)]),  # two close turns: one span
+        ([0.2, 9.0], 0.5, [], [(0.0, 0.7), (8.5, 9.5)]),  # clamped at the recording's start
+        ([5.0, 9.0], 0.7, [(4.8, 5.4)], [(8.3, 9.7)]),  # a turn inside an overlap the frames found: left alone
+        ([5.0], 0.7, [(4.0, 5.0)], []),  # … also at its edge
+        ([5.0], 0.7, [(5.1, 6.0)], [(4.3, 5.7)]),  # … but not beside it
+        ([5.0], 0.0, [], []),  # off
+        ([], 0.7, [], []),
+    ],
+)
+def test_around_turns(changes, margin, found, expected) -> None:
+    assert around_turns(changes, margin, found=found) == [pytest.approx(iv) for iv in expected]
+
+
+@given(st.lists(times, max_size=6), st.floats(0.01, 2))
+def test_around_turns_covers_each_turn_and_nothing_far_from_one(changes, margin) -> None:
+    got = around_turns(changes, margin)
+    assert got == timeline.merge(got)  # sorted, disjoint
+    for c in changes:  # every turn's margin is inside the spans …
+        want = (max(0.0, c - margin), c + margin)
+        assert timeline.total(timeline.intersect(got, [want])) == pytest.approx(want[1] - want[0], abs=1e-6)
+    for a, b in got:  # … and every span edge is a margin away from a turn
+        assert any(abs(a - (c - margin)) < 1e-6 or a == 0.0 for c in changes)
+        assert any(abs(b - (c + margin)) < 1e-6 for c in changes)
+
+
+@pytest.mark.parametrize(
+    "speech, point, within, expected",
+    [
+        ([1] * 10, 0.5, 0.3, 0.0),  # speech all around
+        ([1] * 4 + [0] * 3 + [1] * 3, 0.55, 0.3, 0.3),  # a 0.3 s pause at the point
+        ([1] * 4 + [0] * 3 + [1] * 3, 0.15, 0.1, 0.0),  # … too far away
+        ([0] * 2 + [1] * 6 + [0] * 2, 0.5, 0.35, 0.2),  # the longest pause within reach
+    ],
+)
+def test_pause_at(speech, point, within, expected) -> None:
+    edges = np.round(np.arange(len(speech) + 1) * 0.1, 6)  # cells that tile
+    assert pause_at([point], edges[:-1], edges[1:], speech, within) == [pytest.approx(expected)]
+
+
+def test_turn_cut_removes_the_tails_of_a_turn_in_speech_not_one_in_a_pause() -> None:
+    """Two turns: at 3 s inside continuous speech (two voices run into each other) and at 7 s in the middle of a
+    0.8 s pause. turn_cut_s cuts 0.7 s either side of the first as overlap; the second sits in a pause longer
+    than turn_cut_pause_s and costs nothing."""
+    ctx = RecordingContext(fake_recording("r", 10.0))
+    ctx.frames["tags"] = _tags([0.0] * 21)
+    start = np.arange(100) * 0.1
+    speech, change, z = np.ones(100), np.zeros(100), np.zeros(100)
+    speech[66:74] = 0.0  # 6.6-7.4 s
+    change[29:31] = 0.9  # 2.9-3.1 s: a turn at 3.0
+    change[69:71] = 0.9  # a turn at 7.0
+    ctx.frames["speakers"] = Frames("speakers", start, start + 0.1, {"speech": speech, "overlap": z, "change": change})
+    seg = [Segment.new("r", "/a.wav", 0.0, 10.0, "v")]
+    common = dict(music=None, vocal_music=None, noise=None, overlap=0.5, change=0.5, speech=0.5, min_nonspeech_s=0.3,
+                  pauses_from="speakers", pad_s=0.0, min_split_s=0.0)  # fmt: skip
+    res = CleanTrim(**common, turn_cut_s=0.7, turn_cut_pause_s=0.4).process(ctx, seg)
+    assert [(s.start_s, s.end_s) for s in res.segments] == [
+        (0.0, pytest.approx(2.3)), (pytest.approx(3.7), pytest.approx(6.6)), (pytest.approx(7.4), 10.0)
+    ]  # fmt: skip
+    assert [(r.reason, round(r.segment.start_s, 2)) for r in res.rejected] == [("overlap", 2.3), ("no_speech", 6.6)]
+    found = np.zeros(100)
+    found[28:32] = 0.9  # the overlap frames do see 2.8-3.2 s: that overlap is cut (pad_s 0), no margin around it
+    ctx.frames["speakers"] = Frames(
+        "speakers", start, start + 0.1, {"speech": speech, "overlap": found, "change": change}
+    )
+    seen = CleanTrim(**common, turn_cut_s=0.7, turn_cut_pause_s=0.4).process(ctx, seg)
+    got = [(r.reason, round(r.segment.start_s, 2), round(r.segment.end_s, 2)) for r in seen.rejected]
+    assert got == [("overlap", 2.8, 3.2), ("no_speech", 6.6, 7.4)]
+    ctx.frames["speakers"] = Frames("speakers", start, start + 0.1, {"speech": speech, "overlap": z, "change": change})
+    every = CleanTrim(**common, turn_cut_s=0.7).process(ctx, seg)  # no pause rule: both turns cut
+    assert [r.reason for r in every.rejected] == ["overlap", "overlap"]
+    off = CleanTrim(**common).process(ctx, seg)  # off: split at the turn, nothing cut around it
+    assert [(s.start_s, s.end_s) for s in off.segments][:2] == [(0.0, pytest.approx(3.0)), (pytest.approx(3.0), 6.6)]

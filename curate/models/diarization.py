@@ -59,13 +59,15 @@ class DiarizationParams:
 
 def cluster(emb: np.ndarray, threshold: float, num_speakers: int | None = None) -> np.ndarray:
     """Agglomerative clustering of L2-normalised embeddings (cosine, average linkage) → labels 0..k-1."""
-    from scipy.cluster.hierarchy import fcluster, linkage
-
     n = len(emb)
     if n == 0:
         return np.zeros(0, dtype=int)
     if n == 1:
         return np.zeros(1, dtype=int)
+    try:
+        from scipy.cluster.hierarchy import fcluster, linkage
+    except ImportError:  # a machine with numpy only (benchmarks/gpu_curate.py)
+        return average_linkage(emb, threshold, num_speakers)
     z = linkage(emb, method="average", metric="cosine")
     if num_speakers:
         labels = fcluster(z, t=min(num_speakers, n), criterion="maxclust")
@@ -73,6 +75,34 @@ def cluster(emb: np.ndarray, threshold: float, num_speakers: int | None = None) 
         labels = fcluster(z, t=threshold, criterion="distance")
     _, labels = np.unique(labels, return_inverse=True)
     return labels
+
+
+def average_linkage(emb: np.ndarray, threshold: float, num_speakers: int | None = None) -> np.ndarray:
+    """:func:`cluster` in numpy (no scipy): merge the two closest clusters (mean cosine distance between their
+    members) while that distance is ≤ ``threshold`` (or until ``num_speakers`` remain); labels 0..k-1 in
+    order of first member. Average linkage is monotone, so this is scipy's ``fcluster`` cut."""
+    x = np.asarray(emb, np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    d = 1.0 - x @ x.T
+    np.fill_diagonal(d, np.inf)
+    size = np.ones(len(x))
+    owner = np.arange(len(x))
+    alive = np.ones(len(x), bool)
+    while alive.sum() > 1:
+        flat = int(np.argmin(d))
+        i, j = divmod(flat, len(d))
+        if (num_speakers and alive.sum() <= num_speakers) or (not num_speakers and d[i, j] > threshold):
+            break
+        merged = (size[i] * d[i] + size[j] * d[j]) / (size[i] + size[j])  # Lance-Williams, average linkage
+        d[i], d[:, i] = merged, merged
+        d[i, i] = np.inf
+        d[j], d[:, j] = np.inf, np.inf
+        size[i] += size[j]
+        alive[j] = False
+        owner[owner == j] = i
+    _, first = np.unique(owner, return_index=True)
+    order = {int(owner[f]): k for k, f in enumerate(sorted(first))}
+    return np.array([order[int(o)] for o in owner])
 
 
 def absorb_small(emb: np.ndarray, labels: np.ndarray, weights: np.ndarray, min_s: float) -> np.ndarray:
@@ -170,7 +200,11 @@ class SegmentationResemblyzer:
         """GE2E embeddings of many clips in few LSTM calls: every clip is cut into resemblyzer's 1.6 s
         partials, all partials go through the encoder in batches, each clip gets its partials' mean."""
         import torch
-        from resemblyzer import audio as ra
+
+        if hasattr(self.encoder, "wav_to_mel_spectrogram"):  # curate.models.ge2e: the same front end, no librosa
+            ra = self.encoder
+        else:
+            from resemblyzer import audio as ra
 
         mels, owner = [], []
         for i, wav in enumerate(wavs):
@@ -325,6 +359,7 @@ __all__ = [
     "DiarizationParams",
     "SegmentationResemblyzer",
     "SpeakerLinker",
+    "average_linkage",
     "cluster",
     "relabel",
     "load_pyannote_pipeline",

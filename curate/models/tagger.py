@@ -144,7 +144,14 @@ def resolve_onnx(path: Path) -> Path:
 
 
 def _quantization(onnx_path: Path) -> dict[str, float]:
-    """The int8 model's input/output scale and zero point (graph initializers; empty for a float model)."""
+    """The int8 model's input/output scale and zero point (graph initializers; empty for a float model). Read
+    from ``<model>.onnx.quant.json`` when that exists (written with :func:`write_quantization` for machines
+    without the ``onnx`` package)."""
+    side = Path(str(onnx_path) + ".quant.json")
+    if side.is_file():
+        import json
+
+        return {k: float(v) for k, v in json.loads(side.read_text()).items()}
     import onnx
     from onnx import numpy_helper
 
@@ -156,6 +163,15 @@ def _quantization(onnx_path: Path) -> dict[str, float]:
         "class_scores_zero_point": "out_zp",
     }
     return {names[i.name]: float(numpy_helper.to_array(i)) for i in model.graph.initializer if i.name in names}
+
+
+def write_quantization(onnx_path: Path) -> Path:
+    """Save :func:`_quantization`'s numbers next to the model, for a machine that has onnxruntime but no onnx."""
+    import json
+
+    side = Path(str(onnx_path) + ".quant.json")
+    side.write_text(json.dumps(_quantization(onnx_path)))
+    return side
 
 
 class SoundTagger:
@@ -236,4 +252,5 @@ __all__ = [
     "patches",
     "resolve_onnx",
     "tag_frames",
+    "write_quantization",
 ]

@@ -77,6 +77,13 @@ def segmentation_scores(
     pyannote ``SlidingWindowFeature`` of shape ``(frames, 1)``. Otherwise return the raw per-window local
     speaker activations, ``(chunks, frames_per_chunk, speakers)``, with the chunk sliding window.
     """
+    from curate.models import pyannet
+
+    if isinstance(model, pyannet.PyanNet):  # the plain-torch copy (no pyannote.audio on this machine)
+        if aggregate_speech:
+            return pyannet.speech_scores(model, audio, step_s, batch_size), None
+        out = pyannet.chunk_scores(model, audio, step_s, batch_size)
+        return out, out.data
     from pyannote.audio import Inference
 
     duration = float(model.specifications.duration)

@@ -290,6 +290,8 @@ class CleanTrim(_Clean):
     voice_support_s: float = 0.5  # … with at least this much speech on each side
     snap_s: float = 0.5  # … moved into the deepest pause within this distance
     join_voice: float | None = None  # re-join only across gaps whose voice distance stays at most this (None: any)
+    turn_cut_s: float = 0.0  # speech within this of a turn is cut as overlap (the tails overlap frames miss; 0: off)
+    turn_cut_pause_s: float | None = None  # … only at turns with no pause this long within edge_s (None: every turn)
 
     def validate(self) -> None:
         super().validate()
@@ -306,13 +308,15 @@ class CleanTrim(_Clean):
             if v is not None and not 0 < v < 1:
                 raise ConfigError(f"clean_trim.{name} must be in (0, 1) or null, got {v}")
         names = ("pad_s", "edge_s", "smooth_s", "min_bad_s", "touch_s", "min_split_s", "join_gap_s", "voice_support_s")
-        for name in (*names, "snap_s"):
+        for name in (*names, "snap_s", "turn_cut_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"clean_trim.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.hysteresis <= 1:
             raise ConfigError(f"clean_trim.hysteresis must be in (0, 1], got {self.hysteresis}")
         if self.pauses_from not in ("tags", "speakers"):
             raise ConfigError(f"clean_trim.pauses_from must be tags or speakers, got {self.pauses_from!r}")
+        if self.turn_cut_pause_s is not None and self.turn_cut_pause_s < 0:
+            raise ConfigError(f"clean_trim.turn_cut_pause_s must be >= 0 or null, got {self.turn_cut_pause_s}")
         if self.join_max_s <= 0:
             raise ConfigError(f"clean_trim.join_max_s must be > 0, got {self.join_max_s}")
 
@@ -345,6 +349,9 @@ class CleanTrim(_Clean):
                 "tag_speakers in the tags pass); turns come from the speaker activity alone"
             )
         changes = sorted({*changes, *voice_turns(voices, speakers, self.voice, self.voice_support_s, self.snap_s)})
+        if self.turn_cut_s > 0:
+            found = bad.get("overlap", [])
+            bad["overlap"] = timeline.merge([*found, *self._around_turns(changes, speakers, found)])
         kept: list[Segment] = []
         rejected: list[RejectedSegment] = []
         for seg in segments:
@@ -374,6 +381,18 @@ class CleanTrim(_Clean):
                 self.join_gap_s,
             )  # fmt: skip
         return StageResult(kept, rejected)
+
+    def _around_turns(
+        self, changes: list[float], speakers: Frames | None, found: list[timeline.Interval]
+    ) -> list[timeline.Interval]:
+        """The spans cut around turns (``turn_cut_s``), skipping turns that sit in a pause of at least
+        ``turn_cut_pause_s`` (two voices apart: nothing overlapped to cut) and turns in an overlap span the
+        frames found (``found``: cut already, with ``pad_s``)."""
+        if self.turn_cut_pause_s is not None and speakers is not None and len(speakers):
+            a, b = cells(speakers)
+            pauses = clean_spans.pause_at(changes, a, b, speakers.values["speech"], self.edge_s)
+            changes = [c for c, p in zip(changes, pauses, strict=True) if p < self.turn_cut_pause_s]
+        return clean_spans.around_turns(changes, self.turn_cut_s, found=found)
 
 
 @register("clean_score")

@@ -10,7 +10,8 @@
    a shorter one stays inside the segment. What remains splits at speaker turns.
 4. **Turns** come from two tracks: the segmentation model's local speakers (a turn's plateau) and a speaker
    encoder's voice distance left/right of each moment: one turn per run above the threshold, at the run's peak
-   (:func:`peaks`), moved into the deepest pause nearby when there is one (:func:`snap`).
+   (:func:`peaks`), moved into the deepest pause nearby when there is one (:func:`snap`). Speech within a
+   margin of a turn can be cut as overlap (:func:`around_turns`): the overlapped tails the overlap frames miss.
 5. **Re-join**: consecutive pieces of one speaker whose gap is at most ``join_gap_s`` and holds no bad span and no
    turn become one segment again (up to ``join_max_s``), before the length filter drops short pieces.
 6. **Beds under speech**: YAMNet hardly scores a noise bed once a voice is over it, but the bed is heard alone
@@ -264,6 +265,32 @@ def decide(
     return pieces, sorted(removed)
 
 
+def around_turns(
+    changes: Sequence[float], margin_s: float, lo: float = 0.0, found: Sequence[timeline.Interval] = ()
+) -> list[timeline.Interval]:
+    """The spans within ``margin_s`` of a turn (merged, clamped at ``lo``): where two voices meet, the second one
+    often starts before the first stops, and the overlap frames miss the short tails either side. Turns inside
+    or at the edge of a ``found`` span (an overlap the frames did find, cut with its own pad) are left alone."""
+    if margin_s <= 0:
+        return []
+    free = [c for c in changes if not any(a - 1e-9 <= c <= b + 1e-9 for a, b in found)]
+    return timeline.merge((max(lo, c - margin_s), c + margin_s) for c in free)
+
+
+def pause_at(
+    points: Sequence[float],
+    starts: Sequence[float],
+    ends: Sequence[float],
+    values: Sequence[float],
+    within_s: float,
+    below: float = 0.5,
+) -> list[float]:
+    """Per point, the length of the longest run of cells with a value below ``below`` (a pause) that reaches
+    within ``within_s`` of it (0.0: speech all around the point)."""
+    runs = timeline.from_mask(starts, ends, np.asarray(values, float) < below)
+    return [max((b - a for a, b in runs if a <= p + within_s and b >= p - within_s), default=0.0) for p in points]
+
+
 def rejoin_allowed(
     bad: list[timeline.Interval],
     changes: Sequence[float],
@@ -292,6 +319,7 @@ def rejoin_allowed(
 
 __all__ = [
     "ORDER",
+    "around_turns",
     "bridge_beds",
     "decide",
     "extend_beds",
@@ -299,6 +327,7 @@ __all__ = [
     "hysteresis",
     "median_smooth",
     "noise_floor_db",
+    "pause_at",
     "peaks",
     "rejoin_allowed",
     "running_min",

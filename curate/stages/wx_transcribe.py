@@ -52,6 +52,46 @@ def merge_chunks(
     return [(max(0.0, float(c["start"])), float(c["end"])) for c in chunks if c["end"] > c["start"]]
 
 
+def cut_and_merge(
+    scores: FrameScores, chunk_s: float = 30.0, onset: float = 0.5, offset: float | None = 0.363
+) -> list[timeline.Interval]:
+    """:func:`merge_chunks` without pyannote.core or whisperx (a port of whisperx's ``Binarize`` with its
+    min-cut and of ``Vad.merge_chunks``), for machines that have only numpy (``benchmarks/gpu_curate.py``)."""
+    v = np.asarray(scores.values, dtype=np.float64).reshape(len(scores.values), -1).max(axis=1)
+    if not len(v) or float(v.max()) <= onset:
+        return []
+    offset = offset or onset
+    ts = [float(t) for t in scores.times()]
+    regions: list[timeline.Interval] = []
+    start, active, t = ts[0], v[0] > onset, ts[0]
+    cur_v, cur_t = [v[0]], [start]
+    for t, y in zip(ts[1:], v[1:], strict=True):
+        if active:
+            if t - start > chunk_s:  # cut at the least speechy frame of the second half
+                i = len(cur_v) // 2 + int(np.argmin(cur_v[len(cur_v) // 2 :]))
+                regions.append((start, cur_t[i]))
+                start, cur_v, cur_t = cur_t[i], cur_v[i + 1 :], cur_t[i + 1 :]
+            elif y < offset:
+                regions.append((start, t))
+                start, active, cur_v, cur_t = t, False, [], []
+            cur_v.append(y)
+            cur_t.append(t)
+        elif y > onset:
+            start, active = t, True
+    if active:
+        regions.append((start, t))
+    regions = sorted((s, e) for s, e in regions if e > s)
+    out: list[timeline.Interval] = []
+    cur_s, cur_e = regions[0][0], 0.0
+    for s, e in regions:  # merge while a chunk stays <= chunk_s
+        if e - cur_s > chunk_s and cur_e - cur_s > 0:
+            out.append((cur_s, cur_e))
+            cur_s = s
+        cur_e = e
+    out.append((cur_s, cur_e))
+    return [(max(0.0, s), e) for s, e in out if e > s]
+
+
 def merge_regions(regions: list[timeline.Interval], chunk_s: float = 30.0) -> list[timeline.Interval]:
     """WhisperX's merge step for VADs that give regions (Silero): regions must already be ≤ ``chunk_s``."""
     from whisperx.diarize import Segment as XSegment
@@ -71,6 +111,33 @@ def load_whisper(path: str, device: str = "cpu", compute_type: str = "int8", cpu
         return WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
     except Exception as e:  # CTranslate2 raises RuntimeError/ValueError for a bad directory
         raise RuntimeError(f"{path}: cannot load a faster-whisper model ({type(e).__name__}: {e})") from e
+
+
+def chunk_row(
+    s0: float,
+    e0: float,
+    text: str,
+    words: list[tuple[str, float, float, float]],
+    offset: float = 0.0,
+    avg_logprob: float | None = None,
+    no_speech_prob: float | None = None,
+    compression_ratio: float | None = None,
+) -> dict:
+    """One transcribed chunk ``[s0, e0)`` as both backends return it: ``words`` are ``(word, start, end,
+    probability)`` with times relative to ``offset``, clamped into the chunk."""
+    out_words = []
+    for w, ws, we, p in words:
+        ws, we = min(max(offset + ws, s0), e0), min(max(offset + we, s0), e0)
+        out_words.append(Word(w.strip(), ws, max(ws, we), p))
+    return {
+        "start_s": s0,
+        "end_s": e0,
+        "text": text.strip(),
+        "words": out_words,
+        "avg_logprob": avg_logprob,
+        "no_speech_prob": no_speech_prob,
+        "compression_ratio": compression_ratio,
+    }
 
 
 def transcribe_chunks(
@@ -102,28 +169,16 @@ def transcribe_chunks(
     )
     fps = model.frames_per_second
     by_seek = {int(s * fps): i for i, (s, _) in enumerate(chunks)}
-    out: list[dict] = [
-        {
-            "start_s": s,
-            "end_s": e,
-            "text": "",
-            "words": [],
-            "avg_logprob": None,
-            "no_speech_prob": None,
-            "compression_ratio": None,
-        }
-        for s, e in chunks
-    ]
+    parts: list[list[Any]] = [[] for _ in chunks]  # the faster-whisper segments of each chunk
     for k, seg in enumerate(segs):
-        i = by_seek.get(seg.seek, min(k, len(chunks) - 1))
-        d = out[i]
-        d["text"] = (d["text"] + " " + seg.text.strip()).strip() if d["text"] else seg.text.strip()
-        d["avg_logprob"], d["no_speech_prob"] = seg.avg_logprob, seg.no_speech_prob
-        d["compression_ratio"] = seg.compression_ratio
-        s0, e0 = chunks[i]
-        for w in seg.words or []:
-            ws, we = min(max(float(w.start), s0), e0), min(max(float(w.end), s0), e0)
-            d["words"].append(Word(w.word.strip(), ws, max(ws, we), float(w.probability)))
+        parts[by_seek.get(seg.seek, min(k, len(chunks) - 1))].append(seg)
+    out = []
+    for (s0, e0), segs_i in zip(chunks, parts, strict=True):
+        last = segs_i[-1] if segs_i else None
+        words = [(w.word, float(w.start), float(w.end), float(w.probability)) for g in segs_i for w in g.words or []]
+        text = " ".join(t for t in (g.text.strip() for g in segs_i) if t)
+        stats = (last.avg_logprob, last.no_speech_prob, last.compression_ratio) if last else (None, None, None)
+        out.append(chunk_row(s0, e0, text, words, 0.0, *stats))
     return out, info.language
 
 
@@ -152,21 +207,8 @@ def transcribe_chunks_hf(
             if len({r["language"] for r in rows}) > 1:  # decode again in the chosen language
                 rows = transcribe_batch(hw, clips, language, beam_size, word_timestamps)
         for (s0, e0), r in zip(part, rows, strict=True):
-            words = []
-            for w, ws, we, p in r["words"]:
-                ws, we = min(max(s0 + ws, s0), e0), min(max(s0 + we, s0), e0)
-                words.append(Word(w, ws, max(ws, we), p))
-            out.append(
-                {
-                    "start_s": s0,
-                    "end_s": e0,
-                    "text": r["text"],
-                    "words": words,
-                    "avg_logprob": r["avg_logprob"],
-                    "no_speech_prob": r["no_speech_prob"],
-                    "compression_ratio": r["compression_ratio"],
-                }
-            )
+            stats = (r["avg_logprob"], r["no_speech_prob"], r["compression_ratio"])
+            out.append(chunk_row(s0, e0, r["text"], r["words"], s0, *stats))
     return out, language or ""
 
 
@@ -294,7 +336,9 @@ class WxTranscribe(ModelStage):
 
 __all__ = [
     "WxTranscribe",
+    "chunk_row",
     "chunk_segments",
+    "cut_and_merge",
     "load_whisper",
     "merge_chunks",
     "merge_regions",
