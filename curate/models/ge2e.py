@@ -73,7 +73,7 @@ def export(weights: Path | str, path: Path | str, dtype: torch.dtype = torch.flo
     """resemblyzer's ``pretrained.pt`` (or any VoiceEncoder checkpoint) + librosa's mel filters → ``path``."""
     import librosa
 
-    ckpt = torch.load(str(weights), map_location="cpu", weights_only=False)["model_state"]
+    ckpt = torch.load(str(weights), map_location="cpu", weights_only=True)["model_state"]
     sd = {k: v.to(dtype) for k, v in ckpt.items() if k.startswith(("lstm.", "linear."))}
     sd["mel_basis"] = torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)).float()
     path = Path(path)
