@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         pretrain_real_speech: Annotated[
             bool,
-            typer.Option(help="pre-train on the real speech of ../shared/data/realaudio, not the best clean variant"),
+            typer.Option(
+                help="pre-train only on the real speech of ../shared/data/realaudio (default: the best clean variant, then that real speech as the check that it learns)"
+            ),
         ] = False,
     ) -> None:
         """Build the synthetic demo archive and run the demo pipeline on it; print the stats table, what the
