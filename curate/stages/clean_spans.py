@@ -53,18 +53,16 @@ def hysteresis(values: Sequence[float], high: float, low: float) -> np.ndarray:
     v = np.asarray(values, float)
     on, weak = v > high, v > min(low, high)
     out = np.zeros(v.size, bool)
-    i = 0
-    while i < v.size:
-        if not weak[i]:
-            i += 1
-            continue
-        j = i
-        while j < v.size and weak[j]:
-            j += 1
+    for i, j in _runs(weak):
         if on[i:j].any():
             out[i:j] = True
-        i = j
     return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The maximal runs of True in ``mask``, as half-open index pairs ``(i, j)``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], np.asarray(mask, np.int8), [0]))))
+    return [(int(i), int(j)) for i, j in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def spans(
@@ -189,20 +187,12 @@ def peaks(
     a, b = np.asarray(starts, float), np.asarray(ends, float)
     on = v > threshold if mask is None else (v > threshold) & np.asarray(mask, bool)
     out: list[float] = []
-    i = 0
-    while i < v.size:
-        if not on[i]:
-            i += 1
-            continue
-        j = i
-        while j < v.size and on[j]:
-            j += 1
+    for i, j in _runs(on):
         top = i + int(np.argmax(v[i:j]))
         k = top
         while k + 1 < j and v[k + 1] == v[top]:
             k += 1
         out.append(float((a[top] + b[k]) / 2))
-        i = j
     return out
 
 
