@@ -45,6 +45,10 @@ GRID: dict[str, tuple[Any, ...]] = {
     "bed_window_s": (0.96, 1.44, 2.4),
     "bed_min_db": (20.0, 30.0),  # not 10: chirping birds in a quiet room would grow over everything (docs/clean.md)
     "bed_bridge_s": (0.0, 2.0, 4.0, 6.0, 8.0),
+    "change_cut": (None, 0.4, 0.5, 0.6, 0.7, 0.8),
+    "pause_s": (0.0, 0.3, 0.5, 0.8),
+    "pause_db": (20.0, 25.0, 30.0, 35.0),
+    "change_cut_pauses": (False, True),
 }
 MAIN = "music"  # the operating curve's threshold
 
@@ -227,7 +231,11 @@ def fit(
                 trial = {**best, name: v}
                 try:
                     q = score(data, trial, frames)
-                except Exception as e:  # an invalid combination (ConfigError) is skipped, not fatal
+                except Exception as e:  # an invalid combination (ConfigError) is skipped, not fatal; so is a rule
+                    if type(e).__name__ == "AudioDecodeError":  # that reads the audio where it cannot be read
+                        if log:
+                            log(f"{name} = {v}: skipped, it reads the audio ({e})")
+                        continue
                     if type(e).__name__ != "ConfigError":
                         raise
                     continue

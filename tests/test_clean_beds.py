@@ -228,7 +228,8 @@ def test_real_speech_over_a_real_noise_bed_is_cut_and_clean_real_speech_kept(rea
 
     assert kept(params, voice_bed) <= 0.1
     assert kept(params, voice_clean) >= 0.9
-    assert kept({**params, "bed_margin_db": None}, voice_bed) >= 0.5  # YAMNet alone hardly hears the bed under it
+    # YAMNet's frames alone hardly hear the bed under the voice: the bed rules (margin, bridge) cut it
+    assert kept({**params, "bed_margin_db": None, "bed_bridge_s": 0.0}, voice_bed) >= 0.5
 
 
 @pytest.mark.parametrize(

@@ -214,38 +214,109 @@ def _active_db(x: np.ndarray, sr: int = 16000) -> float:
 
 @pytest.mark.realaudio
 @pytest.mark.slow
-def test_real_audio_v2_bed_under_a_voice_is_mixed_at_the_drawn_ratio_and_the_layout_does_not_move(
+def test_real_audio_beds_lie_at_the_drawn_ratio_voices_at_broadcast_level_and_the_layout_does_not_move(
     tmp_path: Path, realaudio: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each "speech over X" region: programme minus the voice clip (from the inventory) is the bed; its level under
-    the voice lies in BED_SNR_DB. Another ratio range changes the mix, never the timeline (v1's layout)."""
+    """Each "speech over X" region: programme minus the voice clip (from the inventory, at its broadcast gain) is
+    the bed; its level under the voice lies in BED_SNR_DB and the voice's in LEVEL_DB. Another ratio range changes
+    the mix, never the timeline. (Labels by clip here: the voiced split is tested on its own below.)"""
     from curate import audio
     from curate.demo import real
 
-    cat = real.build_real_archive(tmp_path / "v2", realaudio, n_programmes=2, duration_s=150)
+    monkeypatch.setattr(real, "voiced", lambda x: np.ones(x.size, bool))
+    cat = real.build_real_archive(tmp_path / "v3", realaudio, n_programmes=2, duration_s=150)
     truth = load_ground_truth(cat.parent / "ground_truth.json")
     inv = [r for r in _rows(realaudio / "INVENTORY.csv") if r["content_type"] == "speech"]
     lo, hi = real.BED_SNR_DB
+    centre, spread = real.LEVEL_DB["speech"]
     snrs = []
     for rid, regions in truth.items():
         x, sr = sf.read(cat.parent / "audio" / f"{rid}.flac", dtype="float32")
         for r in (r for r in regions if r.kind == "speech" and r.background in ("music", "vocal_music", "noise")):
             a, b = round(r.start_s * sr), round(r.end_s * sr)
             voices = [
-                v
+                v * np.float32(real.clip_gain(row, v))
                 for row in inv
                 if f"{row['id'].split('_')[1]}:{row['speaker_id'] or row['id']}" == r.speaker
                 and (v := audio.load(realaudio / "flac" / f"{row['id']}.flac")).size == b - a
             ]
             assert voices, f"{rid} {r}: no clip of {r.speaker} lasts the region"
-            snr = max(_active_db(v) - _active_db(x[a:b] - v) for v in voices)  # the right clip leaves only the bed
+            snr, v = max((_active_db(v) - _active_db(x[a:b] - v), v) for v in voices)  # the right clip: the bed
             snrs.append(snr)
             assert lo - 0.5 <= snr <= hi + 0.5, f"{rid} {r.start_s:.1f} s: voice {snr:.1f} dB over its bed"
+            peak_capped = np.max(np.abs(v)) > 0.94
+            assert peak_capped or abs(_active_db(v) - centre) <= spread + 0.5, f"{rid}: voice at {_active_db(v):.1f}"
     assert len(snrs) >= 6  # the opening plan holds a music, a song and a noise bed per programme
 
     monkeypatch.setattr(real, "BED_SNR_DB", (20.0, 20.0))
-    other = real.build_real_archive(tmp_path / "v2-20dB", realaudio, n_programmes=2, duration_s=150)
+    other = real.build_real_archive(tmp_path / "v3-20dB", realaudio, n_programmes=2, duration_s=150)
     assert load_ground_truth(other.parent / "ground_truth.json") == truth
     y, _ = sf.read(other.parent / "audio" / f"{next(iter(truth))}.flac", dtype="float32")
     x, _ = sf.read(cat.parent / "audio" / f"{next(iter(truth))}.flac", dtype="float32")
     assert x.size == y.size and not np.array_equal(x, y)  # same timeline, another mix
+
+
+def _burst(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    return (0.1 * rng.standard_normal(round(seconds * 16000))).astype(np.float32)
+
+
+def _hush(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    return (1e-5 * rng.standard_normal(round(seconds * 16000))).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        # (kind, seconds) … → voiced spans (s): lead-in and tail silence out, +- VOICED_PAD_S collar
+        ([("hush", 0.6), ("voice", 1.0), ("hush", 0.8)], [(0.45, 1.75)]),
+        ([("voice", 1.0), ("hush", 0.3), ("voice", 1.0)], [(0.0, 2.3)]),  # a pause under VOICED_GAP_S is speech
+        ([("voice", 1.0), ("hush", 1.0), ("voice", 1.0)], [(0.0, 1.15), (1.85, 3.0)]),  # a longer one is not
+        ([("voice", 2.0)], [(0.0, 2.0)]),
+    ],
+)
+def test_voiced_marks_where_the_isolated_voice_is_active(pieces, expected) -> None:
+    from curate.demo.real import voiced
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([(_burst if k == "voice" else _hush)(s, rng) for k, s in pieces])
+    mask = voiced(x)
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    got = [(a / 16000, b / 16000) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    assert len(got) == len(expected)
+    for (a, b), (c, d) in zip(got, expected, strict=True):
+        assert a == pytest.approx(c, abs=0.011) and b == pytest.approx(d, abs=0.011)
+
+
+def test_real_overlap_block_marks_overlap_only_where_both_voices_are_active() -> None:
+    """Voice B starts with 0.5 s of silence inside the overlap: that part is A alone, not overlapped speech."""
+    from curate.demo import real
+
+    rng = np.random.default_rng(1)
+    a = np.concatenate([_burst(3.0, rng), _hush(0.2, rng)])
+    b = np.concatenate([_hush(0.5, rng), _burst(3.0, rng)])
+
+    class Clips:
+        speech = [{"id": "sp_xx_a", "speaker_id": "A", "language": "en"},
+                  {"id": "sp_xx_b", "speaker_id": "B", "language": "en"}]  # fmt: skip
+
+        def load(self, row):
+            return a if row["speaker_id"] == "A" else b
+
+    draws = iter([0, 0])  # A from both clips, then B, the only other speaker
+
+    class Rng:  # picks A then B, an overlap of 1.5 s, then the pause after the block
+        def integers(self, n):
+            return next(draws)
+
+        def uniform(self, lo, hi):
+            return 1.5 if lo == 0.8 else 0.5
+
+    regions = real._overlap(Rng(), Clips()).regions()
+    both = [r for r in regions if r.background == "speech"]
+    assert both and all(r.speaker == "xx:A" and r.other_speaker == "xx:B" for r in both)
+    start = 3.2 - 1.5  # where B's clip starts
+    assert both[0].start_s == pytest.approx(start + 0.5 - real.VOICED_PAD_S, abs=0.011)  # B's lead-in is A alone
+    assert both[-1].end_s == pytest.approx(3.0 + real.VOICED_PAD_S, abs=0.011)  # A's tail silence is B alone
+    alone = [r for r in regions if r.kind == "speech" and not r.background]
+    assert {r.speaker for r in alone} == {"xx:A", "xx:B"}
+    assert all(abs(p.end_s - q.start_s) < 1e-9 for p, q in pairwise(regions))

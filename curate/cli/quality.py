@@ -69,6 +69,10 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option(help="clean variant(s) to fit (default: every one with clean_trim)")
         ] = None,
         passes: Annotated[int, typer.Option(help="coordinate-descent passes over the parameter grid")] = 2,
+        margin: Annotated[
+            float,
+            typer.Option(help="fit to targets this many points stricter (clean, >1 speaker): room for a held-out set"),
+        ] = 0.0,
     ) -> None:
         """Fit clean_trim's thresholds (music, singing, noise, overlap, turns, smoothing, edges, re-joining) on a
         labelled run — a development set, never the one you report — for the most clean speech kept under the
@@ -80,7 +84,7 @@ def register(app: typer.Typer) -> None:
         if not reference.is_file():
             fail(f"{reference}: reference timeline not found")
         with run_dir_edited(run_dir) as local:
-            _calibrate(local, reference, variant, passes, str(run_dir))
+            _calibrate(local, reference, variant, passes, str(run_dir), margin)
 
 
 def _quality(
@@ -202,7 +206,9 @@ def _curves(run_dir: Path, reference: Path) -> None:
         out.print(calibrate.format_curve(v, calibrate.curve(data, calibrate.trim_params(d["stages"]))), soft_wrap=True)
 
 
-def _calibrate(run_dir: Path, reference: Path, variants: list[str] | None, passes: int, shown: str) -> None:
+def _calibrate(
+    run_dir: Path, reference: Path, variants: list[str] | None, passes: int, shown: str, margin: float = 0.0
+) -> None:
     import yaml
 
     from curate import calibrate, manifest
@@ -211,6 +217,12 @@ def _calibrate(run_dir: Path, reference: Path, variants: list[str] | None, passe
     from curate.rundir import RunDir
 
     truth = load_ground_truth(reference)
+    if not 0 <= margin < 5:
+        fail(f"--margin must be in [0, 5) points, got {margin}")
+    t = Targets()
+    goal = Targets(
+        t.clean_single_pct + margin, t.music_pct, t.sung_pct, t.multi_speaker_pct - margin, t.clean_recall_pct
+    )
     found = calibrate.clean_variants(run_dir)
     names = variants or sorted(found)
     if not names:
@@ -220,7 +232,9 @@ def _calibrate(run_dir: Path, reference: Path, variants: list[str] | None, passe
         data = calibrate.load(run_dir, truth, v)  # a CurateError (no such variant …) reaches the CLI's one handler
         start = calibrate.trim_params(found[v]["stages"])
         before = calibrate.score(data, start)
-        params, after = calibrate.fit(data, start, passes=passes, log=lambda m, v=v: out.print(f"  {v}: {m}"))
+        params, after = calibrate.fit(
+            data, start, targets=goal, passes=passes, log=lambda m, v=v: out.print(f"  {v}: {m}")
+        )
         out.print(format_quality({f"as run: {v}": before, f"fitted: {v}": after}, Targets()), soft_wrap=True)
         out.print("where the cut time went (stage, reason, seconds, % clean speech):")
         for st, why, cut, clean in calibrate.where_it_went(data, params):

@@ -26,11 +26,22 @@ from curate.demo.files import atomic_write, write_rttm
 from curate.quality import Region
 
 SR = audio.SAMPLE_RATE
-GENERATOR_VERSION = 2  # 2: beds under speech mixed at a drawn speech-to-bed ratio (BED_SNR_DB), not at a fixed gain
+GENERATOR_VERSION = 3  # 2: beds under speech mixed at a drawn speech-to-bed ratio (BED_SNR_DB), not at a fixed gain
+# 3: every clip at a broadcast level (LEVEL_DB: programme audio is loudness-normalised, so voices that overlap or
+#    follow each other lie within a few dB, where v2 kept each source's recording level, -59 to -12 dBFS), and speech
+#    labelled where its voice is active (VOICED_*, from the isolated clip): a clip's lead-in and tail silence is
+#    silence (or the bed heard alone), and "overlapped speech" is where both voices are active.
 # A bed under a voice sits this many dB below it (active RMS over the voice's span), drawn per bed: the range of
 # broadcast beds and field reports, so every region labelled "speech over X" has X audible under the voice. (v1 mixed
 # the bed at 0.2-0.3 of its own level: a quiet noise clip then sat ~40 dB under the voice and was labelled noise.)
 BED_SNR_DB = (0.0, 15.0)
+# The oracle activity of an isolated clip (as simulated mixtures label their sources): 10 ms frames above a threshold
+# set between the clip's noise floor and its loud frames, pauses shorter than VOICED_GAP_S bridged (a pause inside a
+# sentence is speech), each voiced run widened by VOICED_PAD_S (the collar of a hand-marked boundary).
+VOICED_GAP_S, VOICED_PAD_S = 0.5, 0.15
+# Active level (dBFS, :func:`_active_rms`) a clip is scaled to, by content type: (centre, +- spread drawn per clip).
+LEVEL_DB = {"speech": (-26.0, 3.0), "conversation": (-26.0, 3.0), "music-instrumental": (-26.0, 3.0),
+            "music-vocal": (-26.0, 3.0), "noise": (-30.0, 5.0)}  # fmt: skip
 BLOCKS = {"turns": 4, "conversation": 2, "bed": 2, "songbed": 1, "noisebed": 1, "overlap": 2, "music": 1, "song": 1,
           "noise": 1, "silence": 1}  # fmt: skip
 
@@ -64,9 +75,59 @@ class _Clips:
         self._cache: dict[str, np.ndarray] = {}
 
     def load(self, row: dict) -> np.ndarray:
+        """The clip at its broadcast level (:func:`clip_gain`)."""
         if row["id"] not in self._cache:
-            self._cache[row["id"]] = audio.load(str(_root(row) / "flac" / f"{row['id']}.flac"))
+            x = audio.load(str(_root(row) / "flac" / f"{row['id']}.flac"))
+            self._cache[row["id"]] = (x * np.float32(clip_gain(row, x))).astype(np.float32)
         return self._cache[row["id"]]
+
+
+def clip_gain(row: dict, x: np.ndarray) -> float:
+    """The gain that puts clip ``x`` at its content type's LEVEL_DB (a level drawn per clip id), peaks below 0.95."""
+    centre, spread = LEVEL_DB.get(row["content_type"], (-26.0, 3.0))
+    target = centre + np.random.default_rng([zlib.crc32(row["id"].encode()), 3]).uniform(-spread, spread)
+    gain = 10 ** (target / 20) / max(_active_rms(x), 1e-6)
+    return float(min(gain, 0.95 / max(float(np.max(np.abs(x))), 1e-6)))
+
+
+def voiced(x: np.ndarray) -> np.ndarray:
+    """Per sample: is the voice of the isolated clip ``x`` active (bool array of x's size)."""
+    hop = SR // 100
+    n = x.size // hop
+    if n == 0:
+        return np.ones(x.size, bool)
+    e = 10 * np.log10(np.mean(np.square(x[: n * hop].reshape(n, hop), dtype=np.float64), axis=1) + 1e-12)
+    loud, floor = np.percentile(e, 95), np.percentile(e, 5)
+    on = e > min(max(loud - 35.0, floor + 10.0), loud - 20.0)
+    idx = np.flatnonzero(on)
+    mask = np.zeros(x.size, bool)
+    if not idx.size:
+        return mask
+    gap, pad = round(VOICED_GAP_S * 100), round(VOICED_PAD_S * SR)
+    breaks = np.flatnonzero(np.diff(idx) > gap)
+    for a, b in zip(np.r_[idx[0], idx[breaks + 1]], np.r_[idx[breaks], idx[-1]], strict=True):
+        end = x.size if b == n - 1 else (b + 1) * hop  # the last frame's remainder goes with it
+        mask[max(0, a * hop - pad) : min(x.size, end + pad)] = True
+    return mask
+
+
+def _runs(codes: np.ndarray) -> list[tuple[int, int, int]]:
+    """Maximal runs of equal values: (start, end, value)."""
+    if not codes.size:
+        return []
+    cut = np.flatnonzero(np.diff(codes)) + 1
+    starts, ends = np.r_[0, cut], np.r_[cut, codes.size]
+    return [(int(a), int(b), int(codes[a])) for a, b in zip(starts, ends, strict=True)]
+
+
+def _place_voiced(t: _Track, x: np.ndarray, active: np.ndarray, idle: str = "silence", idle_meta=None, **meta) -> None:
+    """Place ``x``: speech (``meta``) where ``active``, else ``idle`` (silence, or the bed heard alone)."""
+    for a, b, on in _runs(active.astype(np.int8)):
+        if on:
+            t.place(x[a:b], "speech", **meta)
+            meta.pop("text", None)  # a transcript goes with the clip's first voiced piece only
+        else:
+            t.place(x[a:b], idle, **(idle_meta or {}))
 
 
 def _root(row: dict) -> Path:
@@ -93,12 +154,9 @@ def _turns(rng: np.random.Generator, clips: _Clips, n: int) -> _Track:
     for _ in range(n):
         row = _pick(rng, [r for r in clips.speech if _speaker(r) != last] or clips.speech)
         last = _speaker(row)
-        t.place(
-            clips.load(row),
-            "speech",
-            speaker=last,
-            language=row["language"][:2] or None,
-            text=row["transcript"] or None,
+        x = clips.load(row)
+        _place_voiced(
+            t, x, voiced(x), speaker=last, language=row["language"][:2] or None, text=row["transcript"] or None
         )
         t.place(np.zeros(int(rng.uniform(0.3, 0.9) * SR), np.float32), "silence")
     return t
@@ -165,8 +223,8 @@ def _bed(rng: np.random.Generator, clips: _Clips, kind: str) -> _Track:
     bed[intro : intro + voice.size] *= np.float32(min(level, alone) / alone)
     t = _Track(SR)
     t.place(bed[:intro], kind, source="bed")
-    t.place(bed[intro : intro + voice.size] + voice, "speech", speaker=_speaker(row),
-            language=row["language"][:2] or None, background=kind)  # fmt: skip
+    _place_voiced(t, bed[intro : intro + voice.size] + voice, voiced(voice), kind, {"source": "bed"},
+                  speaker=_speaker(row), language=row["language"][:2] or None, background=kind)  # fmt: skip
     t.place(bed[intro + voice.size :], kind, source="bed")
     return t
 
@@ -177,11 +235,20 @@ def _overlap(rng: np.random.Generator, clips: _Clips) -> _Track:
     a, b = clips.load(a_row), clips.load(b_row)
     ov = min(int(rng.uniform(0.8, 2.0) * SR), a.size // 2, b.size // 2)
     t = _Track(SR)
-    t.place(a[: a.size - ov], "speech", speaker=_speaker(a_row), language=a_row["language"][:2] or None)
-    t.place(
-        a[a.size - ov :] + b[:ov], "speech", speaker=_speaker(a_row), background="speech", other_speaker=_speaker(b_row)
-    )
-    t.place(b[ov:], "speech", speaker=_speaker(b_row), language=b_row["language"][:2] or None)
+    sa, sb = _speaker(a_row), _speaker(b_row)
+    la, lb = a_row["language"][:2] or None, b_row["language"][:2] or None
+    va, vb = voiced(a), voiced(b)
+    _place_voiced(t, a[: a.size - ov], va[: a.size - ov], speaker=sa, language=la)
+    # the overlap: both voices where both are active, one where the other is silent, silence where neither speaks
+    both = a[a.size - ov :] + b[:ov]
+    for i, j, code in _runs(va[a.size - ov :].astype(np.int8) + 2 * vb[:ov].astype(np.int8)):
+        if code == 3:
+            t.place(both[i:j], "speech", speaker=sa, background="speech", other_speaker=sb)
+        elif code:
+            t.place(both[i:j], "speech", speaker=sa if code == 1 else sb, language=la if code == 1 else lb)
+        else:
+            t.place(both[i:j], "silence")
+    _place_voiced(t, b[ov:], vb[ov:], speaker=sb, language=lb)
     t.place(np.zeros(int(rng.uniform(0.3, 0.9) * SR), np.float32), "silence")
     return t
 

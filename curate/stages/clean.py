@@ -292,6 +292,10 @@ class CleanTrim(_Clean):
     join_voice: float | None = None  # re-join only across gaps whose voice distance stays at most this (None: any)
     turn_cut_s: float = 0.0  # speech within this of a turn is cut as overlap (the tails overlap frames miss; 0: off)
     turn_cut_pause_s: float | None = None  # … only at turns with no pause this long within edge_s (None: every turn)
+    change_cut: float | None = None  # cut as overlap where the turn evidence (change) exceeds this (None: off)
+    pause_s: float = 0.0  # split at every pause this long heard in the audio (clean_spans.energy_pauses; 0: off)
+    pause_db: float = 30.0  # … a pause: 10 ms energies this far under the loudest within 1 s
+    change_cut_pauses: bool = False  # change_cut spares the turns with a pause heard in them
 
     def validate(self) -> None:
         super().validate()
@@ -319,6 +323,10 @@ class CleanTrim(_Clean):
             raise ConfigError(f"clean_trim.turn_cut_pause_s must be >= 0 or null, got {self.turn_cut_pause_s}")
         if self.join_max_s <= 0:
             raise ConfigError(f"clean_trim.join_max_s must be > 0, got {self.join_max_s}")
+        if self.change_cut is not None and not 0 < self.change_cut < 1:
+            raise ConfigError(f"clean_trim.change_cut must be in (0, 1) or null, got {self.change_cut}")
+        if self.pause_s < 0 or self.pause_db <= 0:
+            raise ConfigError(f"clean_trim: need pause_s >= 0 and pause_db > 0, got {self.pause_s}, {self.pause_db}")
 
     @property
     def thresholds(self) -> Thresholds:
@@ -352,6 +360,16 @@ class CleanTrim(_Clean):
         if self.turn_cut_s > 0:
             found = bad.get("overlap", [])
             bad["overlap"] = timeline.merge([*found, *self._around_turns(changes, speakers, found)])
+        pauses = (
+            clean_spans.energy_pauses(ctx.audio(), self.pause_s, self.pause_db) if self.pause_s and segments else []
+        )
+        if self.change_cut is not None and speakers is not None and len(speakers):
+            a, b = cells(speakers)  # where two voices meet with no pause, the tail of one under the other: both cut
+            turns = timeline.from_mask(a, b, np.asarray(speakers.values["change"], float) > self.change_cut)
+            if self.change_cut_pauses:  # a turn with a pause heard in it is clean: split at the pause, cut nothing
+                turns = [t for t in turns if not timeline.intersect([t], pauses)]
+            bad["overlap"] = timeline.merge([*bad.get("overlap", []), *turns])
+        changes = sorted({*changes, *((s + e) / 2 for s, e in pauses)})
         kept: list[Segment] = []
         rejected: list[RejectedSegment] = []
         for seg in segments:

@@ -107,6 +107,28 @@ def running_min(values: Sequence[float], width: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(np.pad(v, half, mode="edge"), 2 * half + 1).min(axis=1)
 
 
+def running_max(values: Sequence[float], width: int) -> np.ndarray:
+    """Running maximum over ``width`` frames (as :func:`running_min`)."""
+    return -running_min(-np.asarray(values, float), width)
+
+
+def energy_pauses(
+    audio: np.ndarray, min_s: float, drop_db: float, context_s: float = 1.0, sr: int = 16000
+) -> list[timeline.Interval]:
+    """Pauses heard in the audio: runs of at least ``min_s`` whose 10 ms energies all lie ``drop_db`` or more under
+    the loudest 10 ms within ``context_s`` either side. A pause between two voices that the segmentation model's
+    5 s windows smooth over (its speech score stays high across 0.6 s of silence) is found here; a bed under the
+    voices fills it, so no pause is found there."""
+    hop = sr // 100
+    n = audio.size // hop
+    if n == 0 or min_s <= 0:
+        return []
+    db = 10 * np.log10(np.mean(np.square(audio[: n * hop].astype(np.float64).reshape(n, hop)), axis=1) + 1e-10)
+    low = db < running_max(db, 2 * round(context_s * 100) + 1) - drop_db
+    edges = np.arange(n + 1) / 100  # cells that meet exactly, so a run of them merges
+    return timeline.drop_short(timeline.from_mask(edges[:-1], edges[1:], low), min_s)
+
+
 def extend_beds(
     runs: Sequence[timeline.Interval],
     starts: Sequence[float],
