@@ -35,14 +35,20 @@ def source_key(row: dict) -> str:
 
 
 def split(folders: list[Path] | None = None) -> dict[str, str]:
-    """clip id → "dev" | "test". Per content type, sources in hash order go to the half with less audio so far."""
+    """clip id → "dev" | "test". Per content type, sources in hash order go to the half with less audio so far;
+    a clip whose ``bench_half`` column names a half goes there (clips added to the dev half only, so that the test
+    half, already reported, stays the same programmes)."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    out: dict[str, str] = {}
     for root in folders or roots():
         with open(root / "INVENTORY.csv", encoding="utf-8") as f:
             for r in csv.DictReader(f):
-                if (root / "flac" / f"{r['id']}.flac").is_file():
+                if not (root / "flac" / f"{r['id']}.flac").is_file():
+                    continue
+                if r.get("bench_half") in ("dev", "test"):  # a clip added to one half only (the other stays as it was)
+                    out[r["id"]] = r["bench_half"]
+                else:
                     groups[(r["content_type"], source_key(r))].append(r)
-    out: dict[str, str] = {}
     for kind in sorted({k for k, _ in groups}):
         keys = sorted((s for k, s in groups if k == kind), key=lambda s: hashlib.sha1(s.encode()).hexdigest())
         seconds = {"dev": 0.0, "test": 0.0}
