@@ -82,14 +82,19 @@ def spans(
     return timeline.dilate(timeline.drop_short(runs, min_s), pad_s, lo=0.0)
 
 
+def energy_db(audio: np.ndarray, sr: int = 16000) -> np.ndarray:
+    """The energy of every whole 10 ms of ``audio``, dBFS."""
+    hop = sr // 100
+    n = audio.size // hop
+    sub = audio[: n * hop].astype(np.float64).reshape(n, hop) if n else np.zeros((0, hop))
+    return 10 * np.log10(np.mean(np.square(sub), axis=1) + 1e-10)
+
+
 def noise_floor_db(
     audio: np.ndarray, starts: Sequence[float], ends: Sequence[float], sr: int = 16000, q: float = 10.0
 ) -> np.ndarray:
     """Per frame ``[start, end)``: the ``q``-th percentile of its 10 ms energies (dBFS), its quietest moments."""
-    hop = sr // 100
-    n = audio.size // hop
-    sub = audio[: n * hop].astype(np.float64).reshape(n, hop) if n else np.zeros((0, hop))
-    db = 10 * np.log10(np.mean(np.square(sub), axis=1) + 1e-10)
+    db = energy_db(audio, sr)
     out = np.full(len(starts), -100.0)
     for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
         cell = db[int(a * 100) : max(int(a * 100) + 1, int(b * 100))]
@@ -119,13 +124,11 @@ def energy_pauses(
     the loudest 10 ms within ``context_s`` either side. A pause between two voices that the segmentation model's
     5 s windows smooth over (its speech score stays high across 0.6 s of silence) is found here; a bed under the
     voices fills it, so no pause is found there."""
-    hop = sr // 100
-    n = audio.size // hop
-    if n == 0 or min_s <= 0:
+    db = energy_db(audio, sr)
+    if db.size == 0 or min_s <= 0:
         return []
-    db = 10 * np.log10(np.mean(np.square(audio[: n * hop].astype(np.float64).reshape(n, hop)), axis=1) + 1e-10)
     low = db < running_max(db, 2 * round(context_s * 100) + 1) - drop_db
-    edges = np.arange(n + 1) / 100  # cells that meet exactly, so a run of them merges
+    edges = np.arange(db.size + 1) / 100  # cells that meet exactly, so a run of them merges
     return timeline.drop_short(timeline.from_mask(edges[:-1], edges[1:], low), min_s)
 
 
