@@ -99,3 +99,17 @@ def test_the_demo_picks_the_clean_variant_nearest_the_targets() -> None:
     }
     assert best_clean(results) == "b-clean"  # meets the purity target, keeps the most; d has no segments
     assert best_clean({"wx-diar-3s": q(60, 99)}) is None
+
+
+def test_calibrate_margin_is_checked_before_any_fit(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from curate.cli.app import app
+
+    rd, truth = _labelled_run(tmp_path / "run")
+    ref = tmp_path / "truth.json"
+    manifest.write_json(ref, {rid: [r.__dict__ for r in regs] for rid, regs in truth.items()})
+    (rd.path / "decisions.parquet").touch()
+    res = CliRunner().invoke(app, ["calibrate", str(rd.path), "--reference", str(ref), "--margin", "7"])
+    assert res.exit_code == 2 and "must be in [0, 5) points, got 7" in " ".join(res.output.split())
+    assert not rd.calibration.exists()
