@@ -67,7 +67,8 @@ def test_replay_fit_and_curve_on_a_labelled_run(tmp_path) -> None:
     assert cut[("clean_trim", "music")][0] == pytest.approx(10.0, abs=1.0) and cut[("clean_trim", "music")][1] < 10
 
 
-def test_calibrate_cli_writes_the_fitted_params(tmp_path) -> None:
+def _calibrate_cli(tmp_path, *args: str):
+    """``curate calibrate`` on the labelled run (its truth written beside it) with ``args``: (run, CLI result)."""
     from typer.testing import CliRunner
 
     from curate.cli.app import app
@@ -76,7 +77,11 @@ def test_calibrate_cli_writes_the_fitted_params(tmp_path) -> None:
     ref = tmp_path / "truth.json"
     manifest.write_json(ref, {rid: [r.__dict__ for r in regs] for rid, regs in truth.items()})
     (rd.path / "decisions.parquet").touch()
-    res = CliRunner().invoke(app, ["calibrate", str(rd.path), "--reference", str(ref), "--passes", "1"])
+    return rd, CliRunner().invoke(app, ["calibrate", str(rd.path), "--reference", str(ref), *args])
+
+
+def test_calibrate_cli_writes_the_fitted_params(tmp_path) -> None:
+    rd, res = _calibrate_cli(tmp_path, "--passes", "1")
     assert res.exit_code == 0, res.output
     fitted = yaml.safe_load(rd.calibration.read_text())
     assert fitted["x-clean"]["from"] == "src" and fitted["x-clean"]["clean_trim"]["music"] >= 0.3
@@ -102,14 +107,6 @@ def test_the_demo_picks_the_clean_variant_nearest_the_targets() -> None:
 
 
 def test_calibrate_margin_is_checked_before_any_fit(tmp_path) -> None:
-    from typer.testing import CliRunner
-
-    from curate.cli.app import app
-
-    rd, truth = _labelled_run(tmp_path / "run")
-    ref = tmp_path / "truth.json"
-    manifest.write_json(ref, {rid: [r.__dict__ for r in regs] for rid, regs in truth.items()})
-    (rd.path / "decisions.parquet").touch()
-    res = CliRunner().invoke(app, ["calibrate", str(rd.path), "--reference", str(ref), "--margin", "7"])
+    rd, res = _calibrate_cli(tmp_path, "--margin", "7")
     assert res.exit_code == 2 and "must be in [0, 5) points, got 7" in " ".join(res.output.split())
     assert not rd.calibration.exists()
